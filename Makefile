@@ -1,0 +1,43 @@
+# fos: the two commands a newcomer needs are `make run` and `make test`.
+CARGO ?= cargo
+BIND ?= 127.0.0.1
+PORT ?= 5001
+GREET_PORT ?= 5003
+
+.PHONY: all build run test test-deps lint certs clean
+
+all: build
+
+build:
+	$(CARGO) build --release
+
+# Starts a server on loopback with the demo certificate and users (u/p, alice/wonderland,
+# bob/builder). Stop it with Ctrl-C.
+run: build
+	@chmod 600 certs/key.pem
+	@echo "In another terminal, connect with:"
+	@echo "  FOS_PASSWORD=p ./target/release/fos-client --server $(BIND):$(PORT) --user u"
+	@echo "(or leave out FOS_PASSWORD to be asked). Demo certificate: never use it beyond loopback."
+	./target/release/fos-server --bind $(BIND) --port $(PORT) --greet-port $(GREET_PORT) \
+		--cert certs/cert.pem --key certs/key.pem --users user_credentials.txt --root server_storage
+
+# What the tests need beyond cargo: Python 3 (standard library only) for the legacy peers.
+test-deps:
+	@command -v python3 >/dev/null 2>&1 || { \
+		echo "installing python3 for the legacy-protocol test peers"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3; }
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+test: test-deps lint
+	$(CARGO) test --all-targets
+
+# A fresh self-signed pair for a real deployment; add your names: make certs SAN="DNS:files.lan,IP:127.0.0.1"
+certs:
+	certs/make-certs.sh certs $(SAN)
+
+clean:
+	$(CARGO) clean
+	rm -rf server_storage

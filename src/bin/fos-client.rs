@@ -1,0 +1,181 @@
+//! `fos-client`: parses flags into an `Invocation` and runs the library's client.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use fos::client::app::{self, Invocation};
+
+const ABOUT: &str = "\
+Usage: fos-client [OPTIONS]
+
+Connects to a fos server (or a Python one) over TLS, logs in, and runs commands:
+interactively, from -c, or one per line from standard input when it is not a
+terminal. Without --server, sweeps the LAN for servers and lets you pick one.
+The password comes from FOS_PASSWORD or a prompt that does not echo.
+
+Exit status:
+  0  success
+  1  a command failed (with --list: no server found)
+  2  usage error
+  3  connection, TLS or certificate failure
+  4  login refused (wrong credentials or throttled)
+  5  server busy";
+
+fn options() -> getopts::Options {
+    let mut o = getopts::Options::new();
+    o.optopt(
+        "s",
+        "server",
+        "server to connect to: HOST, HOST:PORT, IPv4, [IPv6]:PORT (default: discover)",
+        "HOST[:PORT]",
+    );
+    o.optopt("u", "user", "user name (default: ask)", "NAME");
+    o.optopt(
+        "c",
+        "",
+        "run these commands (separated by ';' or newlines) and exit at the first failure",
+        "CMDS",
+    );
+    o.optopt(
+        "",
+        "cert",
+        "pinned server certificate (default certs/cert.pem)",
+        "FILE",
+    );
+    o.optflag(
+        "",
+        "ca",
+        "verify the server against CA roots with host name checking instead of the pin",
+    );
+    o.optopt(
+        "",
+        "cafile",
+        "with --ca: trust these CA certificates instead of the built-in roots",
+        "FILE",
+    );
+    o.optopt(
+        "",
+        "server-name",
+        "with --ca: the name to check (default: the host of --server)",
+        "NAME",
+    );
+    o.optflag(
+        "",
+        "legacy",
+        "speak the Python tool's protocol even to a fos server",
+    );
+    o.optflag("q", "quiet", "no progress bars or transfer summaries");
+    o.optflag(
+        "k",
+        "keep-going",
+        "with -c or a script: keep going after a failure; exit with the first failure's code",
+    );
+    o.optflag(
+        "",
+        "no-fsync",
+        "do not fsync downloads before renaming them into place",
+    );
+    o.optopt(
+        "",
+        "timeout",
+        "connect and handshake timeout in seconds (default 10)",
+        "SECS",
+    );
+    o.optflag(
+        "",
+        "list",
+        "sweep for servers, print one per line (address, port, name, kind; tab-separated) and exit",
+    );
+    o.optopt("", "scan", "sweep this range: a.b.c.d/n (at most /16), a.b.c.d or a.b.c.d-e (default: an interface's subnet)", "CIDR");
+    o.optopt(
+        "",
+        "scan-threads",
+        "connects in flight while sweeping (default 256)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "scan-timeout",
+        "connect timeout per address while sweeping, milliseconds (default 300)",
+        "MS",
+    );
+    o.optopt(
+        "",
+        "greet-port",
+        "discovery port to sweep (default 5003)",
+        "PORT",
+    );
+    o.optflag(
+        "",
+        "include-loopback",
+        "offer loopback interfaces for the sweep too",
+    );
+    o.optflag("h", "help", "print this help");
+    o.optflag("V", "version", "print the version");
+    o
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("fos-client: {msg} (see --help)");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let o = options();
+    let m = match o.parse(std::env::args().skip(1)) {
+        Ok(m) => m,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    if m.opt_present("help") {
+        print!("{}", o.usage(ABOUT));
+        return ExitCode::SUCCESS;
+    }
+    if m.opt_present("version") {
+        println!("fos-client {}", fos::VERSION);
+        return ExitCode::SUCCESS;
+    }
+    if let Some(extra) = m.free.first() {
+        return usage_error(&format!("unexpected argument {extra:?}"));
+    }
+    let mut inv = Invocation::default();
+    macro_rules! num {
+        ($name:expr) => {
+            match m.opt_str($name).map(|v| v.parse()) {
+                None => None,
+                Some(Ok(v)) => Some(v),
+                Some(Err(_)) => return usage_error(&format!("--{}: not a number", $name)),
+            }
+        };
+    }
+    inv.server = m.opt_str("server");
+    inv.user = m.opt_str("user");
+    inv.password = std::env::var("FOS_PASSWORD").ok();
+    inv.commands = m.opt_str("c");
+    if let Some(c) = m.opt_str("cert") {
+        inv.config.cert = PathBuf::from(c);
+    }
+    inv.config.ca = m.opt_present("ca") || m.opt_present("cafile");
+    inv.config.cafile = m.opt_str("cafile").map(PathBuf::from);
+    inv.config.server_name = m.opt_str("server-name");
+    inv.config.legacy = m.opt_present("legacy");
+    inv.config.fsync = !m.opt_present("no-fsync");
+    if let Some(t) = num!("timeout") {
+        inv.config.connect_timeout = Duration::from_secs(t);
+    }
+    inv.shell.quiet = m.opt_present("quiet");
+    inv.shell.keep_going = m.opt_present("keep-going");
+    inv.list = m.opt_present("list");
+    inv.discovery.scan = m.opt_str("scan");
+    inv.discovery.include_loopback = m.opt_present("include-loopback");
+    if let Some(n) = num!("scan-threads") {
+        inv.discovery.threads = n;
+    }
+    if let Some(ms) = num!("scan-timeout") {
+        inv.discovery.timeout = Duration::from_millis(ms);
+    }
+    if let Some(p) = num!("greet-port") {
+        inv.discovery.port = p;
+    }
+    ExitCode::from(app::run(inv) as u8)
+}

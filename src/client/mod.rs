@@ -1,0 +1,688 @@
+//! The fos client library: connect (TLS with a pinned certificate or CA
+//! verification), log in, and run commands against a fos server (native protocol) or
+//! a Python server (legacy protocol), behind one interface, [`Remote`].
+//!
+//! The interactive prompt and `-c` scripts live in [`shell`]; command-line parsing in
+//! [`line`]. File transfers land atomically on both sides: downloads go to a partial
+//! file beside the target and are renamed into place only when complete and verified.
+
+pub mod app;
+pub mod legacy;
+pub mod line;
+pub mod native;
+pub mod shell;
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, StreamOwned};
+
+use crate::Error;
+use crate::protocol::{Entry, ErrorCode, Request};
+use crate::tls::Trust;
+use crate::transfer;
+use legacy::Legacy;
+use native::{Native, Tls};
+
+/// Default session port.
+pub const DEFAULT_PORT: u16 = 5001;
+
+/// Client settings; every default is the one `fos-client --help` documents.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Pinned server certificate. Defaults to `certs/cert.pem`.
+    pub cert: PathBuf,
+    /// Verify against CAs (webpki roots or `cafile`) with host name checking instead of
+    /// pinning. Defaults to false.
+    pub ca: bool,
+    /// CA certificates for `--ca`. Defaults to the webpki roots.
+    pub cafile: Option<PathBuf>,
+    /// Name checked in `--ca` mode. Defaults to the host part of the address.
+    pub server_name: Option<String>,
+    /// Speak the Python tool's protocol even to a fos server. Defaults to false.
+    pub legacy: bool,
+    /// TCP connect and TLS handshake timeout. Defaults to 10 s.
+    pub connect_timeout: Duration,
+    /// Reply timeout once connected. Defaults to 60 s.
+    pub io_timeout: Duration,
+    /// fsync downloads before renaming them into place. Defaults to true.
+    pub fsync: bool,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            cert: PathBuf::from("certs/cert.pem"),
+            ca: false,
+            cafile: None,
+            server_name: None,
+            legacy: false,
+            connect_timeout: Duration::from_secs(10),
+            io_timeout: Duration::from_secs(60),
+            fsync: true,
+        }
+    }
+}
+
+impl ClientConfig {
+    /// The trust settings this configuration describes.
+    pub fn trust(&self) -> Result<Trust, Error> {
+        if self.ca {
+            return Ok(Trust::ca(self.cafile.as_deref())?);
+        }
+        let trust = Trust::pinned_file(&self.cert)?;
+        Ok(trust)
+    }
+}
+
+/// Splits `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 address.
+pub fn split_host_port(s: &str, default_port: u16) -> Result<(String, u16), Error> {
+    let bad = || {
+        Error::Usage(format!(
+            "invalid server address {s:?}: use HOST, HOST:PORT or [IPv6]:PORT"
+        ))
+    };
+    let port = |p: &str| p.parse::<u16>().ok().filter(|&p| p != 0).ok_or_else(bad);
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or_else(bad)?;
+        host.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?;
+        return match after {
+            "" => Ok((host.to_string(), default_port)),
+            a => Ok((
+                host.to_string(),
+                port(a.strip_prefix(':').ok_or_else(bad)?)?,
+            )),
+        };
+    }
+    if s.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Ok((s.to_string(), default_port));
+    }
+    match s.rsplit_once(':') {
+        Some((host, p)) if !host.is_empty() && !host.contains(':') => {
+            Ok((host.to_string(), port(p)?))
+        }
+        None if !s.is_empty() => Ok((s.to_string(), default_port)),
+        _ => Err(bad()),
+    }
+}
+
+fn server_name_for(host: &str) -> Result<ServerName<'static>, Error> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(ServerName::IpAddress(ip.into()));
+    }
+    ServerName::try_from(host.to_string())
+        .map_err(|_| Error::Usage(format!("invalid server name {host:?}")))
+}
+
+/// Connects TCP then TLS to `addr`, with friendly errors: a certificate that is not
+/// the pinned one is an [`Error::Certificate`] naming its fingerprint.
+pub fn tls_connect(
+    addr: SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    name: ServerName<'static>,
+    timeout: Duration,
+) -> Result<Tls, Error> {
+    let tcp = TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| Error::Connect(format!("cannot connect to {addr}: {e}")))?;
+    handshake(tcp, tls, name, timeout)
+}
+
+/// Runs the TLS handshake on a connected socket.
+pub fn handshake(
+    mut tcp: TcpStream,
+    tls: Arc<rustls::ClientConfig>,
+    name: ServerName<'static>,
+    timeout: Duration,
+) -> Result<Tls, Error> {
+    let addr = tcp.peer_addr()?;
+    tcp.set_read_timeout(Some(timeout))?;
+    tcp.set_write_timeout(Some(timeout))?;
+    tcp.set_nodelay(true)?;
+    let mut conn = ClientConnection::new(tls, name).map_err(|e| Error::Connect(e.to_string()))?;
+    while conn.is_handshaking() {
+        match conn.complete_io(&mut tcp) {
+            Ok((0, 0)) if conn.is_handshaking() => {
+                return Err(Error::Connect(format!(
+                    "{addr} closed the connection during the TLS handshake"
+                )));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if let Some(fp) = crate::tls::pin_mismatch(&e) {
+                    return Err(Error::Certificate(format!(
+                        "{addr}: the server's certificate is not the pinned one; refusing to connect \
+                         (it presented SHA-256 fingerprint {fp})"
+                    )));
+                }
+                return Err(Error::Connect(format!(
+                    "TLS handshake with {addr} failed: {e}"
+                )));
+            }
+        }
+    }
+    Ok(StreamOwned::new(conn, tcp))
+}
+
+/// A logged-in session with a fos server or a Python server.
+#[derive(Debug)]
+pub enum Remote {
+    /// A fos server.
+    Native(Native),
+    /// A Python server.
+    Legacy(Legacy),
+}
+
+/// What a finished transfer reports.
+#[derive(Debug, Clone, Copy)]
+pub struct Report {
+    /// Bytes moved in this transfer.
+    pub bytes: u64,
+    /// Whole file size.
+    pub size: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl Report {
+    /// `12.0 MiB in 0.10 s (120.0 MiB/s)`.
+    pub fn summary(&self) -> String {
+        let secs = self.elapsed.as_secs_f64().max(1e-6);
+        format!(
+            "{} in {:.2} s ({}/s)",
+            human_bytes(self.bytes),
+            secs,
+            human_bytes((self.bytes as f64 / secs) as u64)
+        )
+    }
+}
+
+/// Bytes in binary units.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Options of one transfer.
+pub struct TransferOpts<'a> {
+    /// Refuse to replace an existing file (`-n`).
+    pub no_clobber: bool,
+    /// Gets the byte count as data moves.
+    pub progress: &'a mut dyn FnMut(u64, u64),
+    /// Polled between chunks; true cancels (Ctrl-C).
+    pub cancel: &'a dyn Fn() -> bool,
+}
+
+impl Remote {
+    /// Connects to `server` (`host[:port]`), negotiates the protocol and logs in.
+    pub fn connect(
+        cfg: &ClientConfig,
+        server: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<Remote, Error> {
+        let (host, port) = split_host_port(server, DEFAULT_PORT)?;
+        let addrs: Vec<SocketAddr> = (host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| Error::Connect(format!("cannot resolve {host}: {e}")))?
+            .collect();
+        let trust = cfg.trust()?;
+        if let Trust::Pinned(cert) = &trust {
+            warn_if_expired(cert, &cfg.cert);
+        }
+        let tls = crate::tls::client_config(&trust, !cfg.legacy)?;
+        let name = match (&cfg.server_name, cfg.ca) {
+            (Some(n), _) => server_name_for(n)?,
+            (None, _) => server_name_for(&host)?,
+        };
+        let mut last = Error::Connect(format!("{host} has no address"));
+        for addr in addrs {
+            match tls_connect(addr, Arc::clone(&tls), name.clone(), cfg.connect_timeout) {
+                Ok(stream) => return Remote::login(stream, tls, name, cfg, user, password),
+                Err(e @ Error::Certificate(_)) => return Err(e),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn login(
+        stream: Tls,
+        tls: Arc<rustls::ClientConfig>,
+        name: ServerName<'static>,
+        cfg: &ClientConfig,
+        user: &str,
+        password: &str,
+    ) -> Result<Remote, Error> {
+        stream.sock.set_read_timeout(Some(cfg.io_timeout))?;
+        stream.sock.set_write_timeout(Some(cfg.io_timeout))?;
+        if stream.conn.alpn_protocol() == Some(crate::protocol::ALPN) {
+            let mut native = Native::hello(stream)?;
+            native.login(user, password)?;
+            Ok(Remote::Native(native))
+        } else {
+            Ok(Remote::Legacy(Legacy::login(
+                stream, tls, name, user, password,
+            )?))
+        }
+    }
+
+    /// Whether this is a Python server.
+    pub fn is_legacy(&self) -> bool {
+        matches!(self, Remote::Legacy(_))
+    }
+
+    fn unsupported(what: &str) -> Error {
+        Error::Remote(
+            ErrorCode::Unsupported,
+            format!("{what} is not supported by a Python server"),
+        )
+    }
+
+    /// `pwd`.
+    pub fn pwd(&mut self) -> Result<String, Error> {
+        match self {
+            Remote::Native(n) => n.call_text(&Request::Pwd),
+            Remote::Legacy(l) => Ok(l.pwd()),
+        }
+    }
+
+    /// `cd`; returns the new directory.
+    pub fn cd(&mut self, path: Option<&str>) -> Result<String, Error> {
+        match self {
+            Remote::Native(n) => n.call_text(&Request::Cd(path.map(Into::into))),
+            Remote::Legacy(l) => l.cd(path),
+        }
+    }
+
+    /// `ls`.
+    pub fn ls(&mut self, path: Option<&str>) -> Result<Vec<Entry>, Error> {
+        match self {
+            Remote::Native(n) => n.ls(path),
+            Remote::Legacy(l) => l.ls(path),
+        }
+    }
+
+    /// `stat`.
+    pub fn stat(&mut self, path: &str) -> Result<Entry, Error> {
+        match self {
+            Remote::Native(n) => n.stat(path),
+            Remote::Legacy(_) => Err(Self::unsupported("stat")),
+        }
+    }
+
+    /// `cat`: up to 1024 bytes.
+    pub fn cat(&mut self, path: &str) -> Result<Vec<u8>, Error> {
+        match self {
+            Remote::Native(n) => n.cat(path).map(|(head, _)| head),
+            Remote::Legacy(l) => l.cat(path),
+        }
+    }
+
+    /// `mkdir`.
+    pub fn mkdir(&mut self, path: &str) -> Result<(), Error> {
+        match self {
+            Remote::Native(n) => n.call(&Request::Mkdir(path.into())).map(drop),
+            Remote::Legacy(l) => l.simple_path("mkdir", path),
+        }
+    }
+
+    /// `rmdir`.
+    pub fn rmdir(&mut self, path: &str) -> Result<(), Error> {
+        match self {
+            Remote::Native(n) => n.call(&Request::Rmdir(path.into())).map(drop),
+            Remote::Legacy(l) => l.simple_path("rmdir", path),
+        }
+    }
+
+    /// `rm` (with `recursive`, a whole tree).
+    pub fn rm(&mut self, path: &str, recursive: bool) -> Result<(), Error> {
+        match self {
+            Remote::Native(n) => n
+                .call(&Request::Rm {
+                    path: path.into(),
+                    recursive,
+                })
+                .map(drop),
+            Remote::Legacy(_) if recursive => Err(Self::unsupported("rm -r")),
+            Remote::Legacy(l) => l.simple_path("rm", path),
+        }
+    }
+
+    /// `mv`; returns the final path.
+    pub fn mv(&mut self, from: &str, to: &str) -> Result<String, Error> {
+        match self {
+            Remote::Native(n) => n.call_text(&Request::Mv {
+                from: from.into(),
+                to: to.into(),
+            }),
+            Remote::Legacy(_) => Err(Self::unsupported("mv")),
+        }
+    }
+
+    /// `passwd`.
+    pub fn passwd(&mut self, old: &str, new: &str) -> Result<(), Error> {
+        match self {
+            Remote::Native(n) => n
+                .call(&Request::Passwd {
+                    old: old.into(),
+                    new: new.into(),
+                })
+                .map(drop),
+            Remote::Legacy(_) => Err(Self::unsupported("passwd")),
+        }
+    }
+
+    /// Downloads `remote` to `local` (a file path). The content goes to a partial file
+    /// beside `local` and is renamed over it only when complete and verified.
+    pub fn get(
+        &mut self,
+        cfg: &ClientConfig,
+        remote: &str,
+        local: &Path,
+        opts: TransferOpts<'_>,
+    ) -> Result<Report, Error> {
+        if opts.no_clobber && fs::symlink_metadata(local).is_ok() {
+            return Err(Error::Local(format!(
+                "{}: already exists (-n)",
+                local.display()
+            )));
+        }
+        if local.is_dir() {
+            return Err(Error::Local(format!("{}: is a directory", local.display())));
+        }
+        let partial = LocalPartial::create(local)?;
+        let started = Instant::now();
+        let TransferOpts {
+            progress, cancel, ..
+        } = opts;
+        let (bytes, size, mtime) = match self {
+            Remote::Native(n) => {
+                let hdr = n.get_start(remote, 0, None)?;
+                let mut w = BufWriter::with_capacity(transfer::CHUNK, partial.file()?);
+                let got = n.receive(&mut w, hdr.size, transfer::sha(), &mut |b| {
+                    progress(b, hdr.size)
+                })?;
+                drop(w);
+                if let Some(e) = got.local_error {
+                    return Err(Error::Local(format!("writing {}: {e:?}", local.display())));
+                }
+                if got.sender_sha.is_none() {
+                    return Err(Error::Remote(
+                        ErrorCode::Aborted,
+                        "the server aborted the transfer".into(),
+                    ));
+                }
+                if !got.is_intact() || got.bytes != hdr.size {
+                    return Err(Error::Remote(
+                        ErrorCode::Integrity,
+                        "SHA-256 mismatch: the download was corrupted; nothing was saved".into(),
+                    ));
+                }
+                (got.bytes, hdr.size, Some(hdr.mtime))
+            }
+            Remote::Legacy(l) => {
+                let mut w = BufWriter::with_capacity(transfer::CHUNK, partial.file()?);
+                let n = l.get(remote, &mut w, &mut |b| progress(b, 0))?;
+                io::Write::flush(&mut w)?;
+                (n, n, None)
+            }
+        };
+        let _ = cancel;
+        partial.commit(local, mtime, opts.no_clobber, cfg.fsync)?;
+        Ok(Report {
+            bytes,
+            size,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Uploads the local file `local` as `remote`.
+    pub fn put(
+        &mut self,
+        local: &Path,
+        remote: &str,
+        opts: TransferOpts<'_>,
+    ) -> Result<Report, Error> {
+        let mut file = File::open(local)
+            .map_err(|e| Error::Local(format!("{}: {}", local.display(), local_reason(&e))))?;
+        let md = file.metadata()?;
+        if md.is_dir() {
+            return Err(Error::Local(format!(
+                "{}: is a directory (use put -r)",
+                local.display()
+            )));
+        }
+        let size = md.len();
+        let mtime = md
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs() as i64);
+        let started = Instant::now();
+        let TransferOpts {
+            no_clobber,
+            progress,
+            cancel,
+        } = opts;
+        let bytes = match self {
+            Remote::Native(n) => {
+                let offset = n.put_start(&Request::Put {
+                    path: remote.into(),
+                    size,
+                    mtime,
+                    no_clobber,
+                    resume: false,
+                })?;
+                if offset != 0 {
+                    return Err(Error::Protocol(crate::protocol::Error::BadFields));
+                }
+                let mut reader = io::BufReader::with_capacity(transfer::CHUNK, &mut file);
+                n.send_content(
+                    &mut reader,
+                    size,
+                    transfer::sha(),
+                    &mut |b| progress(b, size),
+                    cancel,
+                )?;
+                size
+            }
+            Remote::Legacy(l) => {
+                if no_clobber {
+                    return Err(Self::unsupported("put -n"));
+                }
+                l.put(remote, &mut file, &mut |b| progress(b, size))?
+            }
+        };
+        Ok(Report {
+            bytes,
+            size,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Ends the session politely.
+    pub fn close(self) {
+        match self {
+            Remote::Native(n) => n.bye(),
+            Remote::Legacy(l) => l.exit(),
+        }
+    }
+}
+
+fn local_reason(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => "no such file".into(),
+        io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Warns on stderr when the pinned certificate has expired: the pin is exact, so the
+/// connection still goes ahead, but the administrator should renew it.
+fn warn_if_expired(cert: &[u8], path: &Path) {
+    let Some(not_after) = crate::x509::parse(cert).and_then(|i| i.not_after) else {
+        return;
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    if not_after < now {
+        eprintln!(
+            "fos-client: warning: the pinned certificate {} expired on {}Z; connecting anyway (the pin is exact)",
+            path.display(),
+            crate::log::utc_seconds(not_after)
+        );
+    }
+}
+
+/// A download in progress: `.<name>.fos-partial` beside the target, removed on drop
+/// unless committed.
+#[derive(Debug)]
+pub struct LocalPartial {
+    path: PathBuf,
+    file: Option<File>,
+    done: bool,
+}
+
+impl LocalPartial {
+    /// Creates (truncating) the partial file for `target`, mode 0600.
+    pub fn create(target: &Path) -> Result<LocalPartial, Error> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = partial_path(target)?;
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::Local(format!("{}: {}", path.display(), local_reason(&e))))?;
+        Ok(LocalPartial {
+            path,
+            file: Some(file),
+            done: false,
+        })
+    }
+
+    fn file(&self) -> Result<&File, Error> {
+        self.file
+            .as_ref()
+            .ok_or_else(|| Error::Local("partial file closed".into()))
+    }
+
+    fn commit(
+        mut self,
+        target: &Path,
+        mtime: Option<i64>,
+        no_clobber: bool,
+        fsync: bool,
+    ) -> Result<(), Error> {
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| Error::Local("partial file closed".into()))?;
+        if let Some(t) = mtime {
+            let _ = file.set_modified(UNIX_EPOCH + Duration::from_secs(t.max(0) as u64));
+        }
+        if fsync {
+            file.sync_all()?;
+        }
+        drop(file);
+        if no_clobber && fs::symlink_metadata(target).is_ok() {
+            return Err(Error::Local(format!(
+                "{}: already exists (-n)",
+                target.display()
+            )));
+        }
+        fs::rename(&self.path, target)
+            .map_err(|e| Error::Local(format!("{}: {}", target.display(), local_reason(&e))))?;
+        self.done = true;
+        if fsync {
+            if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
+                let _ = File::open(dir).and_then(|d| d.sync_all());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LocalPartial {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// `dir/.name.fos-partial` for `dir/name`.
+pub fn partial_path(target: &Path) -> Result<PathBuf, Error> {
+    let name = target
+        .file_name()
+        .ok_or_else(|| Error::Local(format!("{}: not a file name", target.display())))?;
+    let mut partial = std::ffi::OsString::from(".");
+    partial.push(name);
+    partial.push(".fos-partial");
+    Ok(target.with_file_name(partial))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_forms() {
+        let ok = |s: &str| split_host_port(s, 5001).unwrap();
+        assert_eq!(ok("127.0.0.1"), ("127.0.0.1".into(), 5001));
+        assert_eq!(ok("127.0.0.1:7000"), ("127.0.0.1".into(), 7000));
+        assert_eq!(ok("files.local"), ("files.local".into(), 5001));
+        assert_eq!(ok("files.local:9"), ("files.local".into(), 9));
+        assert_eq!(ok("[::1]:7000"), ("::1".into(), 7000));
+        assert_eq!(ok("[::1]"), ("::1".into(), 5001));
+        assert_eq!(ok("::1"), ("::1".into(), 5001));
+        for bad in [
+            "",
+            ":5001",
+            "host:",
+            "host:99999",
+            "[::1",
+            "[nothex]:1",
+            "[::1]x",
+            "h:0",
+        ] {
+            assert!(split_host_port(bad, 5001).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn human() {
+        assert_eq!(human_bytes(12), "12 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(10 << 20), "10.0 MiB");
+    }
+
+    #[test]
+    fn partial_names() {
+        assert_eq!(
+            partial_path(Path::new("a/b.txt")).unwrap(),
+            Path::new("a/.b.txt.fos-partial")
+        );
+        assert_eq!(
+            partial_path(Path::new("b")).unwrap(),
+            Path::new(".b.fos-partial")
+        );
+    }
+}

@@ -1,0 +1,254 @@
+//! The native protocol, client side: one method per request. File content is streamed
+//! by [`crate::transfer`]; this module only frames requests and reads replies.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use rustls::{ClientConnection, StreamOwned};
+
+use crate::Error;
+use crate::protocol::frame::{Kind, decode_fields, encode_fields, read_frame, write_frame};
+use crate::protocol::{self, Entry, ErrorCode, Request};
+use crate::transfer::{self, Received, SendError, Sha};
+
+/// A TLS stream to a server.
+pub type Tls = StreamOwned<ClientConnection, TcpStream>;
+
+/// A native session (after hello; login is a request like any other).
+#[derive(Debug)]
+pub struct Native {
+    stream: Tls,
+    buf: Vec<u8>,
+    /// The name the server announced in its hello.
+    pub server_name: String,
+}
+
+/// What the server said before sending a file.
+#[derive(Debug, Clone, Copy)]
+pub struct GetHeader {
+    /// Whole file size.
+    pub size: u64,
+    /// Modification time on the server.
+    pub mtime: i64,
+    /// Where the data starts.
+    pub offset: u64,
+}
+
+fn field_str(f: &[u8]) -> String {
+    String::from_utf8_lossy(f).into_owned()
+}
+
+fn field_num<T: std::str::FromStr>(f: Option<&Vec<u8>>) -> Result<T, Error> {
+    f.and_then(|f| std::str::from_utf8(f).ok()?.parse().ok())
+        .ok_or(Error::Protocol(protocol::Error::BadFields))
+}
+
+impl Native {
+    /// Exchanges hellos on a fresh TLS stream.
+    pub fn hello(mut stream: Tls) -> Result<Native, Error> {
+        let version = protocol::VERSION.to_string();
+        write_frame(
+            &mut stream,
+            Kind::Hello,
+            &encode_fields(&[protocol::MAGIC, version.as_bytes()]),
+        )?;
+        stream.flush()?;
+        let mut buf = Vec::new();
+        let kind = read_frame(&mut stream, &mut buf)?;
+        let fields = decode_fields(&buf)?;
+        match (kind, &fields[..]) {
+            (Kind::Hello, [magic, v, name, ..]) if *magic == protocol::MAGIC => {
+                if *v != version.as_bytes() {
+                    return Err(Error::Connect(format!(
+                        "server speaks protocol version {}",
+                        field_str(v)
+                    )));
+                }
+                let server_name = field_str(name);
+                Ok(Native {
+                    stream,
+                    buf,
+                    server_name,
+                })
+            }
+            (Kind::Error, [code, msg, ..]) => {
+                Err(Error::Remote(ErrorCode::parse(code), field_str(msg)))
+            }
+            _ => Err(Error::Protocol(protocol::Error::BadHello(
+                "not a fos server".into(),
+            ))),
+        }
+    }
+
+    fn send(&mut self, req: &Request) -> Result<(), Error> {
+        write_frame(&mut self.stream, Kind::Request, &req.encode())?;
+        self.stream.flush()?;
+        Ok(())
+    }
+
+    /// Reads an `Ok` (its fields) or an `Error` (as `Error::Remote`).
+    fn reply(&mut self) -> Result<Vec<Vec<u8>>, Error> {
+        let kind = read_frame(&mut self.stream, &mut self.buf)?;
+        let fields: Vec<Vec<u8>> = decode_fields(&self.buf)?
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect();
+        match kind {
+            Kind::Ok => Ok(fields),
+            Kind::Error => {
+                let code = fields
+                    .first()
+                    .map_or(ErrorCode::Invalid, |c| ErrorCode::parse(c));
+                let msg = fields
+                    .get(1)
+                    .map_or_else(|| "error".into(), |m| field_str(m));
+                Err(Error::Remote(code, msg))
+            }
+            other => Err(Error::Protocol(protocol::Error::Unexpected(other))),
+        }
+    }
+
+    /// Sends a request and reads its reply.
+    pub fn call(&mut self, req: &Request) -> Result<Vec<Vec<u8>>, Error> {
+        self.send(req)?;
+        self.reply()
+    }
+
+    /// Logs in.
+    pub fn login(&mut self, user: &str, password: &str) -> Result<(), Error> {
+        self.call(&Request::Login {
+            user: user.into(),
+            password: password.into(),
+        })
+        .map(drop)
+    }
+
+    /// Asks for name, version and data port (discovery).
+    pub fn discover(&mut self) -> Result<(String, u32, u16), Error> {
+        let f = self.call(&Request::Discover)?;
+        Ok((
+            f.first().map(|n| field_str(n)).unwrap_or_default(),
+            field_num(f.get(1))?,
+            field_num(f.get(2))?,
+        ))
+    }
+
+    /// The first field of a reply as text.
+    pub fn call_text(&mut self, req: &Request) -> Result<String, Error> {
+        Ok(self
+            .call(req)?
+            .first()
+            .map(|f| field_str(f))
+            .unwrap_or_default())
+    }
+
+    /// `ls`: the entries of a directory (or the one file named).
+    pub fn ls(&mut self, path: Option<&str>) -> Result<Vec<Entry>, Error> {
+        self.call(&Request::Ls(path.map(Into::into)))?;
+        let mut entries = Vec::new();
+        loop {
+            match read_frame(&mut self.stream, &mut self.buf)? {
+                Kind::List if self.buf.is_empty() => return Ok(entries),
+                Kind::List => {
+                    for f in decode_fields(&self.buf)? {
+                        entries.push(Entry::decode(f)?);
+                    }
+                }
+                other => return Err(Error::Protocol(protocol::Error::Unexpected(other))),
+            }
+        }
+    }
+
+    /// `stat`.
+    pub fn stat(&mut self, path: &str) -> Result<Entry, Error> {
+        let f = self.call(&Request::Stat(path.into()))?;
+        Ok(Entry::decode(
+            f.first()
+                .ok_or(Error::Protocol(protocol::Error::BadFields))?,
+        )?)
+    }
+
+    /// `cat`: up to 1024 bytes and the whole size.
+    pub fn cat(&mut self, path: &str) -> Result<(Vec<u8>, u64), Error> {
+        let mut f = self.call(&Request::Cat(path.into()))?;
+        let size = field_num(f.get(1))?;
+        Ok((f.swap_remove(0), size))
+    }
+
+    /// Starts a download; the data follows (see [`Native::receive`]).
+    pub fn get_start(
+        &mut self,
+        path: &str,
+        offset: u64,
+        prefix: Option<[u8; 32]>,
+    ) -> Result<GetHeader, Error> {
+        let f = self.call(&Request::Get {
+            path: path.into(),
+            offset,
+            prefix,
+        })?;
+        Ok(GetHeader {
+            size: field_num(f.first())?,
+            mtime: field_num(f.get(1))?,
+            offset: field_num(f.get(2))?,
+        })
+    }
+
+    /// Receives the content of a download into `dst`.
+    pub fn receive(
+        &mut self,
+        dst: &mut impl Write,
+        max: u64,
+        ctx: Sha,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Received, Error> {
+        Ok(transfer::receive(
+            &mut self.stream,
+            dst,
+            max,
+            ctx,
+            progress,
+        )?)
+    }
+
+    /// Starts an upload; returns the offset the server wants data from.
+    pub fn put_start(&mut self, req: &Request) -> Result<u64, Error> {
+        let f = self.call(req)?;
+        field_num(f.first())
+    }
+
+    /// Sends the content of an upload and reads the server's verdict (its SHA-256).
+    pub fn send_content(
+        &mut self,
+        src: &mut impl Read,
+        len: u64,
+        ctx: Sha,
+        progress: &mut dyn FnMut(u64),
+        cancel: &dyn Fn() -> bool,
+    ) -> Result<[u8; 32], Error> {
+        match transfer::send(&mut self.stream, src, len, ctx, progress, cancel) {
+            Ok(sha) => {
+                self.reply()?;
+                Ok(sha)
+            }
+            Err(SendError::Net(e)) => Err(Error::Protocol(e.into())),
+            Err(SendError::Cancelled) => {
+                // the server answers the Abort; read it to stay in step
+                let _ = self.reply();
+                Err(Error::Cancelled)
+            }
+            Err(SendError::Source(e)) => {
+                let _ = self.reply();
+                Err(Error::Local(format!("reading the local file failed: {e}")))
+            }
+        }
+    }
+
+    /// Says goodbye and closes.
+    pub fn bye(mut self) {
+        if self.call(&Request::Bye).is_ok() {
+            self.stream.conn.send_close_notify();
+            let _ = self.stream.flush();
+        }
+    }
+}

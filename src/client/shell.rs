@@ -1,0 +1,791 @@
+//! The command interpreter behind the `fos>` prompt, `-c` and scripts on standard
+//! input: parses words ([`super::line`]), runs one command at a time against a
+//! [`Remote`], prints results on stdout and errors on stderr (in colour only on a
+//! terminal and never with `NO_COLOR`), and maps failures to exit codes.
+
+use std::fs;
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{ClientConfig, Remote, Report, TransferOpts, human_bytes};
+use crate::Error;
+use crate::error::exit;
+use crate::protocol::{Entry, EntryKind};
+
+/// One command's syntax and explanation, for `help`.
+struct Help {
+    name: &'static str,
+    syntax: &'static str,
+    about: &'static str,
+}
+
+const HELP: &[Help] = &[
+    Help {
+        name: "ls",
+        syntax: "ls [-l] [path]",
+        about: "List a remote directory (or name a file). -l: type, size, modification time (UTC), name; directories first.",
+    },
+    Help {
+        name: "cat",
+        syntax: "cat path",
+        about: "Show the first 1024 bytes of a remote file (binary files are only described).",
+    },
+    Help {
+        name: "get",
+        syntax: "get [-n] remote [local]",
+        about: "Download a file; by default into the local current directory under its remote name. -n: never replace a local file.",
+    },
+    Help {
+        name: "put",
+        syntax: "put [-n] local [remote]",
+        about: "Upload a file; by default into the remote current directory under its local name. -n: never replace a remote file.",
+    },
+    Help {
+        name: "rm",
+        syntax: "rm [-r] [-f] path",
+        about: "Remove a remote file. -r: a directory and everything in it (asks first on a terminal; -f does not). Symlinks are removed, never followed.",
+    },
+    Help {
+        name: "mkdir",
+        syntax: "mkdir path",
+        about: "Make a remote directory.",
+    },
+    Help {
+        name: "rmdir",
+        syntax: "rmdir path",
+        about: "Remove an empty remote directory.",
+    },
+    Help {
+        name: "cd",
+        syntax: "cd [path]",
+        about: "Change the remote directory; without a path, to your root. `/` is your root; `..` never leaves it.",
+    },
+    Help {
+        name: "pwd",
+        syntax: "pwd",
+        about: "Show the remote directory (relative to your root).",
+    },
+    Help {
+        name: "mv",
+        syntax: "mv old new",
+        about: "Rename or move within your root (atomic; into `new` if it is a directory; never replaces a directory).",
+    },
+    Help {
+        name: "stat",
+        syntax: "stat path",
+        about: "Show type, size and modification time of a remote path.",
+    },
+    Help {
+        name: "lcd",
+        syntax: "lcd [dir]",
+        about: "Change the local directory (default: your home).",
+    },
+    Help {
+        name: "lls",
+        syntax: "lls [-l] [dir]",
+        about: "List a local directory.",
+    },
+    Help {
+        name: "lpwd",
+        syntax: "lpwd",
+        about: "Show the local directory.",
+    },
+    Help {
+        name: "passwd",
+        syntax: "passwd",
+        about: "Change your password (asks for the old one and the new one twice).",
+    },
+    Help {
+        name: "help",
+        syntax: "help [command]",
+        about: "List the commands, or explain one.",
+    },
+    Help {
+        name: "exit",
+        syntax: "exit",
+        about: "Leave (also: quit, bye, Ctrl-D).",
+    },
+];
+
+/// What the interpreter does after a command.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Read the next command.
+    Continue,
+    /// Leave.
+    Exit,
+}
+
+/// Settings of the interpreter itself.
+#[derive(Debug, Clone, Default)]
+pub struct ShellOptions {
+    /// No progress bars or transfer summaries.
+    pub quiet: bool,
+    /// Keep going after a failed command (`-k`), exiting with the first failure's code.
+    pub keep_going: bool,
+}
+
+/// The interpreter.
+pub struct Shell {
+    remote: Option<Remote>,
+    cfg: ClientConfig,
+    opts: ShellOptions,
+    color: bool,
+    /// Set by Ctrl-C; transfers poll it.
+    pub interrupt: Arc<AtomicBool>,
+}
+
+impl Shell {
+    /// Wraps a logged-in session.
+    pub fn new(remote: Remote, cfg: ClientConfig, opts: ShellOptions) -> Shell {
+        let color = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        Shell {
+            remote: Some(remote),
+            cfg,
+            opts,
+            color,
+            interrupt: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    fn remote(&mut self) -> Result<&mut Remote, Error> {
+        self.remote
+            .as_mut()
+            .ok_or_else(|| Error::Connect("not connected".into()))
+    }
+
+    /// Prints an error on stderr (red on a terminal).
+    pub fn report_error(&self, err: &Error) {
+        let msg = format!("fos: {err}");
+        if self.color {
+            eprintln!("\x1b[31m{msg}\x1b[0m");
+        } else {
+            eprintln!("{msg}");
+        }
+    }
+
+    /// Runs command text (`-c` or a script): stops at the first failure unless
+    /// `keep_going`; returns the exit code.
+    pub fn run_text(&mut self, text: &str) -> i32 {
+        let commands = match super::line::parse(text) {
+            Ok(c) => c,
+            Err(e) => {
+                self.report_error(&e);
+                return e.exit_code();
+            }
+        };
+        let mut first_failure = exit::OK;
+        for words in commands {
+            match self.run(&words) {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Exit) => break,
+                Err(e) => {
+                    self.report_error(&e);
+                    if first_failure == exit::OK {
+                        first_failure = e.exit_code();
+                    }
+                    if !self.opts.keep_going || self.remote.is_none() {
+                        return e.exit_code();
+                    }
+                }
+            }
+        }
+        first_failure
+    }
+
+    /// Reads commands from `input` one line at a time (scripts on standard input),
+    /// with the same stop-at-first-failure rule as [`Shell::run_text`].
+    pub fn run_script(&mut self, input: impl BufRead) -> i32 {
+        let mut first_failure = exit::OK;
+        for (n, line) in input.lines().enumerate() {
+            let line = match line {
+                Ok(l) => l,
+                Err(e) => {
+                    self.report_error(&Error::Io(e));
+                    return exit::FAILED;
+                }
+            };
+            let commands = match super::line::parse(&line) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.report_error(&Error::Usage(format!("line {}: {e}", n + 1)));
+                    return exit::USAGE;
+                }
+            };
+            for words in commands {
+                match self.run(&words) {
+                    Ok(Flow::Continue) => {}
+                    Ok(Flow::Exit) => return first_failure,
+                    Err(e) => {
+                        self.report_error(&Error::Usage(format!("line {}: {e}", n + 1)));
+                        if first_failure == exit::OK {
+                            first_failure = e.exit_code();
+                        }
+                        if !self.opts.keep_going || self.remote.is_none() {
+                            return e.exit_code();
+                        }
+                    }
+                }
+            }
+        }
+        first_failure
+    }
+
+    /// The interactive prompt: reads lines until `exit` or end of input; a failed
+    /// command is reported and the prompt carries on.
+    pub fn interactive(&mut self) -> i32 {
+        let stdin = io::stdin();
+        let mut line = String::new();
+        loop {
+            let prompt = match self.remote().and_then(|r| r.pwd()) {
+                Ok(p) => format!("fos:{p}> "),
+                Err(_) => "fos> ".to_string(),
+            };
+            print!("{prompt}");
+            let _ = io::stdout().flush();
+            line.clear();
+            match stdin.lock().read_line(&mut line) {
+                Ok(0) => {
+                    println!();
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.report_error(&Error::Io(e));
+                    return exit::FAILED;
+                }
+            }
+            self.interrupt.store(false, Ordering::SeqCst);
+            let commands = match super::line::parse(&line) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.report_error(&e);
+                    continue;
+                }
+            };
+            for words in commands {
+                match self.run(&words) {
+                    Ok(Flow::Continue) => {}
+                    Ok(Flow::Exit) => return exit::OK,
+                    Err(e) => {
+                        self.report_error(&e);
+                        if self.remote.is_none() {
+                            return e.exit_code();
+                        }
+                    }
+                }
+            }
+        }
+        exit::OK
+    }
+
+    /// Leaves politely.
+    pub fn close(mut self) {
+        if let Some(r) = self.remote.take() {
+            r.close();
+        }
+    }
+
+    /// Runs one command.
+    pub fn run(&mut self, words: &[String]) -> Result<Flow, Error> {
+        let Some((cmd, args)) = words.split_first() else {
+            return Ok(Flow::Continue);
+        };
+        let result = self.dispatch(cmd, args);
+        // a broken connection ends the session: no later command can succeed on it
+        if let Err(e) = &result {
+            if matches!(e, Error::Protocol(_)) {
+                self.remote = None;
+            }
+        }
+        result
+    }
+
+    fn dispatch(&mut self, cmd: &str, args: &[String]) -> Result<Flow, Error> {
+        let (flags, args) = split_flags(args);
+        let has = |f: char| flags.contains(&f);
+        let allow = |allowed: &str| -> Result<(), Error> {
+            match flags.iter().find(|f| !allowed.contains(**f)) {
+                Some(f) => Err(Error::Usage(format!(
+                    "{cmd}: unknown option -{f} (see `help {cmd}`)"
+                ))),
+                None => Ok(()),
+            }
+        };
+        let arity = |min: usize, max: usize| -> Result<(), Error> {
+            if args.len() < min || args.len() > max {
+                let syntax = HELP
+                    .iter()
+                    .find(|h| h.name == cmd)
+                    .map_or(cmd, |h| h.syntax);
+                return Err(Error::Usage(format!("usage: {syntax}")));
+            }
+            Ok(())
+        };
+        let arg = |i: usize| args.get(i).map(String::as_str);
+        match cmd {
+            "exit" | "quit" | "bye" => return Ok(Flow::Exit),
+            "help" | "?" => {
+                arity(0, 1)?;
+                self.help(arg(0))?;
+            }
+            "pwd" => {
+                arity(0, 0)?;
+                let p = self.remote()?.pwd()?;
+                println!("{p}");
+            }
+            "cd" => {
+                arity(0, 1)?;
+                self.remote()?.cd(arg(0))?;
+            }
+            "ls" => {
+                allow("l")?;
+                arity(0, 1)?;
+                let entries = self.remote()?.ls(arg(0))?;
+                print_entries(entries, has('l'));
+            }
+            "stat" => {
+                arity(1, 1)?;
+                let e = self.remote()?.stat(&args[0])?;
+                println!(
+                    "{}",
+                    long_line(&Entry {
+                        name: args[0].clone(),
+                        ..e
+                    })
+                );
+            }
+            "cat" => {
+                arity(1, 1)?;
+                let head = self.remote()?.cat(&args[0])?;
+                print_cat(&head);
+            }
+            "mkdir" => {
+                arity(1, 1)?;
+                self.remote()?.mkdir(&args[0])?;
+            }
+            "rmdir" => {
+                arity(1, 1)?;
+                self.remote()?.rmdir(&args[0])?;
+            }
+            "rm" => {
+                allow("rf")?;
+                arity(1, 1)?;
+                if has('r')
+                    && !has('f')
+                    && io::stdin().is_terminal()
+                    && !confirm(&format!("remove {} and everything in it?", args[0]))?
+                {
+                    return Err(Error::Local("rm: not confirmed".into()));
+                }
+                self.remote()?.rm(&args[0], has('r'))?;
+            }
+            "mv" => {
+                arity(2, 2)?;
+                self.remote()?.mv(&args[0], &args[1])?;
+            }
+            "get" => {
+                allow("n")?;
+                arity(1, 2)?;
+                self.get(&args[0], arg(1), has('n'))?;
+            }
+            "put" => {
+                allow("n")?;
+                arity(1, 2)?;
+                self.put(&args[0], arg(1), has('n'))?;
+            }
+            "lpwd" => {
+                arity(0, 0)?;
+                println!("{}", std::env::current_dir()?.display());
+            }
+            "lcd" => {
+                arity(0, 1)?;
+                let dir = match arg(0) {
+                    Some(d) => PathBuf::from(d),
+                    None => std::env::var_os("HOME")
+                        .map(PathBuf::from)
+                        .ok_or_else(|| Error::Local("lcd: HOME is not set".into()))?,
+                };
+                std::env::set_current_dir(&dir).map_err(|e| {
+                    Error::Local(format!(
+                        "lcd {}: {}",
+                        dir.display(),
+                        super::local_reason(&e)
+                    ))
+                })?;
+            }
+            "lls" => {
+                allow("l")?;
+                arity(0, 1)?;
+                print_entries(local_list(Path::new(arg(0).unwrap_or(".")))?, has('l'));
+            }
+            "passwd" => {
+                arity(0, 0)?;
+                let old = crate::term::read_secret("current password: ")?;
+                let new = crate::term::read_secret("new password: ")?;
+                if crate::term::read_secret("new password again: ")? != new {
+                    return Err(Error::Local(
+                        "passwd: the new passwords differ; nothing changed".into(),
+                    ));
+                }
+                self.remote()?.passwd(&old, &new)?;
+                println!("password changed");
+            }
+            other => {
+                return Err(Error::Usage(format!(
+                    "unknown command {other:?} (type `help` for the list)"
+                )));
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn help(&self, cmd: Option<&str>) -> Result<(), Error> {
+        match cmd {
+            None => {
+                println!("commands:");
+                for h in HELP {
+                    println!(
+                        "  {:26} {}",
+                        h.syntax,
+                        h.about.split(". ").next().unwrap_or("")
+                    );
+                }
+                println!(
+                    "quote names with spaces: put \"my file.txt\"; separate commands with ';'"
+                );
+            }
+            Some(name) => {
+                let h = HELP
+                    .iter()
+                    .find(|h| h.name == name)
+                    .ok_or_else(|| Error::Usage(format!("help: no command {name:?}")))?;
+                println!("{}\n  {}", h.syntax, h.about);
+            }
+        }
+        Ok(())
+    }
+
+    fn transfer_opts<'a>(
+        &self,
+        no_clobber: bool,
+        progress: &'a mut dyn FnMut(u64, u64),
+        cancel: &'a dyn Fn() -> bool,
+    ) -> TransferOpts<'a> {
+        TransferOpts {
+            no_clobber,
+            progress,
+            cancel,
+        }
+    }
+
+    fn get(&mut self, remote: &str, local: Option<&str>, no_clobber: bool) -> Result<(), Error> {
+        let base = remote
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or(remote);
+        if base.is_empty() || base == "." || base == ".." {
+            return Err(Error::Usage(format!(
+                "get: {remote:?} does not name a file"
+            )));
+        }
+        let target = match local {
+            None => PathBuf::from(base),
+            Some(l) if Path::new(l).is_dir() => Path::new(l).join(base),
+            Some(l) => PathBuf::from(l),
+        };
+        let mut bar = Progress::new(&format!("get {remote}"), self.show_progress());
+        let interrupt = Arc::clone(&self.interrupt);
+        let cancel = move || interrupt.load(Ordering::SeqCst);
+        let cfg = self.cfg.clone();
+        let report = {
+            let mut progress = |done, total| bar.update(done, total);
+            let opts = self.transfer_opts(no_clobber, &mut progress, &cancel);
+            self.remote()?.get(&cfg, remote, &target, opts)
+        };
+        bar.finish();
+        let report = report?;
+        self.say(&format!(
+            "{remote} -> {}: {}",
+            target.display(),
+            report.summary()
+        ));
+        Ok(())
+    }
+
+    fn put(&mut self, local: &str, remote: Option<&str>, no_clobber: bool) -> Result<(), Error> {
+        let path = Path::new(local);
+        if !path.exists() {
+            return Err(Error::Local(format!(
+                "put: local file {local:?} does not exist"
+            )));
+        }
+        let base = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| Error::Usage(format!("put: {local:?} does not name a file")))?;
+        let target = match remote {
+            None => base.to_string(),
+            Some(r) if r.ends_with('/') => format!("{r}{base}"),
+            Some(r) => match self.remote()?.stat(r) {
+                Ok(e) if e.kind == EntryKind::Dir => format!("{}/{base}", r.trim_end_matches('/')),
+                _ => r.to_string(),
+            },
+        };
+        let mut bar = Progress::new(&format!("put {local}"), self.show_progress());
+        let interrupt = Arc::clone(&self.interrupt);
+        let cancel = move || interrupt.load(Ordering::SeqCst);
+        let report = {
+            let mut progress = |done, total| bar.update(done, total);
+            let opts = self.transfer_opts(no_clobber, &mut progress, &cancel);
+            self.remote()?.put(path, &target, opts)
+        };
+        bar.finish();
+        let report: Report = report?;
+        self.say(&format!("{local} -> {target}: {}", report.summary()));
+        Ok(())
+    }
+
+    fn show_progress(&self) -> bool {
+        !self.opts.quiet && io::stderr().is_terminal()
+    }
+
+    /// Transfer summaries: on stdout, unless quiet.
+    fn say(&self, msg: &str) {
+        if !self.opts.quiet {
+            println!("{msg}");
+        }
+    }
+}
+
+/// Splits leading `-x` options (bundled like `-rf`) from the arguments; `--` ends them.
+fn split_flags(args: &[String]) -> (Vec<char>, &[String]) {
+    let mut flags = Vec::new();
+    let mut i = 0;
+    while let Some(a) = args.get(i) {
+        if a == "--" {
+            i += 1;
+            break;
+        }
+        match a.strip_prefix('-') {
+            Some(f) if !f.is_empty() && f.chars().all(|c| c.is_ascii_alphabetic()) => {
+                flags.extend(f.chars())
+            }
+            _ => break,
+        }
+        i += 1;
+    }
+    (flags, &args[i..])
+}
+
+/// `d         4096 2026-11-24T12:00:00Z name`: directories first, then by name.
+fn print_entries(mut entries: Vec<Entry>, long: bool) {
+    if long {
+        entries.sort_by(|a, b| {
+            (a.kind != EntryKind::Dir, &a.name).cmp(&(b.kind != EntryKind::Dir, &b.name))
+        });
+        let mut out = io::stdout().lock();
+        for e in &entries {
+            let _ = writeln!(out, "{}", long_line(e));
+        }
+    } else {
+        let mut out = io::stdout().lock();
+        for e in &entries {
+            let _ = writeln!(out, "{}", crate::log::escape(&e.name));
+        }
+    }
+}
+
+fn long_line(e: &Entry) -> String {
+    format!(
+        "{} {:>12} {}Z {}",
+        e.kind.letter(),
+        e.size,
+        crate::log::utc_seconds(e.mtime),
+        crate::log::escape(&e.name)
+    )
+}
+
+fn print_cat(head: &[u8]) {
+    let binary =
+        head.contains(&0) || std::str::from_utf8(head).is_err_and(|e| e.error_len().is_some());
+    if binary {
+        println!("(binary file; use get to download it)");
+        return;
+    }
+    let mut out = io::stdout().lock();
+    let _ = out.write_all(head);
+    if !head.ends_with(b"\n") {
+        let _ = out.write_all(b"\n");
+    }
+}
+
+fn local_list(dir: &Path) -> Result<Vec<Entry>, Error> {
+    let md = fs::symlink_metadata(dir).map_err(|e| {
+        Error::Local(format!(
+            "lls {}: {}",
+            dir.display(),
+            super::local_reason(&e)
+        ))
+    })?;
+    let one = |name: String, md: &fs::Metadata| {
+        let kind = if md.is_dir() {
+            EntryKind::Dir
+        } else if md.is_file() {
+            EntryKind::File
+        } else if md.file_type().is_symlink() {
+            EntryKind::Link
+        } else {
+            EntryKind::Other
+        };
+        let mtime = md
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs() as i64);
+        Entry {
+            name,
+            kind,
+            size: md.len(),
+            mtime,
+        }
+    };
+    if !md.is_dir() {
+        return Ok(vec![one(dir.display().to_string(), &md)]);
+    }
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        if let Ok(md) = e.path().symlink_metadata() {
+            out.push(one(e.file_name().to_string_lossy().into_owned(), &md));
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Asks a yes/no question on the terminal.
+fn confirm(question: &str) -> Result<bool, Error> {
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+/// A one-line progress bar on stderr, shown only on a terminal and only for transfers
+/// that last longer than half a second.
+struct Progress {
+    label: String,
+    enabled: bool,
+    started: Instant,
+    last: Option<Instant>,
+    drawn: bool,
+}
+
+impl Progress {
+    fn new(label: &str, enabled: bool) -> Progress {
+        Progress {
+            label: label.to_string(),
+            enabled,
+            started: Instant::now(),
+            last: None,
+            drawn: false,
+        }
+    }
+
+    fn update(&mut self, done: u64, total: u64) {
+        if !self.enabled {
+            return;
+        }
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.started);
+        if elapsed < Duration::from_millis(500)
+            || self
+                .last
+                .is_some_and(|l| now.duration_since(l) < Duration::from_millis(100))
+        {
+            return;
+        }
+        self.last = Some(now);
+        let rate = done as f64 / elapsed.as_secs_f64().max(1e-6);
+        let line = if total > 0 {
+            let pct = done as f64 * 100.0 / total as f64;
+            let eta = if rate > 0.0 {
+                (total.saturating_sub(done)) as f64 / rate
+            } else {
+                0.0
+            };
+            let width = 24;
+            let filled = ((pct / 100.0) * width as f64) as usize;
+            format!(
+                "\r{} [{}{}] {:5.1}% {} / {} {}/s ETA {:.0}s ",
+                self.label,
+                "#".repeat(filled.min(width)),
+                " ".repeat(width - filled.min(width)),
+                pct,
+                human_bytes(done),
+                human_bytes(total),
+                human_bytes(rate as u64),
+                eta
+            )
+        } else {
+            format!(
+                "\r{} {} {}/s ",
+                self.label,
+                human_bytes(done),
+                human_bytes(rate as u64)
+            )
+        };
+        eprint!("{line}\x1b[K");
+        self.drawn = true;
+    }
+
+    fn finish(&mut self) {
+        if self.drawn {
+            eprint!("\r\x1b[K");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags() {
+        let args: Vec<String> = ["-rf", "dir"].iter().map(|s| s.to_string()).collect();
+        let (f, rest) = split_flags(&args);
+        assert_eq!(f, vec!['r', 'f']);
+        assert_eq!(rest, &args[1..]);
+        let args: Vec<String> = ["--", "-x"].iter().map(|s| s.to_string()).collect();
+        let (f, rest) = split_flags(&args);
+        assert!(f.is_empty());
+        assert_eq!(rest, &args[1..]);
+    }
+
+    #[test]
+    fn every_command_has_help() {
+        for name in [
+            "ls", "cat", "get", "put", "rm", "mkdir", "rmdir", "cd", "pwd", "help", "exit", "mv",
+            "stat", "lcd", "lls", "lpwd", "passwd",
+        ] {
+            assert!(HELP.iter().any(|h| h.name == name), "{name}");
+        }
+    }
+
+    #[test]
+    fn long_format() {
+        let e = Entry {
+            name: "a b".into(),
+            kind: EntryKind::Dir,
+            size: 4096,
+            mtime: 0,
+        };
+        assert_eq!(long_line(&e), "d         4096 1970-01-01T00:00:00Z a b");
+    }
+}

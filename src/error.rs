@@ -1,0 +1,160 @@
+//! The top-level error: every layer's error converts into it, and it knows the
+//! client's documented exit code for each kind of failure.
+
+use std::fmt;
+use std::io;
+
+use crate::protocol::ErrorCode;
+
+/// Exit codes of `fos-client` (documented in `--help` and the README).
+pub mod exit {
+    /// Success.
+    pub const OK: i32 = 0;
+    /// A command failed (with `--list`: no server found).
+    pub const FAILED: i32 = 1;
+    /// Usage error.
+    pub const USAGE: i32 = 2;
+    /// Connection, TLS or certificate failure.
+    pub const CONNECT: i32 = 3;
+    /// Login refused (wrong credentials or throttled).
+    pub const LOGIN: i32 = 4;
+    /// Server busy.
+    pub const BUSY: i32 = 5;
+}
+
+/// Any fos failure, as the client and the binaries see it.
+#[derive(Debug)]
+pub enum Error {
+    /// Bad command line or command syntax.
+    Usage(String),
+    /// Could not connect, or the TLS handshake failed.
+    Connect(String),
+    /// The server presented a certificate other than the pinned one.
+    Certificate(String),
+    /// The server refused the request.
+    Remote(ErrorCode, String),
+    /// A local file problem on the client.
+    Local(String),
+    /// The connection broke or the server spoke out of turn.
+    Protocol(crate::protocol::Error),
+    /// Setting up TLS failed.
+    Tls(Box<crate::tls::Error>),
+    /// Credentials layer.
+    Auth(Box<crate::auth::Error>),
+    /// The server failed to start.
+    Server(Box<crate::server::Error>),
+    /// The user cancelled (Ctrl-C).
+    Cancelled,
+    /// Other I/O.
+    Io(io::Error),
+}
+
+impl Error {
+    /// The `fos-client` exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => exit::USAGE,
+            Error::Connect(_) | Error::Certificate(_) | Error::Tls(_) => exit::CONNECT,
+            Error::Remote(ErrorCode::Auth | ErrorCode::Throttled, _) => exit::LOGIN,
+            Error::Remote(ErrorCode::Busy, _) => exit::BUSY,
+            Error::Protocol(_) => exit::CONNECT,
+            _ => exit::FAILED,
+        }
+    }
+
+    /// Whether retrying on a new connection may help (the connection itself failed).
+    pub fn is_network(&self) -> bool {
+        match self {
+            Error::Protocol(crate::protocol::Error::Io(_) | crate::protocol::Error::Closed) => true,
+            Error::Connect(_) => true,
+            Error::Io(e) => matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::UnexpectedEof
+                    | io::ErrorKind::TimedOut
+            ),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(m) | Error::Connect(m) | Error::Certificate(m) | Error::Local(m) => {
+                f.write_str(m)
+            }
+            Error::Remote(_, m) => f.write_str(m),
+            Error::Protocol(e) => write!(f, "connection: {e}"),
+            Error::Tls(e) => write!(f, "{e}"),
+            Error::Auth(e) => write!(f, "{e}"),
+            Error::Server(e) => write!(f, "{e}"),
+            Error::Cancelled => f.write_str("cancelled"),
+            Error::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<crate::protocol::Error> for Error {
+    fn from(e: crate::protocol::Error) -> Self {
+        Error::Protocol(e)
+    }
+}
+
+impl From<crate::tls::Error> for Error {
+    fn from(e: crate::tls::Error) -> Self {
+        Error::Tls(Box::new(e))
+    }
+}
+
+impl From<crate::auth::Error> for Error {
+    fn from(e: crate::auth::Error) -> Self {
+        Error::Auth(Box::new(e))
+    }
+}
+
+impl From<crate::server::Error> for Error {
+    fn from(e: crate::server::Error) -> Self {
+        Error::Server(Box::new(e))
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_stays_small() {
+        assert!(
+            std::mem::size_of::<Error>() <= 48,
+            "{}",
+            std::mem::size_of::<Error>()
+        );
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(Error::Usage("x".into()).exit_code(), 2);
+        assert_eq!(Error::Connect("x".into()).exit_code(), 3);
+        assert_eq!(Error::Remote(ErrorCode::Auth, "x".into()).exit_code(), 4);
+        assert_eq!(
+            Error::Remote(ErrorCode::Throttled, "x".into()).exit_code(),
+            4
+        );
+        assert_eq!(Error::Remote(ErrorCode::Busy, "x".into()).exit_code(), 5);
+        assert_eq!(
+            Error::Remote(ErrorCode::NotFound, "x".into()).exit_code(),
+            1
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! Event log: one line per event on stderr (and optionally a file): UTC timestamp,
+//! level, client address, user, event. Control characters in anything a client sent
+//! are escaped ([`escape`]), so a name cannot forge log lines. Passwords and hashes are
+//! never passed here.
+
+use std::fmt;
+use std::fs::File;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Severity of a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Per-command detail (`--verbose`).
+    Debug,
+    /// Normal events.
+    Info,
+    /// Something an administrator should look at.
+    Warn,
+    /// A failure.
+    Error,
+}
+
+impl Level {
+    fn as_str(self) -> &'static str {
+        match self {
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warn => "WARN",
+            Level::Error => "ERROR",
+        }
+    }
+}
+
+/// The logger shared by all connections (pass it in an `Arc`).
+#[derive(Debug)]
+pub struct Logger {
+    min: Level,
+    file: Option<Mutex<File>>,
+    stderr: bool,
+}
+
+impl Logger {
+    /// Logs events at `min` and above to stderr.
+    pub fn new(min: Level) -> Logger {
+        Logger {
+            min,
+            file: None,
+            stderr: true,
+        }
+    }
+
+    /// A logger that drops everything (library users and tests that do not care).
+    pub fn silent() -> Logger {
+        Logger {
+            min: Level::Error,
+            file: None,
+            stderr: false,
+        }
+    }
+
+    /// Also appends every line to `file`.
+    pub fn with_file(mut self, file: File) -> Logger {
+        self.file = Some(Mutex::new(file));
+        self
+    }
+
+    /// Whether lines at `level` are written.
+    pub fn enabled(&self, level: Level) -> bool {
+        level >= self.min && (self.stderr || self.file.is_some())
+    }
+
+    /// Writes one event line.
+    pub fn log(
+        &self,
+        level: Level,
+        peer: Option<SocketAddr>,
+        user: Option<&str>,
+        event: fmt::Arguments<'_>,
+    ) {
+        if !self.enabled(level) {
+            return;
+        }
+        let peer = peer.map_or_else(|| "-".to_string(), |p| p.to_string());
+        let user = user.map_or_else(|| "-".to_string(), escape);
+        let line = format!("{} {:5} {peer} {user} {event}\n", utc_now(), level.as_str());
+        if self.stderr {
+            // one write_all per line keeps lines from threads whole
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        }
+        if let Some(f) = &self.file {
+            let _ = f
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .write_all(line.as_bytes());
+        }
+    }
+
+    /// Server-wide event at Info.
+    pub fn info(&self, event: fmt::Arguments<'_>) {
+        self.log(Level::Info, None, None, event);
+    }
+
+    /// Server-wide event at Warn.
+    pub fn warn(&self, event: fmt::Arguments<'_>) {
+        self.log(Level::Warn, None, None, event);
+    }
+}
+
+/// Escapes control characters (and backslash) so a client-chosen string prints on one
+/// line and cannot imitate another log line or a terminal escape sequence.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Now, as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn utc_now() -> String {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "{}.{:03}Z",
+        utc_seconds(d.as_secs() as i64),
+        d.subsec_millis()
+    )
+}
+
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SS` (UTC, ISO 8601, no zone letter).
+pub fn utc_seconds(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(utc_seconds(0), "1970-01-01T00:00:00");
+        assert_eq!(utc_seconds(951_782_400), "2000-02-29T00:00:00");
+        assert_eq!(utc_seconds(1_795_525_199), "2026-11-24T12:59:59");
+        assert_eq!(utc_seconds(-1), "1969-12-31T23:59:59");
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(escape("a\nb\x1b[31m\\"), "a\\nb\\u{1b}[31m\\\\");
+        assert_eq!(escape("plain é"), "plain é");
+    }
+}

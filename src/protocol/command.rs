@@ -1,0 +1,581 @@
+//! Typed native messages: [`Request`] (verb + arguments), reply [`ErrorCode`]s and
+//! directory [`Entry`]s, with their field encodings. Parsing is strict: a wrong
+//! argument count or a malformed number is a [`Error::BadRequest`], never a panic.
+
+use super::frame::{Error, decode_fields, encode_fields};
+
+/// Longest path argument the protocol accepts, in bytes (Linux `PATH_MAX`).
+pub const MAX_PATH: usize = 4096;
+/// Longest non-path argument (user names, passwords, flags), in bytes.
+pub const MAX_ARG: usize = 1024;
+
+/// A request from client to server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Log in; the only request accepted before login (with `Discover` and `Bye`).
+    Login {
+        /// User name.
+        user: String,
+        /// Password.
+        password: String,
+    },
+    /// The current directory, relative to the user's root.
+    Pwd,
+    /// Change directory (`None`: to the root).
+    Cd(Option<String>),
+    /// List a directory (`None`: the current one) or describe a single file.
+    Ls(Option<String>),
+    /// Describe one path.
+    Stat(String),
+    /// The first 1024 bytes of a file.
+    Cat(String),
+    /// Download a file from `offset`; `prefix` is the SHA-256 of the bytes before it,
+    /// which the server checks against its file before sending anything.
+    Get {
+        /// Remote path.
+        path: String,
+        /// Where to start.
+        offset: u64,
+        /// SHA-256 of the client's first `offset` bytes (required when `offset > 0`).
+        prefix: Option<[u8; 32]>,
+    },
+    /// Upload a file of `size` bytes.
+    Put {
+        /// Remote path.
+        path: String,
+        /// Size announced by the client; the upload must match it exactly.
+        size: u64,
+        /// Modification time to set, seconds since the epoch.
+        mtime: i64,
+        /// Refuse to replace an existing file.
+        no_clobber: bool,
+        /// Continue a partial upload of the same file if the server has one.
+        resume: bool,
+    },
+    /// Remove a file (`recursive`: a directory tree, never following symlinks).
+    Rm {
+        /// Remote path.
+        path: String,
+        /// Remove a directory and everything below it.
+        recursive: bool,
+    },
+    /// Make a directory.
+    Mkdir(String),
+    /// Remove an empty directory.
+    Rmdir(String),
+    /// Rename or move within the user's root.
+    Mv {
+        /// Existing path.
+        from: String,
+        /// New path.
+        to: String,
+    },
+    /// Expand a glob pattern inside the sandbox.
+    Glob(String),
+    /// Change the logged-in user's password.
+    Passwd {
+        /// Current password.
+        old: String,
+        /// New password.
+        new: String,
+    },
+    /// Discovery: name, protocol version and data port.
+    Discover,
+    /// End the session.
+    Bye,
+}
+
+fn text(field: &[u8], what: &str, max: usize) -> Result<String, Error> {
+    if field.len() > max {
+        return Err(Error::BadRequest(format!("{what} longer than {max} bytes")));
+    }
+    String::from_utf8(field.to_vec()).map_err(|_| Error::BadRequest(format!("{what} is not UTF-8")))
+}
+
+fn number<T: std::str::FromStr>(field: &[u8], what: &str) -> Result<T, Error> {
+    std::str::from_utf8(field)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| Error::BadRequest(format!("{what} is not a number")))
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses 64 hex digits into a SHA-256 value.
+pub fn unhex32(s: &[u8]) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in s.chunks(2).enumerate() {
+        let pair = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(out)
+}
+
+impl Request {
+    /// The verb, as sent on the wire and written in the server log.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Request::Login { .. } => "login",
+            Request::Pwd => "pwd",
+            Request::Cd(_) => "cd",
+            Request::Ls(_) => "ls",
+            Request::Stat(_) => "stat",
+            Request::Cat(_) => "cat",
+            Request::Get { .. } => "get",
+            Request::Put { .. } => "put",
+            Request::Rm { .. } => "rm",
+            Request::Mkdir(_) => "mkdir",
+            Request::Rmdir(_) => "rmdir",
+            Request::Mv { .. } => "mv",
+            Request::Glob(_) => "glob",
+            Request::Passwd { .. } => "passwd",
+            Request::Discover => "discover",
+            Request::Bye => "bye",
+        }
+    }
+
+    /// The request as fields (the payload of a `Request` frame).
+    pub fn encode(&self) -> Vec<u8> {
+        let verb = self.verb().to_string();
+        let fields: Vec<String> = match self {
+            Request::Login { user, password } => vec![verb, user.clone(), password.clone()],
+            Request::Pwd | Request::Discover | Request::Bye => vec![verb],
+            Request::Cd(p) | Request::Ls(p) => std::iter::once(verb).chain(p.clone()).collect(),
+            Request::Stat(p)
+            | Request::Cat(p)
+            | Request::Mkdir(p)
+            | Request::Rmdir(p)
+            | Request::Glob(p) => vec![verb, p.clone()],
+            Request::Get {
+                path,
+                offset,
+                prefix,
+            } => vec![
+                verb,
+                path.clone(),
+                offset.to_string(),
+                prefix.map(|p| hex(&p)).unwrap_or_default(),
+            ],
+            Request::Put {
+                path,
+                size,
+                mtime,
+                no_clobber,
+                resume,
+            } => {
+                let mut flags = String::new();
+                if *no_clobber {
+                    flags.push('n');
+                }
+                if *resume {
+                    flags.push('r');
+                }
+                vec![
+                    verb,
+                    path.clone(),
+                    size.to_string(),
+                    mtime.to_string(),
+                    flags,
+                ]
+            }
+            Request::Rm { path, recursive } => {
+                vec![
+                    verb,
+                    path.clone(),
+                    if *recursive { "r" } else { "" }.to_string(),
+                ]
+            }
+            Request::Mv { from, to } => vec![verb, from.clone(), to.clone()],
+            Request::Passwd { old, new } => vec![verb, old.clone(), new.clone()],
+        };
+        encode_fields(&fields)
+    }
+
+    /// Parses a `Request` frame payload.
+    pub fn decode(payload: &[u8]) -> Result<Request, Error> {
+        let fields = decode_fields(payload)?;
+        let (verb, args) = fields
+            .split_first()
+            .ok_or(Error::BadRequest("empty request".into()))?;
+        let verb = std::str::from_utf8(verb).unwrap_or("?");
+        let path = |i: usize| text(args[i], "path", MAX_PATH);
+        let arity = |min: usize, max: usize| {
+            if args.len() < min || args.len() > max {
+                Err(Error::BadRequest(format!(
+                    "wrong number of arguments for {verb}"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        let req = match verb {
+            "login" => {
+                arity(2, 2)?;
+                Request::Login {
+                    user: text(args[0], "user name", MAX_ARG)?,
+                    password: text(args[1], "password", MAX_ARG)?,
+                }
+            }
+            "pwd" => arity(0, 0).map(|()| Request::Pwd)?,
+            "discover" => arity(0, 0).map(|()| Request::Discover)?,
+            "bye" => arity(0, 0).map(|()| Request::Bye)?,
+            "cd" => {
+                arity(0, 1)?;
+                Request::Cd(if args.is_empty() {
+                    None
+                } else {
+                    Some(path(0)?)
+                })
+            }
+            "ls" => {
+                arity(0, 1)?;
+                Request::Ls(if args.is_empty() {
+                    None
+                } else {
+                    Some(path(0)?)
+                })
+            }
+            "stat" => arity(1, 1).and_then(|()| path(0)).map(Request::Stat)?,
+            "cat" => arity(1, 1).and_then(|()| path(0)).map(Request::Cat)?,
+            "mkdir" => arity(1, 1).and_then(|()| path(0)).map(Request::Mkdir)?,
+            "rmdir" => arity(1, 1).and_then(|()| path(0)).map(Request::Rmdir)?,
+            "glob" => arity(1, 1).and_then(|()| path(0)).map(Request::Glob)?,
+            "get" => {
+                arity(3, 3)?;
+                let offset = number(args[1], "offset")?;
+                let prefix = match args[2] {
+                    [] => None,
+                    h => Some(unhex32(h).ok_or(Error::BadRequest("bad prefix hash".into()))?),
+                };
+                if offset > 0 && prefix.is_none() {
+                    return Err(Error::BadRequest("resume needs the prefix hash".into()));
+                }
+                Request::Get {
+                    path: path(0)?,
+                    offset,
+                    prefix,
+                }
+            }
+            "put" => {
+                arity(4, 4)?;
+                let flags = args[3];
+                if flags.iter().any(|f| !b"nr".contains(f)) {
+                    return Err(Error::BadRequest("unknown put flag".into()));
+                }
+                Request::Put {
+                    path: path(0)?,
+                    size: number(args[1], "size")?,
+                    mtime: number(args[2], "mtime")?,
+                    no_clobber: flags.contains(&b'n'),
+                    resume: flags.contains(&b'r'),
+                }
+            }
+            "rm" => {
+                arity(1, 2)?;
+                let recursive = match args.get(1).copied() {
+                    None | Some(b"") => false,
+                    Some(b"r") => true,
+                    Some(_) => return Err(Error::BadRequest("unknown rm flag".into())),
+                };
+                Request::Rm {
+                    path: path(0)?,
+                    recursive,
+                }
+            }
+            "mv" => {
+                arity(2, 2)?;
+                Request::Mv {
+                    from: path(0)?,
+                    to: path(1)?,
+                }
+            }
+            "passwd" => {
+                arity(2, 2)?;
+                Request::Passwd {
+                    old: text(args[0], "password", MAX_ARG)?,
+                    new: text(args[1], "password", MAX_ARG)?,
+                }
+            }
+            _ => return Err(Error::BadRequest("unknown command".into())),
+        };
+        Ok(req)
+    }
+}
+
+/// Why a request failed, as sent in an `Error` frame's first field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The path does not exist, or the sandbox refused it (deliberately the same).
+    NotFound,
+    /// The target exists (mkdir, put -n, mv onto a directory).
+    Exists,
+    /// rmdir of a non-empty directory.
+    NotEmpty,
+    /// A directory was needed.
+    NotADirectory,
+    /// A file was needed.
+    IsADirectory,
+    /// Malformed or unknown request.
+    Invalid,
+    /// Wrong user name or password.
+    Auth,
+    /// Too many failed logins from this address.
+    Throttled,
+    /// Session limits reached.
+    Busy,
+    /// Over `--max-file-size`.
+    TooLarge,
+    /// Over the user's quota.
+    Quota,
+    /// SHA-256 mismatch; nothing was committed.
+    Integrity,
+    /// Server-side I/O failure (disk full, permissions).
+    Io,
+    /// Not supported by this server or for this user.
+    Unsupported,
+    /// The transfer was aborted by its sender.
+    Aborted,
+}
+
+impl ErrorCode {
+    /// The code as sent on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::NotFound => "not-found",
+            ErrorCode::Exists => "exists",
+            ErrorCode::NotEmpty => "not-empty",
+            ErrorCode::NotADirectory => "not-a-directory",
+            ErrorCode::IsADirectory => "is-a-directory",
+            ErrorCode::Invalid => "invalid",
+            ErrorCode::Auth => "auth",
+            ErrorCode::Throttled => "throttled",
+            ErrorCode::Busy => "busy",
+            ErrorCode::TooLarge => "too-large",
+            ErrorCode::Quota => "quota",
+            ErrorCode::Integrity => "integrity",
+            ErrorCode::Io => "io",
+            ErrorCode::Unsupported => "unsupported",
+            ErrorCode::Aborted => "aborted",
+        }
+    }
+
+    /// Parses a wire code; unknown codes (from a newer server) become `Invalid`.
+    pub fn parse(s: &[u8]) -> ErrorCode {
+        const ALL: [ErrorCode; 15] = [
+            ErrorCode::NotFound,
+            ErrorCode::Exists,
+            ErrorCode::NotEmpty,
+            ErrorCode::NotADirectory,
+            ErrorCode::IsADirectory,
+            ErrorCode::Invalid,
+            ErrorCode::Auth,
+            ErrorCode::Throttled,
+            ErrorCode::Busy,
+            ErrorCode::TooLarge,
+            ErrorCode::Quota,
+            ErrorCode::Integrity,
+            ErrorCode::Io,
+            ErrorCode::Unsupported,
+            ErrorCode::Aborted,
+        ];
+        ALL.into_iter()
+            .find(|c| c.as_str().as_bytes() == s)
+            .unwrap_or(ErrorCode::Invalid)
+    }
+}
+
+/// What kind of thing a directory entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum EntryKind {
+    /// A directory (sorted first).
+    Dir,
+    /// A regular file.
+    File,
+    /// A symbolic link.
+    Link,
+    /// Anything else (FIFO, socket, device).
+    Other,
+}
+
+impl EntryKind {
+    fn to_byte(self) -> u8 {
+        match self {
+            EntryKind::Dir => b'd',
+            EntryKind::File => b'f',
+            EntryKind::Link => b'l',
+            EntryKind::Other => b'o',
+        }
+    }
+    /// One letter, as `ls -l` shows it.
+    pub fn letter(self) -> char {
+        match self {
+            EntryKind::Dir => 'd',
+            EntryKind::File => '-',
+            EntryKind::Link => 'l',
+            EntryKind::Other => '?',
+        }
+    }
+}
+
+/// One directory entry or `stat` result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Name (or path, for glob and stat results).
+    pub name: String,
+    /// Type.
+    pub kind: EntryKind,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, seconds since the epoch.
+    pub mtime: i64,
+}
+
+impl Entry {
+    /// Encodes as one field: kind byte, size (u64 BE), mtime (i64 BE), name.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(17 + self.name.len());
+        out.push(self.kind.to_byte());
+        out.extend_from_slice(&self.size.to_be_bytes());
+        out.extend_from_slice(&self.mtime.to_be_bytes());
+        out.extend_from_slice(self.name.as_bytes());
+        out
+    }
+
+    /// Decodes one field made by [`Entry::encode`].
+    pub fn decode(field: &[u8]) -> Result<Entry, Error> {
+        if field.len() < 17 {
+            return Err(Error::BadFields);
+        }
+        let kind = match field[0] {
+            b'd' => EntryKind::Dir,
+            b'f' => EntryKind::File,
+            b'l' => EntryKind::Link,
+            b'o' => EntryKind::Other,
+            _ => return Err(Error::BadFields),
+        };
+        let size = u64::from_be_bytes(field[1..9].try_into().map_err(|_| Error::BadFields)?);
+        let mtime = i64::from_be_bytes(field[9..17].try_into().map_err(|_| Error::BadFields)?);
+        let name = String::from_utf8_lossy(&field[17..]).into_owned();
+        Ok(Entry {
+            name,
+            kind,
+            size,
+            mtime,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round(req: Request) {
+        assert_eq!(Request::decode(&req.encode()).unwrap(), req);
+    }
+
+    #[test]
+    fn every_request_round_trips() {
+        round(Request::Login {
+            user: "u".into(),
+            password: "p:w d".into(),
+        });
+        round(Request::Pwd);
+        round(Request::Cd(None));
+        round(Request::Cd(Some("a b".into())));
+        round(Request::Ls(Some("x".into())));
+        round(Request::Ls(None));
+        round(Request::Stat("s".into()));
+        round(Request::Cat("c".into()));
+        round(Request::Get {
+            path: "g".into(),
+            offset: 0,
+            prefix: None,
+        });
+        round(Request::Get {
+            path: "g".into(),
+            offset: 7,
+            prefix: Some([0xab; 32]),
+        });
+        round(Request::Put {
+            path: "p".into(),
+            size: 9,
+            mtime: -3,
+            no_clobber: true,
+            resume: false,
+        });
+        round(Request::Rm {
+            path: "r".into(),
+            recursive: true,
+        });
+        round(Request::Mkdir("m".into()));
+        round(Request::Rmdir("m".into()));
+        round(Request::Mv {
+            from: "a".into(),
+            to: "b".into(),
+        });
+        round(Request::Glob("*.txt".into()));
+        round(Request::Passwd {
+            old: "o".into(),
+            new: "n".into(),
+        });
+        round(Request::Discover);
+        round(Request::Bye);
+    }
+
+    #[test]
+    fn malformed_requests_are_refused() {
+        let bad: &[&[&str]] = &[
+            &[],
+            &["frobnicate"],
+            &["cat"],
+            &["cat", "a", "b"],
+            &["get", "a", "x", ""],
+            &["get", "a", "5", ""],
+            &["get", "a", "0", "zz"],
+            &["put", "a", "1", "0", "q"],
+            &["put", "a", "-1", "0", ""],
+            &["rm", "a", "x"],
+            &["login", "u"],
+        ];
+        for fields in bad {
+            assert!(
+                Request::decode(&encode_fields(fields)).is_err(),
+                "{fields:?}"
+            );
+        }
+        let long = "a".repeat(MAX_PATH + 1);
+        assert!(Request::decode(&encode_fields(&["cat", &long])).is_err());
+        assert!(Request::decode(&encode_fields(&[&b"cat"[..], b"\xff"])).is_err());
+    }
+
+    #[test]
+    fn entries_and_codes_round_trip() {
+        let e = Entry {
+            name: "n x".into(),
+            kind: EntryKind::Dir,
+            size: 4096,
+            mtime: 1 << 40,
+        };
+        assert_eq!(Entry::decode(&e.encode()).unwrap(), e);
+        assert!(Entry::decode(b"short").is_err());
+        for code in ["not-found", "quota", "busy", "aborted"] {
+            assert_eq!(ErrorCode::parse(code.as_bytes()).as_str(), code);
+        }
+        assert_eq!(ErrorCode::parse(b"new-thing"), ErrorCode::Invalid);
+    }
+
+    #[test]
+    fn hex_round_trips() {
+        let v = [0x01, 0xfe, 0x7a];
+        assert_eq!(hex(&v), "01fe7a");
+        let h = [0x5c; 32];
+        assert_eq!(unhex32(hex(&h).as_bytes()), Some(h));
+        assert_eq!(unhex32(b"12"), None);
+    }
+}

@@ -1,0 +1,780 @@
+//! Per-user storage: every path from the network is resolved and opened *beneath* the
+//! user's root directory in one step, never checked first and opened later.
+//!
+//! A user path is first normalised lexically against the session's current
+//! directory ([`UserPath`]): `/` is the user's root, `..` past the root is refused
+//! (only `cd` clamps it), and names under the reserved prefix [`RESERVED_PREFIX`]
+//! are refused. The kernel then resolves what is left, symlinks included, with
+//! `openat2(RESOLVE_BENEATH)` from a descriptor of the root, so a symlink that
+//! leads outside fails with `EXDEV` at the moment of use; where openat2 is missing,
+//! [`walk_beneath`] does the same component by component with `O_NOFOLLOW`.
+//! Final components are then acted on with the `*at` calls relative to an opened
+//! parent directory, which never follow a final symlink for unlink, mkdir or rename.
+//!
+//! This module knows nothing of the protocol; the server maps [`Error`] to replies,
+//! and a refused path is reported exactly like a missing one.
+
+use std::ffi::CString;
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use crate::protocol::{Entry, EntryKind};
+use crate::sys::{self, errno, oflag};
+
+/// Names starting with this are the server's own (partial uploads): users can neither
+/// see nor name them.
+pub const RESERVED_PREFIX: &str = ".fos-part-";
+/// Longest single name, in bytes.
+pub const MAX_NAME: usize = 255;
+/// Longest path argument, in bytes.
+pub const MAX_PATH: usize = crate::protocol::command::MAX_PATH;
+/// Deepest directory tree `rm -r` and recursive listings descend.
+pub const MAX_DEPTH: usize = 128;
+/// Symlinks followed in one resolution by the fallback walker (as Linux's 40).
+const MAX_LINKS: usize = 40;
+
+/// Errors of the sandbox layer.
+#[derive(Debug)]
+pub enum Error {
+    /// No such file or directory.
+    NotFound,
+    /// The path would leave the user's root (`..`, a symlink out, a loop). Reported to
+    /// the client exactly like [`Error::NotFound`].
+    Escapes,
+    /// The path names a reserved (server-internal) file. Reported like `NotFound`.
+    Reserved,
+    /// The argument cannot be a name at all.
+    InvalidName(&'static str),
+    /// The target exists.
+    Exists,
+    /// The directory is not empty.
+    NotEmpty,
+    /// A directory was needed.
+    NotADirectory,
+    /// A file was needed.
+    IsADirectory,
+    /// Not a regular file or directory (FIFO, device, socket).
+    NotRegular,
+    /// The operation makes no sense on the user's root (remove it, rename it).
+    IsRoot,
+    /// Any other I/O failure.
+    Io(io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NotFound => write!(f, "no such file or directory"),
+            Error::Escapes => write!(f, "path leaves the user's root"),
+            Error::Reserved => write!(f, "reserved name"),
+            Error::InvalidName(why) => write!(f, "invalid name: {why}"),
+            Error::Exists => write!(f, "already exists"),
+            Error::NotEmpty => write!(f, "directory not empty"),
+            Error::NotADirectory => write!(f, "not a directory"),
+            Error::IsADirectory => write!(f, "is a directory"),
+            Error::NotRegular => write!(f, "not a regular file"),
+            Error::IsRoot => write!(f, "not allowed on the root directory"),
+            Error::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        match e.raw_os_error() {
+            Some(errno::EXDEV) | Some(errno::ELOOP) => Error::Escapes,
+            Some(errno::ENOTDIR) => Error::NotADirectory,
+            Some(errno::EISDIR) => Error::IsADirectory,
+            Some(errno::ENOTEMPTY) => Error::NotEmpty,
+            Some(errno::EEXIST) => Error::Exists,
+            Some(errno::ENAMETOOLONG) => Error::InvalidName("name too long"),
+            _ if e.kind() == io::ErrorKind::NotFound => Error::NotFound,
+            _ => Error::Io(e),
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, Error>;
+
+/// A normalised path relative to a user's root: a list of plain names (no `.`, `..`,
+/// empty or reserved names).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserPath(Vec<String>);
+
+impl UserPath {
+    /// The user's root.
+    pub fn root() -> UserPath {
+        UserPath(Vec::new())
+    }
+
+    /// Resolves `arg` against `cwd`: a leading `/` means the user's root. `..` past the
+    /// root is [`Error::Escapes`] unless `clamp` is set (for `cd`, where it stays at the
+    /// root like `/..` does).
+    pub fn resolve(cwd: &UserPath, arg: &str, clamp: bool) -> Result<UserPath> {
+        if arg.len() > MAX_PATH {
+            return Err(Error::InvalidName("path too long"));
+        }
+        if arg.contains('\0') {
+            return Err(Error::InvalidName("NUL byte in path"));
+        }
+        let mut parts = if arg.starts_with('/') {
+            Vec::new()
+        } else {
+            cwd.0.clone()
+        };
+        for comp in arg.split('/') {
+            match comp {
+                "" | "." => {}
+                ".." => {
+                    if parts.pop().is_none() && !clamp {
+                        return Err(Error::Escapes);
+                    }
+                }
+                name => {
+                    check_name(name)?;
+                    parts.push(name.to_string());
+                }
+            }
+        }
+        Ok(UserPath(parts))
+    }
+
+    /// Whether this is the user's root.
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The last name, if not the root.
+    pub fn file_name(&self) -> Option<&str> {
+        self.0.last().map(String::as_str)
+    }
+
+    /// The parent path (the root's parent is the root).
+    pub fn parent(&self) -> UserPath {
+        let mut p = self.0.clone();
+        p.pop();
+        UserPath(p)
+    }
+
+    /// This path with one more name (which must be a valid name).
+    pub fn join(&self, name: &str) -> Result<UserPath> {
+        check_name(name)?;
+        let mut p = self.0.clone();
+        p.push(name.to_string());
+        Ok(UserPath(p))
+    }
+
+    /// The names, root first.
+    pub fn components(&self) -> &[String] {
+        &self.0
+    }
+
+    fn relative(&self) -> Result<CString> {
+        if self.0.is_empty() {
+            return Ok(CString::from(c"."));
+        }
+        Ok(sys::cstring(self.0.join("/").as_bytes())?)
+    }
+}
+
+impl fmt::Display for UserPath {
+    /// Shown to the user as an absolute path inside their root: `/`, `/a/b`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("/");
+        }
+        for c in &self.0 {
+            write!(f, "/{c}")?;
+        }
+        Ok(())
+    }
+}
+
+fn check_name(name: &str) -> Result<()> {
+    if name.len() > MAX_NAME {
+        return Err(Error::InvalidName("name longer than 255 bytes"));
+    }
+    if name.starts_with(RESERVED_PREFIX) {
+        return Err(Error::Reserved);
+    }
+    Ok(())
+}
+
+/// One user's root directory, held open. All operations take [`UserPath`]s.
+#[derive(Debug)]
+pub struct Sandbox {
+    root: OwnedFd,
+    /// Use the portable walker even where openat2 exists (tests compare the two).
+    force_walk: bool,
+}
+
+impl Sandbox {
+    /// Opens (creating on first use) `<storage>/<user>`. The user name must already be
+    /// validated (see `auth::valid_username`): it is used as one path component.
+    pub fn open_user(storage: &Path, user: &str) -> Result<Sandbox> {
+        debug_assert!(crate::auth::valid_username(user));
+        std::fs::create_dir_all(storage)?;
+        let dir = storage.join(user);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::Io(e)),
+        }
+        Sandbox::open(&dir)
+    }
+
+    /// Opens an existing directory as a sandbox root.
+    pub fn open(dir: &Path) -> Result<Sandbox> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(oflag::DIRECTORY)
+            .open(dir)?;
+        Ok(Sandbox {
+            root: OwnedFd::from(file),
+            force_walk: false,
+        })
+    }
+
+    /// Makes every lookup use the portable component walker instead of openat2.
+    pub fn force_portable_walk(mut self, on: bool) -> Sandbox {
+        self.force_walk = on;
+        self
+    }
+
+    fn open_beneath(&self, path: &UserPath, flags: i32, mode: u32) -> Result<OwnedFd> {
+        if !self.force_walk {
+            let rel = path.relative()?;
+            match sys::openat2_beneath(self.root.as_fd(), &rel, flags, mode) {
+                Err(e) if e.raw_os_error() == Some(errno::ENOSYS) => {}
+                other => return Ok(other?),
+            }
+        }
+        Ok(walk_beneath(
+            self.root.as_fd(),
+            path.components(),
+            flags,
+            mode,
+        )?)
+    }
+
+    /// Opens the parent directory of `path`, returning it and the final name.
+    fn parent(&self, path: &UserPath) -> Result<(OwnedFd, CString)> {
+        let name = path.file_name().ok_or(Error::IsRoot)?;
+        let dir = self.open_beneath(&path.parent(), oflag::RDONLY | oflag::DIRECTORY, 0)?;
+        Ok((dir, sys::cstring(name.as_bytes())?))
+    }
+
+    /// Checks that `path` is a directory beneath the root (for `cd`).
+    pub fn check_dir(&self, path: &UserPath) -> Result<()> {
+        self.open_beneath(path, oflag::RDONLY | oflag::DIRECTORY, 0)
+            .map(drop)
+    }
+
+    /// Opens a regular file for reading.
+    pub fn open_file(&self, path: &UserPath) -> Result<(File, sys::Stat)> {
+        // O_NONBLOCK: opening a FIFO an admin left there must not hang the session
+        let fd = self.open_beneath(path, oflag::RDONLY | oflag::NONBLOCK, 0)?;
+        let st = sys::fstatat(fd.as_fd(), c"", true)?;
+        if st.is_dir() {
+            return Err(Error::IsADirectory);
+        }
+        if !st.is_file() {
+            return Err(Error::NotRegular);
+        }
+        sys::set_blocking(fd.as_fd())?;
+        Ok((File::from(fd), st))
+    }
+
+    /// Describes one path (a final symlink is described, not followed).
+    pub fn stat(&self, path: &UserPath) -> Result<Entry> {
+        let st = match path.file_name() {
+            None => sys::fstatat(self.root.as_fd(), c"", true)?,
+            Some(_) => {
+                let (dir, name) = self.parent(path)?;
+                sys::fstatat(dir.as_fd(), &name, false)?
+            }
+        };
+        Ok(entry(path.file_name().unwrap_or("/").to_string(), &st))
+    }
+
+    /// Lists a directory sorted by name, without reserved names. A file lists as itself.
+    pub fn list(&self, path: &UserPath) -> Result<Vec<Entry>> {
+        let dir = match self.open_beneath(path, oflag::RDONLY | oflag::DIRECTORY, 0) {
+            Ok(dir) => dir,
+            Err(Error::NotADirectory) => return Ok(vec![self.stat(path)?]),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for name in sys::read_dir(dir.as_fd())? {
+            let Some(name) = name.to_str() else {
+                continue; // not representable on the wire; never produced through fos
+            };
+            if name.starts_with(RESERVED_PREFIX) {
+                continue;
+            }
+            let Ok(cname) = sys::cstring(name.as_bytes()) else {
+                continue;
+            };
+            match sys::fstatat(dir.as_fd(), &cname, false) {
+                Ok(st) => out.push(entry(name.to_string(), &st)),
+                // removed between readdir and stat: it is simply gone
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Makes a directory.
+    pub fn mkdir(&self, path: &UserPath) -> Result<()> {
+        if path.is_root() {
+            return Err(Error::Exists);
+        }
+        let (dir, name) = self.parent(path)?;
+        Ok(sys::mkdirat(dir.as_fd(), &name, 0o755)?)
+    }
+
+    /// Removes an empty directory.
+    pub fn rmdir(&self, path: &UserPath) -> Result<()> {
+        let (dir, name) = self.parent(path)?;
+        let st = sys::fstatat(dir.as_fd(), &name, false)?;
+        if !st.is_dir() {
+            return Err(Error::NotADirectory);
+        }
+        Ok(sys::unlinkat(dir.as_fd(), &name, true)?)
+    }
+
+    /// Removes a file or symlink (never its target); a directory is refused.
+    pub fn remove_file(&self, path: &UserPath) -> Result<()> {
+        let (dir, name) = self.parent(path)?;
+        let st = sys::fstatat(dir.as_fd(), &name, false)?;
+        if st.is_dir() {
+            return Err(Error::IsADirectory);
+        }
+        Ok(sys::unlinkat(dir.as_fd(), &name, false)?)
+    }
+
+    /// Removes a file, or a directory and everything below it. Symlinks are removed,
+    /// never followed. Returns how many entries were removed.
+    pub fn remove_tree(&self, path: &UserPath) -> Result<u64> {
+        let (dir, name) = self.parent(path)?;
+        remove_entry(dir.as_fd(), &name, 0)
+    }
+
+    /// Renames `from` to `to` atomically. If `to` is an existing directory, `from` moves
+    /// into it under its own name. Never replaces a directory.
+    pub fn rename(&self, from: &UserPath, to: &UserPath) -> Result<UserPath> {
+        if from.is_root() {
+            return Err(Error::IsRoot);
+        }
+        let mut to = to.clone();
+        if let Ok(e) = self.stat(&to) {
+            if e.kind == EntryKind::Dir {
+                to = to.join(from.file_name().ok_or(Error::IsRoot)?)?;
+            }
+        }
+        if to.components().starts_with(from.components()) {
+            return Err(Error::InvalidName("cannot move a directory into itself"));
+        }
+        let (from_dir, from_name) = self.parent(from)?;
+        let (to_dir, to_name) = self.parent(&to)?;
+        // the source must exist (a missing source must not be reported as "exists")
+        sys::fstatat(from_dir.as_fd(), &from_name, false)?;
+        match sys::fstatat(to_dir.as_fd(), &to_name, false) {
+            Ok(st) if st.is_dir() => return Err(Error::Exists),
+            _ => {}
+        }
+        sys::renameat(
+            from_dir.as_fd(),
+            &from_name,
+            to_dir.as_fd(),
+            &to_name,
+            false,
+        )?;
+        Ok(to)
+    }
+
+    /// Creates a new, empty partial file for an upload to `target`, in the target's
+    /// directory, under a random reserved name, exclusively, mode 0600.
+    pub fn create_partial(&self, target: &UserPath) -> Result<Partial> {
+        let (dir, _) = self.parent(target)?;
+        match sys::fstatat(
+            dir.as_fd(),
+            &sys::cstring(target.file_name().unwrap_or("").as_bytes())?,
+            false,
+        ) {
+            Ok(st) if st.is_dir() => return Err(Error::IsADirectory),
+            _ => {}
+        }
+        for _ in 0..8 {
+            let name = format!("{RESERVED_PREFIX}{}", random_hex(8));
+            let cname = sys::cstring(name.as_bytes())?;
+            let flags = oflag::WRONLY | oflag::CREAT | oflag::EXCL | oflag::NOFOLLOW;
+            match sys::openat(dir.as_fd(), &cname, flags, 0o600) {
+                Ok(fd) => {
+                    return Ok(Partial {
+                        dir,
+                        name: cname,
+                        file: File::from(fd),
+                        done: false,
+                    });
+                }
+                Err(e) if e.raw_os_error() == Some(errno::EEXIST) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Io(io::Error::other(
+            "could not pick a unique partial name",
+        )))
+    }
+}
+
+fn entry(name: String, st: &sys::Stat) -> Entry {
+    let kind = if st.is_dir() {
+        EntryKind::Dir
+    } else if st.is_file() {
+        EntryKind::File
+    } else if st.is_symlink() {
+        EntryKind::Link
+    } else {
+        EntryKind::Other
+    };
+    Entry {
+        name,
+        kind,
+        size: st.size,
+        mtime: st.mtime,
+    }
+}
+
+fn remove_entry(parent: BorrowedFd<'_>, name: &CString, depth: usize) -> Result<u64> {
+    let st = sys::fstatat(parent, name, false)?;
+    if !st.is_dir() {
+        sys::unlinkat(parent, name, false)?;
+        return Ok(1);
+    }
+    if depth >= MAX_DEPTH {
+        return Err(Error::InvalidName("directory tree too deep"));
+    }
+    // O_NOFOLLOW: if the entry was swapped for a symlink since the stat, fail rather
+    // than descend into wherever it points
+    let dir = sys::openat(
+        parent,
+        name,
+        oflag::RDONLY | oflag::DIRECTORY | oflag::NOFOLLOW,
+        0,
+    )?;
+    let mut removed = 0;
+    for child in sys::read_dir(dir.as_fd())? {
+        let child = sys::cstring(std::os::unix::ffi::OsStrExt::as_bytes(child.as_os_str()))?;
+        removed += remove_entry(dir.as_fd(), &child, depth + 1)?;
+    }
+    sys::unlinkat(parent, name, true)?;
+    Ok(removed + 1)
+}
+
+/// An upload in progress: a reserved, exclusive file beside its target. Dropped without
+/// [`Partial::commit`], it is removed, so nothing half-written stays behind.
+#[derive(Debug)]
+pub struct Partial {
+    dir: OwnedFd,
+    name: CString,
+    file: File,
+    done: bool,
+}
+
+impl Partial {
+    /// The open file to write the content into.
+    pub fn file(&mut self) -> &mut File {
+        &mut self.file
+    }
+
+    /// Moves the finished file into place under `target`'s name, atomically. With
+    /// `fsync`, the data is flushed before the rename and the directory after it, so
+    /// an acknowledged upload survives a crash. With `no_clobber`, an existing target
+    /// is left alone and [`Error::Exists`] returned.
+    pub fn commit(mut self, target: &UserPath, no_clobber: bool, fsync: bool) -> Result<()> {
+        let name = sys::cstring(target.file_name().ok_or(Error::IsRoot)?.as_bytes())?;
+        if fsync {
+            self.file.sync_all()?;
+        }
+        sys::renameat(
+            self.dir.as_fd(),
+            &self.name,
+            self.dir.as_fd(),
+            &name,
+            no_clobber,
+        )?;
+        self.done = true;
+        if fsync {
+            File::from(self.dir.try_clone()?).sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.done {
+            // best effort: a failure here leaves a reserved file that `ls` never shows
+            let _ = sys::unlinkat(self.dir.as_fd(), &self.name, false);
+        }
+    }
+}
+
+/// `n` random bytes as hex, from the OS generator (through ring).
+pub fn random_hex(n: usize) -> String {
+    use ring::rand::SecureRandom;
+    let mut buf = vec![0u8; n];
+    ring::rand::SystemRandom::new()
+        .fill(&mut buf)
+        .expect("the OS random generator does not fail on Linux or the BSDs");
+    crate::protocol::command::hex(&buf)
+}
+
+/// Opens `components` beneath `root` without openat2: one `openat(O_NOFOLLOW)` per name,
+/// reading symlinks ourselves and resolving them with the same rules (absolute targets
+/// and `..` past the root fail with `EXDEV`; more than 40 links, `ELOOP`).
+pub fn walk_beneath(
+    root: BorrowedFd<'_>,
+    components: &[String],
+    flags: i32,
+    mode: u32,
+) -> io::Result<OwnedFd> {
+    let exdev = || io::Error::from_raw_os_error(errno::EXDEV);
+    let mut queue: std::collections::VecDeque<Vec<u8>> =
+        components.iter().map(|c| c.as_bytes().to_vec()).collect();
+    // directories opened so far, below the root
+    let mut stack: Vec<OwnedFd> = Vec::new();
+    let mut links = 0;
+    while let Some(comp) = queue.pop_front() {
+        match &comp[..] {
+            b"" | b"." => continue,
+            b".." => {
+                stack.pop().ok_or_else(exdev)?;
+                continue;
+            }
+            _ => {}
+        }
+        let cur = stack.last().map(|d| d.as_fd()).unwrap_or(root);
+        let name = sys::cstring(&comp)?;
+        let last = queue.is_empty();
+        let want = if last {
+            flags
+        } else {
+            oflag::RDONLY | oflag::DIRECTORY
+        };
+        match sys::openat(cur, &name, want | oflag::NOFOLLOW, mode) {
+            Ok(fd) if last => return Ok(fd),
+            Ok(fd) => stack.push(fd),
+            Err(e) => {
+                // O_NOFOLLOW met a symlink (ELOOP on Linux and macOS, EMLINK on FreeBSD),
+                // or O_DIRECTORY|O_NOFOLLOW on a link (ENOTDIR on some systems)
+                let st = match sys::fstatat(cur, &name, false) {
+                    Ok(st) if st.is_symlink() => st,
+                    _ => return Err(e),
+                };
+                debug_assert!(st.is_symlink());
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(io::Error::from_raw_os_error(errno::ELOOP));
+                }
+                let target = sys::readlinkat(cur, &name)?;
+                if target.starts_with(b"/") {
+                    return Err(exdev());
+                }
+                for part in target.split(|&b| b == b'/').rev() {
+                    queue.push_front(part.to_vec());
+                }
+            }
+        }
+    }
+    // every component was "." or ".." back to a directory: open that directory itself
+    let cur = stack.last().map(|d| d.as_fd()).unwrap_or(root);
+    sys::openat(cur, c".", flags, mode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::TempDir;
+    use std::os::unix::fs::symlink;
+
+    fn p(cwd: &UserPath, arg: &str) -> Result<UserPath> {
+        UserPath::resolve(cwd, arg, false)
+    }
+
+    #[test]
+    fn lexical_resolution() {
+        let root = UserPath::root();
+        let cwd = p(&root, "a/b").unwrap();
+        assert_eq!(p(&cwd, "c").unwrap().to_string(), "/a/b/c");
+        assert_eq!(p(&cwd, "../c").unwrap().to_string(), "/a/c");
+        assert_eq!(p(&cwd, "/x//y/./z/").unwrap().to_string(), "/x/y/z");
+        assert_eq!(p(&cwd, "../..").unwrap().to_string(), "/");
+        assert!(matches!(p(&cwd, "../../.."), Err(Error::Escapes)));
+        assert!(matches!(p(&root, ".."), Err(Error::Escapes)));
+        assert!(matches!(p(&root, "a/../../u2"), Err(Error::Escapes)));
+        assert_eq!(
+            UserPath::resolve(&root, "../../x", true)
+                .unwrap()
+                .to_string(),
+            "/x"
+        );
+        assert!(matches!(p(&root, ".fos-part-x"), Err(Error::Reserved)));
+        assert!(matches!(p(&root, "a\0b"), Err(Error::InvalidName(_))));
+        assert!(matches!(
+            p(&root, &"n".repeat(256)),
+            Err(Error::InvalidName(_))
+        ));
+        assert!(matches!(
+            p(&root, &"a/".repeat(2049)),
+            Err(Error::InvalidName(_))
+        ));
+        assert_eq!(p(&root, "~").unwrap().to_string(), "/~");
+    }
+
+    /// A storage tree: `<t>/outside`, `<t>/root/u` (the sandbox), `<t>/root/u2`.
+    fn fixture() -> (TempDir, Sandbox) {
+        let t = TempDir::new();
+        std::fs::write(t.path().join("outside"), "secret").unwrap();
+        std::fs::create_dir_all(t.path().join("root/u/d")).unwrap();
+        std::fs::create_dir_all(t.path().join("root/u2")).unwrap();
+        std::fs::write(t.path().join("root/u2/f"), "other").unwrap();
+        std::fs::write(t.path().join("root/u/d/f"), "mine").unwrap();
+        let u = t.path().join("root/u");
+        symlink("../../outside", u.join("up")).unwrap();
+        symlink(t.path().join("outside"), u.join("abs")).unwrap();
+        symlink("../u2", u.join("sib")).unwrap();
+        symlink("d/f", u.join("inside")).unwrap();
+        symlink("d", u.join("dlink")).unwrap();
+        symlink("loop2", u.join("loop1")).unwrap();
+        symlink("loop1", u.join("loop2")).unwrap();
+        let sb = Sandbox::open(&u).unwrap();
+        (t, sb)
+    }
+
+    fn both(check: impl Fn(&Sandbox)) {
+        for walk in [false, true] {
+            let (_t, sb) = fixture();
+            check(&sb.force_portable_walk(walk));
+        }
+    }
+
+    fn read(sb: &Sandbox, arg: &str) -> Result<String> {
+        let path = UserPath::resolve(&UserPath::root(), arg, false)?;
+        let (mut f, _) = sb.open_file(&path)?;
+        let mut s = String::new();
+        io::Read::read_to_string(&mut f, &mut s)?;
+        Ok(s)
+    }
+
+    #[test]
+    fn symlinks_inside_work_and_outside_are_refused() {
+        both(|sb| {
+            assert_eq!(read(sb, "inside").unwrap(), "mine");
+            assert_eq!(read(sb, "dlink/f").unwrap(), "mine");
+            assert_eq!(read(sb, "d/f").unwrap(), "mine");
+            for bad in ["up", "abs", "sib/f", "loop1", "dlink/../../u2/f"] {
+                assert!(
+                    matches!(read(sb, bad), Err(Error::Escapes)),
+                    "{bad}: {:?}",
+                    read(sb, bad)
+                );
+            }
+            assert!(matches!(read(sb, "missing"), Err(Error::NotFound)));
+            assert!(matches!(read(sb, "d"), Err(Error::IsADirectory)));
+        });
+    }
+
+    #[test]
+    fn operations_stay_beneath() {
+        both(|sb| {
+            let root = UserPath::root();
+            let path = |a: &str| UserPath::resolve(&root, a, false).unwrap();
+            // mkdir through a symlinked directory lands inside; through an escaping one, refused
+            sb.mkdir(&path("dlink/new")).unwrap();
+            assert!(sb.check_dir(&path("d/new")).is_ok());
+            assert!(matches!(sb.mkdir(&path("sib/new")), Err(Error::Escapes)));
+            // removing a symlink removes the link, never its target
+            sb.remove_file(&path("up")).unwrap();
+            assert!(matches!(sb.stat(&path("up")), Err(Error::NotFound)));
+            // listing hides reserved names
+            let mut part = sb.create_partial(&path("d/up.txt")).unwrap();
+            io::Write::write_all(part.file(), b"x").unwrap();
+            let names: Vec<_> = sb
+                .list(&path("d"))
+                .unwrap()
+                .into_iter()
+                .map(|e| e.name)
+                .collect();
+            assert_eq!(names, vec!["f", "new"]);
+            part.commit(&path("d/up.txt"), false, false).unwrap();
+            assert_eq!(read(sb, "d/up.txt").unwrap(), "x");
+            // rmdir of a non-empty directory is refused
+            assert!(matches!(sb.rmdir(&path("d")), Err(Error::NotEmpty)));
+            // rm -r removes the tree, not what a link inside it points to
+            assert!(sb.remove_tree(&path("dlink")).unwrap() == 1);
+            assert!(sb.check_dir(&path("d")).is_ok());
+            assert_eq!(sb.remove_tree(&path("d")).unwrap(), 4);
+        });
+    }
+
+    #[test]
+    fn dropped_partial_leaves_nothing() {
+        let (t, sb) = fixture();
+        let target = UserPath::resolve(&UserPath::root(), "d/t", false).unwrap();
+        {
+            let mut part = sb.create_partial(&target).unwrap();
+            io::Write::write_all(part.file(), b"half").unwrap();
+        }
+        let names: Vec<_> = std::fs::read_dir(t.path().join("root/u/d"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec!["f"]);
+    }
+
+    #[test]
+    fn rename_rules() {
+        both(|sb| {
+            let root = UserPath::root();
+            let path = |a: &str| UserPath::resolve(&root, a, false).unwrap();
+            sb.mkdir(&path("e")).unwrap();
+            // into an existing directory
+            assert_eq!(
+                sb.rename(&path("d/f"), &path("e")).unwrap().to_string(),
+                "/e/f"
+            );
+            // a directory is never replaced
+            sb.mkdir(&path("e/x")).unwrap();
+            sb.mkdir(&path("x")).unwrap();
+            assert!(matches!(
+                sb.rename(&path("x"), &path("e")),
+                Err(Error::Exists)
+            ));
+            assert!(matches!(
+                sb.rename(&path("e"), &path("e/x")),
+                Err(Error::InvalidName(_))
+            ));
+            assert!(matches!(
+                sb.rename(&path("nope"), &path("z")),
+                Err(Error::NotFound)
+            ));
+        });
+    }
+}

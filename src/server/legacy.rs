@@ -1,0 +1,451 @@
+//! The Python tool's protocol, server side, for unmodified Python clients (a session
+//! that negotiated no ALPN). Framing is the TLS record: one record in, one record
+//! out, each at most 4096 bytes (the Python client reads with `recv(4096)`; a longer
+//! reply would be taken for the next one).
+//!
+//! fos keeps its own rules here: every path goes through the sandbox (put included,
+//! which the Python server never checked), logins go through the same check as native
+//! ones, and error texts are fos's own, never server paths. `get`/`put` content
+//! travels on a one-shot TLS listener on an ephemeral port, as the Python tool does;
+//! it accepts one connection, from the session's peer address, within 5 s.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rustls::{ServerConnection, StreamOwned};
+
+use super::Shared;
+use super::conn::{Outcome, Tls, login};
+use super::session::{CAT_LIMIT, Failure, Session, describe};
+use crate::log::{Level, escape};
+use crate::protocol::legacy::{RECORD, read_record, send_record};
+
+/// How long the one-shot data port waits for its connection.
+pub const DATA_ACCEPT: Duration = Duration::from_secs(5);
+
+const GREEN: &str = "\x1b[32m";
+const RED: &str = "\x1b[31m";
+const BLUE: &str = "\x1b[34m";
+const RESET: &str = "\x1b[0m";
+
+fn green(msg: &str) -> String {
+    format!("{GREEN}{msg}{RESET}\n")
+}
+
+fn red(msg: &str) -> String {
+    format!("{RED}{msg}{RESET}\n")
+}
+
+/// Serves a Python client: mode word, login, then commands.
+pub(super) fn serve(
+    stream: &mut Tls,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    busy: &AtomicBool,
+) -> Outcome {
+    let mut out = Outcome::default();
+    if let Err(e) = run(stream, peer, shared, busy, &mut out) {
+        out.error = Some(e.to_string());
+    }
+    out
+}
+
+fn run(
+    stream: &mut Tls,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    busy: &AtomicBool,
+    out: &mut Outcome,
+) -> io::Result<()> {
+    let log = &shared.log;
+    let Some(mode) = read_record(stream)? else {
+        return Ok(());
+    };
+    // mode words are prefix matches, on either port, as in the Python server
+    if mode.starts_with(b"ping") {
+        log.log(Level::Info, Some(peer), None, format_args!("ping (legacy)"));
+        return send_record(stream, shared.config.name.as_bytes());
+    }
+    if !mode.starts_with(b"fs") {
+        log.log(
+            Level::Info,
+            Some(peer),
+            None,
+            format_args!(
+                "legacy: unknown mode {:?}",
+                escape(&String::from_utf8_lossy(&mode))
+            ),
+        );
+        return Ok(());
+    }
+    let Some(creds) = read_record(stream)? else {
+        return Ok(());
+    };
+    let creds = String::from_utf8(creds).ok();
+    let parsed = creds.as_deref().and_then(|c| c.split_once(':'));
+    let Some((user, password)) = parsed else {
+        log.log(
+            Level::Warn,
+            Some(peer),
+            None,
+            format_args!("legacy login refused: malformed credentials"),
+        );
+        // the Python client takes any other reply for success: always exactly this
+        return send_record(stream, b"invalid credentials");
+    };
+    let mut session = match login(shared, peer, user, password) {
+        Ok(s) => s,
+        // the real reason is in the log (login() wrote it); the client gets the one
+        // reply it understands as a refusal
+        Err(_) => return send_record(stream, b"invalid credentials"),
+    };
+    out.user = Some(session.user.clone());
+    stream.sock.logged_in(shared.config.idle_timeout)?;
+    send_record(stream, b"accept")?;
+    while let Some(record) = read_record(stream)? {
+        if shared.shutting_down() {
+            return send_record(stream, red("server is shutting down").as_bytes());
+        }
+        busy.store(true, Ordering::SeqCst);
+        let text = String::from_utf8_lossy(&record).into_owned();
+        let keep_going = command(stream, peer, &mut session, &text);
+        busy.store(false, Ordering::SeqCst);
+        if !keep_going? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Runs one command; `Ok(false)` on `exit`.
+fn command(
+    stream: &mut Tls,
+    peer: SocketAddr,
+    session: &mut Session,
+    text: &str,
+) -> io::Result<bool> {
+    let log = &session.shared.log;
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let Some((&cmd, args)) = parts.split_first() else {
+        send_record(stream, red("No command provided.").as_bytes())?;
+        return Ok(true);
+    };
+    log.log(
+        Level::Info,
+        Some(peer),
+        Some(&session.user),
+        format_args!("legacy: {}", escape(text.trim())),
+    );
+    let fail = |f: Failure| red(&format!("{cmd}: {}", describe(&f).1));
+    let reply = match (cmd, args) {
+        ("exit", _) => return Ok(false),
+        ("ls", [] | [_]) => match session.ls(args.first().copied()) {
+            Ok(entries) => ls_reply(entries.iter().map(|e| e.name.as_str())),
+            Err(f) => fail(f),
+        },
+        ("cat", [path]) => match session.cat(path) {
+            Ok(cat) => cat_reply(&cat.head, cat.size),
+            Err(f) => fail(f),
+        },
+        ("cd", [] | [_]) => match session.cd(args.first().copied()) {
+            Ok(_) => green("Directory changed successfully"),
+            Err(_) => red("Directory does not exist"),
+        },
+        ("pwd", []) => format!("{}\n", session.pwd()),
+        ("mkdir", [path]) => session.mkdir(path).map_or_else(fail, |()| green("Directory created successfully")),
+        ("rmdir", [path]) => session.rmdir(path).map_or_else(fail, |()| green("Directory deleted successfully")),
+        ("rm", [path]) => session.rm(path, false).map_or_else(fail, |_| green("File deleted successfully")),
+        ("get" | "put", []) => red(&format!("No filename provided for {cmd} command.")),
+        ("get", [path]) => get(stream, peer, session, path)?,
+        ("put", [path]) => put(stream, peer, session, path)?,
+        ("help", _) => "commands: ls [dir], cat file, get file, put file, rm file, mkdir dir, rmdir dir, cd [dir], pwd, exit\n".to_string(),
+        ("ls" | "cat" | "cd" | "pwd" | "mkdir" | "rmdir" | "rm" | "get" | "put", _) => {
+            red(&format!("{cmd}: wrong number of arguments (names with spaces need a fos client)"))
+        }
+        _ => red("Unknown command"),
+    };
+    send_record(stream, truncate(reply).as_bytes())?;
+    Ok(true)
+}
+
+/// Names joined by tabs, or the Python tool's "No files found"; a listing that would
+/// not fit one record is cut with a note of how many names were left out.
+fn ls_reply<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
+    if names.is_empty() {
+        return format!("{BLUE}No files found{RESET}\n");
+    }
+    let full = format!("{}\n", names.join("\t"));
+    if full.len() <= RECORD {
+        return full;
+    }
+    let mut out = String::new();
+    for (i, name) in names.iter().enumerate() {
+        let note = format!(
+            "\t{BLUE}... {} more not shown: list a subdirectory or use a fos client{RESET}\n",
+            names.len() - i
+        );
+        let sep = if i == 0 { "" } else { "\t" };
+        if out.len() + sep.len() + name.len() + note.len() > RECORD {
+            return out + &note;
+        }
+        out.push_str(sep);
+        out.push_str(name);
+    }
+    out + "\n"
+}
+
+/// The first 1024 bytes as text plus a newline, as the Python tool does; a character
+/// cut at the 1024-byte mark is dropped, and a binary file is said to be one.
+fn cat_reply(head: &[u8], size: u64) -> String {
+    match std::str::from_utf8(head) {
+        Ok(text) => format!("{text}\n"),
+        // only an incomplete character at the very end: show everything before it
+        Err(e) if e.error_len().is_none() && head.len() == CAT_LIMIT => {
+            format!("{}\n", String::from_utf8_lossy(&head[..e.valid_up_to()]))
+        }
+        Err(_) => red(&format!("cat: binary file ({size} bytes); use get")),
+    }
+}
+
+/// Keeps a reply within one record, on a character boundary.
+fn truncate(mut s: String) -> String {
+    if s.len() > RECORD {
+        let mut cut = RECORD - 1;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('\n');
+    }
+    s
+}
+
+/// The one-shot data connection of a legacy get/put: a listener on the session's own
+/// local address; it accepts one TLS connection from the peer's address within
+/// [`DATA_ACCEPT`]. Connections from anyone else are closed unanswered.
+fn data_listener(stream: &Tls) -> io::Result<TcpListener> {
+    let local = stream.sock.tcp().local_addr()?;
+    TcpListener::bind(SocketAddr::new(local.ip(), 0))
+}
+
+fn accept_data(
+    listener: &TcpListener,
+    peer: IpAddr,
+    session: &Session,
+) -> io::Result<StreamOwned<ServerConnection, TcpStream>> {
+    listener.set_nonblocking(true)?;
+    let deadline = Instant::now() + DATA_ACCEPT;
+    let tcp = loop {
+        match listener.accept() {
+            Ok((tcp, from)) if from.ip() == peer => break tcp,
+            Ok((_, from)) => session.shared.log.log(
+                Level::Warn,
+                Some(from),
+                Some(&session.user),
+                format_args!("legacy data port: refused a connection from another address"),
+            ),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if Instant::now() >= deadline {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "nobody connected to the data port within 5 s",
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    tcp.set_nonblocking(false)?;
+    let cfg = &session.shared.config;
+    tcp.set_read_timeout(Some(cfg.handshake_timeout))?;
+    tcp.set_write_timeout(Some(Duration::from_secs(60)))?;
+    let mut conn =
+        ServerConnection::new(Arc::clone(&session.shared.tls)).map_err(io::Error::other)?;
+    let mut tcp = tcp;
+    while conn.is_handshaking() {
+        let (r, w) = conn.complete_io(&mut tcp)?;
+        if r == 0 && w == 0 && conn.is_handshaking() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "closed during handshake",
+            ));
+        }
+    }
+    Ok(StreamOwned::new(conn, tcp))
+}
+
+fn get(stream: &mut Tls, peer: SocketAddr, session: &Session, path: &str) -> io::Result<String> {
+    let (mut file, st) = match session.open_read(path) {
+        Ok(f) => f,
+        // an error instead of a port: the Python client then creates no local file
+        Err(f) => return Ok(red(&format!("get: {}", describe(&f).1))),
+    };
+    let listener = data_listener(stream)?;
+    send_record(
+        stream,
+        format!("{}\n", listener.local_addr()?.port()).as_bytes(),
+    )?;
+    let started = Instant::now();
+    let result = (|| -> io::Result<u64> {
+        let mut data = accept_data(&listener, peer.ip(), session)?;
+        let sent = io::copy(&mut (&mut file).take(st.size), &mut data)?;
+        data.conn.send_close_notify();
+        data.flush()?;
+        let _ = data.sock.shutdown(std::net::Shutdown::Write);
+        Ok(sent)
+    })();
+    let log = &session.shared.log;
+    Ok(match result {
+        Ok(n) => {
+            log.log(
+                Level::Info,
+                Some(peer),
+                Some(&session.user),
+                format_args!(
+                    "sent {:?} (legacy): {n} bytes in {:.3?}",
+                    escape(path),
+                    started.elapsed()
+                ),
+            );
+            green("File sent successfully")
+        }
+        Err(e) => {
+            log.log(
+                Level::Warn,
+                Some(peer),
+                Some(&session.user),
+                format_args!("legacy get {:?} failed: {e}", escape(path)),
+            );
+            red(&format!("get: transfer failed: {}", plain_io(&e)))
+        }
+    })
+}
+
+fn put(stream: &mut Tls, peer: SocketAddr, session: &Session, path: &str) -> io::Result<String> {
+    let (target, mut partial) = match session.begin_put(path, None, false) {
+        Ok(p) => p,
+        Err(f) => return Ok(red(&format!("put: {}", describe(&f).1))),
+    };
+    let listener = data_listener(stream)?;
+    send_record(
+        stream,
+        format!("{}\n", listener.local_addr()?.port()).as_bytes(),
+    )?;
+    let started = Instant::now();
+    // the legacy protocol announces no size: the limits are checked while writing
+    let cfg = &session.shared.config;
+    let limit = match (cfg.max_file_size, cfg.quota) {
+        (max, Some(quota)) => {
+            let room = quota.saturating_sub(session.usage().unwrap_or(quota));
+            Some(max.map_or(room, |m| m.min(room)))
+        }
+        (max, None) => max,
+    };
+    let result = (|| -> io::Result<u64> {
+        let mut data = accept_data(&listener, peer.ip(), session)?;
+        data.sock.set_read_timeout(Some(cfg.idle_timeout))?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = match data.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                // the Python client ends its upload with a bare TCP close
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(e),
+            };
+            total += n as u64;
+            if limit.is_some_and(|l| total > l) {
+                return Err(io::Error::other(
+                    "the file is over the server's size limit or your quota",
+                ));
+            }
+            partial.file().write_all(&buf[..n])?;
+        }
+        Ok(total)
+    })();
+    let log = &session.shared.log;
+    Ok(
+        match result
+            .map_err(Failure::from)
+            .and_then(|n| session.commit(partial, &target, false).map(|()| n))
+        {
+            Ok(n) => {
+                log.log(
+                    Level::Info,
+                    Some(peer),
+                    Some(&session.user),
+                    format_args!(
+                        "received {:?} (legacy): {n} bytes in {:.3?}",
+                        escape(path),
+                        started.elapsed()
+                    ),
+                );
+                green("File received successfully")
+            }
+            Err(f) => {
+                let msg = describe(&f).1;
+                log.log(
+                    Level::Warn,
+                    Some(peer),
+                    Some(&session.user),
+                    format_args!("legacy put {:?} failed: {msg}", escape(path)),
+                );
+                red(&format!("put: {msg}"))
+            }
+        },
+    )
+}
+
+fn plain_io(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::TimedOut => "timed out".into(),
+        _ => "connection failed".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ls_fits_one_record() {
+        assert_eq!(ls_reply(["a", "b"].into_iter()), "a\tb\n");
+        assert_eq!(
+            ls_reply(std::iter::empty()),
+            "\x1b[34mNo files found\x1b[0m\n"
+        );
+        let names: Vec<String> = (0..300)
+            .map(|i| format!("file_with_long_name_{i:04}.txt"))
+            .collect();
+        let reply = ls_reply(names.iter().map(String::as_str));
+        assert!(reply.len() <= RECORD, "{}", reply.len());
+        let shown = reply.split('\t').filter(|n| n.starts_with("file_")).count();
+        assert!(
+            reply.contains(&format!("... {} more not shown", 300 - shown)),
+            "{reply}"
+        );
+        assert!(reply.ends_with("\x1b[0m\n"));
+    }
+
+    #[test]
+    fn cat_rules() {
+        assert_eq!(cat_reply(b"hello world\n", 12), "hello world\n\n");
+        let mut cut = vec![b'a'; 1023];
+        cut.push(0xc3);
+        assert_eq!(cat_reply(&cut, 2000), format!("{}\n", "a".repeat(1023)));
+        assert!(cat_reply(b"\x80\x81", 2).contains("binary file"));
+    }
+
+    #[test]
+    fn truncate_keeps_char_boundary() {
+        let s = "é".repeat(3000);
+        let t = truncate(s);
+        assert!(t.len() <= RECORD && t.ends_with('\n'));
+    }
+}

@@ -1,0 +1,546 @@
+//! The fos server: binds the session port (5001) and the discovery port (5003),
+//! accepts connections and serves each on a thread of its own (no worker pool, so the
+//! N+1th client never waits for a slot).
+//!
+//! Each connection gets a TLS handshake and login under one deadline, then speaks
+//! the native protocol if it negotiated ALPN `fos/1` ([`native`]) or the Python tool's
+//! protocol otherwise ([`legacy`]). Both ports accept both, as the Python server does.
+//!
+//! Shutdown ([`ShutdownHandle`]): stop accepting at once, close idle sessions, let
+//! commands in flight finish within the grace period, then cut the rest.
+
+mod conn;
+mod legacy;
+mod limits;
+mod native;
+pub mod session;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::auth::UserStore;
+use crate::log::{Level, Logger};
+
+pub use limits::Throttle;
+
+/// Server settings. Every field's default is the one the `fos-server` flags document.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Address to listen on. Defaults to 127.0.0.1 (the binary asks or picks otherwise).
+    pub bind: IpAddr,
+    /// Session port. Defaults to 5001.
+    pub port: u16,
+    /// Discovery port. Defaults to 5003.
+    pub greet_port: u16,
+    /// Listen on the discovery port at all. Defaults to true.
+    pub discovery: bool,
+    /// Serve clients that negotiate no ALPN (the Python client). Defaults to true.
+    pub legacy: bool,
+    /// Storage root; each user works in `<root>/<user>`. Defaults to `./server_storage`.
+    pub root: PathBuf,
+    /// Users file. Defaults to `./user_credentials.txt`.
+    pub users: PathBuf,
+    /// Certificate chain (PEM). Defaults to `certs/cert.pem`.
+    pub cert: PathBuf,
+    /// Private key (PEM). Defaults to `certs/key.pem`.
+    pub key: PathBuf,
+    /// Name announced to discovery. Defaults to the host name.
+    pub name: String,
+    /// Most sessions at once. Defaults to 512.
+    pub max_sessions: usize,
+    /// Most sessions from one address. Defaults to 32.
+    pub max_sessions_per_ip: usize,
+    /// Largest upload, bytes. Defaults to none.
+    pub max_file_size: Option<u64>,
+    /// Per-user storage quota, bytes. Defaults to none.
+    pub quota: Option<u64>,
+    /// TLS handshake timeout. Defaults to 10 s.
+    pub handshake_timeout: Duration,
+    /// One deadline for handshake plus login. Defaults to 15 s.
+    pub login_timeout: Duration,
+    /// A logged-in session with no request for this long is closed. Defaults to 15 min.
+    pub idle_timeout: Duration,
+    /// fsync uploads (file, then directory) before acknowledging. Defaults to true.
+    pub fsync: bool,
+    /// How long running commands may finish after SIGINT/SIGTERM. Defaults to 30 s.
+    pub shutdown_grace: Duration,
+    /// First lock-out after too many failed logins (doubles, capped at 15 min).
+    /// Defaults to 60 s.
+    pub throttle_base: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 5001,
+            greet_port: 5003,
+            discovery: true,
+            legacy: true,
+            root: PathBuf::from("server_storage"),
+            users: PathBuf::from("user_credentials.txt"),
+            cert: PathBuf::from("certs/cert.pem"),
+            key: PathBuf::from("certs/key.pem"),
+            name: crate::sys::hostname().unwrap_or_else(|| "fos".into()),
+            max_sessions: 512,
+            max_sessions_per_ip: 32,
+            max_file_size: None,
+            quota: None,
+            handshake_timeout: Duration::from_secs(10),
+            login_timeout: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(15 * 60),
+            fsync: true,
+            shutdown_grace: Duration::from_secs(30),
+            throttle_base: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Errors that stop the server from starting.
+#[derive(Debug)]
+pub enum Error {
+    /// Certificate or key problem.
+    Tls(crate::tls::Error),
+    /// Users file problem.
+    Auth(crate::auth::Error),
+    /// Binding a port failed.
+    Bind(SocketAddr, io::Error),
+    /// The storage root cannot be created.
+    Storage(PathBuf, io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Tls(e) => write!(f, "{e}"),
+            Error::Auth(e) => write!(f, "{e}"),
+            Error::Bind(a, e) => write!(f, "cannot listen on {a}: {e}"),
+            Error::Storage(p, e) => write!(f, "storage root {}: {e}", p.display()),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<crate::tls::Error> for Error {
+    fn from(e: crate::tls::Error) -> Self {
+        Error::Tls(e)
+    }
+}
+
+impl From<crate::auth::Error> for Error {
+    fn from(e: crate::auth::Error) -> Self {
+        Error::Auth(e)
+    }
+}
+
+/// A live connection, as the shutdown and limit logic sees it.
+#[derive(Debug)]
+struct ConnEntry {
+    tcp: TcpStream,
+    peer: SocketAddr,
+    /// Inside a command or transfer (shutdown lets these finish).
+    busy: Arc<AtomicBool>,
+}
+
+/// State shared by every connection thread.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: ServerConfig,
+    pub(crate) tls: Arc<rustls::ServerConfig>,
+    pub(crate) users: UserStore,
+    pub(crate) log: Arc<Logger>,
+    pub(crate) throttle: Throttle,
+    pub(crate) logins: limits::Semaphore,
+    shutdown: AtomicBool,
+    conns: Mutex<HashMap<u64, ConnEntry>>,
+    next_id: AtomicU64,
+    /// The port sessions use, for discovery replies.
+    pub(crate) data_port: u16,
+}
+
+impl Shared {
+    pub(crate) fn shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+
+    /// Counts sessions now: (all, from this address).
+    fn load(&self, ip: IpAddr) -> (usize, usize) {
+        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let from_ip = conns.values().filter(|c| c.peer.ip() == ip).count();
+        (conns.len(), from_ip)
+    }
+}
+
+/// A bound server, ready to [`Server::run`].
+#[derive(Debug)]
+pub struct Server {
+    shared: Arc<Shared>,
+    data: TcpListener,
+    greet: Option<TcpListener>,
+}
+
+/// Stops a running server from another thread (signal handler thread, tests).
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle {
+    shared: Arc<Shared>,
+    wake: Vec<SocketAddr>,
+}
+
+impl ShutdownHandle {
+    /// Begins a graceful shutdown; [`Server::run`] returns once it is complete.
+    pub fn shutdown(&self) {
+        if self.shared.shutdown.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // wake the blocking accept() calls so they see the flag
+        for addr in &self.wake {
+            let _ = TcpStream::connect_timeout(addr, Duration::from_secs(1));
+        }
+    }
+}
+
+impl Server {
+    /// Loads the certificate, key and users, creates the storage root and binds the
+    /// ports. Nothing is served until [`Server::run`].
+    pub fn bind(config: ServerConfig, log: Arc<Logger>) -> Result<Server, Error> {
+        let certs = crate::tls::load_certs(&config.cert)?;
+        let key = crate::tls::load_key(&config.key)?;
+        let tls = crate::tls::server_config(certs, key, &config.cert)?;
+        let users = UserStore::open(&config.users)?;
+        {
+            let current = users.current();
+            for w in &current.warnings {
+                log.warn(format_args!("{}: {w}", config.users.display()));
+            }
+            let plain = current.plain_text_users();
+            if !plain.is_empty() {
+                log.warn(format_args!(
+                    "plain-text passwords for: {} (hash them with `fos-server passwd USER`)",
+                    plain.join(", ")
+                ));
+            }
+            if current.is_empty() {
+                log.warn(format_args!(
+                    "{}: no users: nobody can log in",
+                    config.users.display()
+                ));
+            }
+        }
+        std::fs::create_dir_all(&config.root)
+            .map_err(|e| Error::Storage(config.root.clone(), e))?;
+        let bind = |port| {
+            let addr = SocketAddr::new(config.bind, port);
+            TcpListener::bind(addr).map_err(|e| Error::Bind(addr, e))
+        };
+        let data = bind(config.port)?;
+        let greet = if config.discovery {
+            Some(bind(config.greet_port)?)
+        } else {
+            None
+        };
+        let data_port = data
+            .local_addr()
+            .map_err(|e| Error::Bind(SocketAddr::new(config.bind, config.port), e))?
+            .port();
+        let logins = limits::Semaphore::new(thread::available_parallelism().map_or(2, |n| n.get()));
+        let throttle = Throttle::new(config.throttle_base);
+        let shared = Arc::new(Shared {
+            config,
+            tls,
+            users,
+            log,
+            throttle,
+            logins,
+            shutdown: AtomicBool::new(false),
+            conns: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            data_port,
+        });
+        Ok(Server {
+            shared,
+            data,
+            greet,
+        })
+    }
+
+    /// The session listener's address (useful with port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.data.local_addr()
+    }
+
+    /// The discovery listener's address, if discovery is on.
+    pub fn greet_addr(&self) -> Option<SocketAddr> {
+        self.greet.as_ref().and_then(|g| g.local_addr().ok())
+    }
+
+    /// A handle that stops [`Server::run`].
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        let mut wake = vec![];
+        wake.extend(self.local_addr().ok());
+        wake.extend(self.greet_addr());
+        let wake = wake.into_iter().map(wake_addr).collect();
+        ShutdownHandle {
+            shared: Arc::clone(&self.shared),
+            wake,
+        }
+    }
+
+    /// Serves until shut down, then drains sessions within the grace period.
+    pub fn run(self) -> io::Result<()> {
+        let Server {
+            shared,
+            data,
+            greet,
+        } = self;
+        let greet_thread = greet.map(|g| {
+            let shared = Arc::clone(&shared);
+            thread::Builder::new()
+                .name("greet-accept".into())
+                .spawn(move || accept_loop(g, &shared))
+        });
+        let greet_thread = greet_thread.transpose()?;
+        accept_loop(data, &shared);
+        if let Some(t) = greet_thread {
+            let _ = t.join();
+        }
+        drain(&shared);
+        Ok(())
+    }
+}
+
+/// Where to connect to wake a listener bound to `addr` (an unspecified address is
+/// reached through loopback).
+fn wake_addr(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), addr.port())
+        }
+        _ => addr,
+    }
+}
+
+/// Pause after an accept error (EMFILE and the like) instead of spinning on it.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Connections beyond `max_sessions` that still get a thread, to be told "busy".
+const BUSY_MARGIN: usize = 64;
+
+fn accept_loop(listener: TcpListener, shared: &Arc<Shared>) {
+    let log = &shared.log;
+    for stream in listener.incoming() {
+        if shared.shutting_down() {
+            break;
+        }
+        let tcp = match stream {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                log.warn(format_args!("accept: {e}"));
+                thread::sleep(ACCEPT_BACKOFF);
+                continue;
+            }
+        };
+        let Ok(peer) = tcp.peer_addr() else { continue };
+        let (all, _) = shared.load(peer.ip());
+        if all >= shared.config.max_sessions + BUSY_MARGIN {
+            // far over the limit: not even a thread to say so
+            log.log(
+                Level::Warn,
+                Some(peer),
+                None,
+                format_args!("dropped: server full"),
+            );
+            continue;
+        }
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let busy = Arc::new(AtomicBool::new(false));
+        match tcp.try_clone() {
+            Ok(clone) => {
+                let entry = ConnEntry {
+                    tcp: clone,
+                    peer,
+                    busy: Arc::clone(&busy),
+                };
+                shared
+                    .conns
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, entry);
+            }
+            Err(e) => {
+                log.warn(format_args!("accept: {e}"));
+                continue;
+            }
+        }
+        let conn_shared = Arc::clone(shared);
+        let spawned = thread::Builder::new().name("conn".into()).spawn(move || {
+            let shared = conn_shared;
+            conn::handle(tcp, peer, &shared, &busy);
+            shared
+                .conns
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+        });
+        if let Err(e) = spawned {
+            // no thread to be had: this client is dropped, the server carries on
+            log.warn(format_args!("spawn: {e}"));
+            shared
+                .conns
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+        }
+    }
+}
+
+/// After accepting stopped: close idle sessions now, give busy ones the grace
+/// period, then cut whatever is left.
+fn drain(shared: &Shared) {
+    let log = &shared.log;
+    let close_idle = || {
+        let conns = shared.conns.lock().unwrap_or_else(|p| p.into_inner());
+        for c in conns.values().filter(|c| !c.busy.load(Ordering::SeqCst)) {
+            let _ = c.tcp.shutdown(Shutdown::Both);
+        }
+        conns.len()
+    };
+    let open = close_idle();
+    if open > 0 {
+        log.info(format_args!(
+            "shutdown: waiting up to {:?} for {open} connection(s)",
+            shared.config.shutdown_grace
+        ));
+    }
+    let deadline = Instant::now() + shared.config.shutdown_grace;
+    while Instant::now() < deadline {
+        if close_idle() == 0 {
+            log.info(format_args!("shutdown: all connections finished"));
+            return;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    let conns = shared.conns.lock().unwrap_or_else(|p| p.into_inner());
+    for c in conns.values() {
+        log.log(
+            Level::Warn,
+            Some(c.peer),
+            None,
+            format_args!("shutdown: cut after the grace period"),
+        );
+        let _ = c.tcp.shutdown(Shutdown::Both);
+    }
+}
+
+/// Parses a byte size with an optional binary suffix: `500`, `64K`, `10M`, `2G`, `1T`.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last()? {
+        (i, 'k' | 'K') => (&s[..i], 1u64 << 10),
+        (i, 'm' | 'M') => (&s[..i], 1 << 20),
+        (i, 'g' | 'G') => (&s[..i], 1 << 30),
+        (i, 't' | 'T') => (&s[..i], 1 << 40),
+        _ => (s, 1),
+    };
+    num.parse::<u64>().ok()?.checked_mul(mult)
+}
+
+/// Without `--bind`, behaves like the Python server: offers this host's non-loopback
+/// IPv4 addresses and uses the only one, or asks which on a terminal. With several and
+/// no terminal, fails with a message that lists them.
+pub fn choose_bind_address() -> Result<IpAddr, crate::Error> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let addrs: Vec<_> = crate::sys::interfaces()?
+        .into_iter()
+        .filter(|i| !i.loopback)
+        .collect();
+    let list = || {
+        addrs
+            .iter()
+            .map(|i| format!("{} ({})", i.addr, i.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match addrs.len() {
+        0 => Err(crate::Error::Usage(
+            "this host has no non-loopback IPv4 address; use --bind 127.0.0.1 for local use".into(),
+        )),
+        1 => Ok(IpAddr::V4(addrs[0].addr)),
+        _ if !std::io::stdin().is_terminal() => Err(crate::Error::Usage(format!(
+            "several addresses to listen on: {}; choose one with --bind",
+            list()
+        ))),
+        _ => {
+            println!("Addresses of this host:");
+            for (n, i) in addrs.iter().enumerate() {
+                println!("  {}) {} ({})", n + 1, i.addr, i.name);
+            }
+            loop {
+                print!("Listen on which one? [1-{}] ", addrs.len());
+                std::io::stdout().flush()?;
+                let mut line = String::new();
+                if std::io::stdin().lock().read_line(&mut line)? == 0 {
+                    return Err(crate::Error::Usage("no address chosen".into()));
+                }
+                if let Some(i) = line
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=addrs.len()).contains(n))
+                {
+                    return Ok(IpAddr::V4(addrs[i - 1].addr));
+                }
+            }
+        }
+    }
+}
+
+/// The certificate shipped in the repository for demos: its key is public.
+const DEMO_CERT: &[u8] = include_bytes!("../../certs/cert.pem");
+
+/// Start-up warnings an administrator should see: the public demo key served beyond
+/// loopback, and a key or users file that other users can read.
+pub fn startup_warnings(cfg: &ServerConfig, log: &Logger) {
+    use std::os::unix::fs::PermissionsExt;
+    if !cfg.bind.is_loopback() && std::fs::read(&cfg.cert).is_ok_and(|c| c == DEMO_CERT) {
+        log.warn(format_args!(
+            "serving the repository's demo certificate on {}: its private key is public; run `make certs` for a real deployment",
+            cfg.bind
+        ));
+    }
+    for (what, path) in [("private key", &cfg.key), ("users file", &cfg.users)] {
+        if let Ok(md) = std::fs::metadata(path) {
+            if md.permissions().mode() & 0o044 != 0 {
+                log.warn(format_args!(
+                    "{what} {} is readable by other users (chmod 600 it)",
+                    path.display()
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("500"), Some(500));
+        assert_eq!(parse_size("64K"), Some(64 << 10));
+        assert_eq!(parse_size("10m"), Some(10 << 20));
+        assert_eq!(parse_size("2G"), Some(2 << 30));
+        assert_eq!(parse_size("x"), None);
+        assert_eq!(parse_size(""), None);
+        assert_eq!(parse_size("99999999999T"), None);
+    }
+}

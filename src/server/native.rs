@@ -1,0 +1,569 @@
+//! The native protocol, server side: hello, login, then one reply per request, with
+//! file content streamed in-band (see `docs/PROTOCOL.md`).
+
+use std::io::{self, BufWriter, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use super::Shared;
+use super::conn::{Outcome, Refusal, Tls, login};
+use super::session::{Failure, Session, describe};
+use crate::log::{Level, escape};
+use crate::protocol::command::hex;
+use crate::protocol::frame::{self, Kind, decode_fields, encode_fields, read_frame, write_frame};
+use crate::protocol::{self, ErrorCode, Request};
+use crate::transfer;
+
+/// Entries per `List` frame (each is well under 300 bytes, so frames stay small).
+const LIST_BATCH: usize = 512;
+
+fn send(stream: &mut Tls, kind: Kind, fields: &[&[u8]]) -> io::Result<()> {
+    write_frame(stream, kind, &encode_fields(fields))?;
+    stream.flush()
+}
+
+fn send_ok(stream: &mut Tls, fields: &[&[u8]]) -> io::Result<()> {
+    send(stream, Kind::Ok, fields)
+}
+
+fn send_err(stream: &mut Tls, code: ErrorCode, msg: &str) -> io::Result<()> {
+    send(
+        stream,
+        Kind::Error,
+        &[code.as_str().as_bytes(), msg.as_bytes()],
+    )
+}
+
+/// Serves a native session until the client leaves, fails, idles out or the server
+/// shuts down.
+pub(super) fn serve(
+    stream: &mut Tls,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    busy: &AtomicBool,
+) -> Outcome {
+    let mut out = Outcome::default();
+    let mut session = None;
+    if let Err(e) = run(stream, peer, shared, busy, &mut session) {
+        if !matches!(e, protocol::Error::Closed) {
+            out.error = Some(e.to_string());
+        }
+    }
+    out.user = session.map(|s| s.user);
+    out
+}
+
+fn run(
+    stream: &mut Tls,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    busy: &AtomicBool,
+    session: &mut Option<Session>,
+) -> Result<(), protocol::Error> {
+    let mut buf = Vec::new();
+    hello(stream, shared, &mut buf)?;
+    loop {
+        if shared.shutting_down() {
+            send_err(stream, ErrorCode::Busy, "server is shutting down")?;
+            return Ok(());
+        }
+        let kind = read_frame(stream, &mut buf)?;
+        busy.store(true, Ordering::SeqCst);
+        let result = match kind {
+            Kind::Request => match Request::decode(&buf) {
+                Ok(req) => dispatch(stream, peer, shared, session, req),
+                Err(e) => {
+                    log(
+                        shared,
+                        peer,
+                        session,
+                        Level::Info,
+                        format_args!("bad request: {e}"),
+                    );
+                    send_err(stream, ErrorCode::Invalid, &e.to_string())
+                        .map(|()| true)
+                        .map_err(Into::into)
+                }
+            },
+            other => {
+                send_err(stream, ErrorCode::Invalid, "expected a request")?;
+                Err(protocol::Error::Unexpected(other))
+            }
+        };
+        busy.store(false, Ordering::SeqCst);
+        if !result? {
+            return Ok(());
+        }
+    }
+}
+
+fn hello(stream: &mut Tls, shared: &Shared, buf: &mut Vec<u8>) -> Result<(), protocol::Error> {
+    let kind = read_frame(stream, buf)?;
+    let fields = decode_fields(buf)?;
+    let version = match (kind, &fields[..]) {
+        (Kind::Hello, [magic, version, ..]) if *magic == protocol::MAGIC => {
+            std::str::from_utf8(version)
+                .ok()
+                .and_then(|v| v.parse::<u32>().ok())
+        }
+        _ => None,
+    };
+    match version {
+        Some(protocol::VERSION) => {}
+        Some(v) => {
+            send_err(
+                stream,
+                ErrorCode::Unsupported,
+                &format!(
+                    "protocol version {v} is not supported (this server speaks {})",
+                    protocol::VERSION
+                ),
+            )?;
+            return Err(protocol::Error::BadHello(format!("version {v}")));
+        }
+        None => {
+            send_err(stream, ErrorCode::Invalid, "expected a fos hello")?;
+            return Err(protocol::Error::BadHello("not a fos hello".into()));
+        }
+    }
+    let version = protocol::VERSION.to_string();
+    send(
+        stream,
+        Kind::Hello,
+        &[
+            protocol::MAGIC,
+            version.as_bytes(),
+            shared.config.name.as_bytes(),
+        ],
+    )?;
+    Ok(())
+}
+
+fn log(
+    shared: &Shared,
+    peer: SocketAddr,
+    session: &Option<Session>,
+    level: Level,
+    event: std::fmt::Arguments<'_>,
+) {
+    shared.log.log(
+        level,
+        Some(peer),
+        session.as_ref().map(|s| s.user.as_str()),
+        event,
+    );
+}
+
+/// Handles one request; `Ok(false)` ends the session.
+fn dispatch(
+    stream: &mut Tls,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    slot: &mut Option<Session>,
+    req: Request,
+) -> Result<bool, protocol::Error> {
+    let Some(session) = slot.as_mut() else {
+        return before_login(stream, peer, shared, slot, req);
+    };
+    // a password never reaches the log: describe_request shows only the verb for passwd
+    let event = describe_request(&req);
+    shared.log.log(
+        Level::Info,
+        Some(peer),
+        Some(&session.user),
+        format_args!("{event}"),
+    );
+    let reply: Result<Reply, Failure> = match req {
+        Request::Login { .. } => Err(Failure::Refused(
+            ErrorCode::Invalid,
+            "already logged in".into(),
+        )),
+        Request::Bye => {
+            send_ok(stream, &[])?;
+            return Ok(false);
+        }
+        Request::Discover => Ok(discover_reply(shared)),
+        Request::Pwd => Ok(Reply::Fields(vec![session.pwd().into_bytes()])),
+        Request::Cd(arg) => session
+            .cd(arg.as_deref())
+            .map(|p| Reply::Fields(vec![p.into_bytes()])),
+        Request::Ls(arg) => session.ls(arg.as_deref()).map(Reply::List),
+        Request::Stat(arg) => session.stat(&arg).map(|e| Reply::Fields(vec![e.encode()])),
+        Request::Cat(arg) => session
+            .cat(&arg)
+            .map(|c| Reply::Fields(vec![c.head, c.size.to_string().into_bytes()])),
+        Request::Mkdir(arg) => session.mkdir(&arg).map(|()| Reply::Fields(vec![])),
+        Request::Rmdir(arg) => session.rmdir(&arg).map(|()| Reply::Fields(vec![])),
+        Request::Rm { path, recursive } => session
+            .rm(&path, recursive)
+            .map(|n| Reply::Fields(vec![n.to_string().into_bytes()])),
+        Request::Mv { from, to } => session
+            .mv(&from, &to)
+            .map(|p| Reply::Fields(vec![p.into_bytes()])),
+        Request::Glob(_) => Err(Failure::Refused(
+            ErrorCode::Unsupported,
+            "glob is not supported by this server yet".into(),
+        )),
+        Request::Passwd { old, new } => passwd(session, &old, &new).map(|()| Reply::Fields(vec![])),
+        Request::Get {
+            path,
+            offset,
+            prefix,
+        } => {
+            return get(stream, peer, session, &path, offset, prefix).map(|()| true);
+        }
+        Request::Put {
+            path,
+            size,
+            mtime,
+            no_clobber,
+            resume: _,
+        } => {
+            return put(stream, peer, session, &path, size, mtime, no_clobber).map(|()| true);
+        }
+    };
+    match reply {
+        Ok(Reply::Fields(fields)) => {
+            let fields: Vec<&[u8]> = fields.iter().map(Vec::as_slice).collect();
+            send_ok(stream, &fields)?;
+        }
+        Ok(Reply::List(entries)) => send_list(stream, &entries)?,
+        Err(f) => reply_failure(stream, peer, Some(session), &f)?,
+    }
+    Ok(true)
+}
+
+/// A successful reply: fields of an `Ok` frame, or a listing.
+enum Reply {
+    Fields(Vec<Vec<u8>>),
+    List(Vec<crate::protocol::Entry>),
+}
+
+fn discover_reply(shared: &Shared) -> Reply {
+    Reply::Fields(vec![
+        shared.config.name.clone().into_bytes(),
+        protocol::VERSION.to_string().into_bytes(),
+        shared.data_port.to_string().into_bytes(),
+    ])
+}
+
+/// `Ok` then the entries in `List` batches, then an empty `List`.
+fn send_list(stream: &mut Tls, entries: &[crate::protocol::Entry]) -> io::Result<()> {
+    write_frame(stream, Kind::Ok, &encode_fields::<&[u8]>(&[]))?;
+    for batch in entries.chunks(LIST_BATCH) {
+        let fields: Vec<Vec<u8>> = batch.iter().map(|e| e.encode()).collect();
+        write_frame(stream, Kind::List, &encode_fields(&fields))?;
+    }
+    write_frame(stream, Kind::List, b"")?;
+    stream.flush()
+}
+
+fn reply_failure(
+    stream: &mut Tls,
+    peer: SocketAddr,
+    session: Option<&Session>,
+    f: &Failure,
+) -> Result<(), protocol::Error> {
+    let (code, msg) = describe(f);
+    if let Some(s) = session {
+        let detail = match f {
+            Failure::Sandbox(e) => e.to_string(),
+            Failure::Refused(_, m) => m.clone(),
+        };
+        s.shared.log.log(
+            Level::Info,
+            Some(peer),
+            Some(&s.user),
+            format_args!("refused: {detail}"),
+        );
+    }
+    send_err(stream, code, &msg)?;
+    Ok(())
+}
+
+fn describe_request(req: &Request) -> String {
+    let q = |s: &str| format!("{:?}", escape(s));
+    match req {
+        Request::Cd(Some(p)) | Request::Ls(Some(p)) => format!("{} {}", req.verb(), q(p)),
+        Request::Stat(p)
+        | Request::Cat(p)
+        | Request::Mkdir(p)
+        | Request::Rmdir(p)
+        | Request::Glob(p) => {
+            format!("{} {}", req.verb(), q(p))
+        }
+        Request::Rm { path, recursive } => {
+            format!("rm{} {}", if *recursive { " -r" } else { "" }, q(path))
+        }
+        Request::Mv { from, to } => format!("mv {} {}", q(from), q(to)),
+        Request::Get { path, offset, .. } => format!("get {} from {offset}", q(path)),
+        Request::Put { path, size, .. } => format!("put {} ({size} bytes)", q(path)),
+        other => other.verb().to_string(),
+    }
+}
+
+fn before_login(
+    stream: &mut Tls,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    slot: &mut Option<Session>,
+    req: Request,
+) -> Result<bool, protocol::Error> {
+    match req {
+        Request::Login { user, password } => match login(shared, peer, &user, &password) {
+            Ok(session) => {
+                stream.sock.logged_in(shared.config.idle_timeout)?;
+                *slot = Some(session);
+                send_ok(stream, &[])?;
+                Ok(true)
+            }
+            Err(refusal) => {
+                let (code, msg) = match refusal {
+                    Refusal::Invalid => (ErrorCode::Auth, "invalid credentials".to_string()),
+                    Refusal::Throttled(left) => (
+                        ErrorCode::Throttled,
+                        format!(
+                            "too many failed logins; try again in {} s",
+                            left.as_secs() + 1
+                        ),
+                    ),
+                    Refusal::Busy => (ErrorCode::Busy, "server busy; try again later".to_string()),
+                    Refusal::Storage => (
+                        ErrorCode::Io,
+                        "the server cannot open your storage".to_string(),
+                    ),
+                };
+                send_err(stream, code, &msg)?;
+                Ok(false)
+            }
+        },
+        Request::Discover => {
+            shared.log.log(
+                Level::Info,
+                Some(peer),
+                None,
+                format_args!("discovery request"),
+            );
+            if let Reply::Fields(f) = discover_reply(shared) {
+                let fields: Vec<&[u8]> = f.iter().map(Vec::as_slice).collect();
+                send_ok(stream, &fields)?;
+            }
+            Ok(false)
+        }
+        Request::Bye => {
+            send_ok(stream, &[])?;
+            Ok(false)
+        }
+        _ => {
+            send_err(stream, ErrorCode::Invalid, "log in first")?;
+            Ok(false)
+        }
+    }
+}
+
+fn passwd(session: &Session, old: &str, new: &str) -> Result<(), Failure> {
+    if new.is_empty() || new.contains(['\n', '\r']) {
+        return Err(Failure::Refused(
+            ErrorCode::Invalid,
+            "the new password must be non-empty and on one line".into(),
+        ));
+    }
+    match session
+        .shared
+        .users
+        .change_password(&session.user, old, new)
+    {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Failure::Refused(
+            ErrorCode::Auth,
+            "the current password is wrong".into(),
+        )),
+        Err(e) => Err(Failure::Refused(ErrorCode::Unsupported, e.to_string())),
+    }
+}
+
+fn get(
+    stream: &mut Tls,
+    peer: SocketAddr,
+    session: &Session,
+    path: &str,
+    offset: u64,
+    prefix: Option<[u8; 32]>,
+) -> Result<(), protocol::Error> {
+    let (mut file, st) = match session.open_read(path) {
+        Ok(f) => f,
+        Err(f) => return reply_failure(stream, peer, Some(session), &f),
+    };
+    if offset > st.size {
+        return send_err(
+            stream,
+            ErrorCode::Invalid,
+            "resume offset is past the end of the file",
+        )
+        .map_err(Into::into);
+    }
+    let mut ctx = transfer::sha();
+    if let Some(expected) = prefix {
+        let ok = transfer::hash_prefix(&mut file, offset, &mut ctx).is_ok()
+            && transfer::finish(ctx.clone()) == expected;
+        if !ok {
+            return send_err(
+                stream,
+                ErrorCode::Integrity,
+                "the partial download does not match the file; start over",
+            )
+            .map_err(Into::into);
+        }
+    }
+    let (size, mtime, off) = (
+        st.size.to_string(),
+        st.mtime.to_string(),
+        offset.to_string(),
+    );
+    send_ok(stream, &[size.as_bytes(), mtime.as_bytes(), off.as_bytes()])?;
+    let started = Instant::now();
+    let result = transfer::send(
+        stream,
+        &mut file,
+        st.size - offset,
+        ctx,
+        &mut |_| {},
+        &|| false,
+    );
+    let log = &session.shared.log;
+    match result {
+        Ok(sha) => {
+            log.log(
+                Level::Info,
+                Some(peer),
+                Some(&session.user),
+                format_args!(
+                    "sent {:?}: {} bytes in {:.3?} sha256 {}",
+                    escape(path),
+                    st.size - offset,
+                    started.elapsed(),
+                    hex(&sha)
+                ),
+            );
+            Ok(())
+        }
+        Err(transfer::SendError::Net(e)) => Err(e.into()),
+        Err(e) => {
+            log.log(
+                Level::Warn,
+                Some(peer),
+                Some(&session.user),
+                format_args!("get {:?} aborted: {e:?}", escape(path)),
+            );
+            Ok(())
+        }
+    }
+}
+
+fn put(
+    stream: &mut Tls,
+    peer: SocketAddr,
+    session: &Session,
+    path: &str,
+    size: u64,
+    mtime: i64,
+    no_clobber: bool,
+) -> Result<(), protocol::Error> {
+    let (target, mut partial) = match session.begin_put(path, Some(size), no_clobber) {
+        Ok(p) => p,
+        Err(f) => {
+            let (code, msg) = describe(&f);
+            session.shared.log.log(
+                Level::Info,
+                Some(peer),
+                Some(&session.user),
+                format_args!("put refused: {msg}"),
+            );
+            return send_err(stream, code, &msg).map_err(Into::into);
+        }
+    };
+    send_ok(stream, &[b"0"])?;
+    let started = Instant::now();
+    let received = {
+        let mut w = BufWriter::with_capacity(transfer::CHUNK, partial.file());
+        transfer::receive(stream, &mut w, size, transfer::sha(), &mut |_| {})?
+    };
+    let log = &session.shared.log;
+    let fail = |stream: &mut Tls, code: ErrorCode, msg: &str| -> Result<(), protocol::Error> {
+        log.log(
+            Level::Warn,
+            Some(peer),
+            Some(&session.user),
+            format_args!("put {:?} failed: {msg}", escape(path)),
+        );
+        send_err(stream, code, msg).map_err(Into::into)
+    };
+    if let Some(err) = &received.local_error {
+        return match err {
+            transfer::LocalError::Write(e) => {
+                let (code, msg) = describe(&Failure::from(io_clone(e)));
+                fail(stream, code, &format!("upload failed: {msg}"))
+            }
+            transfer::LocalError::TooLong(n) => fail(
+                stream,
+                ErrorCode::Invalid,
+                &format!("more data ({n} bytes) than announced ({size})"),
+            ),
+        };
+    }
+    let Some(sender_sha) = received.sender_sha else {
+        return fail(stream, ErrorCode::Aborted, "upload cancelled by the client");
+    };
+    if received.bytes != size {
+        return fail(
+            stream,
+            ErrorCode::Invalid,
+            &format!("received {} bytes, {size} were announced", received.bytes),
+        );
+    }
+    if sender_sha != received.our_sha {
+        return fail(
+            stream,
+            ErrorCode::Integrity,
+            "SHA-256 mismatch: the upload was corrupted; nothing was saved",
+        );
+    }
+    let mtime = UNIX_EPOCH
+        .checked_add(Duration::from_secs(mtime.max(0) as u64))
+        .unwrap_or(UNIX_EPOCH);
+    let _ = partial.file().set_modified(mtime);
+    if let Err(f) = session.commit(partial, &target, no_clobber) {
+        let (code, msg) = describe(&f);
+        return fail(stream, code, &msg);
+    }
+    log.log(
+        Level::Info,
+        Some(peer),
+        Some(&session.user),
+        format_args!(
+            "received {:?}: {size} bytes in {:.3?} sha256 {}",
+            escape(path),
+            started.elapsed(),
+            hex(&received.our_sha)
+        ),
+    );
+    send_ok(stream, &[hex(&received.our_sha).as_bytes()])?;
+    Ok(())
+}
+
+fn io_clone(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
+    }
+}
+
+impl frame::Error {
+    /// Whether this error only means the peer went away.
+    pub fn is_disconnect(&self) -> bool {
+        matches!(self, frame::Error::Closed)
+            || matches!(self, frame::Error::Io(e) if matches!(e.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe))
+    }
+}

@@ -1,0 +1,288 @@
+//! A logged-in user's state and the file operations both protocols share: the
+//! sandbox, the current directory, limits. Each method resolves its path argument
+//! through [`UserPath::resolve`] and acts through the [`Sandbox`], so neither protocol
+//! adapter ever touches a host path.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::sync::Arc;
+
+use super::Shared;
+use crate::protocol::{Entry, EntryKind, ErrorCode};
+use crate::sandbox::{self, Partial, Sandbox, UserPath};
+
+/// Bytes `cat` returns, as the Python tool does.
+pub const CAT_LIMIT: usize = 1024;
+
+/// Why a command failed, before it becomes a reply.
+#[derive(Debug)]
+pub enum Failure {
+    /// The sandbox refused or the file system failed.
+    Sandbox(sandbox::Error),
+    /// A refusal with its own code and text.
+    Refused(ErrorCode, String),
+}
+
+impl From<sandbox::Error> for Failure {
+    fn from(e: sandbox::Error) -> Self {
+        Failure::Sandbox(e)
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        Failure::Sandbox(sandbox::Error::from(e))
+    }
+}
+
+/// The one place a failure becomes what the client is told: a code and a message that
+/// never contains a host path. A refused path reads exactly like a missing one.
+pub fn describe(f: &Failure) -> (ErrorCode, String) {
+    use sandbox::Error as E;
+    match f {
+        Failure::Refused(code, msg) => (*code, msg.clone()),
+        Failure::Sandbox(e) => match e {
+            E::NotFound | E::Escapes | E::Reserved => {
+                (ErrorCode::NotFound, "no such file or directory".into())
+            }
+            E::InvalidName(why) => (ErrorCode::Invalid, format!("invalid name: {why}")),
+            E::Exists => (ErrorCode::Exists, "already exists".into()),
+            E::NotEmpty => (ErrorCode::NotEmpty, "directory not empty".into()),
+            E::NotADirectory => (ErrorCode::NotADirectory, "not a directory".into()),
+            E::IsADirectory => (ErrorCode::IsADirectory, "is a directory".into()),
+            E::NotRegular => (ErrorCode::Invalid, "not a regular file".into()),
+            E::IsRoot => (
+                ErrorCode::Invalid,
+                "not allowed on the root directory".into(),
+            ),
+            E::Io(io) => (ErrorCode::Io, io_message(io)),
+        },
+    }
+}
+
+/// A server-side I/O failure in words a user can act on, without paths.
+fn io_message(e: &io::Error) -> String {
+    use crate::sys::errno;
+    match e.raw_os_error() {
+        Some(errno::ENOSPC) => "no space left on the server".into(),
+        Some(errno::EDQUOT) => "disk quota exceeded on the server".into(),
+        Some(errno::EACCES) | Some(errno::EPERM) => "permission denied on the server".into(),
+        _ => match e.kind() {
+            io::ErrorKind::TimedOut => "timed out".into(),
+            _ => "server I/O error".into(),
+        },
+    }
+}
+
+/// What `cat` found.
+#[derive(Debug)]
+pub struct Cat {
+    /// Up to [`CAT_LIMIT`] bytes.
+    pub head: Vec<u8>,
+    /// The file's whole size.
+    pub size: u64,
+}
+
+/// A logged-in session.
+#[derive(Debug)]
+pub struct Session {
+    /// The user name.
+    pub user: String,
+    sandbox: Sandbox,
+    cwd: UserPath,
+    pub(super) shared: Arc<Shared>,
+}
+
+impl Session {
+    /// Opens (creating on first login) the user's root.
+    pub(super) fn open(shared: Arc<Shared>, user: &str) -> Result<Session, Failure> {
+        let sandbox = Sandbox::open_user(&shared.config.root, user)?;
+        Ok(Session {
+            user: user.to_string(),
+            sandbox,
+            cwd: UserPath::root(),
+            shared,
+        })
+    }
+
+    /// Resolves a path argument against the current directory.
+    pub fn path(&self, arg: &str) -> Result<UserPath, Failure> {
+        Ok(UserPath::resolve(&self.cwd, arg, false)?)
+    }
+
+    /// The current directory as the user sees it (`/` is their root).
+    pub fn pwd(&self) -> String {
+        self.cwd.to_string()
+    }
+
+    /// Changes directory; `..` at the root stays at the root.
+    pub fn cd(&mut self, arg: Option<&str>) -> Result<String, Failure> {
+        let target = match arg {
+            None => UserPath::root(),
+            Some(a) => UserPath::resolve(&self.cwd, a, true)?,
+        };
+        self.sandbox.check_dir(&target)?;
+        self.cwd = target;
+        Ok(self.pwd())
+    }
+
+    /// Lists a directory (or describes a file).
+    pub fn ls(&self, arg: Option<&str>) -> Result<Vec<Entry>, Failure> {
+        let path = match arg {
+            None => self.cwd.clone(),
+            Some(a) => self.path(a)?,
+        };
+        Ok(self.sandbox.list(&path)?)
+    }
+
+    /// Describes one path.
+    pub fn stat(&self, arg: &str) -> Result<Entry, Failure> {
+        Ok(self.sandbox.stat(&self.path(arg)?)?)
+    }
+
+    /// The first [`CAT_LIMIT`] bytes of a file.
+    pub fn cat(&self, arg: &str) -> Result<Cat, Failure> {
+        let (file, st) = self.sandbox.open_file(&self.path(arg)?)?;
+        let mut head = Vec::with_capacity(CAT_LIMIT);
+        file.take(CAT_LIMIT as u64).read_to_end(&mut head)?;
+        Ok(Cat {
+            head,
+            size: st.size,
+        })
+    }
+
+    /// Makes a directory.
+    pub fn mkdir(&self, arg: &str) -> Result<(), Failure> {
+        Ok(self.sandbox.mkdir(&self.path(arg)?)?)
+    }
+
+    /// Removes an empty directory.
+    pub fn rmdir(&self, arg: &str) -> Result<(), Failure> {
+        let path = self.path(arg)?;
+        if path.is_root() || self.cwd.components().starts_with(path.components()) {
+            return Err(Failure::Refused(
+                ErrorCode::Invalid,
+                "cannot remove the current directory or one above it".into(),
+            ));
+        }
+        Ok(self.sandbox.rmdir(&path)?)
+    }
+
+    /// Removes a file, or with `recursive` a whole tree; returns entries removed.
+    pub fn rm(&self, arg: &str, recursive: bool) -> Result<u64, Failure> {
+        let path = self.path(arg)?;
+        if recursive {
+            if path.is_root() || self.cwd.components().starts_with(path.components()) {
+                return Err(Failure::Refused(
+                    ErrorCode::Invalid,
+                    "cannot remove the current directory or one above it".into(),
+                ));
+            }
+            return Ok(self.sandbox.remove_tree(&path)?);
+        }
+        self.sandbox.remove_file(&path)?;
+        Ok(1)
+    }
+
+    /// Renames within the user's root; returns the final path.
+    pub fn mv(&self, from: &str, to: &str) -> Result<String, Failure> {
+        let (from, to) = (self.path(from)?, self.path(to)?);
+        if self.cwd.components().starts_with(from.components()) {
+            return Err(Failure::Refused(
+                ErrorCode::Invalid,
+                "cannot move the current directory or one above it".into(),
+            ));
+        }
+        Ok(self.sandbox.rename(&from, &to)?.to_string())
+    }
+
+    /// Opens a file for download.
+    pub fn open_read(&self, arg: &str) -> Result<(File, crate::sys::Stat), Failure> {
+        Ok(self.sandbox.open_file(&self.path(arg)?)?)
+    }
+
+    /// Checks an announced upload against the limits and starts it: returns the target
+    /// and a fresh partial file beside it.
+    pub fn begin_put(
+        &self,
+        arg: &str,
+        size: Option<u64>,
+        no_clobber: bool,
+    ) -> Result<(UserPath, Partial), Failure> {
+        let target = self.path(arg)?;
+        if target.is_root() {
+            return Err(Failure::Sandbox(sandbox::Error::IsADirectory));
+        }
+        if let Some(size) = size {
+            self.check_size(size, &target)?;
+        }
+        if no_clobber && self.sandbox.stat(&target).is_ok() {
+            return Err(Failure::Sandbox(sandbox::Error::Exists));
+        }
+        let partial = self.sandbox.create_partial(&target)?;
+        Ok((target, partial))
+    }
+
+    /// Refuses a size over `--max-file-size`, or one that would take the user over
+    /// `--quota` (counting the file it replaces as freed).
+    pub fn check_size(&self, size: u64, target: &UserPath) -> Result<(), Failure> {
+        let cfg = &self.shared.config;
+        if let Some(max) = cfg.max_file_size {
+            if size > max {
+                return Err(Failure::Refused(
+                    ErrorCode::TooLarge,
+                    format!("file of {size} bytes is over the server's limit of {max} bytes"),
+                ));
+            }
+        }
+        if let Some(quota) = cfg.quota {
+            let replaced = match self.sandbox.stat(target) {
+                Ok(e) if e.kind == EntryKind::File => e.size,
+                _ => 0,
+            };
+            let used = self.usage()?;
+            if used.saturating_sub(replaced).saturating_add(size) > quota {
+                return Err(Failure::Refused(
+                    ErrorCode::Quota,
+                    format!("quota exceeded: {used} of {quota} bytes used, this file needs {size}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes used under the user's root (files only, symlinks not followed).
+    pub fn usage(&self) -> Result<u64, Failure> {
+        fn walk(
+            sb: &Sandbox,
+            dir: &UserPath,
+            depth: usize,
+            total: &mut u64,
+        ) -> Result<(), Failure> {
+            if depth > sandbox::MAX_DEPTH {
+                return Ok(());
+            }
+            for e in sb.list(dir)? {
+                match e.kind {
+                    EntryKind::File => *total += e.size,
+                    EntryKind::Dir => walk(sb, &dir.join(&e.name)?, depth + 1, total)?,
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+        let mut total = 0;
+        walk(&self.sandbox, &UserPath::root(), 0, &mut total)?;
+        Ok(total)
+    }
+
+    /// Finishes an upload: renames the partial over the target.
+    pub fn commit(
+        &self,
+        partial: Partial,
+        target: &UserPath,
+        no_clobber: bool,
+    ) -> Result<(), Failure> {
+        Ok(partial.commit(target, no_clobber, self.shared.config.fsync)?)
+    }
+}

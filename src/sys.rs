@@ -1,0 +1,534 @@
+//! The only `unsafe` code in fos: thin, safe wrappers over the few libc calls that
+//! `std` does not offer.
+//!
+//! - `getifaddrs`: IPv4 interfaces *with their netmasks* (std has none; the
+//!   `local-ip-address` crate has no netmasks and ~30 dependencies).
+//! - `pthread_sigmask` + `sigwait`: signals are received by a plain thread, so no
+//!   work ever runs inside an async-signal handler.
+//! - `openat2(RESOLVE_BENEATH)` and the `*at` family: the sandbox opens user paths
+//!   beneath a directory fd in one step, so no path can be swapped between check and use.
+//! - `tcgetattr`/`tcsetattr`: password prompts without echo.
+//! - `gethostname`: the default announced server name.
+//!
+//! Every function here takes and returns safe types (`BorrowedFd`, `OwnedFd`, `CStr`,
+//! `io::Result`); nothing outside this module needs to reason about raw pointers.
+#![allow(unsafe_code)] // the one module where it is allowed: see the crate lints in Cargo.toml
+
+use std::ffi::{CStr, CString, OsString};
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStringExt;
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Retries a call interrupted by a signal (EINTR) so callers never see it.
+fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// One IPv4 address of a network interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    /// Interface name, e.g. `eth0`.
+    pub name: String,
+    /// The interface's address.
+    pub addr: Ipv4Addr,
+    /// Its netmask.
+    pub netmask: Ipv4Addr,
+    /// Whether this is a loopback interface.
+    pub loopback: bool,
+}
+
+/// Lists the host's IPv4 interface addresses that are up, with their netmasks.
+pub fn interfaces() -> io::Result<Vec<Interface>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head into `head`; we free it below exactly once.
+    cvt(unsafe { libc::getifaddrs(&mut head) })?;
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a non-null node of the list getifaddrs returned, alive until
+        // freeifaddrs; its pointer fields are null or valid for the same lifetime.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        let up = ifa.ifa_flags & libc::IFF_UP as libc::c_uint != 0;
+        if !up || ifa.ifa_addr.is_null() || ifa.ifa_netmask.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_addr is non-null and points to a sockaddr at least as large as
+        // its family requires; we only reinterpret it as sockaddr_in after checking AF_INET.
+        let family = unsafe { (*ifa.ifa_addr).sa_family };
+        if i32::from(family) != libc::AF_INET {
+            continue;
+        }
+        // SAFETY: family is AF_INET, so both sockaddrs are sockaddr_in; read_unaligned
+        // because the kernel's buffer gives no alignment promise for the cast type.
+        let (addr, mask) = unsafe {
+            (
+                std::ptr::read_unaligned(ifa.ifa_addr as *const libc::sockaddr_in),
+                std::ptr::read_unaligned(ifa.ifa_netmask as *const libc::sockaddr_in),
+            )
+        };
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let name = unsafe { CStr::from_ptr(ifa.ifa_name) }
+            .to_string_lossy()
+            .into_owned();
+        out.push(Interface {
+            name,
+            addr: Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)),
+            netmask: Ipv4Addr::from(u32::from_be(mask.sin_addr.s_addr)),
+            loopback: ifa.ifa_flags & libc::IFF_LOOPBACK as libc::c_uint != 0,
+        });
+    }
+    // SAFETY: `head` came from a successful getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
+/// The system host name, or `None` if it cannot be read.
+pub fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is writable for its whole length; one byte is kept back so the
+    // result is NUL-terminated even if the name was truncated.
+    let ret = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) };
+    if ret != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).into_owned();
+    (!name.is_empty()).then_some(name)
+}
+
+/// The signals a fos process turns into orderly work (shutdown, cancelling a transfer).
+pub const SIGINT: i32 = libc::SIGINT;
+/// See [`SIGINT`].
+pub const SIGTERM: i32 = libc::SIGTERM;
+
+fn sigset(signals: &[i32]) -> libc::sigset_t {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initialises the set; sigaddset only writes within it.
+    unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        for &s in signals {
+            libc::sigaddset(set.as_mut_ptr(), s);
+        }
+        set.assume_init()
+    }
+}
+
+/// Blocks `signals` in the calling thread and every thread it spawns afterwards, so
+/// that they are delivered only to a thread waiting in [`wait_signal`]. Call it first
+/// thing in `main`, before any other thread exists.
+pub fn block_signals(signals: &[i32]) -> io::Result<()> {
+    let set = sigset(signals);
+    // SAFETY: `set` is an initialised sigset; the old mask is not wanted (null).
+    let ret = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if ret != 0 {
+        return Err(io::Error::from_raw_os_error(ret));
+    }
+    Ok(())
+}
+
+/// Waits until one of `signals` (blocked with [`block_signals`]) arrives; returns it.
+pub fn wait_signal(signals: &[i32]) -> io::Result<i32> {
+    let set = sigset(signals);
+    let mut sig: libc::c_int = 0;
+    // SAFETY: `set` is initialised and `sig` is a valid out-pointer.
+    let ret = unsafe { libc::sigwait(&set, &mut sig) };
+    if ret != 0 {
+        return Err(io::Error::from_raw_os_error(ret));
+    }
+    Ok(sig)
+}
+
+/// Turns terminal echo on `fd` on or off; returns whether it was on before.
+/// Fails with an error if `fd` is not a terminal.
+pub fn set_echo(fd: BorrowedFd<'_>, on: bool) -> io::Result<bool> {
+    let mut t = MaybeUninit::<libc::termios>::uninit();
+    // SAFETY: tcgetattr fills the termios struct on success, and we only read it then.
+    cvt(unsafe { libc::tcgetattr(fd.as_raw_fd(), t.as_mut_ptr()) })?;
+    // SAFETY: initialised by the successful tcgetattr above.
+    let mut t = unsafe { t.assume_init() };
+    let was = t.c_lflag & libc::ECHO != 0;
+    if on {
+        t.c_lflag |= libc::ECHO;
+    } else {
+        t.c_lflag &= !libc::ECHO;
+    }
+    // SAFETY: `t` is a valid termios obtained from tcgetattr.
+    cvt(unsafe { libc::tcsetattr(fd.as_raw_fd(), libc::TCSANOW, &t) })?;
+    Ok(was)
+}
+
+fn owned(fd: RawFd) -> OwnedFd {
+    // SAFETY: only called with a descriptor a syscall has just returned to us, which
+    // nothing else owns.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// `openat2(dir, path, flags, mode)` with `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`:
+/// the kernel resolves `path` (symlinks included) and fails with `EXDEV` if any step
+/// would leave `dir`. Returns `ENOSYS` where openat2 does not exist (non-Linux, or
+/// Linux before 5.6): the caller then walks the path itself.
+pub fn openat2_beneath(
+    dir: BorrowedFd<'_>,
+    path: &CStr,
+    flags: i32,
+    mode: u32,
+) -> io::Result<OwnedFd> {
+    #[cfg(target_os = "linux")]
+    {
+        // libc's open_how is non-exhaustive (the kernel may grow it); this is the
+        // version-0 layout openat2(2) documents, passed with its own size
+        #[repr(C)]
+        struct OpenHow {
+            flags: u64,
+            mode: u64,
+            resolve: u64,
+        }
+        let how = OpenHow {
+            flags: (flags | libc::O_CLOEXEC) as u64,
+            mode: u64::from(mode),
+            resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
+        };
+        retry(|| {
+            // SAFETY: `path` is NUL-terminated and `how` is a valid open_how whose size
+            // we pass; the returned descriptor is owned by us alone.
+            let ret = unsafe {
+                libc::syscall(
+                    libc::SYS_openat2,
+                    dir.as_raw_fd(),
+                    path.as_ptr(),
+                    &how as *const OpenHow,
+                    std::mem::size_of::<OpenHow>(),
+                )
+            };
+            if ret < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(owned(ret as RawFd))
+            }
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (dir, path, flags, mode);
+        Err(io::Error::from_raw_os_error(libc::ENOSYS))
+    }
+}
+
+/// `openat(dir, name, flags | O_CLOEXEC, mode)`.
+pub fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    retry(|| {
+        // SAFETY: `name` is NUL-terminated; the descriptor returned is ours alone.
+        let fd = cvt(unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                flags | libc::O_CLOEXEC,
+                mode as libc::c_uint,
+            )
+        })?;
+        Ok(owned(fd))
+    })
+}
+
+/// `mkdirat(dir, name, mode)`.
+pub fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
+    // SAFETY: `name` is NUL-terminated.
+    cvt(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) })?;
+    Ok(())
+}
+
+/// `unlinkat(dir, name)`, removing a directory when `dir_entry` is set. Never follows
+/// a symlink: a link is removed, not its target.
+pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, dir_entry: bool) -> io::Result<()> {
+    let flags = if dir_entry { libc::AT_REMOVEDIR } else { 0 };
+    // SAFETY: `name` is NUL-terminated.
+    cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) })?;
+    Ok(())
+}
+
+/// `renameat(from_dir, from, to_dir, to)`: atomic replace of `to`. With `no_replace`
+/// it fails with `EEXIST` instead of replacing (Linux `renameat2(RENAME_NOREPLACE)`;
+/// elsewhere `linkat` + `unlinkat`, which is equally atomic for the target name).
+pub fn renameat(
+    from_dir: BorrowedFd<'_>,
+    from: &CStr,
+    to_dir: BorrowedFd<'_>,
+    to: &CStr,
+    no_replace: bool,
+) -> io::Result<()> {
+    if no_replace {
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: both names are NUL-terminated.
+            let ret = unsafe {
+                libc::renameat2(
+                    from_dir.as_raw_fd(),
+                    from.as_ptr(),
+                    to_dir.as_raw_fd(),
+                    to.as_ptr(),
+                    libc::RENAME_NOREPLACE,
+                )
+            };
+            match cvt(ret) {
+                Ok(_) => return Ok(()),
+                // EINVAL: a filesystem without RENAME_NOREPLACE; fall through to linkat
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // SAFETY: both names are NUL-terminated.
+        cvt(unsafe {
+            libc::linkat(
+                from_dir.as_raw_fd(),
+                from.as_ptr(),
+                to_dir.as_raw_fd(),
+                to.as_ptr(),
+                0,
+            )
+        })?;
+        return unlinkat(from_dir, from, false);
+    }
+    // SAFETY: both names are NUL-terminated.
+    cvt(unsafe {
+        libc::renameat(
+            from_dir.as_raw_fd(),
+            from.as_ptr(),
+            to_dir.as_raw_fd(),
+            to.as_ptr(),
+        )
+    })?;
+    Ok(())
+}
+
+/// What [`fstatat`] reports about a directory entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// `S_IFMT` bits: see the `is_*` methods.
+    pub mode: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, seconds since the Unix epoch.
+    pub mtime: i64,
+}
+
+// mode_t and time_t differ between platforms (u16 on macOS): the casts are no-ops on
+// Linux only
+#[allow(clippy::unnecessary_cast)]
+impl Stat {
+    /// A regular file.
+    pub fn is_file(&self) -> bool {
+        self.mode & libc::S_IFMT as u32 == libc::S_IFREG as u32
+    }
+    /// A directory.
+    pub fn is_dir(&self) -> bool {
+        self.mode & libc::S_IFMT as u32 == libc::S_IFDIR as u32
+    }
+    /// A symbolic link (only seen when not following links).
+    pub fn is_symlink(&self) -> bool {
+        self.mode & libc::S_IFMT as u32 == libc::S_IFLNK as u32
+    }
+}
+
+/// `fstatat(dir, name)`, following a final symlink only when `follow` is set. An empty
+/// `name` stats `dir` itself.
+pub fn fstatat(dir: BorrowedFd<'_>, name: &CStr, follow: bool) -> io::Result<Stat> {
+    let mut flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
+    if name.is_empty() {
+        flags |= libc::AT_EMPTY_PATH;
+    }
+    #[allow(clippy::unnecessary_cast)] // see `impl Stat`
+    let convert = |st: &libc::stat| Stat {
+        mode: st.st_mode as u32,
+        size: st.st_size as u64,
+        mtime: st.st_mtime as i64,
+    };
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `name` is NUL-terminated and `st` is written on success only, when we read it.
+    cvt(unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), st.as_mut_ptr(), flags) })?;
+    // SAFETY: initialised by the successful fstatat.
+    let st = unsafe { st.assume_init() };
+    Ok(convert(&st))
+}
+
+/// `readlinkat(dir, name)`: the target of a symlink, as bytes.
+pub fn readlinkat(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: the buffer is writable for `buf.len()` bytes; readlinkat writes at most that.
+    let n = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+/// The names in the directory open at `dir` (without `.` and `..`), unsorted.
+pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
+    // fdopendir takes ownership of its descriptor, so it gets a duplicate of ours; the
+    // duplicate shares the file offset, so start from the beginning.
+    let dup = dir.try_clone_to_owned()?;
+    let raw = std::os::fd::IntoRawFd::into_raw_fd(dup);
+    // SAFETY: `raw` is a descriptor we own; on success the DIR stream owns it.
+    let stream = unsafe { libc::fdopendir(raw) };
+    if stream.is_null() {
+        let err = io::Error::last_os_error();
+        drop(owned(raw));
+        return Err(err);
+    }
+    // SAFETY: `stream` is a valid DIR* until closedir below.
+    unsafe { libc::rewinddir(stream) };
+    let mut names = Vec::new();
+    let result = loop {
+        // readdir reports errors only through errno, so clear it first.
+        // SAFETY: errno is thread-local; writing it is always allowed.
+        unsafe { *errno_ptr() = 0 };
+        // SAFETY: `stream` is a valid DIR*.
+        let ent = unsafe { libc::readdir(stream) };
+        if ent.is_null() {
+            let err = io::Error::last_os_error();
+            break if err.raw_os_error().unwrap_or(0) == 0 {
+                Ok(())
+            } else {
+                Err(err)
+            };
+        }
+        // SAFETY: `ent` points to a dirent valid until the next readdir call; d_name is
+        // NUL-terminated.
+        let name = unsafe { CStr::from_ptr((*ent).d_name.as_ptr()) };
+        let bytes = name.to_bytes();
+        if bytes != b"." && bytes != b".." {
+            names.push(OsString::from_vec(bytes.to_vec()));
+        }
+    };
+    // SAFETY: `stream` is valid and closed exactly once (closing the duplicate fd too).
+    unsafe { libc::closedir(stream) };
+    result.map(|()| names)
+}
+
+#[cfg(target_os = "linux")]
+fn errno_ptr() -> *mut libc::c_int {
+    // SAFETY: returns the calling thread's errno slot; always valid.
+    unsafe { libc::__errno_location() }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn errno_ptr() -> *mut libc::c_int {
+    // SAFETY: returns the calling thread's errno slot; always valid.
+    unsafe { libc::__error() }
+}
+
+/// Converts a name for the `*at` calls; a NUL byte inside is an `InvalidInput` error.
+pub fn cstring(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in name"))
+}
+
+/// Errno values the sandbox maps to its own errors.
+pub mod errno {
+    /// A path step would leave the directory (openat2 `RESOLVE_BENEATH`).
+    pub const EXDEV: i32 = libc::EXDEV;
+    /// Too many symlinks, or a symlink met with `O_NOFOLLOW`.
+    pub const ELOOP: i32 = libc::ELOOP;
+    /// The syscall does not exist here.
+    pub const ENOSYS: i32 = libc::ENOSYS;
+    /// Not a directory.
+    pub const ENOTDIR: i32 = libc::ENOTDIR;
+    /// Is a directory.
+    pub const EISDIR: i32 = libc::EISDIR;
+    /// Directory not empty.
+    pub const ENOTEMPTY: i32 = libc::ENOTEMPTY;
+    /// File exists.
+    pub const EEXIST: i32 = libc::EEXIST;
+    /// Name too long.
+    pub const ENAMETOOLONG: i32 = libc::ENAMETOOLONG;
+    /// No space left on device.
+    pub const ENOSPC: i32 = libc::ENOSPC;
+    /// Disk quota exceeded.
+    pub const EDQUOT: i32 = libc::EDQUOT;
+    /// Permission denied.
+    pub const EACCES: i32 = libc::EACCES;
+    /// Operation not permitted.
+    pub const EPERM: i32 = libc::EPERM;
+    /// Operation not permitted on this kind of file (e.g. rename of a directory into itself).
+    pub const EINVAL: i32 = libc::EINVAL;
+}
+
+/// Open flags the sandbox uses, re-exported so no other module needs libc.
+pub mod oflag {
+    /// Read only.
+    pub const RDONLY: i32 = libc::O_RDONLY;
+    /// Write only.
+    pub const WRONLY: i32 = libc::O_WRONLY;
+    /// Read and write.
+    pub const RDWR: i32 = libc::O_RDWR;
+    /// Create.
+    pub const CREAT: i32 = libc::O_CREAT;
+    /// With CREAT: fail if it exists.
+    pub const EXCL: i32 = libc::O_EXCL;
+    /// Must be a directory.
+    pub const DIRECTORY: i32 = libc::O_DIRECTORY;
+    /// Fail on a final symlink.
+    pub const NOFOLLOW: i32 = libc::O_NOFOLLOW;
+    /// Do not block opening a FIFO (harmless on regular files).
+    pub const NONBLOCK: i32 = libc::O_NONBLOCK;
+    /// Append.
+    pub const APPEND: i32 = libc::O_APPEND;
+}
+
+/// Clears `O_NONBLOCK` on a descriptor opened with it.
+pub fn set_blocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: fcntl on a valid descriptor with integer arguments.
+    let flags = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    // SAFETY: as above.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interfaces_include_loopback_with_a_mask() {
+        let ifs = interfaces().expect("getifaddrs works on every Unix");
+        let lo = ifs
+            .iter()
+            .find(|i| i.loopback)
+            .expect("a loopback interface exists");
+        assert_eq!(lo.addr, Ipv4Addr::LOCALHOST);
+        assert_eq!(lo.netmask, Ipv4Addr::new(255, 0, 0, 0));
+    }
+
+    #[test]
+    fn hostname_is_not_empty() {
+        assert!(hostname().is_some_and(|h| !h.is_empty()));
+    }
+
+    #[test]
+    fn cstring_refuses_nul() {
+        assert!(cstring(b"a\0b").is_err());
+        assert_eq!(cstring(b"ab").unwrap().as_bytes(), b"ab");
+    }
+}

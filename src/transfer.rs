@@ -1,0 +1,291 @@
+//! File content on the wire, both directions, for server and client alike: `Data`
+//! frames then an `End` frame with the SHA-256 of the whole file (or an `Abort`).
+//!
+//! The receiver always reads up to the `End`/`Abort` frame, even after a local write
+//! failure or a size overrun, so the session stays in step and the failure can be
+//! reported as a reply instead of a dropped connection.
+
+use std::io::{self, Read, Write};
+
+use ring::digest;
+
+use crate::protocol::frame::{self, HEADER_LEN, Kind};
+
+/// Payload bytes per `Data` frame: large enough that framing costs nothing, small
+/// enough to keep memory per connection low.
+pub const CHUNK: usize = 256 * 1024;
+
+/// A SHA-256 in progress.
+pub type Sha = digest::Context;
+
+/// A fresh SHA-256.
+pub fn sha() -> Sha {
+    digest::Context::new(&digest::SHA256)
+}
+
+/// Finishes a SHA-256 into bytes.
+pub fn finish(ctx: Sha) -> [u8; 32] {
+    let d = ctx.finish();
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// Hashes the first `len` bytes of `src` into `ctx`; fails if `src` is shorter.
+pub fn hash_prefix(src: &mut impl Read, len: u64, ctx: &mut Sha) -> io::Result<()> {
+    let mut buf = vec![0u8; CHUNK.min(len as usize).max(1)];
+    let mut left = len;
+    while left > 0 {
+        let n = src.read(&mut buf[..CHUNK.min(left as usize)])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shorter than expected",
+            ));
+        }
+        ctx.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+/// Why sending stopped early.
+#[derive(Debug)]
+pub enum SendError {
+    /// Reading the source failed or it ended early; an `Abort` frame was sent.
+    Source(io::Error),
+    /// The caller cancelled; an `Abort` frame was sent.
+    Cancelled,
+    /// The connection failed.
+    Net(io::Error),
+}
+
+/// Sends exactly `len` bytes of `src` as `Data` frames, then `End` with the SHA-256 of
+/// everything `ctx` has seen plus these bytes. `progress` gets the running count;
+/// `cancel` is polled between chunks.
+pub fn send(
+    w: &mut impl Write,
+    src: &mut impl Read,
+    len: u64,
+    mut ctx: Sha,
+    progress: &mut dyn FnMut(u64),
+    cancel: &dyn Fn() -> bool,
+) -> Result<[u8; 32], SendError> {
+    let mut buf = vec![0u8; HEADER_LEN + CHUNK];
+    let mut sent = 0u64;
+    while sent < len {
+        if cancel() {
+            abort(w).map_err(SendError::Net)?;
+            return Err(SendError::Cancelled);
+        }
+        let want = CHUNK.min((len - sent) as usize);
+        let n = match read_some(src, &mut buf[HEADER_LEN..HEADER_LEN + want]) {
+            Ok(0) => {
+                abort(w).map_err(SendError::Net)?;
+                return Err(SendError::Source(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file became shorter while being sent",
+                )));
+            }
+            Ok(n) => n,
+            Err(e) => {
+                abort(w).map_err(SendError::Net)?;
+                return Err(SendError::Source(e));
+            }
+        };
+        ctx.update(&buf[HEADER_LEN..HEADER_LEN + n]);
+        frame::write_in_place(w, Kind::Data, &mut buf[..HEADER_LEN + n]).map_err(SendError::Net)?;
+        sent += n as u64;
+        progress(sent);
+    }
+    let digest = finish(ctx);
+    frame::write_frame(w, Kind::End, &digest).map_err(SendError::Net)?;
+    w.flush().map_err(SendError::Net)?;
+    Ok(digest)
+}
+
+fn read_some(src: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    // fill the chunk when the source allows it: fewer, fuller frames
+    let mut got = 0;
+    while got < buf.len() {
+        match src.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+fn abort(w: &mut impl Write) -> io::Result<()> {
+    frame::write_frame(w, Kind::Abort, b"")?;
+    w.flush()
+}
+
+/// How a received stream ended (the connection itself is still in step).
+#[derive(Debug)]
+pub struct Received {
+    /// Payload bytes that arrived.
+    pub bytes: u64,
+    /// The sender's SHA-256, or `None` if it aborted.
+    pub sender_sha: Option<[u8; 32]>,
+    /// Our SHA-256 of what arrived (including anything `ctx` had before).
+    pub our_sha: [u8; 32],
+    /// The first local failure (write error, too many bytes); the rest was discarded.
+    pub local_error: Option<LocalError>,
+}
+
+impl Received {
+    /// Complete and intact: not aborted, no local error, and the hashes agree.
+    pub fn is_intact(&self) -> bool {
+        self.local_error.is_none() && self.sender_sha == Some(self.our_sha)
+    }
+}
+
+/// A failure on the receiving side while a stream was arriving.
+#[derive(Debug)]
+pub enum LocalError {
+    /// Writing the destination failed.
+    Write(io::Error),
+    /// More bytes arrived than were announced.
+    TooLong(u64),
+}
+
+/// Receives `Data` frames into `dst` until `End` or `Abort`. At most `max` bytes are
+/// written; beyond that, or after a write error, the rest is read and discarded.
+/// Network and protocol failures are errors: the connection is then unusable.
+pub fn receive(
+    r: &mut impl Read,
+    dst: &mut impl Write,
+    max: u64,
+    mut ctx: Sha,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Received, frame::Error> {
+    let mut buf = Vec::with_capacity(HEADER_LEN + CHUNK);
+    let mut bytes = 0u64;
+    let mut local_error = None;
+    loop {
+        match frame::read_frame(r, &mut buf)? {
+            Kind::Data => {
+                bytes += buf.len() as u64;
+                if local_error.is_none() {
+                    if bytes > max {
+                        local_error = Some(LocalError::TooLong(bytes));
+                    } else if let Err(e) = dst.write_all(&buf) {
+                        local_error = Some(LocalError::Write(e));
+                    } else {
+                        ctx.update(&buf);
+                    }
+                }
+                progress(bytes);
+            }
+            Kind::End => {
+                let sender = <[u8; 32]>::try_from(&buf[..]).map_err(|_| frame::Error::BadFields)?;
+                if local_error.is_none() {
+                    if let Err(e) = dst.flush() {
+                        local_error = Some(LocalError::Write(e));
+                    }
+                }
+                return Ok(Received {
+                    bytes,
+                    sender_sha: Some(sender),
+                    our_sha: finish(ctx),
+                    local_error,
+                });
+            }
+            Kind::Abort => {
+                return Ok(Received {
+                    bytes,
+                    sender_sha: None,
+                    our_sha: finish(ctx),
+                    local_error,
+                });
+            }
+            other => return Err(frame::Error::Unexpected(other)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn send_then_receive_is_intact() {
+        let src = data(CHUNK * 2 + 123);
+        let mut wire = Vec::new();
+        let sent = send(
+            &mut wire,
+            &mut &src[..],
+            src.len() as u64,
+            sha(),
+            &mut |_| {},
+            &|| false,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let got = receive(&mut &wire[..], &mut out, u64::MAX, sha(), &mut |_| {}).unwrap();
+        assert!(got.is_intact());
+        assert_eq!(got.our_sha, sent);
+        assert_eq!(out, src);
+    }
+
+    #[test]
+    fn corruption_is_detected() {
+        let src = data(1000);
+        let mut wire = Vec::new();
+        send(&mut wire, &mut &src[..], 1000, sha(), &mut |_| {}, &|| {
+            false
+        })
+        .unwrap();
+        wire[HEADER_LEN + 10] ^= 1;
+        let got = receive(
+            &mut &wire[..],
+            &mut Vec::new(),
+            u64::MAX,
+            sha(),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert!(!got.is_intact());
+    }
+
+    #[test]
+    fn short_source_aborts_and_overrun_is_refused() {
+        let src = data(10);
+        let mut wire = Vec::new();
+        assert!(matches!(
+            send(&mut wire, &mut &src[..], 20, sha(), &mut |_| {}, &|| false),
+            Err(SendError::Source(_))
+        ));
+        let got = receive(
+            &mut &wire[..],
+            &mut Vec::new(),
+            u64::MAX,
+            sha(),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert!(got.sender_sha.is_none() && !got.is_intact());
+
+        let mut wire = Vec::new();
+        send(
+            &mut wire,
+            &mut &data(100)[..],
+            100,
+            sha(),
+            &mut |_| {},
+            &|| false,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let got = receive(&mut &wire[..], &mut out, 50, sha(), &mut |_| {}).unwrap();
+        assert!(matches!(got.local_error, Some(LocalError::TooLong(100))));
+        assert!(out.is_empty());
+    }
+}

@@ -1,0 +1,311 @@
+//! Shared helpers for the integration tests: temporary directories, a server started
+//! in-process (library) or as the real binary, and the real client binary. Everything
+//! binds 127.0.0.1 on OS-chosen ports.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use fos::server::{Server, ServerConfig, ShutdownHandle};
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "fos-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+pub fn cert() -> PathBuf {
+    data_dir().join("cert.pem")
+}
+
+/// Users every fixture has: u/p, u2/p2, t/tp.
+pub const USERS: &str = "u:p\nu2:p2\nt:tp\n";
+
+/// A fixture directory: `users.txt`, `storage/`, and room for local files.
+pub struct Fixture {
+    pub dir: TempDir,
+}
+
+impl Fixture {
+    pub fn new(tag: &str) -> Fixture {
+        let dir = TempDir::new(tag);
+        std::fs::write(dir.path().join("users.txt"), USERS).unwrap();
+        std::fs::create_dir_all(dir.path().join("storage")).unwrap();
+        std::fs::create_dir_all(dir.path().join("local")).unwrap();
+        Fixture { dir }
+    }
+    pub fn storage(&self) -> PathBuf {
+        self.dir.path().join("storage")
+    }
+    pub fn local(&self) -> PathBuf {
+        self.dir.path().join("local")
+    }
+    pub fn users(&self) -> PathBuf {
+        self.dir.path().join("users.txt")
+    }
+    /// A server config for this fixture on 127.0.0.1, OS-chosen ports.
+    pub fn config(&self) -> ServerConfig {
+        ServerConfig {
+            port: 0,
+            greet_port: 0,
+            root: self.storage(),
+            users: self.users(),
+            cert: cert(),
+            key: data_dir().join("key.pem"),
+            name: "testhost".into(),
+            fsync: false,
+            ..ServerConfig::default()
+        }
+    }
+}
+
+/// A server running in this process.
+pub struct LibServer {
+    pub addr: SocketAddr,
+    pub greet: Option<SocketAddr>,
+    handle: ShutdownHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl LibServer {
+    pub fn start(cfg: ServerConfig) -> LibServer {
+        let server = Server::bind(cfg, Arc::new(fos::log::Logger::silent())).expect("server binds");
+        let addr = server.local_addr().unwrap();
+        let greet = server.greet_addr();
+        let handle = server.shutdown_handle();
+        let thread = std::thread::spawn(move || server.run().unwrap());
+        LibServer {
+            addr,
+            greet,
+            handle,
+            thread: Some(thread),
+        }
+    }
+    pub fn stop(mut self) {
+        self.handle.shutdown();
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+    }
+}
+
+impl Drop for LibServer {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+    }
+}
+
+/// The real `fos-server` binary, killed (by its PID) on drop.
+pub struct BinServer {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub greet: Option<SocketAddr>,
+    pub stderr: Option<std::process::ChildStderr>,
+}
+
+impl BinServer {
+    /// Starts `fos-server` on 127.0.0.1 with `extra` flags after the fixture's own.
+    pub fn start(fx: &Fixture, extra: &[&str]) -> BinServer {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fos-server"));
+        cmd.args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--greet-port",
+            "0",
+            "--no-fsync",
+            "--name",
+            "testhost",
+        ])
+        .arg("--root")
+        .arg(fx.storage())
+        .arg("--users")
+        .arg(fx.users())
+        .arg("--cert")
+        .arg(cert())
+        .arg("--key")
+        .arg(data_dir().join("key.pem"))
+        .args(extra);
+        Self::spawn(cmd)
+    }
+
+    pub fn spawn(mut cmd: Command) -> BinServer {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("fos-server starts");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let grab = |key: &str| -> Option<SocketAddr> {
+            let rest = &line[line.find(key)? + key.len()..];
+            rest.split([' ', ')', ',']).next()?.parse().ok()
+        };
+        let addr = grab("listening on ").unwrap_or_else(|| panic!("no address in {line:?}"));
+        let greet = grab("discovery on ");
+        BinServer {
+            child,
+            addr,
+            greet,
+            stderr: None,
+        }
+    }
+
+    pub fn server_arg(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+impl Drop for BinServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The real `fos-client` binary with `FOS_PASSWORD` set, run in `cwd`.
+pub fn client(cwd: &Path, server: &str, user: &str, password: &str, args: &[&str]) -> Output {
+    client_stdin(cwd, server, user, password, args, "")
+}
+
+pub fn client_stdin(
+    cwd: &Path,
+    server: &str,
+    user: &str,
+    password: &str,
+    args: &[&str],
+    stdin: &str,
+) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fos-client"))
+        .current_dir(cwd)
+        .env("FOS_PASSWORD", password)
+        .env("NO_COLOR", "1")
+        .args(["--server", server, "--user", user, "--cert"])
+        .arg(cert())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("fos-client starts");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).unwrap();
+    drop(input);
+    wait_with_deadline(child, Duration::from_secs(60))
+}
+
+/// Waits for a child, killing it if it overruns `limit` (tests never hang).
+pub fn wait_with_deadline(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+            let _ = child.kill();
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A library client logged in to `addr`.
+pub fn connect(
+    addr: SocketAddr,
+    user: &str,
+    password: &str,
+) -> Result<fos::client::Remote, fos::Error> {
+    let cfg = fos::client::ClientConfig {
+        cert: cert(),
+        fsync: false,
+        ..Default::default()
+    };
+    fos::client::Remote::connect(&cfg, &addr.to_string(), user, password)
+}
+
+/// Deterministic test content.
+pub fn content(len: usize, seed: u8) -> Vec<u8> {
+    let mut x = seed as u32 | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// A listing of every path under `root` with its type, size and content hash, to prove
+/// that nothing changed.
+pub fn snapshot(root: &Path) -> Vec<(PathBuf, String)> {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<(PathBuf, String)>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let md = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            if md.file_type().is_symlink() {
+                out.push((rel, format!("link {:?}", std::fs::read_link(&p).unwrap())));
+            } else if md.is_dir() {
+                out.push((rel, "dir".into()));
+                walk(&p, root, out);
+            } else {
+                let data = std::fs::read(&p).unwrap();
+                let h = ring::digest::digest(&ring::digest::SHA256, &data);
+                out.push((
+                    rel,
+                    format!(
+                        "file {} {:?} {:?}",
+                        data.len(),
+                        &h.as_ref()[..8],
+                        md.modified().unwrap()
+                    ),
+                ));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
