@@ -221,10 +221,20 @@ pub fn human_bytes(n: u64) -> String {
 pub struct TransferOpts<'a> {
     /// Refuse to replace an existing file (`-n`).
     pub no_clobber: bool,
-    /// Gets the byte count as data moves.
-    pub progress: &'a mut dyn FnMut(u64, u64),
+    /// Gets the byte count (and the total, when known) as data moves.
+    pub progress: &'a dyn Fn(u64, u64),
     /// Polled between chunks; true cancels (Ctrl-C).
     pub cancel: &'a dyn Fn() -> bool,
+}
+
+impl Default for TransferOpts<'_> {
+    fn default() -> Self {
+        TransferOpts {
+            no_clobber: false,
+            progress: &|_, _| {},
+            cancel: &|| false,
+        }
+    }
 }
 
 impl Remote {

@@ -473,7 +473,7 @@ impl Shell {
     fn transfer_opts<'a>(
         &self,
         no_clobber: bool,
-        progress: &'a mut dyn FnMut(u64, u64),
+        progress: &'a dyn Fn(u64, u64),
         cancel: &'a dyn Fn() -> bool,
     ) -> TransferOpts<'a> {
         TransferOpts {
@@ -499,13 +499,13 @@ impl Shell {
             Some(l) if Path::new(l).is_dir() => Path::new(l).join(base),
             Some(l) => PathBuf::from(l),
         };
-        let mut bar = Progress::new(&format!("get {remote}"), self.show_progress());
+        let bar = Progress::new(&format!("get {remote}"), self.show_progress());
         let interrupt = Arc::clone(&self.interrupt);
         let cancel = move || interrupt.load(Ordering::SeqCst);
         let cfg = self.cfg.clone();
         let report = {
-            let mut progress = |done, total| bar.update(done, total);
-            let opts = self.transfer_opts(no_clobber, &mut progress, &cancel);
+            let progress = |done, total| bar.update(done, total);
+            let opts = self.transfer_opts(no_clobber, &progress, &cancel);
             self.remote()?.get(&cfg, remote, &target, opts)
         };
         bar.finish();
@@ -537,12 +537,12 @@ impl Shell {
                 _ => r.to_string(),
             },
         };
-        let mut bar = Progress::new(&format!("put {local}"), self.show_progress());
+        let bar = Progress::new(&format!("put {local}"), self.show_progress());
         let interrupt = Arc::clone(&self.interrupt);
         let cancel = move || interrupt.load(Ordering::SeqCst);
         let report = {
-            let mut progress = |done, total| bar.update(done, total);
-            let opts = self.transfer_opts(no_clobber, &mut progress, &cancel);
+            let progress = |done, total| bar.update(done, total);
+            let opts = self.transfer_opts(no_clobber, &progress, &cancel);
             self.remote()?.put(path, &target, opts)
         };
         bar.finish();
@@ -683,8 +683,8 @@ struct Progress {
     label: String,
     enabled: bool,
     started: Instant,
-    last: Option<Instant>,
-    drawn: bool,
+    last: std::cell::Cell<Option<Instant>>,
+    drawn: std::cell::Cell<bool>,
 }
 
 impl Progress {
@@ -693,12 +693,12 @@ impl Progress {
             label: label.to_string(),
             enabled,
             started: Instant::now(),
-            last: None,
-            drawn: false,
+            last: std::cell::Cell::new(None),
+            drawn: std::cell::Cell::new(false),
         }
     }
 
-    fn update(&mut self, done: u64, total: u64) {
+    fn update(&self, done: u64, total: u64) {
         if !self.enabled {
             return;
         }
@@ -707,11 +707,12 @@ impl Progress {
         if elapsed < Duration::from_millis(500)
             || self
                 .last
+                .get()
                 .is_some_and(|l| now.duration_since(l) < Duration::from_millis(100))
         {
             return;
         }
-        self.last = Some(now);
+        self.last.set(Some(now));
         let rate = done as f64 / elapsed.as_secs_f64().max(1e-6);
         let line = if total > 0 {
             let pct = done as f64 * 100.0 / total as f64;
@@ -742,11 +743,11 @@ impl Progress {
             )
         };
         eprint!("{line}\x1b[K");
-        self.drawn = true;
+        self.drawn.set(true);
     }
 
-    fn finish(&mut self) {
-        if self.drawn {
+    fn finish(&self) {
+        if self.drawn.get() {
             eprint!("\r\x1b[K");
         }
     }
