@@ -210,9 +210,7 @@ fn frames_over_the_bound_and_bad_requests() {
     write_frame(&mut v, Kind::Hello, &encode_fields(&["fos", "99"])).unwrap();
     v.flush().unwrap();
     assert_eq!(read_frame(&mut v, &mut buf).unwrap(), Kind::Error);
-    assert!(
-        String::from_utf8_lossy(&frame::decode_fields(&buf).unwrap()[1]).contains("version 99")
-    );
+    assert!(String::from_utf8_lossy(frame::decode_fields(&buf).unwrap()[1]).contains("version 99"));
     still_serves(addr);
 }
 
