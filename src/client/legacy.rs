@@ -246,6 +246,8 @@ impl Legacy {
                 Err(e) => break Err(Error::Io(e)),
             }
         };
+        // the server sends its status once the data connection is closed
+        drop(data);
         let status = self.command_reply()?;
         result?;
         if is_error(&status) {
@@ -290,6 +292,7 @@ impl Legacy {
             data.conn.send_close_notify();
             data.flush()?;
             data.sock.shutdown(std::net::Shutdown::Write)?;
+            drain(&mut data.sock);
             Ok(())
         })();
         drop(data);
@@ -305,6 +308,15 @@ impl Legacy {
     pub fn exit(mut self) {
         let _ = send_record(&mut self.stream, b"exit");
     }
+}
+
+/// Reads what the peer still sends (TLS session tickets, its close) until it closes.
+/// Closing a socket with unread data makes the kernel send a reset, which can destroy
+/// data the peer has not read yet: the end of an upload.
+pub(crate) fn drain(sock: &mut TcpStream) {
+    let _ = sock.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut buf = [0u8; 4096];
+    while matches!(sock.read(&mut buf), Ok(n) if n > 0) {}
 }
 
 #[cfg(test)]

@@ -265,7 +265,7 @@ fn accept_data(
     tcp.set_read_timeout(Some(cfg.handshake_timeout))?;
     tcp.set_write_timeout(Some(Duration::from_secs(60)))?;
     let mut conn =
-        ServerConnection::new(Arc::clone(&session.shared.tls)).map_err(io::Error::other)?;
+        ServerConnection::new(Arc::clone(&session.shared.tls_data)).map_err(io::Error::other)?;
     let mut tcp = tcp;
     while conn.is_handshaking() {
         let (r, w) = conn.complete_io(&mut tcp)?;
@@ -297,6 +297,11 @@ fn get(stream: &mut Tls, peer: SocketAddr, session: &Session, path: &str) -> io:
         data.conn.send_close_notify();
         data.flush()?;
         let _ = data.sock.shutdown(std::net::Shutdown::Write);
+        // closing with unread input would reset the connection and could cut the
+        // client's last bytes: wait for its close
+        data.sock.set_read_timeout(Some(Duration::from_secs(5)))?;
+        let mut sink = [0u8; 4096];
+        while matches!(data.sock.read(&mut sink), Ok(n) if n > 0) {}
         Ok(sent)
     })();
     let log = &session.shared.log;
@@ -346,7 +351,7 @@ fn put(stream: &mut Tls, peer: SocketAddr, session: &Session, path: &str) -> io:
         }
         (max, None) => max,
     };
-    let result = (|| -> io::Result<u64> {
+    let result = (|| -> Result<u64, Failure> {
         let mut data = accept_data(&listener, peer.ip(), session)?;
         data.sock.set_read_timeout(Some(cfg.idle_timeout))?;
         let mut buf = vec![0u8; 64 * 1024];
@@ -357,12 +362,13 @@ fn put(stream: &mut Tls, peer: SocketAddr, session: &Session, path: &str) -> io:
                 Ok(n) => n,
                 // the Python client ends its upload with a bare TCP close
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             };
             total += n as u64;
             if limit.is_some_and(|l| total > l) {
-                return Err(io::Error::other(
-                    "the file is over the server's size limit or your quota",
+                return Err(Failure::Refused(
+                    crate::protocol::ErrorCode::Quota,
+                    "the file is over the server's size limit or your quota".into(),
                 ));
             }
             partial.file().write_all(&buf[..n])?;
@@ -371,10 +377,7 @@ fn put(stream: &mut Tls, peer: SocketAddr, session: &Session, path: &str) -> io:
     })();
     let log = &session.shared.log;
     Ok(
-        match result
-            .map_err(Failure::from)
-            .and_then(|n| session.commit(partial, &target, false).map(|()| n))
-        {
+        match result.and_then(|n| session.commit(partial, &target, false).map(|()| n)) {
             Ok(n) => {
                 log.log(
                     Level::Info,
@@ -394,7 +397,7 @@ fn put(stream: &mut Tls, peer: SocketAddr, session: &Session, path: &str) -> io:
                     Level::Warn,
                     Some(peer),
                     Some(&session.user),
-                    format_args!("legacy put {:?} failed: {msg}", escape(path)),
+                    format_args!("legacy put {:?} failed: {f:?}", escape(path)),
                 );
                 red(&format!("put: {msg}"))
             }

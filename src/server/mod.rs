@@ -155,6 +155,10 @@ struct ConnEntry {
 pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
     pub(crate) tls: Arc<rustls::ServerConfig>,
+    /// For the legacy one-shot data connections: no session tickets, because the
+    /// Python client closes them without reading, and unread tickets turn its close
+    /// into a reset that can cut the end of an upload.
+    pub(crate) tls_data: Arc<rustls::ServerConfig>,
     pub(crate) users: UserStore,
     pub(crate) log: Arc<Logger>,
     pub(crate) throttle: Throttle,
@@ -252,9 +256,12 @@ impl Server {
             .port();
         let logins = limits::Semaphore::new(thread::available_parallelism().map_or(2, |n| n.get()));
         let throttle = Throttle::new(config.throttle_base);
+        let mut data_tls = (*tls).clone();
+        data_tls.send_tls13_tickets = 0;
         let shared = Arc::new(Shared {
             config,
             tls,
+            tls_data: Arc::new(data_tls),
             users,
             log,
             throttle,

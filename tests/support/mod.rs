@@ -136,6 +136,11 @@ pub struct BinServer {
 impl BinServer {
     /// Starts `fos-server` on 127.0.0.1 with `extra` flags after the fixture's own.
     pub fn start(fx: &Fixture, extra: &[&str]) -> BinServer {
+        Self::start_with_cert(fx, &cert(), &data_dir().join("key.pem"), extra)
+    }
+
+    /// Like [`BinServer::start`] with another certificate and key.
+    pub fn start_with_cert(fx: &Fixture, cert: &Path, key: &Path, extra: &[&str]) -> BinServer {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_fos-server"));
         cmd.args([
             "--bind",
@@ -153,9 +158,9 @@ impl BinServer {
         .arg("--users")
         .arg(fx.users())
         .arg("--cert")
-        .arg(cert())
+        .arg(cert)
         .arg("--key")
-        .arg(data_dir().join("key.pem"))
+        .arg(key)
         .args(extra);
         Self::spawn(cmd)
     }
@@ -308,4 +313,21 @@ pub fn snapshot(root: &Path) -> Vec<(PathBuf, String)> {
     walk(root, root, &mut out);
     out.sort();
     out
+}
+
+/// Asserts two byte strings are equal without printing megabytes when they differ.
+#[track_caller]
+pub fn assert_same(got: &[u8], want: &[u8], what: &str) {
+    if got != want {
+        let first = got
+            .iter()
+            .zip(want)
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.len().min(want.len()));
+        panic!(
+            "{what}: {} bytes, expected {}; first difference at byte {first}",
+            got.len(),
+            want.len()
+        );
+    }
 }
