@@ -1,0 +1,146 @@
+//! Discovery over loopback only: servers on 127.0.0.2-6 (any 127.x address is local on
+//! Linux), a sweep of 127.0.0.0/24 through the real client, and the sweep's
+//! parallelism measured with an injected connector (wall time proves nothing here).
+
+mod support;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use fos::discovery::{self, Connector, Options};
+use support::*;
+
+fn start_on(fx: &Fixture, ip: &str, greet: u16, name: &str, cert: &str, key: &str) -> BinServer {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fos-server"));
+    cmd.args(["-q", "--bind", ip, "--port", "0", "--greet-port", &greet.to_string(), "--name", name, "--no-fsync"])
+        .arg("--root")
+        .arg(fx.storage())
+        .arg("--users")
+        .arg(fx.users())
+        .arg("--cert")
+        .arg(data_dir().join(cert))
+        .arg("--key")
+        .arg(data_dir().join(key));
+    BinServer::spawn(cmd)
+}
+
+fn list(greet: u16, range: &str) -> std::process::Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_fos-client"))
+        .args(["--list", "--scan", range, "--greet-port", &greet.to_string(), "--cert"])
+        .arg(cert())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_with_deadline(child, Duration::from_secs(60))
+}
+
+#[test]
+fn sweep_finds_fos_python_and_untrusted_servers() {
+    let fx = Fixture::new("disc");
+    // one port number free on all the addresses used (they are distinct sockets)
+    let greet = TcpListener::bind("127.0.0.2:0").unwrap().local_addr().unwrap().port();
+    let a = start_on(&fx, "127.0.0.2", greet, "alpha", "cert.pem", "key.pem");
+    let b = start_on(&fx, "127.0.0.3", greet, "beta\tbad\nname", "cert.pem", "key.pem");
+    let c = start_on(&fx, "127.0.0.4", greet, "gamma", "cert.pem", "key.pem");
+    let other = start_on(&fx, "127.0.0.5", greet, "impostor", "other-cert.pem", "other-key.pem");
+    let mut py = Command::new("python3")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/legacy_server.py"))
+        .args(["--bind", "127.0.0.6", "--greet-port", &greet.to_string(), "--name", "legacyhost", "--cert"])
+        .arg(cert())
+        .arg("--key")
+        .arg(data_dir().join("key.pem"))
+        .arg("--users")
+        .arg(fx.users())
+        .arg("--root")
+        .arg(fx.storage())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(py.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.starts_with("listening"), "{line}");
+    }
+    let out = list(greet, "127.0.0.0/24");
+    let _ = py.kill();
+    let _ = py.wait();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let want = format!(
+        "127.0.0.2\t{}\talpha\tfos\n127.0.0.3\t{}\tbeta\\tbad\\nname\tfos\n127.0.0.4\t{}\tgamma\tfos\n127.0.0.5\t{}\timpostor\tuntrusted\n127.0.0.6\t5001\tlegacyhost\tpython\n",
+        a.addr.port(),
+        b.addr.port(),
+        c.addr.port(),
+        other.addr.port()
+    );
+    assert_eq!(stdout(&out), want);
+    let report = stderr(&out);
+    assert!(report.contains("swept 254 addresses") && report.contains("5 servers"), "{report}");
+
+    // a single address and a last-octet range
+    let out = list(greet, "127.0.0.3");
+    assert_eq!(stdout(&out).lines().count(), 1);
+    let out = list(greet, "127.0.0.2-4");
+    assert_eq!(stdout(&out).lines().count(), 3);
+}
+
+#[test]
+fn no_server_found_and_bad_ranges() {
+    let greet = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = list(greet, "127.0.1.0/24");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no server found"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("swept 254 addresses"));
+    for bad in ["127.0.0.0/8", "::1", "not-an-address", "127.0.0.9-3"] {
+        let out = list(greet, bad);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+    }
+    let out = list(greet, "127.0.0.0/15");
+    assert!(stderr(&out).contains("more than a /16"));
+}
+
+/// Counts connects in flight and fails them after a pause, like unanswered addresses.
+struct Counting {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+    total: AtomicUsize,
+}
+
+impl Connector for Counting {
+    fn connect(&self, _addr: SocketAddr, _timeout: Duration) -> std::io::Result<TcpStream> {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(n, Ordering::SeqCst);
+        self.total.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(40));
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        Err(std::io::ErrorKind::TimedOut.into())
+    }
+}
+
+#[test]
+fn sweep_runs_a_bounded_pool_of_connects_in_parallel() {
+    let cfg = fos::client::ClientConfig { cert: cert(), ..Default::default() };
+    let addrs = discovery::parse_range("127.0.0.0/24").unwrap();
+    for threads in [8, 64, 256] {
+        let counting = Counting { now: AtomicUsize::new(0), peak: AtomicUsize::new(0), total: AtomicUsize::new(0) };
+        let opts = Options { threads, ..Options::default() };
+        let report = discovery::sweep(&cfg, &addrs, &opts, &counting, &|_, _| {}).unwrap();
+        let peak = counting.peak.load(Ordering::SeqCst);
+        assert_eq!(report.tried, 254);
+        assert_eq!(counting.total.load(Ordering::SeqCst), 254, "every address tried once");
+        assert!(peak <= threads.min(254), "threads={threads}: peak {peak} over the bound");
+        // all workers overlap while each connect waits
+        assert!(peak >= threads.min(254) * 3 / 4, "threads={threads}: only {peak} in flight");
+        assert!(report.found.is_empty());
+    }
+}
+
+#[test]
+fn no_discovery_flag_closes_the_greet_port() {
+    let fx = Fixture::new("nodisc");
+    let server = BinServer::start(&fx, &["-q", "--no-discovery"]);
+    assert!(server.greet.is_none());
+}
