@@ -85,7 +85,7 @@ impl Logger {
         }
         let peer = peer.map_or_else(|| "-".to_string(), |p| p.to_string());
         let user = user.map_or_else(|| "-".to_string(), escape);
-        let line = format!("{} {:5} {peer} {user} {event}\n", utc_now(), level.as_str());
+        let line = format!("{} {} {peer} {user} {event}\n", utc_now(), level.as_str());
         if self.stderr {
             // one write_all per line keeps lines from threads whole
             let _ = std::io::stderr().lock().write_all(line.as_bytes());

@@ -14,21 +14,39 @@ use support::*;
 
 fn start_on(fx: &Fixture, ip: &str, greet: u16, name: &str, cert: &str, key: &str) -> BinServer {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fos-server"));
-    cmd.args(["-q", "--bind", ip, "--port", "0", "--greet-port", &greet.to_string(), "--name", name, "--no-fsync"])
-        .arg("--root")
-        .arg(fx.storage())
-        .arg("--users")
-        .arg(fx.users())
-        .arg("--cert")
-        .arg(data_dir().join(cert))
-        .arg("--key")
-        .arg(data_dir().join(key));
+    cmd.args([
+        "-q",
+        "--bind",
+        ip,
+        "--port",
+        "0",
+        "--greet-port",
+        &greet.to_string(),
+        "--name",
+        name,
+        "--no-fsync",
+    ])
+    .arg("--root")
+    .arg(fx.storage())
+    .arg("--users")
+    .arg(fx.users())
+    .arg("--cert")
+    .arg(data_dir().join(cert))
+    .arg("--key")
+    .arg(data_dir().join(key));
     BinServer::spawn(cmd)
 }
 
 fn list(greet: u16, range: &str) -> std::process::Output {
     let child = Command::new(env!("CARGO_BIN_EXE_fos-client"))
-        .args(["--list", "--scan", range, "--greet-port", &greet.to_string(), "--cert"])
+        .args([
+            "--list",
+            "--scan",
+            range,
+            "--greet-port",
+            &greet.to_string(),
+            "--cert",
+        ])
         .arg(cert())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -41,14 +59,40 @@ fn list(greet: u16, range: &str) -> std::process::Output {
 fn sweep_finds_fos_python_and_untrusted_servers() {
     let fx = Fixture::new("disc");
     // one port number free on all the addresses used (they are distinct sockets)
-    let greet = TcpListener::bind("127.0.0.2:0").unwrap().local_addr().unwrap().port();
+    let greet = TcpListener::bind("127.0.0.2:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let a = start_on(&fx, "127.0.0.2", greet, "alpha", "cert.pem", "key.pem");
-    let b = start_on(&fx, "127.0.0.3", greet, "beta\tbad\nname", "cert.pem", "key.pem");
+    let b = start_on(
+        &fx,
+        "127.0.0.3",
+        greet,
+        "beta\tbad\nname",
+        "cert.pem",
+        "key.pem",
+    );
     let c = start_on(&fx, "127.0.0.4", greet, "gamma", "cert.pem", "key.pem");
-    let other = start_on(&fx, "127.0.0.5", greet, "impostor", "other-cert.pem", "other-key.pem");
+    let other = start_on(
+        &fx,
+        "127.0.0.5",
+        greet,
+        "impostor",
+        "other-cert.pem",
+        "other-key.pem",
+    );
     let mut py = Command::new("python3")
         .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/legacy_server.py"))
-        .args(["--bind", "127.0.0.6", "--greet-port", &greet.to_string(), "--name", "legacyhost", "--cert"])
+        .args([
+            "--bind",
+            "127.0.0.6",
+            "--greet-port",
+            &greet.to_string(),
+            "--name",
+            "legacyhost",
+            "--cert",
+        ])
         .arg(cert())
         .arg("--key")
         .arg(data_dir().join("key.pem"))
@@ -62,7 +106,9 @@ fn sweep_finds_fos_python_and_untrusted_servers() {
     {
         use std::io::BufRead;
         let mut line = String::new();
-        std::io::BufReader::new(py.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        std::io::BufReader::new(py.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         assert!(line.starts_with("listening"), "{line}");
     }
     let out = list(greet, "127.0.0.0/24");
@@ -78,7 +124,10 @@ fn sweep_finds_fos_python_and_untrusted_servers() {
     );
     assert_eq!(stdout(&out), want);
     let report = stderr(&out);
-    assert!(report.contains("swept 254 addresses") && report.contains("5 servers"), "{report}");
+    assert!(
+        report.contains("swept 254 addresses") && report.contains("5 servers"),
+        "{report}"
+    );
 
     // a single address and a last-octet range
     let out = list(greet, "127.0.0.3");
@@ -89,7 +138,11 @@ fn sweep_finds_fos_python_and_untrusted_servers() {
 
 #[test]
 fn no_server_found_and_bad_ranges() {
-    let greet = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let greet = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let out = list(greet, "127.0.1.0/24");
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no server found"), "{}", stderr(&out));
@@ -122,18 +175,38 @@ impl Connector for Counting {
 
 #[test]
 fn sweep_runs_a_bounded_pool_of_connects_in_parallel() {
-    let cfg = fos::client::ClientConfig { cert: cert(), ..Default::default() };
+    let cfg = fos::client::ClientConfig {
+        cert: cert(),
+        ..Default::default()
+    };
     let addrs = discovery::parse_range("127.0.0.0/24").unwrap();
     for threads in [8, 64, 256] {
-        let counting = Counting { now: AtomicUsize::new(0), peak: AtomicUsize::new(0), total: AtomicUsize::new(0) };
-        let opts = Options { threads, ..Options::default() };
+        let counting = Counting {
+            now: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            total: AtomicUsize::new(0),
+        };
+        let opts = Options {
+            threads,
+            ..Options::default()
+        };
         let report = discovery::sweep(&cfg, &addrs, &opts, &counting, &|_, _| {}).unwrap();
         let peak = counting.peak.load(Ordering::SeqCst);
         assert_eq!(report.tried, 254);
-        assert_eq!(counting.total.load(Ordering::SeqCst), 254, "every address tried once");
-        assert!(peak <= threads.min(254), "threads={threads}: peak {peak} over the bound");
+        assert_eq!(
+            counting.total.load(Ordering::SeqCst),
+            254,
+            "every address tried once"
+        );
+        assert!(
+            peak <= threads.min(254),
+            "threads={threads}: peak {peak} over the bound"
+        );
         // all workers overlap while each connect waits
-        assert!(peak >= threads.min(254) * 3 / 4, "threads={threads}: only {peak} in flight");
+        assert!(
+            peak >= threads.min(254) * 3 / 4,
+            "threads={threads}: only {peak} in flight"
+        );
         assert!(report.found.is_empty());
     }
 }

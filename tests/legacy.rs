@@ -473,3 +473,93 @@ fn forced_legacy_mode_against_fos_server() {
     );
     assert_ne!(out.status.code(), Some(0));
 }
+
+#[test]
+fn python_client_put_cannot_leave_the_root() {
+    let fx = Fixture::new("legacy-attack");
+    let outside = fx.dir.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("secret"), "SECRET").unwrap();
+    fs::create_dir_all(fx.storage().join("u2")).unwrap();
+    fs::write(fx.storage().join("u2/f"), "OTHER").unwrap();
+    let u = fx.storage().join("u");
+    fs::create_dir_all(u.join("d")).unwrap();
+    std::os::unix::fs::symlink("../../outside", u.join("link_out")).unwrap();
+    std::os::unix::fs::symlink(&outside, u.join("link_abs")).unwrap();
+    std::os::unix::fs::symlink("../u2", u.join("link_u2")).unwrap();
+    std::os::unix::fs::symlink("link_loop", u.join("link_loop")).unwrap();
+    let server = BinServer::start(&fx, &["-q"]);
+    let local = fx.local();
+    fs::write(local.join("payload"), "PAYLOAD").unwrap();
+    let outside_state = |fx: &Fixture| -> Vec<_> {
+        snapshot(fx.dir.path())
+            .into_iter()
+            .filter(|(p, _)| !p.starts_with("storage/u/") && !p.starts_with("local"))
+            .collect()
+    };
+    let before = outside_state(&fx);
+    let hostile = [
+        "..",
+        "../",
+        "../u2/f",
+        "../u2/new",
+        "/../u2/f",
+        "../../outside/secret",
+        "/etc/passwd",
+        "/tmp/fos-escape",
+        "~",
+        "~/../u2/f",
+        "link_out/secret",
+        "link_out/new",
+        "link_abs/secret",
+        "link_abs/new",
+        "link_u2/f",
+        "link_u2/new",
+        "link_loop",
+        "link_loop/x",
+        "d/../../u2/f",
+        "./../u2/f",
+        ".",
+        "/",
+        ".fos-part-x",
+        "d/.fos-part-y",
+        "..%2fu2",
+        "\u{2024}\u{2024}/u2",
+        "\u{ff0e}\u{ff0e}/u2/f",
+        "../u2x",
+        "../u",
+        "../u/../u2/f",
+    ];
+    let cmds: Vec<String> = hostile
+        .iter()
+        .map(|p| format!("put {p}"))
+        .chain(["exit".to_string()])
+        .collect();
+    let cmd_refs: Vec<&str> = cmds.iter().map(String::as_str).collect();
+    let lines = python_client(
+        &local,
+        server.addr.port(),
+        &cert(),
+        &["--local-file", "payload"],
+        &cmd_refs,
+    );
+    assert_eq!(lines.len(), hostile.len() + 2, "{lines:#?}");
+    for l in &lines[1..=hostile.len()] {
+        // either refused outright, or accepted and landed inside u's root
+        let refused = l.reply.starts_with(R);
+        let stored = l.status.as_deref().is_some_and(|s| s.starts_with(G));
+        assert!(refused || l.reply.trim().parse::<u16>().is_ok(), "{l:?}");
+        assert!(
+            !l.reply.contains(fx.dir.path().to_str().unwrap()),
+            "no server path in {l:?}"
+        );
+        let _ = stored;
+    }
+    assert_eq!(
+        outside_state(&fx),
+        before,
+        "nothing outside u's root changed"
+    );
+    assert_eq!(fs::read(outside.join("secret")).unwrap(), b"SECRET");
+    assert!(!std::path::Path::new("/tmp/fos-escape").exists());
+}

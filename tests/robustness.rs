@@ -21,48 +21,6 @@ fn quick(fx: &Fixture) -> fos::server::ServerConfig {
     }
 }
 
-/// A TLS stream that negotiated `fos/1`, before any frame.
-fn raw_tls(addr: std::net::SocketAddr) -> fos::client::native::Tls {
-    let trust = fos::tls::Trust::pinned_file(&cert()).unwrap();
-    let cfg = fos::tls::client_config(&trust, true).unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    fos::client::tls_connect(addr, cfg, name, Duration::from_secs(5)).unwrap()
-}
-
-fn hello(s: &mut fos::client::native::Tls) {
-    write_frame(s, Kind::Hello, &encode_fields(&["fos", "1"])).unwrap();
-    s.flush().unwrap();
-    let mut buf = Vec::new();
-    assert_eq!(read_frame(s, &mut buf).unwrap(), Kind::Hello);
-}
-
-fn request(s: &mut fos::client::native::Tls, req: &Request) -> (Kind, Vec<Vec<u8>>) {
-    write_frame(s, Kind::Request, &req.encode()).unwrap();
-    s.flush().unwrap();
-    let mut buf = Vec::new();
-    let kind = read_frame(s, &mut buf).unwrap();
-    (
-        kind,
-        frame::decode_fields(&buf)
-            .unwrap()
-            .into_iter()
-            .map(<[u8]>::to_vec)
-            .collect(),
-    )
-}
-
-fn login(s: &mut fos::client::native::Tls) {
-    hello(s);
-    let (kind, _) = request(
-        s,
-        &Request::Login {
-            user: "u".into(),
-            password: "p".into(),
-        },
-    );
-    assert_eq!(kind, Kind::Ok);
-}
-
 /// Reads until the peer closes; true if it did within `limit`.
 fn closed_within(s: &mut impl Read, limit: Duration) -> bool {
     let start = Instant::now();

@@ -446,7 +446,17 @@ fn drain(shared: &Shared) {
         );
         let _ = c.tcp.shutdown(Shutdown::Both);
     }
+    drop(conns);
+    // the cut connections fail their next read or write at once; give their threads a
+    // moment to clean up (remove partial uploads) before the process exits under them
+    let deadline = Instant::now() + CUT_CLEANUP;
+    while Instant::now() < deadline && shared.load(IpAddr::V4(Ipv4Addr::UNSPECIFIED)).0 > 0 {
+        thread::sleep(Duration::from_millis(20));
+    }
 }
+
+/// How long cut connections get to clean up before the server exits.
+const CUT_CLEANUP: Duration = Duration::from_secs(2);
 
 /// Parses a byte size with an optional binary suffix: `500`, `64K`, `10M`, `2G`, `1T`.
 pub fn parse_size(s: &str) -> Option<u64> {

@@ -84,8 +84,9 @@ def transfer(args, ctx, conn, cmd, name, reply):
     time.sleep(args.sleep)
     raw = socket.create_connection((args.host, port), timeout=20)
     data = ctx.wrap_socket(raw)
+    local = args.local_file or name
     if cmd == "get":
-        with open(name, "wb") as f:
+        with open(local, "wb") as f:
             while True:
                 try:
                     chunk = data.recv(65536)
@@ -95,7 +96,7 @@ def transfer(args, ctx, conn, cmd, name, reply):
                     break
                 f.write(chunk)
     else:
-        with open(name, "rb") as f:
+        with open(local, "rb") as f:
             data.sendall(f.read())
         data.shutdown(socket.SHUT_WR)  # a bare TCP half-close, no close_notify, like the original
     data.close()
@@ -112,6 +113,7 @@ def main():
     ap.add_argument("--ping", action="store_true")
     ap.add_argument("--coalesce-login", action="store_true")
     ap.add_argument("--sleep", type=float, default=1.0)
+    ap.add_argument("--local-file", help="read put data from / write get data to this file instead of NAME")
     ap.add_argument("commands", nargs="*")
     args = ap.parse_args()
     ctx = context(args.cert)

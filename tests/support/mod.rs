@@ -331,3 +331,57 @@ pub fn assert_same(got: &[u8], want: &[u8], what: &str) {
         );
     }
 }
+
+/// A TLS stream that negotiated `fos/1`, before any frame.
+pub fn raw_tls(addr: std::net::SocketAddr) -> fos::client::native::Tls {
+    let trust = fos::tls::Trust::pinned_file(&cert()).unwrap();
+    let cfg = fos::tls::client_config(&trust, true).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    fos::client::tls_connect(addr, cfg, name, Duration::from_secs(5)).unwrap()
+}
+
+pub fn hello(s: &mut fos::client::native::Tls) {
+    fos::protocol::frame::write_frame(
+        s,
+        fos::protocol::frame::Kind::Hello,
+        &fos::protocol::frame::encode_fields(&["fos", "1"]),
+    )
+    .unwrap();
+    s.flush().unwrap();
+    let mut buf = Vec::new();
+    assert_eq!(
+        fos::protocol::frame::read_frame(s, &mut buf).unwrap(),
+        fos::protocol::frame::Kind::Hello
+    );
+}
+
+pub fn request(
+    s: &mut fos::client::native::Tls,
+    req: &fos::protocol::Request,
+) -> (fos::protocol::frame::Kind, Vec<Vec<u8>>) {
+    fos::protocol::frame::write_frame(s, fos::protocol::frame::Kind::Request, &req.encode())
+        .unwrap();
+    s.flush().unwrap();
+    let mut buf = Vec::new();
+    let kind = fos::protocol::frame::read_frame(s, &mut buf).unwrap();
+    (
+        kind,
+        fos::protocol::frame::decode_fields(&buf)
+            .unwrap()
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect(),
+    )
+}
+
+pub fn login(s: &mut fos::client::native::Tls) {
+    hello(s);
+    let (kind, _) = request(
+        s,
+        &fos::protocol::Request::Login {
+            user: "u".into(),
+            password: "p".into(),
+        },
+    );
+    assert_eq!(kind, fos::protocol::frame::Kind::Ok);
+}
