@@ -13,6 +13,7 @@ pub mod auth;
 pub mod client;
 pub mod discovery;
 pub mod error;
+pub mod glob;
 pub mod log;
 pub mod protocol;
 pub mod sandbox;

@@ -409,38 +409,186 @@ impl Sandbox {
     }
 
     /// Creates a new, empty partial file for an upload to `target`, in the target's
-    /// directory, under a random reserved name, exclusively, mode 0600.
-    pub fn create_partial(&self, target: &UserPath) -> Result<Partial> {
-        let (dir, _) = self.parent(target)?;
-        match sys::fstatat(
-            dir.as_fd(),
-            &sys::cstring(target.file_name().unwrap_or("").as_bytes())?,
-            false,
-        ) {
+    /// directory, under a random reserved name, exclusively, mode 0600, and locked
+    /// (`flock`) for as long as it is open, so no second upload can pick it up. With
+    /// `meta`, a reserved sidecar records the target and the source's size and mtime,
+    /// which a later resume matches on.
+    pub fn create_partial(&self, target: &UserPath, meta: Option<(u64, i64)>) -> Result<Partial> {
+        let (dir, name) = self.parent(target)?;
+        match sys::fstatat(dir.as_fd(), &name, false) {
             Ok(st) if st.is_dir() => return Err(Error::IsADirectory),
             _ => {}
         }
         for _ in 0..8 {
-            let name = format!("{RESERVED_PREFIX}{}", random_hex(8));
-            let cname = sys::cstring(name.as_bytes())?;
-            let flags = oflag::WRONLY | oflag::CREAT | oflag::EXCL | oflag::NOFOLLOW;
-            match sys::openat(dir.as_fd(), &cname, flags, 0o600) {
-                Ok(fd) => {
-                    return Ok(Partial {
-                        dir,
-                        name: cname,
-                        file: File::from(fd),
-                        done: false,
-                    });
-                }
+            let base = format!("{RESERVED_PREFIX}{}", random_hex(8));
+            let cname = sys::cstring(base.as_bytes())?;
+            let flags = oflag::RDWR | oflag::CREAT | oflag::EXCL | oflag::NOFOLLOW;
+            let fd = match sys::openat(dir.as_fd(), &cname, flags, 0o600) {
+                Ok(fd) => fd,
                 Err(e) if e.raw_os_error() == Some(errno::EEXIST) => continue,
                 Err(e) => return Err(e.into()),
+            };
+            let file = File::from(fd);
+            lock(&file)?;
+            let mut partial = Partial {
+                dir,
+                name: cname,
+                meta: None,
+                file,
+                keep: false,
+                done: false,
+            };
+            if let Some((size, mtime)) = meta {
+                let meta_name = sys::cstring(format!("{base}{META_SUFFIX}").as_bytes())?;
+                let fd = sys::openat(
+                    partial.dir.as_fd(),
+                    &meta_name,
+                    oflag::WRONLY | oflag::CREAT | oflag::EXCL | oflag::NOFOLLOW,
+                    0o600,
+                )?;
+                partial.meta = Some(meta_name);
+                let target_name = target.file_name().unwrap_or_default();
+                io::Write::write_all(
+                    &mut File::from(fd),
+                    format!("{META_MAGIC}\n{size}\n{mtime}\n{target_name}").as_bytes(),
+                )?;
             }
+            return Ok(partial);
         }
         Err(Error::Io(io::Error::other(
             "could not pick a unique partial name",
         )))
     }
+
+    /// Finds an interrupted upload of `target` from a source of this `size` and
+    /// `mtime`, not in use by another upload. Returns it opened for appending; its
+    /// length is where the upload continues.
+    pub fn resume_partial(
+        &self,
+        target: &UserPath,
+        size: u64,
+        mtime: i64,
+    ) -> Result<Option<Partial>> {
+        let (dir, _) = self.parent(target)?;
+        let want = target.file_name().unwrap_or_default();
+        for name in sys::read_dir(dir.as_fd())? {
+            let Some(name) = name.to_str() else { continue };
+            let Some(base) = name
+                .strip_prefix(RESERVED_PREFIX)
+                .and_then(|n| n.strip_suffix(META_SUFFIX))
+            else {
+                continue;
+            };
+            let meta_name = sys::cstring(name.as_bytes())?;
+            let Ok(fd) = sys::openat(dir.as_fd(), &meta_name, oflag::RDONLY | oflag::NOFOLLOW, 0)
+            else {
+                continue;
+            };
+            let mut text = String::new();
+            if io::Read::read_to_string(&mut io::Read::take(File::from(fd), 1024), &mut text)
+                .is_err()
+            {
+                continue;
+            }
+            let mut parts = text.splitn(4, '\n');
+            let matches = parts.next() == Some(META_MAGIC)
+                && parts.next().and_then(|s| s.parse::<u64>().ok()) == Some(size)
+                && parts.next().and_then(|s| s.parse::<i64>().ok()) == Some(mtime)
+                && parts.next() == Some(want);
+            if !matches {
+                continue;
+            }
+            let part_name = sys::cstring(format!("{RESERVED_PREFIX}{base}").as_bytes())?;
+            let Ok(fd) = sys::openat(dir.as_fd(), &part_name, oflag::RDWR | oflag::NOFOLLOW, 0)
+            else {
+                continue;
+            };
+            let file = File::from(fd);
+            // in use by a running upload: not ours to continue
+            if lock(&file).is_err() {
+                continue;
+            }
+            if file.metadata()?.len() > size {
+                continue;
+            }
+            let dir = dir.try_clone()?;
+            return Ok(Some(Partial {
+                dir,
+                name: part_name,
+                meta: Some(meta_name),
+                file,
+                keep: false,
+                done: false,
+            }));
+        }
+        Ok(None)
+    }
+}
+
+/// First line of a partial upload's sidecar.
+const META_MAGIC: &str = "fos-partial 1";
+/// Suffix of the sidecar next to a partial upload.
+const META_SUFFIX: &str = ".meta";
+
+/// Takes the advisory exclusive lock that marks a partial as in use.
+fn lock(file: &File) -> Result<()> {
+    file.try_lock().map_err(|e| match e {
+        std::fs::TryLockError::WouldBlock => {
+            Error::Io(io::Error::new(io::ErrorKind::WouldBlock, "partial in use"))
+        }
+        std::fs::TryLockError::Error(e) => Error::Io(e),
+    })
+}
+
+/// Removes partial uploads (and their sidecars) under `storage` whose last write is
+/// older than `max_age` and that no upload holds. Never follows symlinks. Returns how
+/// many files were removed.
+pub fn remove_stale_partials(storage: &Path, max_age: std::time::Duration) -> u64 {
+    fn walk(dir: &Path, depth: usize, max_age: std::time::Duration, removed: &mut u64) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let path = e.path();
+            let Ok(md) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if md.is_dir() {
+                if depth < MAX_DEPTH {
+                    walk(&path, depth + 1, max_age, removed);
+                }
+                continue;
+            }
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !name.starts_with(RESERVED_PREFIX) || !md.is_file() {
+                continue;
+            }
+            let old = md
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age > max_age);
+            if !old {
+                continue;
+            }
+            let data = name
+                .strip_suffix(META_SUFFIX)
+                .map_or(path.clone(), |base| dir.join(base));
+            // a partial still locked belongs to a running upload, however old
+            if let Ok(f) = File::open(&data) {
+                if f.try_lock().is_err() {
+                    continue;
+                }
+            }
+            if std::fs::remove_file(&path).is_ok() {
+                *removed += 1;
+            }
+        }
+    }
+    let mut removed = 0;
+    walk(storage, 0, max_age, &mut removed);
+    removed
 }
 
 fn entry(name: String, st: &sys::Stat) -> Entry {
@@ -487,13 +635,16 @@ fn remove_entry(parent: BorrowedFd<'_>, name: &CString, depth: usize) -> Result<
     Ok(removed + 1)
 }
 
-/// An upload in progress: a reserved, exclusive file beside its target. Dropped without
-/// [`Partial::commit`], it is removed, so nothing half-written stays behind.
+/// An upload in progress: a reserved, exclusive, locked file beside its target.
+/// Dropped without [`Partial::commit`], it is removed (so nothing half-written stays
+/// behind) unless [`Partial::keep`] marked it for a later resume.
 #[derive(Debug)]
 pub struct Partial {
     dir: OwnedFd,
     name: CString,
+    meta: Option<CString>,
     file: File,
+    keep: bool,
     done: bool,
 }
 
@@ -501,6 +652,22 @@ impl Partial {
     /// The open file to write the content into.
     pub fn file(&mut self) -> &mut File {
         &mut self.file
+    }
+
+    /// Bytes already in the partial (where a resumed upload continues).
+    pub fn len(&self) -> Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    /// Whether nothing has been written yet.
+    pub fn is_empty(&self) -> Result<bool> {
+        self.len().map(|n| n == 0)
+    }
+
+    /// Whether to keep the file for a resume if it is dropped uncommitted (only partials
+    /// with a sidecar can be resumed; others are always removed).
+    pub fn keep(&mut self, keep: bool) {
+        self.keep = keep && self.meta.is_some();
     }
 
     /// Moves the finished file into place under `target`'s name, atomically. With
@@ -520,6 +687,9 @@ impl Partial {
             no_clobber,
         )?;
         self.done = true;
+        if let Some(meta) = self.meta.take() {
+            let _ = sys::unlinkat(self.dir.as_fd(), &meta, false);
+        }
         if fsync {
             File::from(self.dir.try_clone()?).sync_all()?;
         }
@@ -529,9 +699,14 @@ impl Partial {
 
 impl Drop for Partial {
     fn drop(&mut self) {
-        if !self.done {
-            // best effort: a failure here leaves a reserved file that `ls` never shows
-            let _ = sys::unlinkat(self.dir.as_fd(), &self.name, false);
+        if self.done || self.keep {
+            return;
+        }
+        // best effort: a failure here leaves reserved files that `ls` never shows and
+        // the stale-partial sweep removes
+        let _ = sys::unlinkat(self.dir.as_fd(), &self.name, false);
+        if let Some(meta) = &self.meta {
+            let _ = sys::unlinkat(self.dir.as_fd(), meta, false);
         }
     }
 }
@@ -612,6 +787,77 @@ pub fn walk_beneath(
 mod tests {
     use super::*;
     use crate::testutil::TempDir;
+
+    #[test]
+    fn partials_resume_only_when_matching_and_free() {
+        let (t, sb) = fixture();
+        let target = UserPath::resolve(&UserPath::root(), "d/r.bin", false).unwrap();
+        {
+            let mut p = sb.create_partial(&target, Some((10, 77))).unwrap();
+            io::Write::write_all(p.file(), b"abcd").unwrap();
+            // in use: a second upload cannot take it
+            assert!(sb.resume_partial(&target, 10, 77).unwrap().is_none());
+            p.keep(true);
+        }
+        assert!(
+            sb.resume_partial(&target, 11, 77).unwrap().is_none(),
+            "other size"
+        );
+        assert!(
+            sb.resume_partial(&target, 10, 78).unwrap().is_none(),
+            "other mtime"
+        );
+        let other = UserPath::resolve(&UserPath::root(), "d/q.bin", false).unwrap();
+        assert!(
+            sb.resume_partial(&other, 10, 77).unwrap().is_none(),
+            "other target"
+        );
+        let mut p = sb
+            .resume_partial(&target, 10, 77)
+            .unwrap()
+            .expect("resumable");
+        assert_eq!(p.len().unwrap(), 4);
+        io::Seek::seek(p.file(), io::SeekFrom::End(0)).unwrap();
+        io::Write::write_all(p.file(), b"efghij").unwrap();
+        p.commit(&target, false, false).unwrap();
+        assert_eq!(
+            std::fs::read(t.path().join("root/u/d/r.bin")).unwrap(),
+            b"abcdefghij"
+        );
+        let left: Vec<_> = std::fs::read_dir(t.path().join("root/u/d"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 2, "f and r.bin only: {left:?}");
+    }
+
+    #[test]
+    fn stale_partials_are_swept() {
+        let (t, sb) = fixture();
+        let target = UserPath::resolve(&UserPath::root(), "d/s.bin", false).unwrap();
+        let mut p = sb.create_partial(&target, Some((1, 1))).unwrap();
+        p.keep(true);
+        drop(p);
+        let root = t.path().join("root");
+        assert_eq!(
+            remove_stale_partials(&root, std::time::Duration::from_secs(3600)),
+            0,
+            "too young"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(
+            remove_stale_partials(&root, std::time::Duration::from_millis(1)),
+            2
+        );
+        let held = sb.create_partial(&target, Some((1, 1))).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(
+            remove_stale_partials(&root, std::time::Duration::from_millis(1)),
+            0,
+            "a held partial is never swept"
+        );
+        drop(held);
+    }
     use std::os::unix::fs::symlink;
 
     fn p(cwd: &UserPath, arg: &str) -> Result<UserPath> {
@@ -714,7 +960,7 @@ mod tests {
             sb.remove_file(&path("up")).unwrap();
             assert!(matches!(sb.stat(&path("up")), Err(Error::NotFound)));
             // listing hides reserved names
-            let mut part = sb.create_partial(&path("d/up.txt")).unwrap();
+            let mut part = sb.create_partial(&path("d/up.txt"), None).unwrap();
             io::Write::write_all(part.file(), b"x").unwrap();
             let names: Vec<_> = sb
                 .list(&path("d"))
@@ -739,7 +985,7 @@ mod tests {
         let (t, sb) = fixture();
         let target = UserPath::resolve(&UserPath::root(), "d/t", false).unwrap();
         {
-            let mut part = sb.create_partial(&target).unwrap();
+            let mut part = sb.create_partial(&target, None).unwrap();
             io::Write::write_all(part.file(), b"half").unwrap();
         }
         let names: Vec<_> = std::fs::read_dir(t.path().join("root/u/d"))

@@ -12,13 +12,27 @@ pub fn read_secret(prompt: &str) -> Result<String, Error> {
         let stdin = io::stdin();
         return read_secret_from(prompt, stdin.as_fd(), &mut stdin.lock());
     }
-    let tty = fs::OpenOptions::new()
+    match fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/tty")
-        .map_err(|_| Error::Usage("no terminal to ask for a password: set FOS_PASSWORD".into()))?;
-    let mut reader = io::BufReader::new(&tty);
-    read_secret_from(prompt, tty.as_fd(), &mut reader)
+    {
+        Ok(tty) => {
+            let mut reader = io::BufReader::new(&tty);
+            read_secret_from(prompt, tty.as_fd(), &mut reader)
+        }
+        // no terminal at all (a script, a pipeline): the next line of standard input
+        Err(_) => {
+            let mut line = String::new();
+            if io::stdin().lock().read_line(&mut line)? == 0 {
+                return Err(Error::Usage(format!(
+                    "{}: no terminal and no more input: set FOS_PASSWORD",
+                    prompt.trim_end_matches(": ")
+                )));
+            }
+            Ok(line.trim_end_matches(['\n', '\r']).to_string())
+        }
+    }
 }
 
 fn read_secret_from(

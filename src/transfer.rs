@@ -123,6 +123,16 @@ fn abort(w: &mut impl Write) -> io::Result<()> {
     w.flush()
 }
 
+/// `Abort` payload asking the receiver to throw the partial away instead of keeping it
+/// for a resume (its prefix did not match).
+pub const DISCARD: &[u8] = b"discard";
+
+/// Aborts an upload that has not sent data yet, asking the server to discard its partial.
+pub fn abort_discard(w: &mut impl Write) -> io::Result<()> {
+    frame::write_frame(w, Kind::Abort, DISCARD)?;
+    w.flush()
+}
+
 /// How a received stream ended (the connection itself is still in step).
 #[derive(Debug)]
 pub struct Received {
@@ -134,6 +144,8 @@ pub struct Received {
     pub our_sha: [u8; 32],
     /// The first local failure (write error, too many bytes); the rest was discarded.
     pub local_error: Option<LocalError>,
+    /// The sender aborted and asked for what arrived to be thrown away (not resumed).
+    pub discard: bool,
 }
 
 impl Received {
@@ -161,11 +173,20 @@ pub fn receive(
     max: u64,
     mut ctx: Sha,
     progress: &mut dyn FnMut(u64),
+    cancel: &dyn Fn() -> bool,
 ) -> Result<Received, frame::Error> {
     let mut buf = Vec::with_capacity(HEADER_LEN + CHUNK);
     let mut bytes = 0u64;
     let mut local_error = None;
     loop {
+        if cancel() {
+            // the sender cannot be stopped mid-stream: the caller drops the connection
+            let _ = dst.flush();
+            return Err(frame::Error::Io(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "cancelled",
+            )));
+        }
         match frame::read_frame(r, &mut buf)? {
             Kind::Data => {
                 bytes += buf.len() as u64;
@@ -192,6 +213,7 @@ pub fn receive(
                     sender_sha: Some(sender),
                     our_sha: finish(ctx),
                     local_error,
+                    discard: false,
                 });
             }
             Kind::Abort => {
@@ -200,6 +222,7 @@ pub fn receive(
                     sender_sha: None,
                     our_sha: finish(ctx),
                     local_error,
+                    discard: buf == DISCARD,
                 });
             }
             other => return Err(frame::Error::Unexpected(other)),
@@ -229,7 +252,15 @@ mod tests {
         )
         .unwrap();
         let mut out = Vec::new();
-        let got = receive(&mut &wire[..], &mut out, u64::MAX, sha(), &mut |_| {}).unwrap();
+        let got = receive(
+            &mut &wire[..],
+            &mut out,
+            u64::MAX,
+            sha(),
+            &mut |_| {},
+            &|| false,
+        )
+        .unwrap();
         assert!(got.is_intact());
         assert_eq!(got.our_sha, sent);
         assert_eq!(out, src);
@@ -250,6 +281,7 @@ mod tests {
             u64::MAX,
             sha(),
             &mut |_| {},
+            &|| false,
         )
         .unwrap();
         assert!(!got.is_intact());
@@ -269,6 +301,7 @@ mod tests {
             u64::MAX,
             sha(),
             &mut |_| {},
+            &|| false,
         )
         .unwrap();
         assert!(got.sender_sha.is_none() && !got.is_intact());
@@ -284,7 +317,7 @@ mod tests {
         )
         .unwrap();
         let mut out = Vec::new();
-        let got = receive(&mut &wire[..], &mut out, 50, sha(), &mut |_| {}).unwrap();
+        let got = receive(&mut &wire[..], &mut out, 50, sha(), &mut |_| {}, &|| false).unwrap();
         assert!(matches!(got.local_error, Some(LocalError::TooLong(100))));
         assert!(out.is_empty());
     }

@@ -64,7 +64,7 @@ fn every_command_through_the_binaries() {
     // the final ls after rmdir
     assert_eq!(&lines[16..18], &["data.bin", "my file.txt"]);
     assert!(
-        text.contains("get [-n] remote [local]"),
+        text.contains("get [-n] [-r] remote [local]"),
         "help lists syntax"
     );
     assert_eq!(fs::read(local.join("back.bin")).unwrap(), big);

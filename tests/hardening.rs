@@ -27,12 +27,12 @@ fn passwd_subcommand_writes_a_hash_that_logs_in() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child
+        // a refused user name exits before reading: a broken pipe is fine
+        let _ = child
             .stdin
             .take()
             .unwrap()
-            .write_all(format!("{pw}\n").as_bytes())
-            .unwrap();
+            .write_all(format!("{pw}\n").as_bytes());
         wait_with_deadline(child, Duration::from_secs(20))
     };
     assert!(run("carol", "c4rol-pw").status.success());
@@ -387,8 +387,11 @@ fn the_grace_period_cuts_stalled_transfers() {
     assert!(log.contains("SIGTERM: shutting down"), "{log}");
     assert!(log.contains("cut after the grace period"), "{log}");
     assert!(!fx.storage().join("u/stall.bin").exists());
-    let names: Vec<_> = fs::read_dir(fx.storage().join("u")).unwrap().collect();
-    assert!(names.is_empty(), "the cut upload left no partial file");
+    // what arrived is kept for a resume, only under reserved names that users never see
+    for e in fs::read_dir(fx.storage().join("u")).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        assert!(name.starts_with(".fos-part-"), "{name}");
+    }
 }
 
 #[test]

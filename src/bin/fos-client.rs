@@ -78,6 +78,12 @@ fn options() -> getopts::Options {
     );
     o.optopt(
         "",
+        "retries",
+        "tries for a transfer whose connection fails, with backoff 0.5 s doubling to 8 s (default 6)",
+        "N",
+    );
+    o.optopt(
+        "",
         "timeout",
         "connect and handshake timeout in seconds (default 10)",
         "SECS",
@@ -122,6 +128,11 @@ fn usage_error(msg: &str) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // before any thread exists: Ctrl-C is then taken by the client's signal thread,
+    // which cancels a transfer instead of killing the process
+    if let Err(e) = fos::sys::block_signals(&[fos::sys::SIGINT]) {
+        eprintln!("fos-client: cannot set up Ctrl-C handling: {e}");
+    }
     let o = options();
     let m = match o.parse(std::env::args().skip(1)) {
         Ok(m) => m,
@@ -164,6 +175,9 @@ fn main() -> ExitCode {
         inv.config.connect_timeout = Duration::from_secs(t);
     }
     inv.shell.quiet = m.opt_present("quiet");
+    if let Some(n) = num!("retries") {
+        inv.shell.retries = n;
+    }
     inv.shell.keep_going = m.opt_present("keep-going");
     inv.list = m.opt_present("list");
     inv.discovery.scan = m.opt_str("scan");

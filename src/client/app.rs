@@ -4,7 +4,7 @@
 
 use std::io::{self, BufRead, IsTerminal, Write};
 
-use super::shell::{Shell, ShellOptions};
+use super::shell::{Login, Shell, ShellOptions};
 use super::{ClientConfig, Remote};
 use crate::Error;
 
@@ -66,7 +66,13 @@ fn try_run(mut inv: Invocation) -> Result<i32, Error> {
         };
         println!("Connected to {server} as {user}: {kind}. Type `help` for the commands.");
     }
-    let mut shell = Shell::new(remote, inv.config.clone(), inv.shell.clone());
+    let login = Login {
+        server: server.clone(),
+        user: user.clone(),
+        password,
+    };
+    let mut shell = Shell::new(remote, inv.config.clone(), inv.shell.clone()).with_login(login);
+    watch_ctrl_c(&shell);
     let code = match &inv.commands {
         Some(text) => shell.run_text(text),
         None if interactive => shell.interactive(),
@@ -74,6 +80,41 @@ fn try_run(mut inv: Invocation) -> Result<i32, Error> {
     };
     shell.close();
     Ok(code)
+}
+
+/// Ctrl-C (SIGINT, blocked in every thread by the binary and received here): the
+/// first cancels the transfer in progress, or clears the prompt; a second within a
+/// second leaves the client. Without a blocked SIGINT (library use) nothing is set up.
+fn watch_ctrl_c(shell: &Shell) {
+    let interrupt = std::sync::Arc::clone(&shell.interrupt);
+    let prompt = std::sync::Arc::clone(&shell.prompt);
+    let spawned = std::thread::Builder::new()
+        .name("ctrl-c".into())
+        .spawn(move || {
+            let mut last: Option<std::time::Instant> = None;
+            while let Ok(_sig) = crate::sys::wait_signal(&[crate::sys::SIGINT]) {
+                let now = std::time::Instant::now();
+                if last.is_some_and(|l| now.duration_since(l) < std::time::Duration::from_secs(1)) {
+                    eprintln!();
+                    std::process::exit(130);
+                }
+                last = Some(now);
+                interrupt.store(true, std::sync::atomic::Ordering::SeqCst);
+                // at the prompt the terminal already dropped the typed line: draw a fresh one
+                match prompt.lock().unwrap_or_else(|p| p.into_inner()).as_deref() {
+                    Some(p) => {
+                        print!("\n{p}");
+                        let _ = io::stdout().flush();
+                    }
+                    None => eprintln!(
+                        "\nfos-client: interrupted (Ctrl-C again within a second to quit)"
+                    ),
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("fos-client: no Ctrl-C handling: {e}");
+    }
 }
 
 /// Asks for a line on the terminal; without one, that is a usage error.

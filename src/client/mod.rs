@@ -11,6 +11,7 @@ pub mod legacy;
 pub mod line;
 pub mod native;
 pub mod shell;
+mod transfers;
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter};
@@ -225,6 +226,8 @@ pub struct TransferOpts<'a> {
     pub progress: &'a dyn Fn(u64, u64),
     /// Polled between chunks; true cancels (Ctrl-C).
     pub cancel: &'a dyn Fn() -> bool,
+    /// Continue an interrupted transfer of the same file (`reget`, `reput`, retries).
+    pub resume: bool,
 }
 
 impl Default for TransferOpts<'_> {
@@ -233,6 +236,7 @@ impl Default for TransferOpts<'_> {
             no_clobber: false,
             progress: &|_, _| {},
             cancel: &|| false,
+            resume: false,
         }
     }
 }
@@ -384,6 +388,18 @@ impl Remote {
         }
     }
 
+    /// Expands a wildcard pattern on the server (inside the user's root).
+    pub fn glob(&mut self, pattern: &str) -> Result<Vec<String>, Error> {
+        match self {
+            Remote::Native(n) => Ok(n
+                .call(&Request::Glob(pattern.into()))?
+                .into_iter()
+                .map(|f| String::from_utf8_lossy(&f).into_owned())
+                .collect()),
+            Remote::Legacy(_) => Err(Self::unsupported("wildcards")),
+        }
+    }
+
     /// `passwd`.
     pub fn passwd(&mut self, old: &str, new: &str) -> Result<(), Error> {
         match self {
@@ -398,7 +414,10 @@ impl Remote {
     }
 
     /// Downloads `remote` to `local` (a file path). The content goes to a partial file
-    /// beside `local` and is renamed over it only when complete and verified.
+    /// beside `local` (`.NAME.fos-partial`) and is renamed over it only when complete
+    /// and verified. With `opts.resume`, an existing partial is continued after the
+    /// server has checked that its SHA-256 matches the start of the remote file. A
+    /// download cut by the network or cancelled keeps its partial for `reget`.
     pub fn get(
         &mut self,
         cfg: &ClientConfig,
@@ -415,20 +434,50 @@ impl Remote {
         if local.is_dir() {
             return Err(Error::Local(format!("{}: is a directory", local.display())));
         }
-        let partial = LocalPartial::create(local)?;
-        let started = Instant::now();
         let TransferOpts {
-            progress, cancel, ..
+            no_clobber,
+            progress,
+            cancel,
+            resume,
         } = opts;
-        let (bytes, size, mtime) = match self {
+        let started = Instant::now();
+        let (partial, bytes, size, mtime) = match self {
             Remote::Native(n) => {
-                let hdr = n.get_start(remote, 0, None)?;
-                let mut w = BufWriter::with_capacity(transfer::CHUNK, partial.file()?);
-                let got = n.receive(&mut w, hdr.size, transfer::sha(), &mut |b| {
-                    progress(b, hdr.size)
-                })?;
-                drop(w);
+                let mut partial = LocalPartial::open(local, resume)?;
+                let mut ctx = transfer::sha();
+                let mut offset = partial.len()?;
+                let hdr = if offset > 0 {
+                    transfer::hash_prefix(&mut partial.reader()?, offset, &mut ctx)?;
+                    match n.get_start(remote, offset, Some(transfer::finish(ctx.clone()))) {
+                        Err(Error::Remote(ErrorCode::Integrity | ErrorCode::Invalid, _)) => {
+                            // the remote file changed since: start over
+                            partial.truncate()?;
+                            offset = 0;
+                            ctx = transfer::sha();
+                            n.get_start(remote, 0, None)?
+                        }
+                        other => other?,
+                    }
+                } else {
+                    n.get_start(remote, 0, None)?
+                };
+                if hdr.offset != offset {
+                    return Err(Error::Protocol(crate::protocol::Error::BadFields));
+                }
+                // from here on, a cut keeps what arrived
+                partial.keep = true;
+                let got = {
+                    let mut w = BufWriter::with_capacity(transfer::CHUNK, partial.append()?);
+                    n.receive(
+                        &mut w,
+                        hdr.size - offset,
+                        ctx,
+                        &mut |b| progress(offset + b, hdr.size),
+                        cancel,
+                    )?
+                };
                 if let Some(e) = got.local_error {
+                    partial.keep = false;
                     return Err(Error::Local(format!("writing {}: {e:?}", local.display())));
                 }
                 if got.sender_sha.is_none() {
@@ -437,23 +486,32 @@ impl Remote {
                         "the server aborted the transfer".into(),
                     ));
                 }
-                if !got.is_intact() || got.bytes != hdr.size {
+                if !got.is_intact() || offset + got.bytes != hdr.size {
+                    partial.keep = false;
                     return Err(Error::Remote(
                         ErrorCode::Integrity,
                         "SHA-256 mismatch: the download was corrupted; nothing was saved".into(),
                     ));
                 }
-                (got.bytes, hdr.size, Some(hdr.mtime))
+                (partial, got.bytes, hdr.size, Some(hdr.mtime))
             }
             Remote::Legacy(l) => {
-                let mut w = BufWriter::with_capacity(transfer::CHUNK, partial.file()?);
-                let n = l.get(remote, &mut w, &mut |b| progress(b, 0))?;
-                io::Write::flush(&mut w)?;
-                (n, n, None)
+                if resume && partial_path(local).is_ok_and(|p| p.exists()) {
+                    eprintln!(
+                        "fos-client: a Python server cannot resume: downloading {remote} again"
+                    );
+                }
+                let partial = LocalPartial::open(local, false)?;
+                let n = {
+                    let mut w = BufWriter::with_capacity(transfer::CHUNK, partial.append()?);
+                    let n = l.get(remote, &mut w, &mut |b| progress(b, 0))?;
+                    io::Write::flush(&mut w)?;
+                    n
+                };
+                (partial, n, n, None)
             }
         };
-        let _ = cancel;
-        partial.commit(local, mtime, opts.no_clobber, cfg.fsync)?;
+        partial.commit(local, mtime, no_clobber, cfg.fsync)?;
         Ok(Report {
             bytes,
             size,
@@ -461,7 +519,9 @@ impl Remote {
         })
     }
 
-    /// Uploads the local file `local` as `remote`.
+    /// Uploads the local file `local` as `remote`. With `opts.resume`, an interrupted
+    /// upload of the same file (same size and modification time) continues where it
+    /// stopped, after comparing the SHA-256 of what the server has with the local start.
     pub fn put(
         &mut self,
         local: &Path,
@@ -488,28 +548,44 @@ impl Remote {
             no_clobber,
             progress,
             cancel,
+            resume,
         } = opts;
         let bytes = match self {
             Remote::Native(n) => {
-                let offset = n.put_start(&Request::Put {
+                let req = |resume| Request::Put {
                     path: remote.into(),
                     size,
                     mtime,
                     no_clobber,
-                    resume: false,
-                })?;
-                if offset != 0 {
-                    return Err(Error::Protocol(crate::protocol::Error::BadFields));
+                    resume,
+                };
+                let (mut offset, server_prefix) = n.put_start(&req(resume))?;
+                let mut ctx = transfer::sha();
+                if offset > 0 {
+                    use std::io::{Seek, SeekFrom};
+                    let ours = if offset <= size {
+                        transfer::hash_prefix(&mut file, offset, &mut ctx)?;
+                        crate::protocol::command::hex(&transfer::finish(ctx.clone()))
+                    } else {
+                        String::new()
+                    };
+                    if ours != server_prefix {
+                        // what the server has is not the start of this file: discard it
+                        n.abort_discard()?;
+                        (offset, _) = n.put_start(&req(false))?;
+                        ctx = transfer::sha();
+                    }
+                    file.seek(SeekFrom::Start(offset))?;
                 }
                 let mut reader = io::BufReader::with_capacity(transfer::CHUNK, &mut file);
                 n.send_content(
                     &mut reader,
-                    size,
-                    transfer::sha(),
-                    &mut |b| progress(b, size),
+                    size - offset,
+                    ctx,
+                    &mut |b| progress(offset + b, size),
                     cancel,
                 )?;
-                size
+                size - offset
             }
             Remote::Legacy(l) => {
                 if no_clobber {
@@ -560,38 +636,61 @@ fn warn_if_expired(cert: &[u8], path: &Path) {
     }
 }
 
-/// A download in progress: `.<name>.fos-partial` beside the target, removed on drop
-/// unless committed.
+/// A download in progress: `.<name>.fos-partial` beside the target, mode 0600.
+/// Dropped uncommitted, it is removed unless `keep` is set (a cut or cancelled
+/// download, kept for `reget`).
 #[derive(Debug)]
 pub struct LocalPartial {
     path: PathBuf,
-    file: Option<File>,
+    file: File,
+    /// Keep the file if dropped uncommitted.
+    pub keep: bool,
     done: bool,
 }
 
 impl LocalPartial {
-    /// Creates (truncating) the partial file for `target`, mode 0600.
-    pub fn create(target: &Path) -> Result<LocalPartial, Error> {
+    /// Opens the partial file for `target`: continued if `resume` and it exists,
+    /// otherwise created empty.
+    pub fn open(target: &Path, resume: bool) -> Result<LocalPartial, Error> {
         use std::os::unix::fs::OpenOptionsExt;
         let path = partial_path(target)?;
         let file = fs::OpenOptions::new()
+            .read(true)
             .write(true)
             .create(true)
-            .truncate(true)
+            .truncate(!resume)
             .mode(0o600)
             .open(&path)
             .map_err(|e| Error::Local(format!("{}: {}", path.display(), local_reason(&e))))?;
         Ok(LocalPartial {
             path,
-            file: Some(file),
+            file,
+            keep: false,
             done: false,
         })
     }
 
-    fn file(&self) -> Result<&File, Error> {
-        self.file
-            .as_ref()
-            .ok_or_else(|| Error::Local("partial file closed".into()))
+    fn len(&self) -> Result<u64, Error> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    fn truncate(&mut self) -> Result<(), Error> {
+        self.file.set_len(0)?;
+        Ok(())
+    }
+
+    /// A reader from the start.
+    fn reader(&self) -> Result<&File, Error> {
+        use std::io::Seek;
+        (&self.file).rewind()?;
+        Ok(&self.file)
+    }
+
+    /// A writer at the end.
+    fn append(&self) -> Result<&File, Error> {
+        use std::io::{Seek, SeekFrom};
+        (&self.file).seek(SeekFrom::End(0))?;
+        Ok(&self.file)
     }
 
     fn commit(
@@ -601,18 +700,16 @@ impl LocalPartial {
         no_clobber: bool,
         fsync: bool,
     ) -> Result<(), Error> {
-        let file = self
-            .file
-            .take()
-            .ok_or_else(|| Error::Local("partial file closed".into()))?;
         if let Some(t) = mtime {
-            let _ = file.set_modified(UNIX_EPOCH + Duration::from_secs(t.max(0) as u64));
+            let _ = self
+                .file
+                .set_modified(UNIX_EPOCH + Duration::from_secs(t.max(0) as u64));
         }
         if fsync {
-            file.sync_all()?;
+            self.file.sync_all()?;
         }
-        drop(file);
         if no_clobber && fs::symlink_metadata(target).is_ok() {
+            self.keep = false;
             return Err(Error::Local(format!(
                 "{}: already exists (-n)",
                 target.display()
@@ -632,7 +729,7 @@ impl LocalPartial {
 
 impl Drop for LocalPartial {
     fn drop(&mut self) {
-        if !self.done {
+        if !self.done && !self.keep {
             let _ = fs::remove_file(&self.path);
         }
     }

@@ -201,6 +201,7 @@ impl Native {
         max: u64,
         ctx: Sha,
         progress: &mut dyn FnMut(u64),
+        cancel: &dyn Fn() -> bool,
     ) -> Result<Received, Error> {
         Ok(transfer::receive(
             &mut self.stream,
@@ -208,13 +209,28 @@ impl Native {
             max,
             ctx,
             progress,
+            cancel,
         )?)
     }
 
     /// Starts an upload; returns the offset the server wants data from.
-    pub fn put_start(&mut self, req: &Request) -> Result<u64, Error> {
+    /// Starts an upload; returns the offset the server wants data from and, when it
+    /// is not zero, the hex SHA-256 of the bytes the server already has.
+    pub fn put_start(&mut self, req: &Request) -> Result<(u64, String), Error> {
         let f = self.call(req)?;
-        field_num(f.first())
+        Ok((
+            field_num(f.first())?,
+            f.get(1).map(|h| field_str(h)).unwrap_or_default(),
+        ))
+    }
+
+    /// Gives up an upload before sending data, asking the server to discard its partial.
+    pub fn abort_discard(&mut self) -> Result<(), Error> {
+        transfer::abort_discard(&mut self.stream)?;
+        match self.reply() {
+            Err(Error::Remote(ErrorCode::Aborted, _)) | Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Sends the content of an upload and reads the server's verdict (its SHA-256).

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{ClientConfig, Remote, Report, TransferOpts, human_bytes};
+use super::{ClientConfig, Remote, human_bytes};
 use crate::Error;
 use crate::error::exit;
 use crate::protocol::{Entry, EntryKind};
@@ -24,6 +24,16 @@ struct Help {
 
 const HELP: &[Help] = &[
     Help {
+        name: "reget",
+        syntax: "reget remote [local]",
+        about: "Resume an interrupted download (the server checks the part already here); downloads the whole file if there is nothing to resume.",
+    },
+    Help {
+        name: "reput",
+        syntax: "reput local [remote]",
+        about: "Resume an interrupted upload of the same file (same size and time); uploads the whole file if there is nothing to resume.",
+    },
+    Help {
         name: "ls",
         syntax: "ls [-l] [path]",
         about: "List a remote directory (or name a file). -l: type, size, modification time (UTC), name; directories first.",
@@ -35,18 +45,18 @@ const HELP: &[Help] = &[
     },
     Help {
         name: "get",
-        syntax: "get [-n] remote [local]",
-        about: "Download a file; by default into the local current directory under its remote name. -n: never replace a local file.",
+        syntax: "get [-n] [-r] remote [local]",
+        about: "Download a file; by default into the local current directory under its remote name. Wildcards (* ? [...]) expand on the server. -n: never replace a local file. -r: a whole directory (symlinks are not followed).",
     },
     Help {
         name: "put",
-        syntax: "put [-n] local [remote]",
-        about: "Upload a file; by default into the remote current directory under its local name. -n: never replace a remote file.",
+        syntax: "put [-n] [-r] local [remote]",
+        about: "Upload a file; by default into the remote current directory under its local name. Wildcards (* ? [...]) expand locally. -n: never replace a remote file. -r: a whole directory.",
     },
     Help {
         name: "rm",
         syntax: "rm [-r] [-f] path",
-        about: "Remove a remote file. -r: a directory and everything in it (asks first on a terminal; -f does not). Symlinks are removed, never followed.",
+        about: "Remove a remote file (wildcards expand on the server). -r: a directory and everything in it (asks first on a terminal; -f does not). Symlinks are removed, never followed.",
     },
     Help {
         name: "mkdir",
@@ -120,22 +130,50 @@ pub enum Flow {
 }
 
 /// Settings of the interpreter itself.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ShellOptions {
     /// No progress bars or transfer summaries.
     pub quiet: bool,
     /// Keep going after a failed command (`-k`), exiting with the first failure's code.
     pub keep_going: bool,
+    /// Tries for a transfer whose connection fails (reconnecting in between). Defaults to 6.
+    pub retries: u32,
+}
+
+impl Default for ShellOptions {
+    fn default() -> Self {
+        ShellOptions {
+            quiet: false,
+            keep_going: false,
+            retries: 6,
+        }
+    }
+}
+
+/// What the shell needs to log in again after a connection failure.
+#[derive(Debug, Clone)]
+pub struct Login {
+    /// `host[:port]`.
+    pub server: String,
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: String,
 }
 
 /// The interpreter.
 pub struct Shell {
-    remote: Option<Remote>,
-    cfg: ClientConfig,
-    opts: ShellOptions,
+    pub(super) remote: Option<Remote>,
+    pub(super) login: Option<Login>,
+    /// The remote directory, kept to return to it after a reconnect.
+    pub(super) cwd: String,
+    pub(super) cfg: ClientConfig,
+    pub(super) opts: ShellOptions,
     color: bool,
     /// Set by Ctrl-C; transfers poll it.
     pub interrupt: Arc<AtomicBool>,
+    /// The prompt while the shell waits at it (the signal thread redraws it after Ctrl-C).
+    pub prompt: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Shell {
@@ -144,14 +182,43 @@ impl Shell {
         let color = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         Shell {
             remote: Some(remote),
+            login: None,
+            cwd: "/".into(),
             cfg,
             opts,
             color,
             interrupt: Arc::new(AtomicBool::new(false)),
+            prompt: Arc::new(std::sync::Mutex::new(None)),
         }
     }
 
-    fn remote(&mut self) -> Result<&mut Remote, Error> {
+    /// Lets the shell log in again when a connection fails (transfers retry; other
+    /// commands reconnect on their next use).
+    pub fn with_login(mut self, login: Login) -> Shell {
+        self.login = Some(login);
+        self
+    }
+
+    /// Shares a Ctrl-C flag set elsewhere (the client's signal thread).
+    pub fn with_interrupt(mut self, flag: Arc<AtomicBool>) -> Shell {
+        self.interrupt = flag;
+        self
+    }
+
+    /// The session, reconnecting (and returning to the remote directory) if the last
+    /// connection failed.
+    pub(super) fn remote(&mut self) -> Result<&mut Remote, Error> {
+        if self.remote.is_none() {
+            let login = self
+                .login
+                .clone()
+                .ok_or_else(|| Error::Connect("not connected".into()))?;
+            let mut r = Remote::connect(&self.cfg, &login.server, &login.user, &login.password)?;
+            if self.cwd != "/" {
+                r.cd(Some(&self.cwd))?;
+            }
+            self.remote = Some(r);
+        }
         self.remote
             .as_mut()
             .ok_or_else(|| Error::Connect("not connected".into()))
@@ -247,7 +314,10 @@ impl Shell {
             print!("{prompt}");
             let _ = io::stdout().flush();
             line.clear();
-            match stdin.lock().read_line(&mut line) {
+            *self.prompt.lock().unwrap_or_else(|p| p.into_inner()) = Some(prompt);
+            let read = stdin.lock().read_line(&mut line);
+            *self.prompt.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            match read {
                 Ok(0) => {
                     println!();
                     break;
@@ -295,6 +365,8 @@ impl Shell {
         let Some((cmd, args)) = words.split_first() else {
             return Ok(Flow::Continue);
         };
+        // a Ctrl-C that cancelled the previous command does not cancel this one
+        self.interrupt.store(false, Ordering::SeqCst);
         let result = self.dispatch(cmd, args);
         // a broken connection ends the session: no later command can succeed on it
         if let Err(e) = &result {
@@ -340,7 +412,7 @@ impl Shell {
             }
             "cd" => {
                 arity(0, 1)?;
-                self.remote()?.cd(arg(0))?;
+                self.cwd = self.remote()?.cd(arg(0))?;
             }
             "ls" => {
                 allow("l")?;
@@ -375,28 +447,34 @@ impl Shell {
             "rm" => {
                 allow("rf")?;
                 arity(1, 1)?;
+                let targets = self.expand_remote(&args[0])?;
                 if has('r')
                     && !has('f')
                     && io::stdin().is_terminal()
-                    && !confirm(&format!("remove {} and everything in it?", args[0]))?
+                    && !confirm(&format!(
+                        "remove {} and everything in it?",
+                        targets.join(", ")
+                    ))?
                 {
                     return Err(Error::Local("rm: not confirmed".into()));
                 }
-                self.remote()?.rm(&args[0], has('r'))?;
+                for t in &targets {
+                    self.remote()?.rm(t, has('r'))?;
+                }
             }
             "mv" => {
                 arity(2, 2)?;
                 self.remote()?.mv(&args[0], &args[1])?;
             }
-            "get" => {
-                allow("n")?;
+            "get" | "reget" => {
+                allow("nr")?;
                 arity(1, 2)?;
-                self.get(&args[0], arg(1), has('n'))?;
+                self.get(&args[0], arg(1), has('n'), has('r'), cmd == "reget")?;
             }
-            "put" => {
-                allow("n")?;
+            "put" | "reput" => {
+                allow("nr")?;
                 arity(1, 2)?;
-                self.put(&args[0], arg(1), has('n'))?;
+                self.put(&args[0], arg(1), has('n'), has('r'), cmd == "reput")?;
             }
             "lpwd" => {
                 arity(0, 0)?;
@@ -470,93 +548,12 @@ impl Shell {
         Ok(())
     }
 
-    fn transfer_opts<'a>(
-        &self,
-        no_clobber: bool,
-        progress: &'a dyn Fn(u64, u64),
-        cancel: &'a dyn Fn() -> bool,
-    ) -> TransferOpts<'a> {
-        TransferOpts {
-            no_clobber,
-            progress,
-            cancel,
-        }
-    }
-
-    fn get(&mut self, remote: &str, local: Option<&str>, no_clobber: bool) -> Result<(), Error> {
-        let base = remote
-            .trim_end_matches('/')
-            .rsplit('/')
-            .next()
-            .unwrap_or(remote);
-        if base.is_empty() || base == "." || base == ".." {
-            return Err(Error::Usage(format!(
-                "get: {remote:?} does not name a file"
-            )));
-        }
-        let target = match local {
-            None => PathBuf::from(base),
-            Some(l) if Path::new(l).is_dir() => Path::new(l).join(base),
-            Some(l) => PathBuf::from(l),
-        };
-        let bar = Progress::new(&format!("get {remote}"), self.show_progress());
-        let interrupt = Arc::clone(&self.interrupt);
-        let cancel = move || interrupt.load(Ordering::SeqCst);
-        let cfg = self.cfg.clone();
-        let report = {
-            let progress = |done, total| bar.update(done, total);
-            let opts = self.transfer_opts(no_clobber, &progress, &cancel);
-            self.remote()?.get(&cfg, remote, &target, opts)
-        };
-        bar.finish();
-        let report = report?;
-        self.say(&format!(
-            "{remote} -> {}: {}",
-            target.display(),
-            report.summary()
-        ));
-        Ok(())
-    }
-
-    fn put(&mut self, local: &str, remote: Option<&str>, no_clobber: bool) -> Result<(), Error> {
-        let path = Path::new(local);
-        if !path.exists() {
-            return Err(Error::Local(format!(
-                "put: local file {local:?} does not exist"
-            )));
-        }
-        let base = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .ok_or_else(|| Error::Usage(format!("put: {local:?} does not name a file")))?;
-        let target = match remote {
-            None => base.to_string(),
-            Some(r) if r.ends_with('/') => format!("{r}{base}"),
-            Some(r) => match self.remote()?.stat(r) {
-                Ok(e) if e.kind == EntryKind::Dir => format!("{}/{base}", r.trim_end_matches('/')),
-                _ => r.to_string(),
-            },
-        };
-        let bar = Progress::new(&format!("put {local}"), self.show_progress());
-        let interrupt = Arc::clone(&self.interrupt);
-        let cancel = move || interrupt.load(Ordering::SeqCst);
-        let report = {
-            let progress = |done, total| bar.update(done, total);
-            let opts = self.transfer_opts(no_clobber, &progress, &cancel);
-            self.remote()?.put(path, &target, opts)
-        };
-        bar.finish();
-        let report: Report = report?;
-        self.say(&format!("{local} -> {target}: {}", report.summary()));
-        Ok(())
-    }
-
-    fn show_progress(&self) -> bool {
+    pub(super) fn show_progress(&self) -> bool {
         !self.opts.quiet && io::stderr().is_terminal()
     }
 
     /// Transfer summaries: on stdout, unless quiet.
-    fn say(&self, msg: &str) {
+    pub(super) fn say(&self, msg: &str) {
         if !self.opts.quiet {
             println!("{msg}");
         }
@@ -679,7 +676,7 @@ fn confirm(question: &str) -> Result<bool, Error> {
 
 /// A one-line progress bar on stderr, shown only on a terminal and only for transfers
 /// that last longer than half a second.
-struct Progress {
+pub(super) struct Progress {
     label: String,
     enabled: bool,
     started: Instant,
@@ -688,7 +685,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(label: &str, enabled: bool) -> Progress {
+    pub(super) fn new(label: &str, enabled: bool) -> Progress {
         Progress {
             label: label.to_string(),
             enabled,
@@ -698,7 +695,7 @@ impl Progress {
         }
     }
 
-    fn update(&self, done: u64, total: u64) {
+    pub(super) fn update(&self, done: u64, total: u64) {
         if !self.enabled {
             return;
         }
@@ -746,7 +743,7 @@ impl Progress {
         self.drawn.set(true);
     }
 
-    fn finish(&self) {
+    pub(super) fn finish(&self) {
         if self.drawn.get() {
             eprint!("\r\x1b[K");
         }

@@ -332,7 +332,7 @@ fn get(stream: &mut Tls, peer: SocketAddr, session: &Session, path: &str) -> io:
 }
 
 fn put(stream: &mut Tls, peer: SocketAddr, session: &Session, path: &str) -> io::Result<String> {
-    let (target, mut partial) = match session.begin_put(path, None, false) {
+    let (target, mut partial) = match session.begin_put(path, None, false, false) {
         Ok(p) => p,
         Err(f) => return Ok(red(&format!("put: {}", describe(&f).1))),
     };

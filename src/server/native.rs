@@ -202,10 +202,9 @@ fn dispatch(
         Request::Mv { from, to } => session
             .mv(&from, &to)
             .map(|p| Reply::Fields(vec![p.into_bytes()])),
-        Request::Glob(_) => Err(Failure::Refused(
-            ErrorCode::Unsupported,
-            "glob is not supported by this server yet".into(),
-        )),
+        Request::Glob(pattern) => session
+            .glob(&pattern)
+            .map(|paths| Reply::Fields(paths.into_iter().map(String::into_bytes).collect())),
         Request::Passwd { old, new } => passwd(session, &old, &new).map(|()| Reply::Fields(vec![])),
         Request::Get {
             path,
@@ -219,9 +218,12 @@ fn dispatch(
             size,
             mtime,
             no_clobber,
-            resume: _,
+            resume,
         } => {
-            return put(stream, peer, session, &path, size, mtime, no_clobber).map(|()| true);
+            return put(
+                stream, peer, session, &path, size, mtime, no_clobber, resume,
+            )
+            .map(|()| true);
         }
     };
     match reply {
@@ -462,6 +464,7 @@ fn get(
     }
 }
 
+#[allow(clippy::too_many_arguments)] // the fields of Request::Put, unpacked
 fn put(
     stream: &mut Tls,
     peer: SocketAddr,
@@ -470,27 +473,67 @@ fn put(
     size: u64,
     mtime: i64,
     no_clobber: bool,
+    resume: bool,
 ) -> Result<(), protocol::Error> {
-    let (target, mut partial) = match session.begin_put(path, Some(size), no_clobber) {
-        Ok(p) => p,
+    let log = &session.shared.log;
+    let (target, mut partial) =
+        match session.begin_put(path, Some((size, mtime)), no_clobber, resume) {
+            Ok(p) => p,
+            Err(f) => {
+                let (code, msg) = describe(&f);
+                log.log(
+                    Level::Info,
+                    Some(peer),
+                    Some(&session.user),
+                    format_args!("put refused: {msg}"),
+                );
+                return send_err(stream, code, &msg).map_err(Into::into);
+            }
+        };
+    // a resumed partial: hash what is already there, so the client can compare
+    // prefixes and the final SHA-256 covers the whole file
+    let mut ctx = transfer::sha();
+    let offset = match partial.len() {
+        Ok(n) => n,
         Err(f) => {
-            let (code, msg) = describe(&f);
-            session.shared.log.log(
-                Level::Info,
-                Some(peer),
-                Some(&session.user),
-                format_args!("put refused: {msg}"),
-            );
-            return send_err(stream, code, &msg).map_err(Into::into);
+            return send_err(
+                stream,
+                describe(&Failure::from(f)).0,
+                "cannot read the partial upload",
+            )
+            .map_err(Into::into);
         }
     };
-    send_ok(stream, &[b"0"])?;
+    let prefix = if offset > 0 {
+        use std::io::Seek;
+        let file = partial.file();
+        let hashed = file
+            .rewind()
+            .and_then(|()| transfer::hash_prefix(file, offset, &mut ctx));
+        if hashed.is_err() {
+            return send_err(stream, ErrorCode::Io, "cannot read the partial upload")
+                .map_err(Into::into);
+        }
+        log.log(
+            Level::Info,
+            Some(peer),
+            Some(&session.user),
+            format_args!("resuming {:?} at {offset} of {size} bytes", escape(path)),
+        );
+        hex(&transfer::finish(ctx.clone()))
+    } else {
+        String::new()
+    };
+    send_ok(stream, &[offset.to_string().as_bytes(), prefix.as_bytes()])?;
+    // from here a cut connection keeps what arrived, for a resume
+    partial.keep(true);
     let started = Instant::now();
     let received = {
+        use std::io::Seek;
+        let _ = partial.file().seek(std::io::SeekFrom::End(0));
         let mut w = BufWriter::with_capacity(transfer::CHUNK, partial.file());
-        transfer::receive(stream, &mut w, size, transfer::sha(), &mut |_| {})?
+        transfer::receive(stream, &mut w, size - offset, ctx, &mut |_| {}, &|| false)?
     };
-    let log = &session.shared.log;
     let fail = |stream: &mut Tls, code: ErrorCode, msg: &str| -> Result<(), protocol::Error> {
         log.log(
             Level::Warn,
@@ -501,6 +544,7 @@ fn put(
         send_err(stream, code, msg).map_err(Into::into)
     };
     if let Some(err) = &received.local_error {
+        partial.keep(false);
         return match err {
             transfer::LocalError::Write(e) => {
                 let (code, msg) = describe(&Failure::from(io_clone(e)));
@@ -509,18 +553,35 @@ fn put(
             transfer::LocalError::TooLong(n) => fail(
                 stream,
                 ErrorCode::Invalid,
-                &format!("more data ({n} bytes) than announced ({size})"),
+                &format!("more data ({}) than announced ({size})", offset + n),
             ),
         };
     }
     let Some(sender_sha) = received.sender_sha else {
-        return fail(stream, ErrorCode::Aborted, "upload cancelled by the client");
+        if received.discard {
+            partial.keep(false);
+            return fail(
+                stream,
+                ErrorCode::Aborted,
+                "upload abandoned; the partial was discarded",
+            );
+        }
+        return fail(
+            stream,
+            ErrorCode::Aborted,
+            "upload cancelled by the client; reput resumes it",
+        );
     };
-    if received.bytes != size {
+    // anything but a clean end is not worth resuming
+    partial.keep(false);
+    if offset + received.bytes != size {
         return fail(
             stream,
             ErrorCode::Invalid,
-            &format!("received {} bytes, {size} were announced", received.bytes),
+            &format!(
+                "received {} bytes, {size} were announced",
+                offset + received.bytes
+            ),
         );
     }
     if sender_sha != received.our_sha {
@@ -543,8 +604,9 @@ fn put(
         Some(peer),
         Some(&session.user),
         format_args!(
-            "received {:?}: {size} bytes in {:.3?} sha256 {}",
+            "received {:?}: {} bytes in {:.3?} sha256 {}",
             escape(path),
+            received.bytes,
             started.elapsed(),
             hex(&received.our_sha)
         ),

@@ -196,30 +196,109 @@ impl Session {
         Ok(self.sandbox.rename(&from, &to)?.to_string())
     }
 
+    /// Expands a wildcard pattern inside the user's root: wildcards may appear in any
+    /// component, `..` may not climb past the root, and every directory is listed
+    /// through the sandbox, so a symlink that leads out expands to nothing. Returns
+    /// sorted paths as the user sees them (`/dir/name`).
+    pub fn glob(&self, pattern: &str) -> Result<Vec<String>, Failure> {
+        use crate::glob::{MAX_MATCHES, has_wildcards, matches};
+        if pattern.len() > sandbox::MAX_PATH || pattern.contains('\0') {
+            return Err(Failure::Sandbox(sandbox::Error::InvalidName("bad pattern")));
+        }
+        let start = if pattern.starts_with('/') {
+            UserPath::root()
+        } else {
+            self.cwd.clone()
+        };
+        let mut bases = vec![start];
+        let mut literal_tail = false;
+        for comp in pattern.split('/') {
+            let mut next = Vec::new();
+            match comp {
+                "" | "." => continue,
+                ".." => {
+                    for b in &bases {
+                        if b.is_root() {
+                            return Err(Failure::Sandbox(sandbox::Error::Escapes));
+                        }
+                        next.push(b.parent());
+                    }
+                    literal_tail = false;
+                }
+                c if has_wildcards(c) => {
+                    for b in &bases {
+                        // not a directory, or one the sandbox refuses: no matches there
+                        let Ok(entries) = self.sandbox.list(b) else {
+                            continue;
+                        };
+                        for e in entries.into_iter().filter(|e| matches(c, &e.name)) {
+                            next.push(b.join(&e.name)?);
+                        }
+                        if next.len() > MAX_MATCHES {
+                            return Err(Failure::Refused(
+                                ErrorCode::Invalid,
+                                format!("more than {MAX_MATCHES} matches"),
+                            ));
+                        }
+                    }
+                    literal_tail = false;
+                }
+                c => {
+                    for b in &bases {
+                        next.push(b.join(c)?);
+                    }
+                    literal_tail = true;
+                }
+            }
+            bases = next;
+        }
+        if literal_tail {
+            bases.retain(|p| self.sandbox.stat(p).is_ok());
+        }
+        if bases.is_empty() {
+            return Err(Failure::Refused(
+                ErrorCode::NotFound,
+                format!("no match for {pattern}"),
+            ));
+        }
+        let mut out: Vec<String> = bases.iter().map(UserPath::to_string).collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
     /// Opens a file for download.
     pub fn open_read(&self, arg: &str) -> Result<(File, crate::sys::Stat), Failure> {
         Ok(self.sandbox.open_file(&self.path(arg)?)?)
     }
 
-    /// Checks an announced upload against the limits and starts it: returns the target
-    /// and a fresh partial file beside it.
+    /// Checks an upload against the limits and starts it: returns the target and a
+    /// partial file beside it. With an announced `(size, mtime)` the partial records
+    /// them for a later resume, and with `resume` an interrupted upload of the same
+    /// source is continued if there is one (its length is the offset).
     pub fn begin_put(
         &self,
         arg: &str,
-        size: Option<u64>,
+        announced: Option<(u64, i64)>,
         no_clobber: bool,
+        resume: bool,
     ) -> Result<(UserPath, Partial), Failure> {
         let target = self.path(arg)?;
         if target.is_root() {
             return Err(Failure::Sandbox(sandbox::Error::IsADirectory));
         }
-        if let Some(size) = size {
+        if let Some((size, _)) = announced {
             self.check_size(size, &target)?;
         }
         if no_clobber && self.sandbox.stat(&target).is_ok() {
             return Err(Failure::Sandbox(sandbox::Error::Exists));
         }
-        let partial = self.sandbox.create_partial(&target)?;
+        if let (true, Some((size, mtime))) = (resume, announced) {
+            if let Some(p) = self.sandbox.resume_partial(&target, size, mtime)? {
+                return Ok((target, p));
+            }
+        }
+        let partial = self.sandbox.create_partial(&target, announced)?;
         Ok((target, partial))
     }
 

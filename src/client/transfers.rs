@@ -1,0 +1,423 @@
+//! The shell's transfer commands: `get`/`put` (with wildcards and `-r`) and
+//! `reget`/`reput`. Network failures are retried with exponential backoff (0.5 s
+//! doubling to 8 s, `--retries` tries), reconnecting, logging in again, returning to
+//! the remote directory and resuming where the transfer stopped. Ctrl-C cancels the
+//! transfer in progress and keeps its partial file for `reget`/`reput`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::shell::{Progress, Shell};
+use super::{ClientConfig, Remote, Report, TransferOpts};
+use crate::Error;
+use crate::glob::{expand_local, has_wildcards};
+use crate::protocol::{EntryKind, ErrorCode};
+
+/// First pause before a retry; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// Longest pause between retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+/// Deepest tree `get -r`/`put -r` descends.
+const MAX_DEPTH: usize = 128;
+
+/// Totals of a recursive transfer.
+#[derive(Default)]
+struct Totals {
+    files: u64,
+    bytes: u64,
+}
+
+fn base_name(path: &str) -> Option<&str> {
+    let b = path.trim_end_matches('/').rsplit('/').next()?;
+    (!b.is_empty() && b != "." && b != "..").then_some(b)
+}
+
+impl Shell {
+    fn interrupted(&self) -> bool {
+        self.interrupt.load(Ordering::SeqCst)
+    }
+
+    /// Runs a transfer, retrying network failures with backoff on a fresh connection;
+    /// every retry resumes. A cancelled download leaves the connection unusable, so
+    /// it is dropped and the next command reconnects.
+    fn with_retry<T>(
+        &mut self,
+        what: &str,
+        resume: bool,
+        mut op: impl FnMut(&mut Remote, &ClientConfig, bool) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut delay = FIRST_BACKOFF;
+        let tries = self.opts.retries.max(1);
+        let cfg = self.cfg.clone();
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .remote()
+                .and_then(|r| op(r, &cfg, resume || attempt > 1));
+            let err = match result {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            if self.interrupted()
+                || matches!(&err, Error::Protocol(crate::protocol::Error::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted)
+            {
+                self.remote = None;
+                return Err(Error::Cancelled);
+            }
+            if matches!(err, Error::Cancelled) {
+                return Err(err);
+            }
+            if !err.is_network() || attempt >= tries || self.login.is_none() {
+                return Err(err);
+            }
+            self.remote = None;
+            eprintln!(
+                "fos: {what}: {err}; reconnecting in {:.1} s (try {} of {tries}), then resuming",
+                delay.as_secs_f64(),
+                attempt + 1
+            );
+            // sleep in small steps so Ctrl-C is not kept waiting
+            let until = Instant::now() + delay;
+            while Instant::now() < until {
+                if self.interrupted() {
+                    return Err(Error::Cancelled);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            delay = (delay * 2).min(MAX_BACKOFF);
+            attempt += 1;
+        }
+    }
+
+    /// Expands a remote wildcard pattern (or passes a plain path through).
+    pub(super) fn expand_remote(&mut self, pattern: &str) -> Result<Vec<String>, Error> {
+        if !has_wildcards(pattern) {
+            return Ok(vec![pattern.to_string()]);
+        }
+        self.remote()?.glob(pattern)
+    }
+
+    /// `get`, `get -r`, `reget`.
+    pub(super) fn get(
+        &mut self,
+        remote: &str,
+        local: Option<&str>,
+        no_clobber: bool,
+        recursive: bool,
+        resume: bool,
+    ) -> Result<(), Error> {
+        let sources = self.expand_remote(remote)?;
+        let many = sources.len() > 1 || has_wildcards(remote);
+        if many && local.is_some_and(|l| !Path::new(l).is_dir()) {
+            return Err(Error::Usage(format!(
+                "get: {remote} names several files: the destination must be a directory"
+            )));
+        }
+        for src in &sources {
+            let base = base_name(src)
+                .ok_or_else(|| Error::Usage(format!("get: {src:?} does not name a file")))?;
+            let target = match local {
+                None => PathBuf::from(base),
+                Some(l) if Path::new(l).is_dir() && !(recursive && !many) => {
+                    Path::new(l).join(base)
+                }
+                Some(l) => PathBuf::from(l),
+            };
+            if recursive {
+                self.get_tree(src, &target, no_clobber)?;
+            } else {
+                self.get_one(src, &target, no_clobber, resume)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn get_one(
+        &mut self,
+        remote: &str,
+        target: &Path,
+        no_clobber: bool,
+        resume: bool,
+    ) -> Result<Report, Error> {
+        let bar = Progress::new(&format!("get {remote}"), self.show_progress());
+        let interrupt = Arc::clone(&self.interrupt);
+        let cancel = move || interrupt.load(Ordering::SeqCst);
+        let progress = |done, total| bar.update(done, total);
+        let report = self.with_retry(&format!("get {remote}"), resume, |r, cfg, resume| {
+            r.get(
+                cfg,
+                remote,
+                target,
+                TransferOpts {
+                    no_clobber,
+                    progress: &progress,
+                    cancel: &cancel,
+                    resume,
+                },
+            )
+        });
+        bar.finish();
+        match report {
+            Ok(report) => {
+                self.say(&format!(
+                    "{remote} -> {}: {}",
+                    target.display(),
+                    report.summary()
+                ));
+                Ok(report)
+            }
+            Err(Error::Cancelled) => Err(Error::Local(format!(
+                "get {remote}: cancelled; `reget {remote}` resumes it"
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn get_tree(&mut self, remote: &str, target: &Path, no_clobber: bool) -> Result<(), Error> {
+        let started = Instant::now();
+        let mut totals = Totals::default();
+        self.get_tree_inner(remote, target, no_clobber, 0, &mut totals)?;
+        self.say(&format!(
+            "get -r {remote} -> {}: {} files, {}",
+            target.display(),
+            totals.files,
+            Report {
+                bytes: totals.bytes,
+                size: totals.bytes,
+                elapsed: started.elapsed()
+            }
+            .summary()
+        ));
+        Ok(())
+    }
+
+    fn get_tree_inner(
+        &mut self,
+        remote: &str,
+        target: &Path,
+        no_clobber: bool,
+        depth: usize,
+        totals: &mut Totals,
+    ) -> Result<(), Error> {
+        if depth > MAX_DEPTH {
+            return Err(Error::Local(format!(
+                "get -r: {remote}: tree deeper than {MAX_DEPTH}"
+            )));
+        }
+        let entries = self.remote()?.ls(Some(remote))?;
+        std::fs::create_dir_all(target)
+            .map_err(|e| Error::Local(format!("{}: {e}", target.display())))?;
+        let quiet = std::mem::replace(&mut self.opts.quiet, true);
+        let result = (|| {
+            for e in entries {
+                if self.interrupted() {
+                    return Err(Error::Cancelled);
+                }
+                let src = format!("{}/{}", remote.trim_end_matches('/'), e.name);
+                let dst = target.join(&e.name);
+                match e.kind {
+                    EntryKind::Dir => {
+                        self.get_tree_inner(&src, &dst, no_clobber, depth + 1, totals)?
+                    }
+                    EntryKind::File => {
+                        let r = self.get_one(&src, &dst, no_clobber, false)?;
+                        totals.files += 1;
+                        totals.bytes += r.bytes;
+                    }
+                    // symlinks are not followed on the server; others are not files
+                    _ => eprintln!("fos: get -r: skipping {src} (not a regular file or directory)"),
+                }
+            }
+            Ok(())
+        })();
+        self.opts.quiet = quiet;
+        result
+    }
+
+    /// `put`, `put -r`, `reput`.
+    pub(super) fn put(
+        &mut self,
+        local: &str,
+        remote: Option<&str>,
+        no_clobber: bool,
+        recursive: bool,
+        resume: bool,
+    ) -> Result<(), Error> {
+        let sources: Vec<PathBuf> = if Path::new(local).exists() || !has_wildcards(local) {
+            vec![PathBuf::from(local)]
+        } else {
+            let found = expand_local(local).map_err(|e| Error::Local(format!("put: {e}")))?;
+            if found.is_empty() {
+                return Err(Error::Local(format!("put: no local file matches {local}")));
+            }
+            found
+        };
+        let many = sources.len() > 1;
+        for src in &sources {
+            if !src.exists() {
+                return Err(Error::Local(format!(
+                    "put: local file {:?} does not exist",
+                    src.display().to_string()
+                )));
+            }
+            let base = src
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "put: {:?} does not name a file",
+                        src.display().to_string()
+                    ))
+                })?
+                .to_string();
+            if recursive {
+                let dest = remote.map_or(base.clone(), str::to_string);
+                self.put_tree(src, &dest, no_clobber)?;
+                continue;
+            }
+            if src.is_dir() {
+                return Err(Error::Local(format!(
+                    "put: {} is a directory (use put -r)",
+                    src.display()
+                )));
+            }
+            let target = match remote {
+                None => base,
+                Some(r) if r.ends_with('/') => format!("{r}{base}"),
+                Some(r) => match self.remote()?.stat(r) {
+                    Ok(e) if e.kind == EntryKind::Dir => {
+                        format!("{}/{base}", r.trim_end_matches('/'))
+                    }
+                    _ if many => {
+                        return Err(Error::Usage(format!(
+                            "put: {local} names several files: {r} must be a directory"
+                        )));
+                    }
+                    _ => r.to_string(),
+                },
+            };
+            self.put_one(src, &target, no_clobber, resume)?;
+        }
+        Ok(())
+    }
+
+    fn put_one(
+        &mut self,
+        local: &Path,
+        remote: &str,
+        no_clobber: bool,
+        resume: bool,
+    ) -> Result<Report, Error> {
+        let label = local.display().to_string();
+        let bar = Progress::new(&format!("put {label}"), self.show_progress());
+        let interrupt = Arc::clone(&self.interrupt);
+        let cancel = move || interrupt.load(Ordering::SeqCst);
+        let progress = |done, total| bar.update(done, total);
+        let report = self.with_retry(&format!("put {label}"), resume, |r, _, resume| {
+            r.put(
+                local,
+                remote,
+                TransferOpts {
+                    no_clobber,
+                    progress: &progress,
+                    cancel: &cancel,
+                    resume,
+                },
+            )
+        });
+        bar.finish();
+        match report {
+            Ok(report) => {
+                self.say(&format!("{label} -> {remote}: {}", report.summary()));
+                Ok(report)
+            }
+            Err(Error::Cancelled) => Err(Error::Local(format!(
+                "put {label}: cancelled; `reput {label}` resumes it"
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn put_tree(&mut self, local: &Path, remote: &str, no_clobber: bool) -> Result<(), Error> {
+        if !local.is_dir() {
+            return Err(Error::Local(format!(
+                "put -r: {} is not a directory",
+                local.display()
+            )));
+        }
+        let started = Instant::now();
+        let mut totals = Totals::default();
+        let quiet = std::mem::replace(&mut self.opts.quiet, true);
+        let result = self.put_tree_inner(local, remote, no_clobber, 0, &mut totals);
+        self.opts.quiet = quiet;
+        result?;
+        self.say(&format!(
+            "put -r {} -> {remote}: {} files, {}",
+            local.display(),
+            totals.files,
+            Report {
+                bytes: totals.bytes,
+                size: totals.bytes,
+                elapsed: started.elapsed()
+            }
+            .summary()
+        ));
+        Ok(())
+    }
+
+    fn put_tree_inner(
+        &mut self,
+        local: &Path,
+        remote: &str,
+        no_clobber: bool,
+        depth: usize,
+        totals: &mut Totals,
+    ) -> Result<(), Error> {
+        if depth > MAX_DEPTH {
+            return Err(Error::Local(format!(
+                "put -r: {}: tree deeper than {MAX_DEPTH}",
+                local.display()
+            )));
+        }
+        match self.remote()?.mkdir(remote) {
+            Ok(()) | Err(Error::Remote(ErrorCode::Exists, _)) => {}
+            Err(e) => return Err(e),
+        }
+        let mut entries: Vec<_> = std::fs::read_dir(local)
+            .map_err(|e| Error::Local(format!("{}: {e}", local.display())))?
+            .flatten()
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            if self.interrupted() {
+                return Err(Error::Cancelled);
+            }
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                eprintln!(
+                    "fos: put -r: skipping {} (name is not UTF-8)",
+                    e.path().display()
+                );
+                continue;
+            };
+            let dst = format!("{}/{name}", remote.trim_end_matches('/'));
+            let ft = e
+                .file_type()
+                .map_err(|err| Error::Local(format!("{}: {err}", e.path().display())))?;
+            if ft.is_dir() {
+                self.put_tree_inner(&e.path(), &dst, no_clobber, depth + 1, totals)?;
+            } else if ft.is_file() {
+                let r = self.put_one(&e.path(), &dst, no_clobber, false)?;
+                totals.files += 1;
+                totals.bytes += r.size;
+            } else {
+                eprintln!(
+                    "fos: put -r: skipping {} (not a regular file or directory)",
+                    e.path().display()
+                );
+            }
+        }
+        Ok(())
+    }
+}
