@@ -382,7 +382,7 @@ fn sweep_with_report(cfg: &ClientConfig, opts: &Options, live: bool) -> Result<R
     let (label, addrs) = targets(opts)?;
     let total = addrs.len();
     let progress = |tried: usize, answered: usize| {
-        if live && (tried % 16 == 0 || tried == total) {
+        if live && (tried.is_multiple_of(16) || tried == total) {
             eprint!("\rsweeping {label}: {tried}/{total} tried, {answered} answered\x1b[K");
         }
     };

@@ -108,10 +108,10 @@ pub fn expand_local(pattern: &str) -> std::io::Result<Vec<std::path::PathBuf>> {
                 continue;
             };
             for e in rd.flatten() {
-                if let Some(name) = e.file_name().to_str() {
-                    if matches(comp, name) {
-                        next.push(base.join(name));
-                    }
+                if let Some(name) = e.file_name().to_str()
+                    && matches(comp, name)
+                {
+                    next.push(base.join(name));
                 }
             }
             if next.len() > MAX_MATCHES {

@@ -382,10 +382,10 @@ impl Sandbox {
             return Err(Error::IsRoot);
         }
         let mut to = to.clone();
-        if let Ok(e) = self.stat(&to) {
-            if e.kind == EntryKind::Dir {
-                to = to.join(from.file_name().ok_or(Error::IsRoot)?)?;
-            }
+        if let Ok(e) = self.stat(&to)
+            && e.kind == EntryKind::Dir
+        {
+            to = to.join(from.file_name().ok_or(Error::IsRoot)?)?;
         }
         if to.components().starts_with(from.components()) {
             return Err(Error::InvalidName("cannot move a directory into itself"));
@@ -576,10 +576,10 @@ pub fn remove_stale_partials(storage: &Path, max_age: std::time::Duration) -> u6
                 .strip_suffix(META_SUFFIX)
                 .map_or(path.clone(), |base| dir.join(base));
             // a partial still locked belongs to a running upload, however old
-            if let Ok(f) = File::open(&data) {
-                if f.try_lock().is_err() {
-                    continue;
-                }
+            if let Ok(f) = File::open(&data)
+                && f.try_lock().is_err()
+            {
+                continue;
             }
             if std::fs::remove_file(&path).is_ok() {
                 *removed += 1;

@@ -203,10 +203,10 @@ pub fn receive(
             }
             Kind::End => {
                 let sender = <[u8; 32]>::try_from(&buf[..]).map_err(|_| frame::Error::BadFields)?;
-                if local_error.is_none() {
-                    if let Err(e) = dst.flush() {
-                        local_error = Some(LocalError::Write(e));
-                    }
+                if local_error.is_none()
+                    && let Err(e) = dst.flush()
+                {
+                    local_error = Some(LocalError::Write(e));
                 }
                 return Ok(Received {
                     bytes,

@@ -718,10 +718,8 @@ impl LocalPartial {
         fs::rename(&self.path, target)
             .map_err(|e| Error::Local(format!("{}: {}", target.display(), local_reason(&e))))?;
         self.done = true;
-        if fsync {
-            if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
-                let _ = File::open(dir).and_then(|d| d.sync_all());
-            }
+        if let (true, Some(dir)) = (fsync, target.parent().filter(|d| !d.as_os_str().is_empty())) {
+            let _ = File::open(dir).and_then(|d| d.sync_all());
         }
         Ok(())
     }

@@ -369,10 +369,8 @@ impl Shell {
         self.interrupt.store(false, Ordering::SeqCst);
         let result = self.dispatch(cmd, args);
         // a broken connection ends the session: no later command can succeed on it
-        if let Err(e) = &result {
-            if matches!(e, Error::Protocol(_)) {
-                self.remote = None;
-            }
+        if let Err(Error::Protocol(_)) = &result {
+            self.remote = None;
         }
         result
     }

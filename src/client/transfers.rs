@@ -120,9 +120,7 @@ impl Shell {
                 .ok_or_else(|| Error::Usage(format!("get: {src:?} does not name a file")))?;
             let target = match local {
                 None => PathBuf::from(base),
-                Some(l) if Path::new(l).is_dir() && !(recursive && !many) => {
-                    Path::new(l).join(base)
-                }
+                Some(l) if (many || !recursive) && Path::new(l).is_dir() => Path::new(l).join(base),
                 Some(l) => PathBuf::from(l),
             };
             if recursive {

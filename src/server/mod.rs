@@ -535,13 +535,13 @@ pub fn startup_warnings(cfg: &ServerConfig, log: &Logger) {
         ));
     }
     for (what, path) in [("private key", &cfg.key), ("users file", &cfg.users)] {
-        if let Ok(md) = std::fs::metadata(path) {
-            if md.permissions().mode() & 0o044 != 0 {
-                log.warn(format_args!(
-                    "{what} {} is readable by other users (chmod 600 it)",
-                    path.display()
-                ));
-            }
+        if let Ok(md) = std::fs::metadata(path)
+            && md.permissions().mode() & 0o044 != 0
+        {
+            log.warn(format_args!(
+                "{what} {} is readable by other users (chmod 600 it)",
+                path.display()
+            ));
         }
     }
 }

@@ -46,10 +46,10 @@ pub(super) fn serve(
 ) -> Outcome {
     let mut out = Outcome::default();
     let mut session = None;
-    if let Err(e) = run(stream, peer, shared, busy, &mut session) {
-        if !matches!(e, protocol::Error::Closed) {
-            out.error = Some(e.to_string());
-        }
+    if let Err(e) = run(stream, peer, shared, busy, &mut session)
+        && !matches!(e, protocol::Error::Closed)
+    {
+        out.error = Some(e.to_string());
     }
     out.user = session.map(|s| s.user);
     out

@@ -293,10 +293,10 @@ impl Session {
         if no_clobber && self.sandbox.stat(&target).is_ok() {
             return Err(Failure::Sandbox(sandbox::Error::Exists));
         }
-        if let (true, Some((size, mtime))) = (resume, announced) {
-            if let Some(p) = self.sandbox.resume_partial(&target, size, mtime)? {
-                return Ok((target, p));
-            }
+        if let (true, Some((size, mtime))) = (resume, announced)
+            && let Some(p) = self.sandbox.resume_partial(&target, size, mtime)?
+        {
+            return Ok((target, p));
         }
         let partial = self.sandbox.create_partial(&target, announced)?;
         Ok((target, partial))
@@ -306,13 +306,13 @@ impl Session {
     /// `--quota` (counting the file it replaces as freed).
     pub fn check_size(&self, size: u64, target: &UserPath) -> Result<(), Failure> {
         let cfg = &self.shared.config;
-        if let Some(max) = cfg.max_file_size {
-            if size > max {
-                return Err(Failure::Refused(
-                    ErrorCode::TooLarge,
-                    format!("file of {size} bytes is over the server's limit of {max} bytes"),
-                ));
-            }
+        if let Some(max) = cfg.max_file_size
+            && size > max
+        {
+            return Err(Failure::Refused(
+                ErrorCode::TooLarge,
+                format!("file of {size} bytes is over the server's limit of {max} bytes"),
+            ));
         }
         if let Some(quota) = cfg.quota {
             let replaced = match self.sandbox.stat(target) {
