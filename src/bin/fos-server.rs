@@ -96,6 +96,12 @@ fn options() -> getopts::Options {
         "no-fsync",
         "do not fsync uploads before acknowledging them (faster, less durable)",
     );
+    o.optopt(
+        "",
+        "partial-max-age",
+        "remove interrupted uploads kept for a resume after this many seconds untouched (default 86400)",
+        "SECS",
+    );
     o.optopt("", "log", "also append the log to FILE", "FILE");
     o.optflag("q", "quiet", "log warnings and errors only");
     o.optflag("v", "verbose", "log debug detail too");
@@ -245,6 +251,9 @@ fn try_main() -> Result<(), Box<dyn Error>> {
     }
     if let Some(v) = parse::<u64>(&m, "idle-timeout")? {
         cfg.idle_timeout = Duration::from_secs(v.max(1));
+    }
+    if let Some(v) = parse::<u64>(&m, "partial-max-age")? {
+        cfg.partial_max_age = Duration::from_secs(v);
     }
     if let Some(v) = parse::<u64>(&m, "shutdown-grace")? {
         cfg.shutdown_grace = Duration::from_secs(v);

@@ -74,6 +74,9 @@ pub struct ServerConfig {
     /// First lock-out after too many failed logins (doubles, capped at 15 min).
     /// Defaults to 60 s.
     pub throttle_base: Duration,
+    /// Interrupted uploads kept for a resume are removed after this long untouched
+    /// (checked at start-up and every hour). Defaults to one day.
+    pub partial_max_age: Duration,
 }
 
 impl Default for ServerConfig {
@@ -99,6 +102,7 @@ impl Default for ServerConfig {
             fsync: true,
             shutdown_grace: Duration::from_secs(30),
             throttle_base: Duration::from_secs(60),
+            partial_max_age: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -314,12 +318,42 @@ impl Server {
                 .spawn(move || accept_loop(g, &shared))
         });
         let greet_thread = greet_thread.transpose()?;
+        let sweeper = {
+            let shared = Arc::clone(&shared);
+            thread::Builder::new()
+                .name("partials".into())
+                .spawn(move || sweep_partials(&shared))?
+        };
         accept_loop(data, &shared);
         if let Some(t) = greet_thread {
             let _ = t.join();
         }
         drain(&shared);
+        let _ = sweeper.join();
         Ok(())
+    }
+}
+
+/// How often stale partial uploads are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// Removes stale partial uploads at start-up and then every hour, until shutdown.
+fn sweep_partials(shared: &Shared) {
+    let mut next = Instant::now();
+    while !shared.shutting_down() {
+        if Instant::now() >= next {
+            let n = crate::sandbox::remove_stale_partials(
+                &shared.config.root,
+                shared.config.partial_max_age,
+            );
+            if n > 0 {
+                shared
+                    .log
+                    .info(format_args!("removed {n} stale partial upload file(s)"));
+            }
+            next = Instant::now() + SWEEP_EVERY;
+        }
+        thread::sleep(Duration::from_millis(200));
     }
 }
 

@@ -385,3 +385,97 @@ pub fn login(s: &mut fos::client::native::Tls) {
     );
     assert_eq!(kind, fos::protocol::frame::Kind::Ok);
 }
+
+/// Faults a [`Proxy`] injects.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Close the first connection after this many bytes from server to client.
+    pub drop_down_after: Option<u64>,
+    /// Flip one bit of the byte at this offset from client to server (first connection).
+    pub flip_up_at: Option<u64>,
+    /// Bytes per second in each direction (every connection).
+    pub rate: Option<u64>,
+}
+
+/// A TCP proxy on 127.0.0.1 in front of `upstream` that can cut, corrupt or slow the
+/// stream, below TLS. Runs until the test ends.
+pub struct Proxy {
+    pub addr: SocketAddr,
+}
+
+impl Proxy {
+    pub fn start(upstream: SocketAddr, faults: Faults) -> Proxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for (n, client) in listener.incoming().enumerate() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = std::net::TcpStream::connect(upstream) else {
+                    continue;
+                };
+                let first = n == 0;
+                let f = faults.clone();
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let up = Faults {
+                    drop_down_after: None,
+                    flip_up_at: if first { f.flip_up_at } else { None },
+                    rate: f.rate,
+                };
+                let down = Faults {
+                    drop_down_after: if first { f.drop_down_after } else { None },
+                    flip_up_at: None,
+                    rate: f.rate,
+                };
+                std::thread::spawn(move || pump(client, server, up, false));
+                std::thread::spawn(move || pump(s2, c2, down, true));
+            }
+        });
+        Proxy { addr }
+    }
+}
+
+fn pump(mut from: std::net::TcpStream, mut to: std::net::TcpStream, f: Faults, down: bool) {
+    use std::io::Read;
+    let mut buf = [0u8; 16 * 1024];
+    let mut total = 0u64;
+    let started = Instant::now();
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let chunk = &mut buf[..n];
+        if let Some(at) = f.flip_up_at {
+            if !down && at >= total && at < total + n as u64 {
+                chunk[(at - total) as usize] ^= 0x01;
+            }
+        }
+        if let Some(limit) = f.drop_down_after {
+            if down && total + n as u64 > limit {
+                break;
+            }
+        }
+        if to.write_all(chunk).is_err() {
+            break;
+        }
+        total += n as u64;
+        if let Some(rate) = f.rate {
+            let due = Duration::from_secs_f64(total as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    let _ = from.shutdown(std::net::Shutdown::Both);
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}
+
+/// SHA-256 of a file, hex.
+pub fn sha_file(path: &Path) -> String {
+    let data = std::fs::read(path).unwrap();
+    ring::digest::digest(&ring::digest::SHA256, &data)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,303 @@
+//! Transfer faults over loopback: a download cut mid-way resumes by itself, a killed
+//! client's upload is completed by `reput`, a server killed mid-upload is retried, a
+//! flipped byte on the wire is caught by TLS, and a corrupted resume prefix is caught
+//! by SHA-256. Every fault is injected by a proxy below TLS or on disk; every result is
+//! checked byte for byte.
+
+mod support;
+
+use std::fs;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn fos_client(cwd: &std::path::Path, server: &str, script: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fos-client"));
+    cmd.current_dir(cwd)
+        .env("FOS_PASSWORD", "p")
+        .args([
+            "--server",
+            server,
+            "--user",
+            "u",
+            "--no-fsync",
+            "-c",
+            script,
+            "--cert",
+        ])
+        .arg(cert())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+#[test]
+fn a_download_cut_mid_way_resumes_by_itself() {
+    let fx = Fixture::new("cutget");
+    let data = content(8 << 20, 11);
+    fs::create_dir_all(fx.storage().join("u")).unwrap();
+    fs::write(fx.storage().join("u/big.bin"), &data).unwrap();
+    let server = LibServer::start(fx.config());
+    let proxy = Proxy::start(
+        server.addr,
+        Faults {
+            drop_down_after: Some(3 << 20),
+            ..Faults::default()
+        },
+    );
+    let child = fos_client(&fx.local(), &proxy.addr.to_string(), "get big.bin")
+        .spawn()
+        .unwrap();
+    let out = wait_with_deadline(child, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("reconnecting"), "{}", stderr(&out));
+    assert_same(
+        &fs::read(fx.local().join("big.bin")).unwrap(),
+        &data,
+        "resumed download",
+    );
+    // it resumed: the second transfer moved less than the whole file
+    let summary = stdout(&out);
+    assert!(!summary.contains("8.0 MiB in"), "{summary}");
+    assert!(!fx.local().join(".big.bin.fos-partial").exists());
+}
+
+#[test]
+fn a_killed_client_upload_is_completed_by_reput() {
+    let fx = Fixture::new("killput");
+    let data = content(24 << 20, 12);
+    let src = fx.local().join("up.bin");
+    fs::write(&src, &data).unwrap();
+    let server = LibServer::start(fx.config());
+    // slow enough to be killed half-way
+    let proxy = Proxy::start(
+        server.addr,
+        Faults {
+            rate: Some(16 << 20),
+            ..Faults::default()
+        },
+    );
+    let mut child = fos_client(&fx.local(), &proxy.addr.to_string(), "put up.bin")
+        .spawn()
+        .unwrap();
+    let root = fx.storage().join("u");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // wait until a good part of the upload is on the server
+    loop {
+        let partial: u64 = fs::read_dir(&root)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| {
+                        e.file_name().to_string_lossy().starts_with(".fos-part-")
+                            && !e.file_name().to_string_lossy().ends_with(".meta")
+                    })
+                    .map(|e| e.metadata().unwrap().len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        if partial > 4 << 20 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "upload did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !root.join("up.bin").exists(),
+        "nothing under the target name"
+    );
+    let out = wait_with_deadline(
+        fos_client(&fx.local(), &server.addr.to_string(), "reput up.bin")
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(sha_file(&root.join("up.bin")), sha_file(&src));
+    assert!(
+        !stdout(&out).contains("24.0 MiB in"),
+        "resumed, not restarted: {}",
+        stdout(&out)
+    );
+    let names: Vec<_> = fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["up.bin"],
+        "the partial and its sidecar are gone"
+    );
+}
+
+#[test]
+fn a_server_killed_mid_upload_is_retried_after_restart() {
+    let fx = Fixture::new("killserver");
+    let data = content(24 << 20, 13);
+    fs::write(fx.local().join("up.bin"), &data).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // a fixed port, so the restarted server is where the client retries
+    let spawn = |fx: &Fixture| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fos-server"));
+        cmd.args([
+            "-q",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--no-discovery",
+            "--no-fsync",
+        ])
+        .arg("--root")
+        .arg(fx.storage())
+        .arg("--users")
+        .arg(fx.users())
+        .arg("--cert")
+        .arg(cert())
+        .arg("--key")
+        .arg(data_dir().join("key.pem"));
+        BinServer::spawn(cmd)
+    };
+    let mut server = spawn(&fx);
+    let upstream = server.addr;
+    let proxy = Proxy::start(
+        upstream,
+        Faults {
+            rate: Some(16 << 20),
+            ..Faults::default()
+        },
+    );
+    let child = fos_client(&fx.local(), &proxy.addr.to_string(), "put up.bin")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let restarted = spawn(&fx);
+    // nothing half-written is visible after the crash
+    let mut r = connect(restarted.addr, "u", "p").unwrap();
+    assert!(r.ls(None).unwrap().iter().all(|e| e.name == "up.bin"));
+    r.close();
+    let out = wait_with_deadline(child, Duration::from_secs(90));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("reconnecting"), "{}", stderr(&out));
+    assert_same(
+        &fs::read(fx.storage().join("u/up.bin")).unwrap(),
+        &data,
+        "upload after restart",
+    );
+}
+
+#[test]
+fn a_flipped_byte_on_the_wire_fails_tls_and_the_retry_is_intact() {
+    let fx = Fixture::new("flip");
+    let data = content(4 << 20, 14);
+    fs::write(fx.local().join("f.bin"), &data).unwrap();
+    let server = LibServer::start(fx.config());
+    let proxy = Proxy::start(
+        server.addr,
+        Faults {
+            flip_up_at: Some(1 << 20),
+            ..Faults::default()
+        },
+    );
+    let out = wait_with_deadline(
+        fos_client(&fx.local(), &proxy.addr.to_string(), "put f.bin")
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("reconnecting"),
+        "the corrupted connection failed: {err}"
+    );
+    assert_same(
+        &fs::read(fx.storage().join("u/f.bin")).unwrap(),
+        &data,
+        "upload",
+    );
+}
+
+#[test]
+fn a_corrupted_resume_prefix_is_caught_and_nothing_bad_is_committed() {
+    let fx = Fixture::new("badprefix");
+    let data = content(6 << 20, 15);
+    let src = fx.local().join("p.bin");
+    fs::write(&src, &data).unwrap();
+    let server = LibServer::start(fx.config());
+    // an upload cut after about 2 MiB leaves a partial on the server
+    let mut s = raw_tls(server.addr);
+    login(&mut s);
+    let mtime = fs::metadata(&src)
+        .unwrap()
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (kind, _) = request(
+        &mut s,
+        &fos::protocol::Request::Put {
+            path: "p.bin".into(),
+            size: data.len() as u64,
+            mtime,
+            no_clobber: false,
+            resume: true,
+        },
+    );
+    assert_eq!(kind, fos::protocol::frame::Kind::Ok);
+    for chunk in data[..2 << 20].chunks(256 * 1024) {
+        fos::protocol::frame::write_frame(&mut s, fos::protocol::frame::Kind::Data, chunk).unwrap();
+    }
+    std::io::Write::flush(&mut s).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    s.sock.shutdown(std::net::Shutdown::Both).unwrap();
+    drop(s);
+    std::thread::sleep(Duration::from_millis(300));
+    // corrupt the kept prefix on disk
+    let root = fx.storage().join("u");
+    let part = fs::read_dir(&root)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".fos-part-")
+                && p.extension().is_none_or(|e| e != "meta")
+        })
+        .expect("a partial was kept");
+    let mut bytes = fs::read(&part).unwrap();
+    assert!(bytes.len() > 1 << 20);
+    bytes[12345] ^= 0xff;
+    fs::write(&part, &bytes).unwrap();
+    let out = wait_with_deadline(
+        fos_client(&fx.local(), &server.addr.to_string(), "reput p.bin")
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("6.0 MiB in"),
+        "the mismatch restarted from zero: {}",
+        stdout(&out)
+    );
+    assert_same(
+        &fs::read(root.join("p.bin")).unwrap(),
+        &data,
+        "committed file",
+    );
+}
