@@ -445,15 +445,18 @@ fn pump(mut from: std::net::TcpStream, mut to: std::net::TcpStream, f: Faults, d
             Ok(n) => n,
         };
         let chunk = &mut buf[..n];
-        if let Some(at) = f.flip_up_at {
-            if !down && at >= total && at < total + n as u64 {
-                chunk[(at - total) as usize] ^= 0x01;
-            }
+        if let Some(at) = f.flip_up_at
+            && !down
+            && at >= total
+            && at < total + n as u64
+        {
+            chunk[(at - total) as usize] ^= 0x01;
         }
-        if let Some(limit) = f.drop_down_after {
-            if down && total + n as u64 > limit {
-                break;
-            }
+        if let Some(limit) = f.drop_down_after
+            && down
+            && total + n as u64 > limit
+        {
+            break;
         }
         if to.write_all(chunk).is_err() {
             break;
