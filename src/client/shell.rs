@@ -254,7 +254,7 @@ impl Shell {
                     if first_failure == exit::OK {
                         first_failure = e.exit_code();
                     }
-                    if !self.opts.keep_going || self.remote.is_none() {
+                    if !self.opts.keep_going || (self.remote.is_none() && self.login.is_none()) {
                         return e.exit_code();
                     }
                 }
@@ -291,7 +291,8 @@ impl Shell {
                         if first_failure == exit::OK {
                             first_failure = e.exit_code();
                         }
-                        if !self.opts.keep_going || self.remote.is_none() {
+                        if !self.opts.keep_going || (self.remote.is_none() && self.login.is_none())
+                        {
                             return e.exit_code();
                         }
                     }
@@ -343,7 +344,7 @@ impl Shell {
                     Ok(Flow::Exit) => return exit::OK,
                     Err(e) => {
                         self.report_error(&e);
-                        if self.remote.is_none() {
+                        if (self.remote.is_none() && self.login.is_none()) {
                             return e.exit_code();
                         }
                     }

@@ -1,0 +1,373 @@
+//! The client as sftp users expect it, through the real binary: wildcards on both
+//! sides, `-n`, modification times, `put -r`/`get -r`, `rm -r -f`, scripts on standard
+//! input (with `-k`), `passwd`, an IPv6 loopback session, and Ctrl-C during a get.
+
+mod support;
+
+use std::fs;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use support::*;
+
+#[test]
+fn wildcards_on_both_sides() {
+    let fx = Fixture::new("glob");
+    let server = BinServer::start(&fx, &["-q"]);
+    let local = fx.local();
+    let s = server.server_arg();
+    for n in ["a.log", "b.log", "c.txt"] {
+        fs::write(local.join(n), n).unwrap();
+    }
+    let out = client(
+        &local,
+        &s,
+        "u",
+        "p",
+        &["-q", "-c", "mkdir data; put *.log data; ls data"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "a.log\nb.log\n");
+    let root = fx.storage().join("u");
+    for n in ["2026-01.csv", "2026-02.csv", "2025-12.csv"] {
+        fs::write(root.join("data").join(n), n).unwrap();
+    }
+    fs::create_dir_all(root.join("tmp")).unwrap();
+    for n in ["x.bak", "y.bak", "keep.txt"] {
+        fs::write(root.join("tmp").join(n), n).unwrap();
+    }
+    let got = local.join("got");
+    fs::create_dir_all(&got).unwrap();
+    let out = client(
+        &local,
+        &s,
+        "u",
+        "p",
+        &["-q", "-c", "get 'data/2026-*' got; rm tmp/*.bak; ls tmp"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut names: Vec<_> = fs::read_dir(&got)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["2026-01.csv", "2026-02.csv"]);
+    assert_eq!(stdout(&out), "keep.txt\n");
+    // no match is an error that says so, on both sides
+    let out = client(&local, &s, "u", "p", &["-c", "get 'nothing*'"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no match for nothing*"),
+        "{}",
+        stderr(&out)
+    );
+    let out = client(&local, &s, "u", "p", &["-c", "put *.none"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no local file matches *.none"),
+        "{}",
+        stderr(&out)
+    );
+    // a pattern that tries to leave the root is refused, and deletes nothing outside
+    fs::create_dir_all(fx.storage().join("u2")).unwrap();
+    fs::write(fx.storage().join("u2/victim.bak"), "v").unwrap();
+    for pattern in ["../u2/*.bak", "../*/*.bak", "/../u2/*"] {
+        let out = client(&local, &s, "u", "p", &["-c", &format!("rm '{pattern}'")]);
+        assert_eq!(out.status.code(), Some(1), "{pattern}");
+    }
+    assert!(fx.storage().join("u2/victim.bak").exists());
+}
+
+fn set_mtime(path: &std::path::Path, secs: u64) {
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(UNIX_EPOCH + Duration::from_secs(secs))
+        .unwrap();
+}
+
+fn mtime(path: &std::path::Path) -> u64 {
+    fs::metadata(path)
+        .unwrap()
+        .modified()
+        .unwrap()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn no_clobber_and_modification_times() {
+    let fx = Fixture::new("times");
+    let server = BinServer::start(&fx, &["-q"]);
+    let local = fx.local();
+    let s = server.server_arg();
+    fs::write(local.join("old.txt"), "from 2001").unwrap();
+    set_mtime(&local.join("old.txt"), 978_307_200); // 2001-01-01T00:00:00Z
+    assert!(
+        client(&local, &s, "u", "p", &["-q", "-c", "put old.txt"])
+            .status
+            .success()
+    );
+    assert_eq!(
+        mtime(&fx.storage().join("u/old.txt")),
+        978_307_200,
+        "the server kept the client's mtime"
+    );
+    let out = client(&local, &s, "u", "p", &["-q", "-c", "ls -l old.txt"]);
+    assert!(
+        stdout(&out).contains("2001-01-01T00:00:00Z"),
+        "{}",
+        stdout(&out)
+    );
+    set_mtime(&fx.storage().join("u/old.txt"), 1_000_000_000);
+    assert!(
+        client(&local, &s, "u", "p", &["-q", "-c", "get old.txt back.txt"])
+            .status
+            .success()
+    );
+    assert_eq!(
+        mtime(&local.join("back.txt")),
+        1_000_000_000,
+        "the client kept the server's mtime"
+    );
+    // -n refuses to replace, on both sides; without it both overwrite like sftp
+    fs::write(local.join("old.txt"), "changed").unwrap();
+    let out = client(&local, &s, "u", "p", &["-c", "put -n old.txt"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    assert_eq!(
+        fs::read(fx.storage().join("u/old.txt")).unwrap(),
+        b"from 2001"
+    );
+    let out = client(&local, &s, "u", "p", &["-c", "get -n old.txt back.txt"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        client(
+            &local,
+            &s,
+            "u",
+            "p",
+            &["-q", "-c", "put old.txt; get old.txt back.txt"]
+        )
+        .status
+        .success()
+    );
+    assert_eq!(fs::read(local.join("back.txt")).unwrap(), b"changed");
+}
+
+#[test]
+fn trees_both_ways_and_rm_r() {
+    let fx = Fixture::new("trees");
+    let server = BinServer::start(&fx, &["-q"]);
+    let local = fx.local();
+    let s = server.server_arg();
+    let tree = local.join("proj");
+    fs::create_dir_all(tree.join("src/deep")).unwrap();
+    fs::write(tree.join("README"), "r").unwrap();
+    fs::write(tree.join("src/main.rs"), "fn main() {}").unwrap();
+    fs::write(tree.join("src/deep/x.bin"), content(300_000, 1)).unwrap();
+    let out = client(&local, &s, "u", "p", &["-c", "put -r proj"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("put -r proj -> proj: 3 files"),
+        "one summary: {}",
+        stdout(&out)
+    );
+    assert_eq!(
+        snapshot(&tree).len(),
+        snapshot(&fx.storage().join("u/proj")).len()
+    );
+    // a symlink on the server is not followed by get -r
+    std::os::unix::fs::symlink("/etc", fx.storage().join("u/proj/etc-link")).unwrap();
+    let out = client(&local, &s, "u", "p", &["-c", "get -r proj copy"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        fs::read(local.join("copy/src/deep/x.bin")).unwrap(),
+        content(300_000, 1)
+    );
+    assert!(!local.join("copy/etc-link").exists());
+    // rm -r -f removes the tree without asking
+    let out = client(&local, &s, "u", "p", &["-c", "rm -r -f proj; ls"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "");
+}
+
+#[test]
+fn scripts_on_stdin_stop_at_the_first_failure_unless_k() {
+    let fx = Fixture::new("script");
+    let server = BinServer::start(&fx, &["-q"]);
+    let local = fx.local();
+    let s = server.server_arg();
+    let script = "# make a tree\nmkdir a\ncd a   # inside\npwd\ncat missing\nmkdir b\npwd\n";
+    let out = client_stdin(&local, &s, "u", "p", &["-q"], script);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "/a\n", "stopped at the failing line");
+    assert!(stderr(&out).contains("line 5"), "{}", stderr(&out));
+    assert!(!fx.storage().join("u/a/b").exists());
+    let out = client_stdin(
+        &local,
+        &s,
+        "u",
+        "p",
+        &["-q", "-k"],
+        &script
+            .replace("mkdir a\n", "mkdir a2\n")
+            .replace("cd a ", "cd a2 "),
+    );
+    assert_eq!(out.status.code(), Some(1), "the first failure's code");
+    assert_eq!(stdout(&out), "/a2\n/a2\n", "kept going");
+    assert!(fx.storage().join("u/a2/b").is_dir());
+}
+
+#[test]
+fn passwd_at_the_prompt() {
+    let fx = Fixture::new("cpasswd");
+    let server = BinServer::start(&fx, &["-q"]);
+    let local = fx.local();
+    let s = server.server_arg();
+    // without a terminal the secrets are read from standard input
+    let out = client_stdin(
+        &local,
+        &s,
+        "u",
+        "p",
+        &["-c", "passwd"],
+        "p\nn3w-pw\nn3w-pw\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        fs::read_to_string(fx.users())
+            .unwrap()
+            .contains("u:$pbkdf2-sha256$i=")
+    );
+    assert!(
+        client(&local, &s, "u", "n3w-pw", &["-c", "pwd"])
+            .status
+            .success()
+    );
+    assert_eq!(
+        client(&local, &s, "u", "p", &["-c", "pwd"]).status.code(),
+        Some(4)
+    );
+    let out = client_stdin(&local, &s, "u2", "p2", &["-c", "passwd"], "wrong\nx\nx\n");
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let out = client_stdin(&local, &s, "u2", "p2", &["-c", "passwd"], "p2\nx\ny\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("differ"));
+}
+
+#[test]
+fn ipv6_loopback_session() {
+    let fx = Fixture::new("v6");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fos-server"));
+    cmd.args([
+        "-q",
+        "--bind",
+        "::1",
+        "--port",
+        "0",
+        "--greet-port",
+        "0",
+        "--no-fsync",
+    ])
+    .arg("--root")
+    .arg(fx.storage())
+    .arg("--users")
+    .arg(fx.users())
+    .arg("--cert")
+    .arg(cert())
+    .arg("--key")
+    .arg(data_dir().join("key.pem"));
+    let server = BinServer::spawn(cmd);
+    assert!(server.addr.is_ipv6());
+    fs::write(fx.local().join("six.txt"), "over ::1").unwrap();
+    let out = client(
+        &fx.local(),
+        &format!("[::1]:{}", server.addr.port()),
+        "u",
+        "p",
+        &["-q", "-c", "put six.txt; cat six.txt"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "over ::1\n");
+}
+
+#[test]
+fn ctrl_c_cancels_a_get_and_reget_completes_it() {
+    let fx = Fixture::new("sigint");
+    let data = content(16 << 20, 21);
+    fs::create_dir_all(fx.storage().join("u")).unwrap();
+    fs::write(fx.storage().join("u/big.bin"), &data).unwrap();
+    let server = LibServer::start(fx.config());
+    let proxy = Proxy::start(
+        server.addr,
+        Faults {
+            rate: Some(8 << 20),
+            ..Faults::default()
+        },
+    );
+    let local = fx.local();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fos-client"))
+        .current_dir(&local)
+        .env("FOS_PASSWORD", "p")
+        .args([
+            "--server",
+            &proxy.addr.to_string(),
+            "--user",
+            "u",
+            "-k",
+            "--no-fsync",
+            "--cert",
+        ])
+        .arg(cert())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    use std::io::Write;
+    stdin.write_all(b"get big.bin\n").unwrap();
+    stdin.flush().unwrap();
+    let partial = local.join(".big.bin.fos-partial");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fs::metadata(&partial).map_or(0, |m| m.len()) < 2 << 20 {
+        assert!(Instant::now() < deadline, "the download did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::thread::sleep(Duration::from_millis(300));
+    if let Some(st) = child.try_wait().unwrap() {
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "one Ctrl-C quit the client: {st:?} {} {}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+    let kept = fs::metadata(&partial).expect("the partial is kept").len();
+    assert!(kept > 0 && kept < data.len() as u64);
+    stdin.write_all(b"reget big.bin\npwd\n").unwrap();
+    drop(stdin);
+    let out = wait_with_deadline(child, Duration::from_secs(60));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "-k exits with the cancelled get's code: {}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
+    assert!(
+        stdout(&out).ends_with("/\n"),
+        "the next commands ran: {}",
+        stdout(&out)
+    );
+    assert_same(&fs::read(local.join("big.bin")).unwrap(), &data, "reget");
+    assert!(!partial.exists());
+}
