@@ -344,7 +344,7 @@ impl Shell {
                     Ok(Flow::Exit) => return exit::OK,
                     Err(e) => {
                         self.report_error(&e);
-                        if (self.remote.is_none() && self.login.is_none()) {
+                        if self.remote.is_none() && self.login.is_none() {
                             return e.exit_code();
                         }
                     }
