@@ -4,7 +4,7 @@ BIND ?= 127.0.0.1
 PORT ?= 5001
 GREET_PORT ?= 5003
 
-.PHONY: all build run test test-deps lint certs clean
+.PHONY: all build run test test-deps lint certs bench fuzz clean
 
 all: build
 
@@ -37,6 +37,10 @@ test: test-deps lint
 # A fresh self-signed pair for a real deployment; add your names: make certs SAN="DNS:files.lan,IP:127.0.0.1"
 certs:
 	certs/make-certs.sh certs $(SAN)
+
+# Prints one table of figures and ratios (see README, "Reading make bench").
+bench:
+	$(CARGO) bench --bench bench
 
 clean:
 	$(CARGO) clean

@@ -1,0 +1,345 @@
+//! `make bench`: measures fos on 127.0.0.1 and prints one table (a benchmark, not a
+//! test: it asserts nothing). Built in release mode by `cargo bench`.
+//!
+//! Rows: the bare rustls stream between two threads (the ceiling of this stack on this
+//! machine), with and without SHA-256 on both ends; fos put/get of 1 GiB with their
+//! ratio to the hashed ceiling, with and without fsync; 1,000 puts of 4 KiB; the `ls`
+//! round trip; 100 concurrent clients; the server's peak RSS. The server is the real
+//! `fos-server` binary, so its RSS is its own. `FOS_BENCH_MIB` shrinks the big
+//! transfers for a quick look.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::ServerName;
+
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+fn mib_per_s(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
+}
+
+/// The bare TLS stream: one thread sends `total` bytes, the other receives them.
+fn bare_rustls(total: u64, hash: bool) -> f64 {
+    let certs = fos::tls::load_certs(&data_dir().join("cert.pem")).unwrap();
+    let key = fos::tls::load_key(&data_dir().join("key.pem")).unwrap();
+    let server_cfg = fos::tls::server_config(certs, key, &data_dir()).unwrap();
+    let trust = fos::tls::Trust::pinned_file(&data_dir().join("cert.pem")).unwrap();
+    let client_cfg = fos::tls::client_config(&trust, true).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sender = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let conn = rustls::ServerConnection::new(server_cfg).unwrap();
+        let mut s = rustls::StreamOwned::new(conn, tcp);
+        let block = vec![0x5au8; fos::transfer::CHUNK];
+        let mut ctx = fos::transfer::sha();
+        let mut sent = 0u64;
+        while sent < total {
+            if hash {
+                ctx.update(&block);
+            }
+            s.write_all(&block).unwrap();
+            sent += block.len() as u64;
+        }
+        s.flush().unwrap();
+        let _ = fos::transfer::finish(ctx);
+    });
+    let tcp = TcpStream::connect(addr).unwrap();
+    let started = Instant::now();
+    let mut s = fos::client::handshake(
+        tcp,
+        client_cfg,
+        ServerName::try_from("localhost").unwrap(),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let mut buf = vec![0u8; fos::transfer::CHUNK];
+    let mut ctx = fos::transfer::sha();
+    let mut got = 0u64;
+    while got < total {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0);
+        if hash {
+            ctx.update(&buf[..n]);
+        }
+        got += n as u64;
+    }
+    let elapsed = started.elapsed();
+    sender.join().unwrap();
+    mib_per_s(total, elapsed)
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(root: &Path, users: &Path, fsync: bool) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fos-server"));
+        cmd.args([
+            "-q",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-discovery",
+            "--max-sessions-per-ip",
+            "512",
+        ])
+        .arg("--root")
+        .arg(root)
+        .arg("--users")
+        .arg(users)
+        .arg("--cert")
+        .arg(data_dir().join("cert.pem"))
+        .arg("--key")
+        .arg(data_dir().join("key.pem"));
+        if !fsync {
+            cmd.arg("--no-fsync");
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .split("listening on ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        Server { child, addr }
+    }
+
+    /// Peak resident set size, from /proc.
+    fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
+}
+
+fn connect(addr: SocketAddr) -> fos::client::Remote {
+    let cfg = fos::client::ClientConfig {
+        cert: data_dir().join("cert.pem"),
+        fsync: false,
+        ..Default::default()
+    };
+    fos::client::Remote::connect(&cfg, &addr.to_string(), "u", "p").unwrap()
+}
+
+fn no_fsync() -> fos::client::ClientConfig {
+    fos::client::ClientConfig {
+        cert: data_dir().join("cert.pem"),
+        fsync: false,
+        ..Default::default()
+    }
+}
+
+fn fs_type(dir: &Path) -> String {
+    Command::new("stat")
+        .args(["-f", "-c", "%T"])
+        .arg(dir)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    let mib: u64 = std::env::var("FOS_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let total = mib << 20;
+    let dir = std::env::temp_dir().join(format!("fos-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("local")).unwrap();
+    let users = dir.join("users.txt");
+    std::fs::write(&users, "u:p\n").unwrap();
+    let big = dir.join("local/big.bin");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&big).unwrap());
+        let block: Vec<u8> = (0..1 << 20)
+            .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for _ in 0..mib {
+            f.write_all(&block).unwrap();
+        }
+    }
+    println!(
+        "fos bench: {mib} MiB transfers over 127.0.0.1, {} cores, storage on {}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        fs_type(&dir)
+    );
+    println!("{:<44} {:>14} {:>10}", "measurement", "result", "ratio");
+    let row =
+        |name: &str, value: String, ratio: String| println!("{name:<44} {value:>14} {ratio:>10}");
+
+    let bare = bare_rustls(total, false);
+    let bare_sha = bare_rustls(total, true);
+    row(
+        "bare rustls stream",
+        format!("{bare:.0} MiB/s"),
+        String::new(),
+    );
+    row(
+        "bare rustls stream + SHA-256 both ends",
+        format!("{bare_sha:.0} MiB/s"),
+        format!("{:.2}", bare_sha / bare),
+    );
+
+    let mut peak = 0;
+    for fsync in [false, true] {
+        let root = dir.join(if fsync { "storage-fsync" } else { "storage" });
+        let server = Server::start(&root, &users, fsync);
+        let mut r = connect(server.addr);
+        let cfg = fos::client::ClientConfig {
+            fsync,
+            ..no_fsync()
+        };
+        let t = Instant::now();
+        r.put(&big, "big.bin", Default::default()).unwrap();
+        let put = mib_per_s(total, t.elapsed());
+        let back = dir.join("local/back.bin");
+        let t = Instant::now();
+        r.get(&cfg, "big.bin", &back, Default::default()).unwrap();
+        let get = mib_per_s(total, t.elapsed());
+        let tag = if fsync { "fsync" } else { "--no-fsync" };
+        row(
+            &format!("fos put {mib} MiB ({tag})"),
+            format!("{put:.0} MiB/s"),
+            format!("{:.2}", put / bare_sha),
+        );
+        row(
+            &format!("fos get {mib} MiB ({tag})"),
+            format!("{get:.0} MiB/s"),
+            format!("{:.2}", get / bare_sha),
+        );
+        let _ = std::fs::remove_file(&back);
+        let _ = std::fs::remove_file(root.join("u/big.bin"));
+
+        // 1,000 small files, one session
+        let small = dir.join("local/small.bin");
+        std::fs::write(&small, vec![7u8; 4096]).unwrap();
+        let t = Instant::now();
+        for i in 0..1000 {
+            r.put(&small, &format!("s{i}.bin"), Default::default())
+                .unwrap();
+        }
+        let d = t.elapsed();
+        row(
+            &format!("1,000 x 4 KiB put ({tag})"),
+            format!("{:.3} s", d.as_secs_f64()),
+            format!("{:.0} us/file", d.as_micros() as f64 / 1000.0),
+        );
+        if !fsync {
+            r.mkdir("lsdir").unwrap();
+            r.cd(Some("lsdir")).unwrap();
+            let mut rtts: Vec<Duration> = (0..2000)
+                .map(|_| {
+                    let t = Instant::now();
+                    r.ls(None).unwrap();
+                    t.elapsed()
+                })
+                .collect();
+            rtts.sort();
+            row(
+                "ls round trip (median / p99)",
+                format!("{} us", percentile(&rtts, 0.5).as_micros()),
+                format!("{} us", percentile(&rtts, 0.99).as_micros()),
+            );
+            r.close();
+
+            // 100 clients at once, each putting and getting 1 MiB
+            let mib1 = Arc::new(dir.join("local/one.bin"));
+            std::fs::write(&*mib1, vec![9u8; 1 << 20]).unwrap();
+            let addr = server.addr;
+            let t = Instant::now();
+            let threads: Vec<_> = (0..100)
+                .map(|i| {
+                    let (src, dir) = (Arc::clone(&mib1), dir.clone());
+                    std::thread::spawn(move || -> bool {
+                        let cfg = fos::client::ClientConfig {
+                            cert: data_dir().join("cert.pem"),
+                            fsync: false,
+                            ..Default::default()
+                        };
+                        let Ok(mut r) =
+                            fos::client::Remote::connect(&cfg, &addr.to_string(), "u", "p")
+                        else {
+                            return false;
+                        };
+                        let ok = r
+                            .put(&src, &format!("c{i}.bin"), Default::default())
+                            .is_ok()
+                            && r.get(
+                                &cfg,
+                                &format!("c{i}.bin"),
+                                &dir.join(format!("local/c{i}.out")),
+                                Default::default(),
+                            )
+                            .is_ok();
+                        r.close();
+                        ok
+                    })
+                })
+                .collect();
+            let errors = threads
+                .into_iter()
+                .map(|t| t.join())
+                .filter(|r| !matches!(r, Ok(true)))
+                .count();
+            row(
+                "100 clients x (put + get 1 MiB)",
+                format!("{:.3} s", t.elapsed().as_secs_f64()),
+                format!("{errors} errors"),
+            );
+        } else {
+            r.close();
+        }
+        peak = peak.max(server.peak_rss_kib().unwrap_or(0));
+    }
+    row(
+        "server peak RSS",
+        format!("{:.1} MiB", peak as f64 / 1024.0),
+        String::new(),
+    );
+    if Command::new("sftp").arg("-V").output().is_ok() {
+        println!("(sftp is installed, but no private sshd runs here: sftp rows are not measured)");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
