@@ -42,6 +42,15 @@ certs:
 bench:
 	$(CARGO) bench --bench bench
 
+# A short, bounded fuzzing run of the frame decoder and the command/path parsers
+# (cargo-fuzz with libFuzzer; RUSTC_BOOTSTRAP lets the stable toolchain build it).
+FUZZ_SECONDS ?= 30
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	cd tests/fuzz && for t in frame command; do \
+		RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run --fuzz-dir . --sanitizer none $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
+
 clean:
 	$(CARGO) clean
 	rm -rf server_storage
