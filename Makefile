@@ -14,7 +14,7 @@ build:
 # Starts a server on loopback with the demo certificate and users (u/p, alice/wonderland,
 # bob/builder). Stop it with Ctrl-C.
 run: build
-	@chmod 600 certs/key.pem
+	@chmod 600 certs/key.pem user_credentials.txt
 	@echo "In another terminal, connect with:"
 	@echo "  FOS_PASSWORD=p ./target/release/fos-client --server $(BIND):$(PORT) --user u"
 	@echo "(or leave out FOS_PASSWORD to be asked). Demo certificate: never use it beyond loopback."

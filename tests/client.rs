@@ -371,3 +371,81 @@ fn ctrl_c_cancels_a_get_and_reget_completes_it() {
     assert_same(&fs::read(local.join("big.bin")).unwrap(), &data, "reget");
     assert!(!partial.exists());
 }
+
+#[test]
+fn the_local_side_lcd_lls_lpwd() {
+    let fx = Fixture::new("local");
+    let server = BinServer::start(&fx, &["-q"]);
+    let local = fx.local();
+    fs::create_dir_all(local.join("sub/inner")).unwrap();
+    fs::write(local.join("sub/f.txt"), "12345").unwrap();
+    let out = client(
+        &local,
+        &server.server_arg(),
+        "u",
+        "p",
+        &[
+            "-q",
+            "-c",
+            "lcd sub; lpwd; lls; lls -l; put f.txt; lcd nowhere",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "lcd nowhere fails: {}",
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].ends_with("/local/sub"), "{text}");
+    assert_eq!(&lines[1..3], &["f.txt", "inner"]);
+    assert!(
+        lines[3].starts_with("d ") && lines[3].ends_with(" inner"),
+        "directories first: {text}"
+    );
+    assert!(
+        lines[4].starts_with("- ") && lines[4].contains(" 5 "),
+        "{text}"
+    );
+    assert_eq!(
+        fs::read(fx.storage().join("u/f.txt")).unwrap(),
+        b"12345",
+        "put read from the new local directory"
+    );
+}
+
+#[test]
+fn ca_mode_checks_the_server_name() {
+    let fx = Fixture::new("ca");
+    let server = BinServer::start(&fx, &["-q"]);
+    let run = |name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_fos-client"))
+            .env("FOS_PASSWORD", "p")
+            .args([
+                "--server",
+                &server.server_arg(),
+                "--user",
+                "u",
+                "-c",
+                "pwd",
+                "--ca",
+                "--server-name",
+                name,
+                "--cafile",
+            ])
+            .arg(cert())
+            .output()
+            .unwrap()
+    };
+    // the test certificate is its own CA here; its subjectAltName holds localhost
+    let ok = run("localhost");
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    let wrong = run("files.example");
+    assert_eq!(wrong.status.code(), Some(3), "{}", stderr(&wrong));
+    assert!(
+        stderr(&wrong).contains("TLS handshake"),
+        "{}",
+        stderr(&wrong)
+    );
+}

@@ -563,3 +563,31 @@ fn python_client_put_cannot_leave_the_root() {
     assert_eq!(fs::read(outside.join("secret")).unwrap(), b"SECRET");
     assert!(!std::path::Path::new("/tmp/fos-escape").exists());
 }
+
+#[test]
+fn an_expired_pinned_certificate_warns_but_connects() {
+    let fx = Fixture::new("expired");
+    let server = BinServer::start_with_cert(
+        &fx,
+        &data_dir().join("expired-cert.pem"),
+        &data_dir().join("expired-key.pem"),
+        &["-q"],
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_fos-client"))
+        .env("FOS_PASSWORD", "p")
+        .args([
+            "--server",
+            &server.server_arg(),
+            "--user",
+            "u",
+            "-c",
+            "pwd",
+            "--cert",
+        ])
+        .arg(data_dir().join("expired-cert.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("expired on"), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "/\n");
+}
