@@ -365,3 +365,68 @@ impl Session {
         Ok(partial.commit(target, no_clobber, self.shared.config.fsync)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A destination that fails like a full disk after `room` bytes.
+    struct Full {
+        room: usize,
+    }
+
+    impl io::Write for Full {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if buf.len() > self.room {
+                return Err(io::Error::from_raw_os_error(crate::sys::errno::ENOSPC));
+            }
+            self.room -= buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_full_disk_is_a_clear_error_and_the_stream_stays_in_step() {
+        let data = vec![7u8; 1 << 20];
+        let mut wire = Vec::new();
+        crate::transfer::send(
+            &mut wire,
+            &mut &data[..],
+            data.len() as u64,
+            crate::transfer::sha(),
+            &mut |_| {},
+            &|| false,
+        )
+        .unwrap();
+        wire.extend_from_slice(b"Q\0\0\0\0"); // the next request, which must still be readable
+        let mut r = &wire[..];
+        let got = crate::transfer::receive(
+            &mut r,
+            &mut Full { room: 300_000 },
+            u64::MAX,
+            crate::transfer::sha(),
+            &mut |_| {},
+            &|| false,
+        )
+        .unwrap();
+        let Some(crate::transfer::LocalError::Write(e)) = got.local_error else {
+            panic!("expected a write error")
+        };
+        assert_eq!(
+            got.bytes,
+            data.len() as u64,
+            "the rest was read and discarded"
+        );
+        assert_eq!(r, b"Q\0\0\0\0");
+        let (code, msg) = describe(&Failure::from(e));
+        assert_eq!(code, ErrorCode::Io);
+        assert_eq!(msg, "no space left on the server");
+        let (_, msg) = describe(&Failure::from(io::Error::from_raw_os_error(
+            crate::sys::errno::EACCES,
+        )));
+        assert_eq!(msg, "permission denied on the server");
+    }
+}

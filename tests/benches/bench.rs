@@ -179,6 +179,93 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// Time to sweep 127.0.0.0/24 with three servers up (127.0.0.2-4), then with none.
+fn discovery_rows(dir: &Path, users: &Path, row: &dyn Fn(&str, String, String)) {
+    let greet = TcpListener::bind("127.0.0.2:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let servers: Vec<Server> = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+        .iter()
+        .map(|ip| {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_fos-server"));
+            cmd.args([
+                "-q",
+                "--bind",
+                ip,
+                "--port",
+                "0",
+                "--greet-port",
+                &greet.to_string(),
+            ])
+            .arg("--root")
+            .arg(dir.join("disc"))
+            .arg("--users")
+            .arg(users)
+            .arg("--cert")
+            .arg(data_dir().join("cert.pem"))
+            .arg("--key")
+            .arg(data_dir().join("key.pem"));
+            let mut child = cmd
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            let addr = line
+                .split("listening on ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            Server { child, addr }
+        })
+        .collect();
+    let cfg = fos::client::ClientConfig {
+        cert: data_dir().join("cert.pem"),
+        ..Default::default()
+    };
+    let addrs = fos::discovery::parse_range("127.0.0.0/24").unwrap();
+    let opts = fos::discovery::Options {
+        port: greet,
+        ..Default::default()
+    };
+    let report = fos::discovery::sweep(
+        &cfg,
+        &addrs,
+        &opts,
+        &fos::discovery::TcpConnector,
+        &|_, _| {},
+    )
+    .unwrap();
+    row(
+        "sweep 127.0.0.0/24, 3 servers up",
+        format!("{:.0} ms", report.elapsed.as_secs_f64() * 1000.0),
+        format!("{} found", report.found.len()),
+    );
+    drop(servers);
+    let report = fos::discovery::sweep(
+        &cfg,
+        &addrs,
+        &opts,
+        &fos::discovery::TcpConnector,
+        &|_, _| {},
+    )
+    .unwrap();
+    row(
+        "sweep 127.0.0.0/24, none up",
+        format!("{:.0} ms", report.elapsed.as_secs_f64() * 1000.0),
+        format!("{} found", report.found.len()),
+    );
+}
+
 fn main() {
     let mib: u64 = std::env::var("FOS_BENCH_MIB")
         .ok()
@@ -338,6 +425,7 @@ fn main() {
         format!("{:.1} MiB", peak as f64 / 1024.0),
         String::new(),
     );
+    discovery_rows(&dir, &users, &row);
     if Command::new("sftp").arg("-V").output().is_ok() {
         println!("(sftp is installed, but no private sshd runs here: sftp rows are not measured)");
     }
