@@ -449,3 +449,35 @@ fn ca_mode_checks_the_server_name() {
         stderr(&wrong)
     );
 }
+
+#[test]
+fn mv_moves_across_directories_and_refuses_what_it_must() {
+    let fx = Fixture::new("mv");
+    let server = BinServer::start(&fx, &["-q"]);
+    let root = fx.storage().join("u");
+    fs::create_dir_all(root.join("a/sub")).unwrap();
+    fs::create_dir_all(root.join("b/sub")).unwrap();
+    fs::write(root.join("a/f.txt"), "f").unwrap();
+    let s = server.server_arg();
+    let local = fx.local();
+    let out = client(
+        &local,
+        &s,
+        "u",
+        "p",
+        &["-q", "-c", "mv a/f.txt b; ls b; mv b/f.txt b/g.txt; ls b"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "f.txt\nsub\ng.txt\nsub\n");
+    for (script, needle) in [
+        ("mv a/sub b", "already exists"), // would replace the directory b/sub
+        ("mv a a/sub", "into itself"),    // a directory into itself
+        ("mv b/g.txt ../u2/x", "no such file"), // out of the root
+        ("mv nothing b", "no such file"),
+    ] {
+        let out = client(&local, &s, "u", "p", &["-c", script]);
+        assert_eq!(out.status.code(), Some(1), "{script}");
+        assert!(stderr(&out).contains(needle), "{script}: {}", stderr(&out));
+    }
+    assert!(root.join("a/sub").is_dir() && root.join("b/g.txt").exists());
+}
