@@ -32,7 +32,7 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 
 test: test-deps lint
-	$(CARGO) test --all-targets
+	$(CARGO) test --lib --bins --tests
 
 # A fresh self-signed pair for a real deployment; add your names: make certs SAN="DNS:files.lan,IP:127.0.0.1"
 certs:
