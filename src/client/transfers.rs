@@ -139,17 +139,32 @@ impl Shell {
         no_clobber: bool,
         resume: bool,
     ) -> Result<Report, Error> {
-        let bar = Progress::new(&format!("get {remote}"), self.show_progress());
+        let done = format!("{remote} -> {}", target.display());
+        self.one_transfer("get", "reget", remote, &done, resume, |r, cfg, opts| {
+            r.get(cfg, remote, target, TransferOpts { no_clobber, ..opts })
+        })
+    }
+
+    /// One file with a progress bar, retries and Ctrl-C; `done` names it in the summary.
+    fn one_transfer(
+        &mut self,
+        verb: &str,
+        resume_verb: &str,
+        name: &str,
+        done: &str,
+        resume: bool,
+        mut op: impl FnMut(&mut Remote, &ClientConfig, TransferOpts<'_>) -> Result<Report, Error>,
+    ) -> Result<Report, Error> {
+        let bar = Progress::new(&format!("{verb} {name}"), self.show_progress());
         let interrupt = Arc::clone(&self.interrupt);
         let cancel = move || interrupt.load(Ordering::SeqCst);
         let progress = |done, total| bar.update(done, total);
-        let report = self.with_retry(&format!("get {remote}"), resume, |r, cfg, resume| {
-            r.get(
+        let report = self.with_retry(&format!("{verb} {name}"), resume, |r, cfg, resume| {
+            op(
+                r,
                 cfg,
-                remote,
-                target,
                 TransferOpts {
-                    no_clobber,
+                    no_clobber: false,
                     progress: &progress,
                     cancel: &cancel,
                     resume,
@@ -159,15 +174,11 @@ impl Shell {
         bar.finish();
         match report {
             Ok(report) => {
-                self.say(&format!(
-                    "{remote} -> {}: {}",
-                    target.display(),
-                    report.summary()
-                ));
+                self.say(&format!("{done}: {}", report.summary()));
                 Ok(report)
             }
             Err(Error::Cancelled) => Err(Error::Local(format!(
-                "get {remote}: cancelled; `reget {remote}` resumes it"
+                "{verb} {name}: cancelled; `{resume_verb} {name}` resumes it"
             ))),
             Err(e) => Err(e),
         }
@@ -309,33 +320,10 @@ impl Shell {
         resume: bool,
     ) -> Result<Report, Error> {
         let label = local.display().to_string();
-        let bar = Progress::new(&format!("put {label}"), self.show_progress());
-        let interrupt = Arc::clone(&self.interrupt);
-        let cancel = move || interrupt.load(Ordering::SeqCst);
-        let progress = |done, total| bar.update(done, total);
-        let report = self.with_retry(&format!("put {label}"), resume, |r, _, resume| {
-            r.put(
-                local,
-                remote,
-                TransferOpts {
-                    no_clobber,
-                    progress: &progress,
-                    cancel: &cancel,
-                    resume,
-                },
-            )
-        });
-        bar.finish();
-        match report {
-            Ok(report) => {
-                self.say(&format!("{label} -> {remote}: {}", report.summary()));
-                Ok(report)
-            }
-            Err(Error::Cancelled) => Err(Error::Local(format!(
-                "put {label}: cancelled; `reput {label}` resumes it"
-            ))),
-            Err(e) => Err(e),
-        }
+        let done = format!("{label} -> {remote}");
+        self.one_transfer("put", "reput", &label, &done, resume, |r, _, opts| {
+            r.put(local, remote, TransferOpts { no_clobber, ..opts })
+        })
     }
 
     fn put_tree(&mut self, local: &Path, remote: &str, no_clobber: bool) -> Result<(), Error> {
