@@ -4,7 +4,7 @@ BIND ?= 127.0.0.1
 PORT ?= 5001
 GREET_PORT ?= 5003
 
-.PHONY: all build run test test-deps lint certs bench fuzz clean
+.PHONY: all build run test test-deps lint certs bench bench-peers fuzz clean
 
 all: build
 
@@ -41,6 +41,15 @@ certs:
 # Prints one table of figures and ratios (see README, "Reading make bench").
 bench:
 	$(CARGO) bench --bench bench
+
+# The same table with sftp beside fos: installs openssh-server if needed and runs a
+# private sshd on 127.0.0.1 with its own config and keys, stopped afterwards.
+bench-peers:
+	@test -x /usr/sbin/sshd && command -v sftp >/dev/null 2>&1 || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client; }
+	@dir=$$(mktemp -d); port=$$(tests/benches/sftp-peer.sh start $$dir) || exit 1; \
+	FOS_BENCH_SFTP="$$port $$dir/client_key $$dir" $(CARGO) bench --bench bench; status=$$?; \
+	tests/benches/sftp-peer.sh stop $$dir; rm -rf $$dir; exit $$status
 
 # A short, bounded fuzzing run of the frame decoder and the command/path parsers
 # (cargo-fuzz with libFuzzer; RUSTC_BOOTSTRAP lets the stable toolchain build it).

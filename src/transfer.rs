@@ -71,7 +71,8 @@ pub fn send(
     progress: &mut dyn FnMut(u64),
     cancel: &dyn Fn() -> bool,
 ) -> Result<[u8; 32], SendError> {
-    let mut buf = vec![0u8; HEADER_LEN + CHUNK];
+    // sized to the file: a 4 KiB upload must not pay for a 256 KiB buffer
+    let mut buf = vec![0u8; HEADER_LEN + CHUNK.min(usize::try_from(len).unwrap_or(CHUNK))];
     let mut sent = 0u64;
     while sent < len {
         if cancel() {
@@ -175,7 +176,7 @@ pub fn receive(
     progress: &mut dyn FnMut(u64),
     cancel: &dyn Fn() -> bool,
 ) -> Result<Received, frame::Error> {
-    let mut buf = Vec::with_capacity(HEADER_LEN + CHUNK);
+    let mut buf = Vec::with_capacity(HEADER_LEN + CHUNK.min(usize::try_from(max).unwrap_or(CHUNK)));
     let mut bytes = 0u64;
     let mut local_error = None;
     loop {

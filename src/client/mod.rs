@@ -467,7 +467,9 @@ impl Remote {
                 // from here on, a cut keeps what arrived
                 partial.keep = true;
                 let got = {
-                    let mut w = BufWriter::with_capacity(transfer::CHUNK, partial.append()?);
+                    let room = usize::try_from(hdr.size - offset).unwrap_or(transfer::CHUNK);
+                    let mut w =
+                        BufWriter::with_capacity(transfer::CHUNK.min(room), partial.append()?);
                     n.receive(
                         &mut w,
                         hdr.size - offset,
@@ -577,7 +579,8 @@ impl Remote {
                     }
                     file.seek(SeekFrom::Start(offset))?;
                 }
-                let mut reader = io::BufReader::with_capacity(transfer::CHUNK, &mut file);
+                // transfer::send reads whole chunks itself: no buffering layer needed
+                let mut reader = &mut file;
                 n.send_content(
                     &mut reader,
                     size - offset,

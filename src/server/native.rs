@@ -531,7 +531,8 @@ fn put(
     let received = {
         use std::io::Seek;
         let _ = partial.file().seek(std::io::SeekFrom::End(0));
-        let mut w = BufWriter::with_capacity(transfer::CHUNK, partial.file());
+        let room = usize::try_from(size - offset).unwrap_or(transfer::CHUNK);
+        let mut w = BufWriter::with_capacity(transfer::CHUNK.min(room), partial.file());
         transfer::receive(stream, &mut w, size - offset, ctx, &mut |_| {}, &|| false)?
     };
     let fail = |stream: &mut Tls, code: ErrorCode, msg: &str| -> Result<(), protocol::Error> {

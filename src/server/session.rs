@@ -11,6 +11,9 @@ use super::Shared;
 use crate::protocol::{Entry, EntryKind, ErrorCode};
 use crate::sandbox::{self, Partial, Sandbox, UserPath};
 
+/// Smallest upload that is kept for a resume when it is cut.
+pub const RESUME_MIN: u64 = 1 << 20;
+
 /// Bytes `cat` returns, as the Python tool does.
 pub const CAT_LIMIT: usize = 1024;
 
@@ -298,7 +301,10 @@ impl Session {
         {
             return Ok((target, p));
         }
-        let partial = self.sandbox.create_partial(&target, announced)?;
+        // a small file is cheaper to send again than to track for a resume: its
+        // partial gets no sidecar (one file fewer to create and remove per upload)
+        let meta = announced.filter(|&(size, _)| size >= RESUME_MIN);
+        let partial = self.sandbox.create_partial(&target, meta)?;
         Ok((target, partial))
     }
 

@@ -179,6 +179,151 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// The same workloads over sftp, against the private sshd `make bench-peers` starts
+/// (`FOS_BENCH_SFTP="PORT KEYFILE DIR"`).
+fn sftp_rows(
+    spec: &str,
+    big: &Path,
+    mib: u64,
+    bare_sha: f64,
+    local: &Path,
+    row: &dyn Fn(&str, String, String),
+) {
+    let mut it = spec.split_whitespace();
+    let (Some(port), Some(key), Some(dir)) = (it.next(), it.next(), it.next()) else {
+        println!("FOS_BENCH_SFTP must be \"PORT KEYFILE DIR\"");
+        return;
+    };
+    let files = Path::new(dir).join("files");
+    let run = |batch: String| -> Duration {
+        let t = Instant::now();
+        let mut child = Command::new("sftp")
+            .args([
+                "-q",
+                "-b",
+                "-",
+                "-P",
+                port,
+                "-i",
+                key,
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "root@127.0.0.1",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(batch.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "sftp failed");
+        t.elapsed()
+    };
+    let total = mib << 20;
+    let d = run(format!(
+        "put {} {}/big.bin\n",
+        big.display(),
+        files.display()
+    ));
+    let put = mib_per_s(total, d);
+    row(
+        &format!("sftp put {mib} MiB"),
+        format!("{put:.0} MiB/s"),
+        format!("{:.2}", put / bare_sha),
+    );
+    let d = run(format!(
+        "get {}/big.bin {}/sftp-back.bin\n",
+        files.display(),
+        local.display()
+    ));
+    let get = mib_per_s(total, d);
+    row(
+        &format!("sftp get {mib} MiB"),
+        format!("{get:.0} MiB/s"),
+        format!("{:.2}", get / bare_sha),
+    );
+    let _ = std::fs::remove_file(local.join("sftp-back.bin"));
+    let small = local.join("small.bin");
+    let batch: String = (0..1000)
+        .map(|i| format!("put {} {}/s{i}.bin\n", small.display(), files.display()))
+        .collect();
+    let d = run(batch);
+    row(
+        "sftp 1,000 x 4 KiB put",
+        format!("{:.3} s", d.as_secs_f64()),
+        format!("{:.0} us/file", d.as_micros() as f64 / 1000.0),
+    );
+    // an empty directory, as for fos: the round trip, not the listing, is measured
+    let empty = files.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let one = run(format!("ls {}\n", empty.display()));
+    let many = run(format!("ls {}\n", empty.display()).repeat(201));
+    row(
+        "sftp ls round trip (mean of 200)",
+        format!("{} us", (many.saturating_sub(one)).as_micros() / 200),
+        String::new(),
+    );
+    let mib1 = local.join("one.bin");
+    let t = Instant::now();
+    let children: Vec<_> = (0..100)
+        .map(|i| {
+            let batch = format!(
+                "put {} {}/c{i}.bin\nget {}/c{i}.bin {}/sftp-c{i}.out\n",
+                mib1.display(),
+                files.display(),
+                files.display(),
+                local.display()
+            );
+            let mut child = Command::new("sftp")
+                .args([
+                    "-q",
+                    "-b",
+                    "-",
+                    "-P",
+                    port,
+                    "-i",
+                    key,
+                    "-o",
+                    "StrictHostKeyChecking=no",
+                    "-o",
+                    "UserKnownHostsFile=/dev/null",
+                    "-o",
+                    "LogLevel=ERROR",
+                    "root@127.0.0.1",
+                ])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(batch.as_bytes())
+                .unwrap();
+            child
+        })
+        .collect();
+    let errors = children
+        .into_iter()
+        .filter_map(|mut c| c.wait().ok())
+        .filter(|s| !s.success())
+        .count();
+    row(
+        "sftp 100 clients x (put + get 1 MiB)",
+        format!("{:.3} s", t.elapsed().as_secs_f64()),
+        format!("{errors} errors"),
+    );
+}
+
 /// Time to sweep 127.0.0.0/24 with three servers up (127.0.0.2-4), then with none.
 fn discovery_rows(dir: &Path, users: &Path, row: &dyn Fn(&str, String, String)) {
     let greet = TcpListener::bind("127.0.0.2:0")
@@ -426,8 +571,11 @@ fn main() {
         String::new(),
     );
     discovery_rows(&dir, &users, &row);
-    if Command::new("sftp").arg("-V").output().is_ok() {
-        println!("(sftp is installed, but no private sshd runs here: sftp rows are not measured)");
+    match std::env::var("FOS_BENCH_SFTP") {
+        Ok(spec) => sftp_rows(&spec, &big, mib, bare_sha, &dir.join("local"), &row),
+        Err(_) => println!(
+            "(sftp rows: run `make bench-peers`, which starts a private sshd on 127.0.0.1)"
+        ),
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
