@@ -261,26 +261,7 @@ fn passwd_at_the_prompt() {
 #[test]
 fn ipv6_loopback_session() {
     let fx = Fixture::new("v6");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fos-server"));
-    cmd.args([
-        "-q",
-        "--bind",
-        "::1",
-        "--port",
-        "0",
-        "--greet-port",
-        "0",
-        "--no-fsync",
-    ])
-    .arg("--root")
-    .arg(fx.storage())
-    .arg("--users")
-    .arg(fx.users())
-    .arg("--cert")
-    .arg(cert())
-    .arg("--key")
-    .arg(data_dir().join("key.pem"));
-    let server = BinServer::spawn(cmd);
+    let server = BinServer::launch(&fx, "::1", 0, Some(0), "", &["-q"]);
     assert!(server.addr.is_ipv6());
     fs::write(fx.local().join("six.txt"), "over ::1").unwrap();
     let out = client(

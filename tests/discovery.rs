@@ -12,29 +12,8 @@ use std::time::Duration;
 use fos::discovery::{self, Connector, Options};
 use support::*;
 
-fn start_on(fx: &Fixture, ip: &str, greet: u16, name: &str, cert: &str, key: &str) -> BinServer {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fos-server"));
-    cmd.args([
-        "-q",
-        "--bind",
-        ip,
-        "--port",
-        "0",
-        "--greet-port",
-        &greet.to_string(),
-        "--name",
-        name,
-        "--no-fsync",
-    ])
-    .arg("--root")
-    .arg(fx.storage())
-    .arg("--users")
-    .arg(fx.users())
-    .arg("--cert")
-    .arg(data_dir().join(cert))
-    .arg("--key")
-    .arg(data_dir().join(key));
-    BinServer::spawn(cmd)
+fn start_on(fx: &Fixture, ip: &str, greet: u16, name: &str, certs: &str) -> BinServer {
+    BinServer::launch(fx, ip, 0, Some(greet), certs, &["-q", "--name", name])
 }
 
 fn list(greet: u16, range: &str) -> std::process::Output {
@@ -64,24 +43,10 @@ fn sweep_finds_fos_python_and_untrusted_servers() {
         .local_addr()
         .unwrap()
         .port();
-    let a = start_on(&fx, "127.0.0.2", greet, "alpha", "cert.pem", "key.pem");
-    let b = start_on(
-        &fx,
-        "127.0.0.3",
-        greet,
-        "beta\tbad\nname",
-        "cert.pem",
-        "key.pem",
-    );
-    let c = start_on(&fx, "127.0.0.4", greet, "gamma", "cert.pem", "key.pem");
-    let other = start_on(
-        &fx,
-        "127.0.0.5",
-        greet,
-        "impostor",
-        "other-cert.pem",
-        "other-key.pem",
-    );
+    let a = start_on(&fx, "127.0.0.2", greet, "alpha", "");
+    let b = start_on(&fx, "127.0.0.3", greet, "beta\tbad\nname", "");
+    let c = start_on(&fx, "127.0.0.4", greet, "gamma", "");
+    let other = start_on(&fx, "127.0.0.5", greet, "impostor", "other-");
     let mut py = Command::new("python3")
         .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/legacy_server.py"))
         .args([

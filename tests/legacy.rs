@@ -235,11 +235,13 @@ fn python_client_big_files_long_listing_coalesced_login_and_refusals() {
         .unwrap();
     }
     // the Python tool's own X.509 v1 certificate, served as it is
-    let server = BinServer::start_with_cert(
+    let server = BinServer::launch(
         &fx,
-        &data_dir().join("v1-cert.pem"),
-        &data_dir().join("v1-key.pem"),
-        &["-q"],
+        "127.0.0.1",
+        0,
+        Some(0),
+        "v1-",
+        &["-q", "--name", "testhost"],
     );
     let port = server.addr.port();
     let v1 = data_dir().join("v1-cert.pem");
@@ -567,12 +569,7 @@ fn python_client_put_cannot_leave_the_root() {
 #[test]
 fn an_expired_pinned_certificate_warns_but_connects() {
     let fx = Fixture::new("expired");
-    let server = BinServer::start_with_cert(
-        &fx,
-        &data_dir().join("expired-cert.pem"),
-        &data_dir().join("expired-key.pem"),
-        &["-q"],
-    );
+    let server = BinServer::launch(&fx, "127.0.0.1", 0, Some(0), "expired-", &["-q"]);
     let out = Command::new(env!("CARGO_BIN_EXE_fos-client"))
         .env("FOS_PASSWORD", "p")
         .args([

@@ -145,27 +145,7 @@ fn a_server_killed_mid_upload_is_retried_after_restart() {
         .unwrap()
         .port();
     // a fixed port, so the restarted server is where the client retries
-    let spawn = |fx: &Fixture| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fos-server"));
-        cmd.args([
-            "-q",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--no-discovery",
-            "--no-fsync",
-        ])
-        .arg("--root")
-        .arg(fx.storage())
-        .arg("--users")
-        .arg(fx.users())
-        .arg("--cert")
-        .arg(cert())
-        .arg("--key")
-        .arg(data_dir().join("key.pem"));
-        BinServer::spawn(cmd)
-    };
+    let spawn = |fx: &Fixture| BinServer::launch(fx, "127.0.0.1", port, None, "", &["-q"]);
     let mut server = spawn(&fx);
     let upstream = server.addr;
     let proxy = Proxy::start(

@@ -136,32 +136,42 @@ pub struct BinServer {
 impl BinServer {
     /// Starts `fos-server` on 127.0.0.1 with `extra` flags after the fixture's own.
     pub fn start(fx: &Fixture, extra: &[&str]) -> BinServer {
-        Self::start_with_cert(fx, &cert(), &data_dir().join("key.pem"), extra)
+        Self::launch(
+            fx,
+            "127.0.0.1",
+            0,
+            Some(0),
+            "",
+            &[&["--name", "testhost"], extra].concat(),
+        )
     }
 
-    /// Like [`BinServer::start`] with another certificate and key.
-    pub fn start_with_cert(fx: &Fixture, cert: &Path, key: &Path, extra: &[&str]) -> BinServer {
+    /// Starts `fos-server` for the fixture on `bind`:`port` (0: any), with discovery on
+    /// `greet` (`None`: off), the `tests/data/<certs>cert.pem`/`<certs>key.pem` pair
+    /// (`""`, `"other-"`, `"v1-"`, `"expired-"`), then `extra` flags.
+    pub fn launch(
+        fx: &Fixture,
+        bind: &str,
+        port: u16,
+        greet: Option<u16>,
+        certs: &str,
+        extra: &[&str],
+    ) -> BinServer {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_fos-server"));
-        cmd.args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--greet-port",
-            "0",
-            "--no-fsync",
-            "--name",
-            "testhost",
-        ])
-        .arg("--root")
-        .arg(fx.storage())
-        .arg("--users")
-        .arg(fx.users())
-        .arg("--cert")
-        .arg(cert)
-        .arg("--key")
-        .arg(key)
-        .args(extra);
+        cmd.args(["--bind", bind, "--port", &port.to_string(), "--no-fsync"]);
+        match greet {
+            Some(g) => cmd.args(["--greet-port", &g.to_string()]),
+            None => cmd.arg("--no-discovery"),
+        };
+        cmd.arg("--root")
+            .arg(fx.storage())
+            .arg("--users")
+            .arg(fx.users())
+            .arg("--cert")
+            .arg(data_dir().join(format!("{certs}cert.pem")))
+            .arg("--key")
+            .arg(data_dir().join(format!("{certs}key.pem")))
+            .args(extra);
         Self::spawn(cmd)
     }
 
