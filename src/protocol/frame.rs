@@ -176,8 +176,13 @@ pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<Kind, Error> {
     if len > MAX_PAYLOAD {
         return Err(Error::FrameTooLong(len));
     }
-    buf.clear();
-    buf.resize(len, 0);
+    // reuse what the buffer already holds instead of zeroing it again: a data stream
+    // reads thousands of same-sized frames into one buffer
+    if buf.len() >= len {
+        buf.truncate(len);
+    } else {
+        buf.resize(len, 0);
+    }
     r.read_exact(buf)?;
     Ok(kind)
 }
