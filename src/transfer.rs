@@ -6,6 +6,8 @@
 //! reported as a reply instead of a dropped connection.
 
 use std::io::{self, Read, Write};
+use std::sync::mpsc;
+use std::thread;
 
 use ring::digest;
 
@@ -29,6 +31,104 @@ pub fn finish(ctx: Sha) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
     out
+}
+
+/// Transfers at least this large hash on a thread of their own beside the I/O.
+pub const THREAD_MIN: u64 = 8 << 20;
+/// Buffers in flight between the I/O and the hashing thread.
+const POOL: usize = 4;
+
+/// Where a transfer's chunks are hashed: inline, or (for large transfers) on a thread of
+/// its own, so that hashing one chunk overlaps the I/O of the next and a host with a
+/// spare core is not slowed by the hash. Buffers travel to the hashing thread and come
+/// back for reuse; they keep their length, so they are zeroed only once.
+enum Digest {
+    Inline(Sha, Vec<u8>),
+    Thread {
+        to_hash: Option<mpsc::SyncSender<(Vec<u8>, usize, usize)>>,
+        back: mpsc::Receiver<Vec<u8>>,
+        thread: Option<thread::JoinHandle<Sha>>,
+        made: usize,
+    },
+}
+
+impl Digest {
+    fn new(mut ctx: Sha, len: u64) -> Digest {
+        if len < THREAD_MIN {
+            return Digest::Inline(ctx, Vec::new());
+        }
+        let fallback = ctx.clone();
+        let (to_hash, rx) = mpsc::sync_channel::<(Vec<u8>, usize, usize)>(POOL);
+        let (back_tx, back) = mpsc::sync_channel(POOL);
+        let spawned = thread::Builder::new().name("sha256".into()).spawn(move || {
+            for (buf, start, end) in rx {
+                ctx.update(&buf[start..end]);
+                // the I/O side may be done with its buffers already
+                let _ = back_tx.try_send(buf);
+            }
+            ctx
+        });
+        match spawned {
+            Ok(t) => Digest::Thread {
+                to_hash: Some(to_hash),
+                back,
+                thread: Some(t),
+                made: 0,
+            },
+            // no thread to be had: hash inline
+            Err(_) => Digest::Inline(fallback, Vec::new()),
+        }
+    }
+
+    /// A buffer to fill.
+    fn take(&mut self) -> Vec<u8> {
+        match self {
+            Digest::Inline(_, buf) => std::mem::take(buf),
+            Digest::Thread { back, made, .. } => match back.try_recv() {
+                Ok(b) => b,
+                Err(_) if *made < POOL => {
+                    *made += 1;
+                    Vec::new()
+                }
+                Err(_) => back.recv().unwrap_or_default(),
+            },
+        }
+    }
+
+    /// Hashes `buf[start..end]` and takes the buffer back for reuse.
+    fn give(&mut self, buf: Vec<u8>, start: usize, end: usize) {
+        match self {
+            Digest::Inline(ctx, slot) => {
+                ctx.update(&buf[start..end]);
+                *slot = buf;
+            }
+            Digest::Thread { to_hash, .. } => {
+                if let Some(tx) = to_hash {
+                    // fails only if the thread is gone; finish() reports that
+                    let _ = tx.send((buf, start, end));
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> io::Result<[u8; 32]> {
+        match self {
+            Digest::Inline(ctx, _) => Ok(finish(ctx)),
+            Digest::Thread {
+                mut to_hash,
+                mut thread,
+                ..
+            } => {
+                to_hash.take();
+                let t = thread
+                    .take()
+                    .ok_or_else(|| io::Error::other("no hashing thread"))?;
+                t.join()
+                    .map(finish)
+                    .map_err(|_| io::Error::other("the hashing thread failed"))
+            }
+        }
+    }
 }
 
 /// Hashes the first `len` bytes of `src` into `ctx`; fails if `src` is shorter.
@@ -67,12 +167,11 @@ pub fn send(
     w: &mut impl Write,
     src: &mut impl Read,
     len: u64,
-    mut ctx: Sha,
+    ctx: Sha,
     progress: &mut dyn FnMut(u64),
     cancel: &dyn Fn() -> bool,
 ) -> Result<[u8; 32], SendError> {
-    // sized to the file: a 4 KiB upload must not pay for a 256 KiB buffer
-    let mut buf = vec![0u8; HEADER_LEN + CHUNK.min(usize::try_from(len).unwrap_or(CHUNK))];
+    let mut digest = Digest::new(ctx, len);
     let mut sent = 0u64;
     while sent < len {
         if cancel() {
@@ -80,6 +179,11 @@ pub fn send(
             return Err(SendError::Cancelled);
         }
         let want = CHUNK.min((len - sent) as usize);
+        let mut buf = digest.take();
+        // sized to the file (a 4 KiB upload must not pay for 256 KiB) and grown only once
+        if buf.len() < HEADER_LEN + want {
+            buf.resize(HEADER_LEN + want, 0);
+        }
         let n = match read_some(src, &mut buf[HEADER_LEN..HEADER_LEN + want]) {
             Ok(0) => {
                 abort(w).map_err(SendError::Net)?;
@@ -94,12 +198,12 @@ pub fn send(
                 return Err(SendError::Source(e));
             }
         };
-        ctx.update(&buf[HEADER_LEN..HEADER_LEN + n]);
         frame::write_in_place(w, Kind::Data, &mut buf[..HEADER_LEN + n]).map_err(SendError::Net)?;
+        digest.give(buf, HEADER_LEN, HEADER_LEN + n);
         sent += n as u64;
         progress(sent);
     }
-    let digest = finish(ctx);
+    let digest = digest.finish().map_err(SendError::Source)?;
     frame::write_frame(w, Kind::End, &digest).map_err(SendError::Net)?;
     w.flush().map_err(SendError::Net)?;
     Ok(digest)
@@ -172,11 +276,11 @@ pub fn receive(
     r: &mut impl Read,
     dst: &mut impl Write,
     max: u64,
-    mut ctx: Sha,
+    ctx: Sha,
     progress: &mut dyn FnMut(u64),
     cancel: &dyn Fn() -> bool,
 ) -> Result<Received, frame::Error> {
-    let mut buf = Vec::with_capacity(HEADER_LEN + CHUNK.min(usize::try_from(max).unwrap_or(CHUNK)));
+    let mut digest = Digest::new(ctx, max);
     let mut bytes = 0u64;
     let mut local_error = None;
     loop {
@@ -188,6 +292,7 @@ pub fn receive(
                 "cancelled",
             )));
         }
+        let mut buf = digest.take();
         match frame::read_frame(r, &mut buf)? {
             Kind::Data => {
                 bytes += buf.len() as u64;
@@ -196,10 +301,10 @@ pub fn receive(
                         local_error = Some(LocalError::TooLong(bytes));
                     } else if let Err(e) = dst.write_all(&buf) {
                         local_error = Some(LocalError::Write(e));
-                    } else {
-                        ctx.update(&buf);
                     }
                 }
+                let end = if local_error.is_none() { buf.len() } else { 0 };
+                digest.give(buf, 0, end);
                 progress(bytes);
             }
             Kind::End => {
@@ -209,21 +314,24 @@ pub fn receive(
                 {
                     local_error = Some(LocalError::Write(e));
                 }
+                let our_sha = digest.finish().map_err(frame::Error::Io)?;
                 return Ok(Received {
                     bytes,
                     sender_sha: Some(sender),
-                    our_sha: finish(ctx),
+                    our_sha,
                     local_error,
                     discard: false,
                 });
             }
             Kind::Abort => {
+                let discard = buf == DISCARD;
+                let our_sha = digest.finish().map_err(frame::Error::Io)?;
                 return Ok(Received {
                     bytes,
                     sender_sha: None,
-                    our_sha: finish(ctx),
+                    our_sha,
                     local_error,
-                    discard: buf == DISCARD,
+                    discard,
                 });
             }
             other => return Err(frame::Error::Unexpected(other)),
@@ -265,6 +373,54 @@ mod tests {
         assert!(got.is_intact());
         assert_eq!(got.our_sha, sent);
         assert_eq!(out, src);
+    }
+
+    #[test]
+    fn large_transfers_hash_on_a_thread_with_the_same_result() {
+        let src = data(THREAD_MIN as usize + CHUNK * 3 + 77);
+        let mut wire = Vec::new();
+        // a prefix already hashed (a resume) carries over to the thread
+        let mut prefix = sha();
+        prefix.update(b"prefix");
+        let sent = send(
+            &mut wire,
+            &mut &src[..],
+            src.len() as u64,
+            prefix.clone(),
+            &mut |_| {},
+            &|| false,
+        )
+        .unwrap();
+        let mut whole = sha();
+        whole.update(b"prefix");
+        whole.update(&src);
+        assert_eq!(sent, finish(whole));
+        let mut out = Vec::new();
+        let got = receive(
+            &mut &wire[..],
+            &mut out,
+            src.len() as u64,
+            prefix,
+            &mut |_| {},
+            &|| false,
+        )
+        .unwrap();
+        assert!(got.is_intact());
+        assert!(out == src);
+        wire[HEADER_LEN + THREAD_MIN as usize / 2] ^= 0x80;
+        let got = receive(
+            &mut &wire[..],
+            &mut Vec::new(),
+            u64::MAX,
+            sha(),
+            &mut |_| {},
+            &|| false,
+        )
+        .unwrap();
+        assert!(
+            !got.is_intact(),
+            "a flipped byte is caught on the threaded path too"
+        );
     }
 
     #[test]
