@@ -175,6 +175,14 @@ fn fs_type(dir: &Path) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Flushes a file the last step wrote, so the next measurement does not pay for its
+/// write-back.
+fn settle(path: &Path) {
+    if let Ok(f) = std::fs::File::open(path) {
+        let _ = f.sync_all();
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -431,6 +439,8 @@ fn main() {
         for _ in 0..mib {
             f.write_all(&block).unwrap();
         }
+        // written back before anything is timed: the page cache starts clean
+        f.into_inner().unwrap().sync_all().unwrap();
     }
     println!(
         "fos bench: {mib} MiB transfers over 127.0.0.1, {} cores, storage on {}",
@@ -466,10 +476,13 @@ fn main() {
         let t = Instant::now();
         r.put(&big, "big.bin", Default::default()).unwrap();
         let put = mib_per_s(total, t.elapsed());
+        // let the disk catch up between measurements (not timed)
+        settle(&root.join("u/big.bin"));
         let back = dir.join("local/back.bin");
         let t = Instant::now();
         r.get(&cfg, "big.bin", &back, Default::default()).unwrap();
         let get = mib_per_s(total, t.elapsed());
+        settle(&back);
         let tag = if fsync { "fsync" } else { "--no-fsync" };
         row(
             &format!("fos put {mib} MiB ({tag})"),
