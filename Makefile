@@ -21,11 +21,15 @@ run: build
 	./target/release/fos-server --bind $(BIND) --port $(PORT) --greet-port $(GREET_PORT) \
 		--cert certs/cert.pem --key certs/key.pem --users user_credentials.txt --root server_storage
 
-# What the tests need beyond cargo: Python 3 (standard library only) for the legacy peers.
+# What the tests need beyond cargo: Python 3 (standard library only) for the legacy
+# peers, and util-linux's `script` for the tests that need a terminal.
 test-deps:
 	@command -v python3 >/dev/null 2>&1 || { \
 		echo "installing python3 for the legacy-protocol test peers"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3; }
+	@command -v script >/dev/null 2>&1 || { \
+		echo "installing bsdutils (script) for the terminal tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bsdutils; }
 
 lint:
 	$(CARGO) fmt --check

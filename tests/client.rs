@@ -462,3 +462,66 @@ fn mv_moves_across_directories_and_refuses_what_it_must() {
     }
     assert!(root.join("a/sub").is_dir() && root.join("b/g.txt").exists());
 }
+
+/// Runs the client on a pseudo-terminal (util-linux `script`), typing `keys` with pauses
+/// between the pieces; returns what the terminal showed.
+fn on_a_terminal(server: &str, keys: &[&[u8]]) -> (Option<i32>, String) {
+    let client = format!(
+        "{} --server {server} --user u --cert {}",
+        env!("CARGO_BIN_EXE_fos-client"),
+        cert().display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qfec", &client, "/dev/null"])
+        .env("FOS_PASSWORD", "p")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs; make test installs it");
+    let mut stdin = child.stdin.take().unwrap();
+    use std::io::Write;
+    std::thread::sleep(Duration::from_millis(700));
+    for k in keys {
+        stdin.write_all(k).unwrap();
+        stdin.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    drop(stdin);
+    let out = wait_with_deadline(child, Duration::from_secs(20));
+    (out.status.code(), stdout(&out))
+}
+
+#[test]
+fn on_a_terminal_ctrl_c_clears_the_line_and_rm_r_asks() {
+    let fx = Fixture::new("pty");
+    let server = BinServer::start(&fx, &["-q"]);
+    fs::create_dir_all(fx.storage().join("u/d/e")).unwrap();
+    let (code, screen) = on_a_terminal(
+        &server.server_arg(),
+        &[
+            b"mkdir junk",
+            b"\x03",
+            b"pwd\n",
+            b"rm -r d\n",
+            b"n\n",
+            b"ls\n",
+            b"rm -r d\n",
+            b"y\n",
+            b"exit\n",
+        ],
+    );
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        !fx.storage().join("u/junk").exists(),
+        "the interrupted line was dropped: {screen}"
+    );
+    assert!(screen.contains("^C"), "{screen}");
+    assert!(
+        screen.contains("remove d and everything in it? [y/N]"),
+        "{screen}"
+    );
+    assert!(screen.contains("not confirmed"), "{screen}");
+    assert!(!fx.storage().join("u/d").exists(), "removed after yes");
+}
