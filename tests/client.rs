@@ -466,8 +466,12 @@ fn mv_moves_across_directories_and_refuses_what_it_must() {
 /// Runs the client on a pseudo-terminal (util-linux `script`), typing `keys` with pauses
 /// between the pieces; returns what the terminal showed.
 fn on_a_terminal(server: &str, keys: &[&[u8]]) -> (Option<i32>, String) {
+    on_a_terminal_with(&format!("--server {server} --user u"), keys)
+}
+
+fn on_a_terminal_with(args: &str, keys: &[&[u8]]) -> (Option<i32>, String) {
     let client = format!(
-        "{} --server {server} --user u --cert {}",
+        "{} {args} --cert {}",
         env!("CARGO_BIN_EXE_fos-client"),
         cert().display()
     );
@@ -524,4 +528,42 @@ fn on_a_terminal_ctrl_c_clears_the_line_and_rm_r_asks() {
     );
     assert!(screen.contains("not confirmed"), "{screen}");
     assert!(!fx.storage().join("u/d").exists(), "removed after yes");
+}
+
+#[test]
+fn on_a_terminal_discovery_lists_servers_and_connects_to_the_one_picked() {
+    let fx = Fixture::new("pick");
+    let greet = std::net::TcpListener::bind("127.0.0.2:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _a = BinServer::launch(
+        &fx,
+        "127.0.0.2",
+        0,
+        Some(greet),
+        "",
+        &["-q", "--name", "first"],
+    );
+    let _b = BinServer::launch(
+        &fx,
+        "127.0.0.3",
+        0,
+        Some(greet),
+        "",
+        &["-q", "--name", "second"],
+    );
+    let (code, screen) = on_a_terminal_with(
+        &format!("--scan 127.0.0.1-4 --greet-port {greet} --user u"),
+        &[b"2\n", b"mkdir picked\n", b"exit\n"],
+    );
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("swept 4 addresses"), "{screen}");
+    assert!(
+        screen.contains("1) first 127.0.0.2:") && screen.contains("2) second 127.0.0.3:"),
+        "{screen}"
+    );
+    assert!(screen.contains("Connected to 127.0.0.3:"), "{screen}");
+    assert!(fx.storage().join("u/picked").is_dir());
 }
