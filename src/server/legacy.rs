@@ -232,6 +232,16 @@ fn data_listener(stream: &Tls) -> io::Result<TcpListener> {
     TcpListener::bind(SocketAddr::new(local.ip(), 0))
 }
 
+/// Opens the data port and tells the client its number (`<port>\n`).
+fn offer_data_port(stream: &mut Tls) -> io::Result<TcpListener> {
+    let listener = data_listener(stream)?;
+    send_record(
+        stream,
+        format!("{}\n", listener.local_addr()?.port()).as_bytes(),
+    )?;
+    Ok(listener)
+}
+
 fn accept_data(
     listener: &TcpListener,
     peer: IpAddr,
@@ -285,11 +295,7 @@ fn get(stream: &mut Tls, peer: SocketAddr, session: &Session, path: &str) -> io:
         // an error instead of a port: the Python client then creates no local file
         Err(f) => return Ok(red(&format!("get: {}", describe(&f).1))),
     };
-    let listener = data_listener(stream)?;
-    send_record(
-        stream,
-        format!("{}\n", listener.local_addr()?.port()).as_bytes(),
-    )?;
+    let listener = offer_data_port(stream)?;
     let started = Instant::now();
     let result = (|| -> io::Result<u64> {
         let mut data = accept_data(&listener, peer.ip(), session)?;
@@ -336,11 +342,7 @@ fn put(stream: &mut Tls, peer: SocketAddr, session: &Session, path: &str) -> io:
         Ok(p) => p,
         Err(f) => return Ok(red(&format!("put: {}", describe(&f).1))),
     };
-    let listener = data_listener(stream)?;
-    send_record(
-        stream,
-        format!("{}\n", listener.local_addr()?.port()).as_bytes(),
-    )?;
+    let listener = offer_data_port(stream)?;
     let started = Instant::now();
     // the legacy protocol announces no size: the limits are checked while writing
     let cfg = &session.shared.config;
