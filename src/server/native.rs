@@ -12,7 +12,7 @@ use super::conn::{Outcome, Refusal, Tls, login};
 use super::session::{Failure, Session, describe};
 use crate::log::{Level, escape};
 use crate::protocol::command::hex;
-use crate::protocol::frame::{self, Kind, decode_fields, encode_fields, read_frame, write_frame};
+use crate::protocol::frame::{Kind, decode_fields, encode_fields, read_frame, write_frame};
 use crate::protocol::{self, ErrorCode, Request};
 use crate::transfer;
 
@@ -620,13 +620,5 @@ fn io_clone(e: &io::Error) -> io::Error {
     match e.raw_os_error() {
         Some(code) => io::Error::from_raw_os_error(code),
         None => io::Error::new(e.kind(), e.to_string()),
-    }
-}
-
-impl frame::Error {
-    /// Whether this error only means the peer went away.
-    pub fn is_disconnect(&self) -> bool {
-        matches!(self, frame::Error::Closed)
-            || matches!(self, frame::Error::Io(e) if matches!(e.kind(), io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe))
     }
 }

@@ -91,28 +91,33 @@ impl Drop for Server {
 
 impl Server {
     fn start(root: &Path, users: &Path, fsync: bool) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fos-server"));
-        cmd.args([
-            "-q",
+        let mut flags = vec![
             "--bind",
             "127.0.0.1",
-            "--port",
-            "0",
             "--no-discovery",
             "--max-sessions-per-ip",
             "512",
-        ])
-        .arg("--root")
-        .arg(root)
-        .arg("--users")
-        .arg(users)
-        .arg("--cert")
-        .arg(data_dir().join("cert.pem"))
-        .arg("--key")
-        .arg(data_dir().join("key.pem"));
+        ];
         if !fsync {
-            cmd.arg("--no-fsync");
+            flags.push("--no-fsync");
         }
+        Server::spawn(&flags, root, users)
+    }
+
+    /// Runs the real `fos-server` with `flags` (port 0 unless given) and waits for its
+    /// "listening on" line.
+    fn spawn(flags: &[&str], root: &Path, users: &Path) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fos-server"));
+        cmd.args(["-q", "--port", "0"])
+            .args(flags)
+            .arg("--root")
+            .arg(root)
+            .arg("--users")
+            .arg(users)
+            .arg("--cert")
+            .arg(data_dir().join("cert.pem"))
+            .arg("--key")
+            .arg(data_dir().join("key.pem"));
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -339,46 +344,15 @@ fn discovery_rows(dir: &Path, users: &Path, row: &dyn Fn(&str, String, String)) 
         .local_addr()
         .unwrap()
         .port();
+    let greet_port = greet.to_string();
     let servers: Vec<Server> = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
         .iter()
         .map(|ip| {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_fos-server"));
-            cmd.args([
-                "-q",
-                "--bind",
-                ip,
-                "--port",
-                "0",
-                "--greet-port",
-                &greet.to_string(),
-            ])
-            .arg("--root")
-            .arg(dir.join("disc"))
-            .arg("--users")
-            .arg(users)
-            .arg("--cert")
-            .arg(data_dir().join("cert.pem"))
-            .arg("--key")
-            .arg(data_dir().join("key.pem"));
-            let mut child = cmd
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let mut line = String::new();
-            BufReader::new(child.stdout.take().unwrap())
-                .read_line(&mut line)
-                .unwrap();
-            let addr = line
-                .split("listening on ")
-                .nth(1)
-                .unwrap()
-                .split(' ')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap();
-            Server { child, addr }
+            Server::spawn(
+                &["--bind", ip, "--greet-port", &greet_port],
+                &dir.join("disc"),
+                users,
+            )
         })
         .collect();
     let cfg = fos::client::ClientConfig {
