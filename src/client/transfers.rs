@@ -185,19 +185,34 @@ impl Shell {
     }
 
     fn get_tree(&mut self, remote: &str, target: &Path, no_clobber: bool) -> Result<(), Error> {
+        let label = format!("get -r {remote} -> {}", target.display());
+        self.tree(&label, |shell, totals| {
+            shell.get_tree_inner(remote, target, no_clobber, 0, totals)
+        })
+    }
+
+    /// Runs a recursive transfer with the per-file summaries silenced, then prints one
+    /// summary for the whole tree.
+    fn tree(
+        &mut self,
+        label: &str,
+        walk: impl FnOnce(&mut Self, &mut Totals) -> Result<(), Error>,
+    ) -> Result<(), Error> {
         let started = Instant::now();
         let mut totals = Totals::default();
-        self.get_tree_inner(remote, target, no_clobber, 0, &mut totals)?;
+        let quiet = std::mem::replace(&mut self.opts.quiet, true);
+        let result = walk(self, &mut totals);
+        self.opts.quiet = quiet;
+        result?;
+        let report = Report {
+            bytes: totals.bytes,
+            size: totals.bytes,
+            elapsed: started.elapsed(),
+        };
         self.say(&format!(
-            "get -r {remote} -> {}: {} files, {}",
-            target.display(),
+            "{label}: {} files, {}",
             totals.files,
-            Report {
-                bytes: totals.bytes,
-                size: totals.bytes,
-                elapsed: started.elapsed()
-            }
-            .summary()
+            report.summary()
         ));
         Ok(())
     }
@@ -218,31 +233,24 @@ impl Shell {
         let entries = self.remote()?.ls(Some(remote))?;
         std::fs::create_dir_all(target)
             .map_err(|e| Error::Local(format!("{}: {e}", target.display())))?;
-        let quiet = std::mem::replace(&mut self.opts.quiet, true);
-        let result = (|| {
-            for e in entries {
-                if self.interrupted() {
-                    return Err(Error::Cancelled);
-                }
-                let src = format!("{}/{}", remote.trim_end_matches('/'), e.name);
-                let dst = target.join(&e.name);
-                match e.kind {
-                    EntryKind::Dir => {
-                        self.get_tree_inner(&src, &dst, no_clobber, depth + 1, totals)?
-                    }
-                    EntryKind::File => {
-                        let r = self.get_one(&src, &dst, no_clobber, false)?;
-                        totals.files += 1;
-                        totals.bytes += r.bytes;
-                    }
-                    // symlinks are not followed on the server; others are not files
-                    _ => eprintln!("fos: get -r: skipping {src} (not a regular file or directory)"),
-                }
+        for e in entries {
+            if self.interrupted() {
+                return Err(Error::Cancelled);
             }
-            Ok(())
-        })();
-        self.opts.quiet = quiet;
-        result
+            let src = format!("{}/{}", remote.trim_end_matches('/'), e.name);
+            let dst = target.join(&e.name);
+            match e.kind {
+                EntryKind::Dir => self.get_tree_inner(&src, &dst, no_clobber, depth + 1, totals)?,
+                EntryKind::File => {
+                    let r = self.get_one(&src, &dst, no_clobber, false)?;
+                    totals.files += 1;
+                    totals.bytes += r.bytes;
+                }
+                // symlinks are not followed on the server; others are not files
+                _ => eprintln!("fos: get -r: skipping {src} (not a regular file or directory)"),
+            }
+        }
+        Ok(())
     }
 
     /// `put`, `put -r`, `reput`.
@@ -333,24 +341,10 @@ impl Shell {
                 local.display()
             )));
         }
-        let started = Instant::now();
-        let mut totals = Totals::default();
-        let quiet = std::mem::replace(&mut self.opts.quiet, true);
-        let result = self.put_tree_inner(local, remote, no_clobber, 0, &mut totals);
-        self.opts.quiet = quiet;
-        result?;
-        self.say(&format!(
-            "put -r {} -> {remote}: {} files, {}",
-            local.display(),
-            totals.files,
-            Report {
-                bytes: totals.bytes,
-                size: totals.bytes,
-                elapsed: started.elapsed()
-            }
-            .summary()
-        ));
-        Ok(())
+        let label = format!("put -r {} -> {remote}", local.display());
+        self.tree(&label, |shell, totals| {
+            shell.put_tree_inner(local, remote, no_clobber, 0, totals)
+        })
     }
 
     fn put_tree_inner(

@@ -210,33 +210,7 @@ fn sftp_rows(
     let files = Path::new(dir).join("files");
     let run = |batch: String| -> Duration {
         let t = Instant::now();
-        let mut child = Command::new("sftp")
-            .args([
-                "-q",
-                "-b",
-                "-",
-                "-P",
-                port,
-                "-i",
-                key,
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "LogLevel=ERROR",
-                "root@127.0.0.1",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(batch.as_bytes())
-            .unwrap();
+        let mut child = start_sftp(port, key, &batch);
         assert!(child.wait().unwrap().success(), "sftp failed");
         t.elapsed()
     };
@@ -295,34 +269,7 @@ fn sftp_rows(
                 files.display(),
                 local.display()
             );
-            let mut child = Command::new("sftp")
-                .args([
-                    "-q",
-                    "-b",
-                    "-",
-                    "-P",
-                    port,
-                    "-i",
-                    key,
-                    "-o",
-                    "StrictHostKeyChecking=no",
-                    "-o",
-                    "UserKnownHostsFile=/dev/null",
-                    "-o",
-                    "LogLevel=ERROR",
-                    "root@127.0.0.1",
-                ])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(batch.as_bytes())
-                .unwrap();
-            child
+            start_sftp(port, key, &batch)
         })
         .collect();
     let errors = children
@@ -335,6 +282,40 @@ fn sftp_rows(
         format!("{:.3} s", t.elapsed().as_secs_f64()),
         format!("{errors} errors"),
     );
+}
+
+/// Starts `sftp` in batch mode against the private sshd, with `batch` on its stdin.
+fn start_sftp(port: &str, key: &str, batch: &str) -> Child {
+    let mut child = Command::new("sftp")
+        .args([
+            "-q",
+            "-b",
+            "-",
+            "-P",
+            port,
+            "-i",
+            key,
+            "-o",
+            "StrictHostKeyChecking=no",
+        ])
+        .args([
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "root@127.0.0.1",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(batch.as_bytes())
+        .unwrap();
+    child
 }
 
 /// Time to sweep 127.0.0.0/24 with three servers up (127.0.0.2-4), then with none.
