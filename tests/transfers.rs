@@ -105,7 +105,26 @@ fn a_killed_client_upload_is_completed_by_reput() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // the proxy still drains what it holds: wait until the server has noticed the cut
+    // and let go of the partial (it stays locked while its upload runs, and a partial
+    // in use is never resumed by another upload)
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let released = fs::read_dir(&root).unwrap().flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(".fos-part-")
+                && !name.ends_with(".meta")
+                && fs::File::open(e.path()).is_ok_and(|f| f.try_lock().is_ok())
+        });
+        if released {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server never let go of the partial"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(
         !root.join("up.bin").exists(),
         "nothing under the target name"
