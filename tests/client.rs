@@ -470,8 +470,10 @@ fn on_a_terminal(server: &str, keys: &[&[u8]]) -> (Option<i32>, String) {
 }
 
 fn on_a_terminal_with(args: &str, keys: &[&[u8]]) -> (Option<i32>, String) {
+    // `exec`: with no shell left between `script` and the client, a Ctrl-C reaches only
+    // the client (dash forks for `-c` and would re-raise the SIGINT when the client ends)
     let client = format!(
-        "{} {args} --cert {}",
+        "exec {} {args} --cert {}",
         env!("CARGO_BIN_EXE_fos-client"),
         cert().display()
     );
