@@ -22,6 +22,7 @@ pub mod sys;
 pub mod term;
 pub mod tls;
 pub mod transfer;
+pub mod writeback;
 pub mod x509;
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 //!   beneath a directory fd in one step, so no path can be swapped between check and use.
 //! - `tcgetattr`/`tcsetattr`: password prompts without echo.
 //! - `gethostname`: the default announced server name.
+//! - `sync_file_range` + `posix_fadvise`: large incoming files are written behind and
+//!   dropped from the page cache as they go (see `writeback`).
 //!
 //! Every function here takes and returns safe types (`BorrowedFd`, `OwnedFd`, `CStr`,
 //! `io::Result`); nothing outside this module needs to reason about raw pointers.
@@ -473,6 +475,10 @@ pub mod errno {
     pub const EPERM: i32 = libc::EPERM;
     /// Operation not permitted on this kind of file (e.g. rename of a directory into itself).
     pub const EINVAL: i32 = libc::EINVAL;
+    /// Not a seekable file (a pipe or socket).
+    pub const ESPIPE: i32 = libc::ESPIPE;
+    /// Not supported by this file or filesystem.
+    pub const EOPNOTSUPP: i32 = libc::EOPNOTSUPP;
 }
 
 /// Open flags the sandbox uses, re-exported so no other module needs libc.
@@ -495,6 +501,57 @@ pub mod oflag {
     pub const NONBLOCK: i32 = libc::O_NONBLOCK;
     /// Append.
     pub const APPEND: i32 = libc::O_APPEND;
+}
+
+/// Starts write-back of `len` bytes at `offset` of a file; with `wait`, also waits for
+/// any write-back of the range already under way and for this one to finish. `ENOSYS`
+/// where the call does not exist (non-Linux).
+pub fn sync_range(fd: BorrowedFd<'_>, offset: u64, len: u64, wait: bool) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let flags = if wait {
+            libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                | libc::SYNC_FILE_RANGE_WRITE
+                | libc::SYNC_FILE_RANGE_WAIT_AFTER
+        } else {
+            libc::SYNC_FILE_RANGE_WRITE
+        };
+        let (offset, len) = (off_t(offset)?, off_t(len)?);
+        // SAFETY: sync_file_range on a valid descriptor with integer arguments.
+        retry(|| cvt(unsafe { libc::sync_file_range(fd.as_raw_fd(), offset, len, flags) }))?;
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (fd, offset, len, wait);
+        Err(io::Error::from_raw_os_error(libc::ENOSYS))
+    }
+}
+
+/// Asks the kernel to drop the (clean) cached pages of a file range: written data that
+/// will not be read again soon. Advice only.
+pub fn drop_cached(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let (offset, len) = (off_t(offset)?, off_t(len)?);
+        // SAFETY: posix_fadvise on a valid descriptor with integer arguments; it returns
+        // the error number instead of setting errno.
+        match unsafe { libc::posix_fadvise(fd.as_raw_fd(), offset, len, libc::POSIX_FADV_DONTNEED) }
+        {
+            0 => Ok(()),
+            e => Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (fd, offset, len);
+        Err(io::Error::from_raw_os_error(libc::ENOSYS))
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn off_t(n: u64) -> io::Result<libc::off_t> {
+    libc::off_t::try_from(n).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
 /// Clears `O_NONBLOCK` on a descriptor opened with it.

@@ -27,6 +27,7 @@ use crate::Error;
 use crate::protocol::{Entry, ErrorCode, Request};
 use crate::tls::Trust;
 use crate::transfer;
+use crate::writeback::WriteBehind;
 use legacy::Legacy;
 use native::{Native, Tls};
 
@@ -468,8 +469,8 @@ impl Remote {
                 partial.keep = true;
                 let got = {
                     let room = usize::try_from(hdr.size - offset).unwrap_or(transfer::CHUNK);
-                    let mut w =
-                        BufWriter::with_capacity(transfer::CHUNK.min(room), partial.append()?);
+                    let file = WriteBehind::new(partial.append()?, offset, hdr.size - offset);
+                    let mut w = BufWriter::with_capacity(transfer::CHUNK.min(room), file);
                     n.receive(
                         &mut w,
                         hdr.size - offset,

@@ -15,6 +15,7 @@ use crate::protocol::command::hex;
 use crate::protocol::frame::{Kind, decode_fields, encode_fields, read_frame, write_frame};
 use crate::protocol::{self, ErrorCode, Request};
 use crate::transfer;
+use crate::writeback::WriteBehind;
 
 /// Entries per `List` frame (each is well under 300 bytes, so frames stay small).
 const LIST_BATCH: usize = 512;
@@ -532,7 +533,8 @@ fn put(
         use std::io::Seek;
         let _ = partial.file().seek(std::io::SeekFrom::End(0));
         let room = usize::try_from(size - offset).unwrap_or(transfer::CHUNK);
-        let mut w = BufWriter::with_capacity(transfer::CHUNK.min(room), partial.file());
+        let file = WriteBehind::new(partial.file(), offset, size - offset);
+        let mut w = BufWriter::with_capacity(transfer::CHUNK.min(room), file);
         transfer::receive(stream, &mut w, size - offset, ctx, &mut |_| {}, &|| false)?
     };
     let fail = |stream: &mut Tls, code: ErrorCode, msg: &str| -> Result<(), protocol::Error> {
