@@ -2,8 +2,9 @@
 //! test: it asserts nothing). Built in release mode by `cargo bench`.
 //!
 //! Rows: the bare rustls stream between two threads (the ceiling of this stack on this
-//! machine), with and without SHA-256 on both ends; fos put/get of 1 GiB with their
-//! ratio to the hashed ceiling, with and without fsync; 1,000 puts of 4 KiB; the `ls`
+//! machine), with and without SHA-256 on both ends, and hashed with a file read at one
+//! end and written at the other; fos put/get of 1 GiB with their ratio to the hashed
+//! ceiling (and, in brackets, to the file-to-file stream), with and without fsync; 1,000 puts of 4 KiB; the `ls`
 //! round trip; 100 concurrent clients; the server's peak RSS. The server is the real
 //! `fos-server` binary, so its RSS is its own. `FOS_BENCH_MIB` shrinks the big
 //! transfers for a quick look.
@@ -25,8 +26,22 @@ fn mib_per_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
 }
 
+/// What the bare TLS stream does at each end besides TLS.
+#[derive(Clone, Copy, PartialEq)]
+enum Ends {
+    /// Nothing: the sender sends one block over and over.
+    Bare,
+    /// SHA-256 of every byte on both ends (the ceiling for a verified transfer).
+    Hashed,
+    /// Hashed, and the sender reads a file while the receiver writes one, written
+    /// behind as fos writes: what any verified file-to-file transfer costs here.
+    Files,
+}
+
 /// The bare TLS stream: one thread sends `total` bytes, the other receives them.
-fn bare_rustls(total: u64, hash: bool) -> f64 {
+fn bare_rustls(total: u64, ends: Ends, files: (&Path, &Path)) -> f64 {
+    let hash = ends != Ends::Bare;
+    let (src, dst) = (files.0.to_path_buf(), files.1.to_path_buf());
     let certs = fos::tls::load_certs(&data_dir().join("cert.pem")).unwrap();
     let key = fos::tls::load_key(&data_dir().join("key.pem")).unwrap();
     let server_cfg = fos::tls::server_config(certs, key, &data_dir()).unwrap();
@@ -39,10 +54,14 @@ fn bare_rustls(total: u64, hash: bool) -> f64 {
         tcp.set_nodelay(true).unwrap();
         let conn = rustls::ServerConnection::new(server_cfg).unwrap();
         let mut s = rustls::StreamOwned::new(conn, tcp);
-        let block = vec![0x5au8; fos::transfer::CHUNK];
+        let mut block = vec![0x5au8; fos::transfer::CHUNK];
+        let mut file = (ends == Ends::Files).then(|| std::fs::File::open(&src).unwrap());
         let mut ctx = fos::transfer::sha();
         let mut sent = 0u64;
         while sent < total {
+            if let Some(f) = &mut file {
+                f.read_exact(&mut block).unwrap();
+            }
             if hash {
                 ctx.update(&block);
             }
@@ -63,6 +82,13 @@ fn bare_rustls(total: u64, hash: bool) -> f64 {
     .unwrap();
     let mut buf = vec![0u8; fos::transfer::CHUNK];
     let mut ctx = fos::transfer::sha();
+    let mut out = (ends == Ends::Files).then(|| {
+        let f = std::fs::File::create(&dst).unwrap();
+        std::io::BufWriter::with_capacity(
+            fos::transfer::CHUNK,
+            fos::writeback::WriteBehind::new(f, 0, total),
+        )
+    });
     let mut got = 0u64;
     while got < total {
         let n = s.read(&mut buf).unwrap();
@@ -70,7 +96,13 @@ fn bare_rustls(total: u64, hash: bool) -> f64 {
         if hash {
             ctx.update(&buf[..n]);
         }
+        if let Some(out) = &mut out {
+            out.write_all(&buf[..n]).unwrap();
+        }
         got += n as u64;
+    }
+    if let Some(out) = &mut out {
+        out.flush().unwrap();
     }
     let elapsed = started.elapsed();
     sender.join().unwrap();
@@ -402,12 +434,16 @@ fn main() {
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         fs_type(&dir)
     );
-    println!("{:<44} {:>14} {:>10}", "measurement", "result", "ratio");
+    println!("{:<44} {:>14} {:>12}", "measurement", "result", "ratio");
     let row =
-        |name: &str, value: String, ratio: String| println!("{name:<44} {value:>14} {ratio:>10}");
+        |name: &str, value: String, ratio: String| println!("{name:<44} {value:>14} {ratio:>12}");
 
-    let bare = bare_rustls(total, false);
-    let bare_sha = bare_rustls(total, true);
+    let copy = dir.join("local/copy.bin");
+    let files = (big.as_path(), copy.as_path());
+    let bare = bare_rustls(total, Ends::Bare, files);
+    let bare_sha = bare_rustls(total, Ends::Hashed, files);
+    let bare_files = bare_rustls(total, Ends::Files, files);
+    let _ = std::fs::remove_file(&copy);
     row(
         "bare rustls stream",
         format!("{bare:.0} MiB/s"),
@@ -417,6 +453,11 @@ fn main() {
         "bare rustls stream + SHA-256 both ends",
         format!("{bare_sha:.0} MiB/s"),
         format!("{:.2}", bare_sha / bare),
+    );
+    row(
+        "  + reading and writing the files",
+        format!("{bare_files:.0} MiB/s"),
+        format!("{:.2}", bare_files / bare_sha),
     );
 
     let mut peak = 0;
@@ -442,12 +483,12 @@ fn main() {
         row(
             &format!("fos put {mib} MiB ({tag})"),
             format!("{put:.0} MiB/s"),
-            format!("{:.2}", put / bare_sha),
+            format!("{:.2} ({:.2})", put / bare_sha, put / bare_files),
         );
         row(
             &format!("fos get {mib} MiB ({tag})"),
             format!("{get:.0} MiB/s"),
-            format!("{:.2}", get / bare_sha),
+            format!("{:.2} ({:.2})", get / bare_sha, get / bare_files),
         );
         let _ = std::fs::remove_file(&back);
         let _ = std::fs::remove_file(root.join("u/big.bin"));
