@@ -19,6 +19,7 @@ use std::fmt;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::protocol::{Entry, EntryKind};
@@ -461,14 +462,11 @@ impl Sandbox {
     }
 
     /// Finds an interrupted upload of `target` from a source of this `size` and
-    /// `mtime`, not in use by another upload. Returns it opened for appending; its
-    /// length is where the upload continues.
-    pub fn resume_partial(
-        &self,
-        target: &UserPath,
-        size: u64,
-        mtime: i64,
-    ) -> Result<Option<Partial>> {
+    /// `mtime`. Returns it opened for appending (its length is where the upload
+    /// continues), or, if the only match is locked by a running upload, that file's
+    /// identity.
+    pub fn resume_partial(&self, target: &UserPath, size: u64, mtime: i64) -> Result<Resume> {
+        let mut in_use = None;
         let (dir, _) = self.parent(target)?;
         let want = target.file_name().unwrap_or_default();
         for name in sys::read_dir(dir.as_fd())? {
@@ -504,15 +502,17 @@ impl Sandbox {
                 continue;
             };
             let file = File::from(fd);
-            // in use by a running upload: not ours to continue
-            if lock(&file).is_err() {
+            let stat = file.metadata()?;
+            if stat.len() > size {
                 continue;
             }
-            if file.metadata()?.len() > size {
+            // in use by a running upload: not ours to continue while it runs
+            if lock(&file).is_err() {
+                in_use = Some(FileId(stat.dev(), stat.ino()));
                 continue;
             }
             let dir = dir.try_clone()?;
-            return Ok(Some(Partial {
+            return Ok(Resume::Found(Partial {
                 dir,
                 name: part_name,
                 meta: Some(meta_name),
@@ -521,9 +521,24 @@ impl Sandbox {
                 done: false,
             }));
         }
-        Ok(None)
+        Ok(in_use.map_or(Resume::Nothing, Resume::InUse))
     }
 }
+
+/// What [`Sandbox::resume_partial`] found.
+#[derive(Debug)]
+pub enum Resume {
+    /// A partial to continue, locked for this upload.
+    Found(Partial),
+    /// A matching partial that a running upload holds.
+    InUse(FileId),
+    /// Nothing to continue.
+    Nothing,
+}
+
+/// A file's identity on this host (device and inode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileId(u64, u64);
 
 /// First line of a partial upload's sidecar.
 const META_MAGIC: &str = "fos-partial 1";
@@ -657,6 +672,13 @@ impl Partial {
     /// Bytes already in the partial (where a resumed upload continues).
     pub fn len(&self) -> Result<u64> {
         Ok(self.file.metadata()?.len())
+    }
+
+    /// The file's identity, or `None` for a partial that cannot be resumed (no
+    /// sidecar) and so is never looked for.
+    pub fn resumable_id(&self) -> Option<FileId> {
+        let stat = self.file.metadata().ok()?;
+        self.meta.as_ref().map(|_| FileId(stat.dev(), stat.ino()))
     }
 
     /// Whether nothing has been written yet.
@@ -795,27 +817,30 @@ mod tests {
         {
             let mut p = sb.create_partial(&target, Some((10, 77))).unwrap();
             io::Write::write_all(p.file(), b"abcd").unwrap();
-            // in use: a second upload cannot take it
-            assert!(sb.resume_partial(&target, 10, 77).unwrap().is_none());
+            // in use: a second upload cannot take it, but learns which file holds it
+            let id = p.resumable_id().expect("has a sidecar");
+            assert!(matches!(
+                sb.resume_partial(&target, 10, 77).unwrap(),
+                Resume::InUse(held) if held == id
+            ));
             p.keep(true);
         }
         assert!(
-            sb.resume_partial(&target, 11, 77).unwrap().is_none(),
+            matches!(sb.resume_partial(&target, 11, 77).unwrap(), Resume::Nothing),
             "other size"
         );
         assert!(
-            sb.resume_partial(&target, 10, 78).unwrap().is_none(),
+            matches!(sb.resume_partial(&target, 10, 78).unwrap(), Resume::Nothing),
             "other mtime"
         );
         let other = UserPath::resolve(&UserPath::root(), "d/q.bin", false).unwrap();
         assert!(
-            sb.resume_partial(&other, 10, 77).unwrap().is_none(),
+            matches!(sb.resume_partial(&other, 10, 77).unwrap(), Resume::Nothing),
             "other target"
         );
-        let mut p = sb
-            .resume_partial(&target, 10, 77)
-            .unwrap()
-            .expect("resumable");
+        let Resume::Found(mut p) = sb.resume_partial(&target, 10, 77).unwrap() else {
+            panic!("resumable")
+        };
         assert_eq!(p.len().unwrap(), 4);
         io::Seek::seek(p.file(), io::SeekFrom::End(0)).unwrap();
         io::Write::write_all(p.file(), b"efghij").unwrap();

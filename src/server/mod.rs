@@ -14,6 +14,7 @@ mod legacy;
 mod limits;
 mod native;
 pub mod session;
+mod uploads;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -167,6 +168,8 @@ pub(crate) struct Shared {
     pub(crate) log: Arc<Logger>,
     pub(crate) throttle: Throttle,
     pub(crate) logins: limits::Semaphore,
+    /// Resumable uploads in progress, so a resume can take over from a dead connection.
+    pub(crate) uploads: uploads::Uploads,
     shutdown: AtomicBool,
     conns: Mutex<HashMap<u64, ConnEntry>>,
     next_id: AtomicU64,
@@ -270,6 +273,7 @@ impl Server {
             log,
             throttle,
             logins,
+            uploads: uploads::Uploads::default(),
             shutdown: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),

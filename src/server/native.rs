@@ -528,6 +528,9 @@ fn put(
     send_ok(stream, &[offset.to_string().as_bytes(), prefix.as_bytes()])?;
     // from here a cut connection keeps what arrived, for a resume
     partial.keep(true);
+    let _running = partial
+        .resumable_id()
+        .map(|id| session.shared.uploads.register(id, stream.get_ref().tcp()));
     let started = Instant::now();
     let received = {
         use std::io::Seek;

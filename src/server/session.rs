@@ -8,8 +8,9 @@ use std::io::{self, Read};
 use std::sync::Arc;
 
 use super::Shared;
+use super::uploads::Uploads;
 use crate::protocol::{Entry, EntryKind, ErrorCode};
-use crate::sandbox::{self, Partial, Sandbox, UserPath};
+use crate::sandbox::{self, Partial, Resume, Sandbox, UserPath};
 
 /// Smallest upload that is kept for a resume when it is cut.
 pub const RESUME_MIN: u64 = 1 << 20;
@@ -296,10 +297,34 @@ impl Session {
         if no_clobber && self.sandbox.stat(&target).is_ok() {
             return Err(Failure::Sandbox(sandbox::Error::Exists));
         }
-        if let (true, Some((size, mtime))) = (resume, announced)
-            && let Some(p) = self.sandbox.resume_partial(&target, size, mtime)?
-        {
-            return Ok((target, p));
+        if let (true, Some((size, mtime))) = (resume, announced) {
+            match self.sandbox.resume_partial(&target, size, mtime)? {
+                Resume::Found(p) => return Ok((target, p)),
+                // most likely this client's own upload on a connection that died
+                // without the server noticing: cut it and continue where it stopped
+                Resume::InUse(id) if self.shared.uploads.cut(id) => {
+                    self.shared.log.log(
+                        crate::log::Level::Info,
+                        None,
+                        Some(&self.user),
+                        format_args!(
+                            "resume of {:?}: cut the earlier connection still holding it",
+                            crate::log::escape(arg)
+                        ),
+                    );
+                    let found = Uploads::wait_for(|| {
+                        match self.sandbox.resume_partial(&target, size, mtime) {
+                            Ok(Resume::Found(p)) => Some(Some(p)),
+                            Ok(Resume::InUse(_)) => None,
+                            Ok(Resume::Nothing) | Err(_) => Some(None),
+                        }
+                    });
+                    if let Some(Some(p)) = found {
+                        return Ok((target, p));
+                    }
+                }
+                Resume::InUse(_) | Resume::Nothing => {}
+            }
         }
         // a small file is cheaper to send again than to track for a resume: its
         // partial gets no sidecar (one file fewer to create and remove per upload)

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -405,6 +405,10 @@ pub struct Faults {
     pub flip_up_at: Option<u64>,
     /// Bytes per second in each direction (every connection).
     pub rate: Option<u64>,
+    /// After this many bytes from client to server (first connection), close the
+    /// client's side and leave the server's side open and silent: a connection that
+    /// died without the server noticing.
+    pub silence_up_after: Option<u64>,
 }
 
 /// A TCP proxy on 127.0.0.1 in front of `upstream` that can cut, corrupt or slow the
@@ -427,24 +431,33 @@ impl Proxy {
                 let f = faults.clone();
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
                 let up = Faults {
-                    drop_down_after: None,
                     flip_up_at: if first { f.flip_up_at } else { None },
+                    silence_up_after: if first { f.silence_up_after } else { None },
                     rate: f.rate,
+                    ..Faults::default()
                 };
                 let down = Faults {
                     drop_down_after: if first { f.drop_down_after } else { None },
-                    flip_up_at: None,
                     rate: f.rate,
+                    ..Faults::default()
                 };
-                std::thread::spawn(move || pump(client, server, up, false));
-                std::thread::spawn(move || pump(s2, c2, down, true));
+                let silenced = Arc::new(AtomicBool::new(false));
+                let s = Arc::clone(&silenced);
+                std::thread::spawn(move || pump(client, server, up, false, &s));
+                std::thread::spawn(move || pump(s2, c2, down, true, &silenced));
             }
         });
         Proxy { addr }
     }
 }
 
-fn pump(mut from: std::net::TcpStream, mut to: std::net::TcpStream, f: Faults, down: bool) {
+fn pump(
+    mut from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+    f: Faults,
+    down: bool,
+    silenced: &AtomicBool,
+) {
     use std::io::Read;
     let mut buf = [0u8; 16 * 1024];
     let mut total = 0u64;
@@ -468,6 +481,19 @@ fn pump(mut from: std::net::TcpStream, mut to: std::net::TcpStream, f: Faults, d
         {
             break;
         }
+        if let Some(limit) = f.silence_up_after
+            && !down
+            && total + n as u64 > limit
+        {
+            silenced.store(true, Ordering::SeqCst);
+            // the server's socket is held open for good: it never hears of the end
+            // (stopping our reads of it sends nothing, but frees the other pump, which
+            // then lets go of the client's socket so the client sees it close)
+            let _ = to.shutdown(std::net::Shutdown::Read);
+            std::mem::forget(to);
+            let _ = from.shutdown(std::net::Shutdown::Both);
+            return;
+        }
         if to.write_all(chunk).is_err() {
             break;
         }
@@ -479,8 +505,11 @@ fn pump(mut from: std::net::TcpStream, mut to: std::net::TcpStream, f: Faults, d
             }
         }
     }
-    let _ = from.shutdown(std::net::Shutdown::Both);
-    let _ = to.shutdown(std::net::Shutdown::Both);
+    let (client, server) = if down { (&to, &from) } else { (&from, &to) };
+    let _ = client.shutdown(std::net::Shutdown::Both);
+    if !silenced.load(Ordering::SeqCst) {
+        let _ = server.shutdown(std::net::Shutdown::Both);
+    }
 }
 
 /// SHA-256 of a file, hex.
