@@ -33,24 +33,33 @@ fn fos_client(cwd: &std::path::Path, server: &str, script: &str) -> Command {
     cmd
 }
 
+/// Runs `script` against a fresh server of `fx` through a proxy that injects `faults`,
+/// and waits for the client (bounded).
+fn through_faults(fx: &Fixture, faults: Faults, script: &str) -> std::process::Output {
+    let server = LibServer::start(fx.config());
+    let proxy = Proxy::start(server.addr, faults);
+    let child = fos_client(&fx.local(), &proxy.addr.to_string(), script)
+        .spawn()
+        .unwrap();
+    let out = wait_with_deadline(child, Duration::from_secs(60));
+    drop(server);
+    out
+}
+
 #[test]
 fn a_download_cut_mid_way_resumes_by_itself() {
     let fx = Fixture::new("cutget");
     let data = content(8 << 20, 11);
     fs::create_dir_all(fx.storage().join("u")).unwrap();
     fs::write(fx.storage().join("u/big.bin"), &data).unwrap();
-    let server = LibServer::start(fx.config());
-    let proxy = Proxy::start(
-        server.addr,
+    let out = through_faults(
+        &fx,
         Faults {
             drop_down_after: Some(3 << 20),
             ..Faults::default()
         },
+        "get big.bin",
     );
-    let child = fos_client(&fx.local(), &proxy.addr.to_string(), "get big.bin")
-        .spawn()
-        .unwrap();
-    let out = wait_with_deadline(child, Duration::from_secs(60));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("reconnecting"), "{}", stderr(&out));
     assert_same(
@@ -141,21 +150,15 @@ fn an_upload_whose_connection_went_silent_is_resumed_not_restarted() {
     let data = content(48 << 20, 14);
     let src = fx.local().join("up.bin");
     fs::write(&src, &data).unwrap();
-    let server = LibServer::start(fx.config());
     // the first connection dies a third of the way in without the server hearing of
     // it: its thread still holds the partial, waiting for bytes that never come
-    let proxy = Proxy::start(
-        server.addr,
+    let out = through_faults(
+        &fx,
         Faults {
             silence_up_after: Some(16 << 20),
             ..Faults::default()
         },
-    );
-    let out = wait_with_deadline(
-        fos_client(&fx.local(), &proxy.addr.to_string(), "put up.bin")
-            .spawn()
-            .unwrap(),
-        Duration::from_secs(60),
+        "put up.bin",
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("reconnecting"), "{}", stderr(&out));
@@ -221,19 +224,13 @@ fn a_flipped_byte_on_the_wire_fails_tls_and_the_retry_is_intact() {
     let fx = Fixture::new("flip");
     let data = content(4 << 20, 14);
     fs::write(fx.local().join("f.bin"), &data).unwrap();
-    let server = LibServer::start(fx.config());
-    let proxy = Proxy::start(
-        server.addr,
+    let out = through_faults(
+        &fx,
         Faults {
             flip_up_at: Some(1 << 20),
             ..Faults::default()
         },
-    );
-    let out = wait_with_deadline(
-        fos_client(&fx.local(), &proxy.addr.to_string(), "put f.bin")
-            .spawn()
-            .unwrap(),
-        Duration::from_secs(60),
+        "put f.bin",
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let err = stderr(&out);
