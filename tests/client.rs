@@ -290,24 +290,17 @@ fn ctrl_c_cancels_a_get_and_reget_completes_it() {
         },
     );
     let local = fx.local();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fos-client"))
-        .current_dir(&local)
-        .env("FOS_PASSWORD", "p")
-        .args([
-            "--server",
-            &proxy.addr.to_string(),
-            "--user",
-            "u",
-            "-k",
-            "--no-fsync",
-            "--cert",
-        ])
-        .arg(cert())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = client_command(
+        &local,
+        &proxy.addr.to_string(),
+        "u",
+        "p",
+        &cert(),
+        &["-k", "--no-fsync"],
+    )
+    .stdin(Stdio::piped())
+    .spawn()
+    .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     use std::io::Write;
     stdin.write_all(b"get big.bin\n").unwrap();

@@ -158,20 +158,14 @@ fn failures_and_exit_codes() {
 fn wrong_certificate_is_refused_with_its_fingerprint() {
     let fx = Fixture::new("cert");
     let server = BinServer::start(&fx, &["-q"]);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fos-client"))
-        .env("FOS_PASSWORD", "p")
-        .args([
-            "--server",
-            &server.server_arg(),
-            "--user",
-            "u",
-            "-c",
-            "ls",
-            "--cert",
-        ])
-        .arg(data_dir().join("other-cert.pem"))
-        .output()
-        .unwrap();
+    let out = run(client_command(
+        &fx.local(),
+        &server.server_arg(),
+        "u",
+        "p",
+        &data_dir().join("other-cert.pem"),
+        &["-c", "ls"],
+    ));
     assert_eq!(out.status.code(), Some(3));
     let err = stderr(&out);
     assert!(err.contains("not the pinned one"), "{err}");

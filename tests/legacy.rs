@@ -355,25 +355,14 @@ impl Drop for PyServer {
 }
 
 fn fos_client(cwd: &Path, port: u16, pw: &str, script: &str) -> std::process::Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_fos-client"))
-        .current_dir(cwd)
-        .env("FOS_PASSWORD", pw)
-        .args([
-            "-q",
-            "--server",
-            &format!("127.0.0.1:{port}"),
-            "--user",
-            "u",
-            "-c",
-            script,
-            "--cert",
-        ])
-        .arg(data_dir().join("v1-cert.pem"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_with_deadline(child, Duration::from_secs(60))
+    run(client_command(
+        cwd,
+        &format!("127.0.0.1:{port}"),
+        "u",
+        pw,
+        &data_dir().join("v1-cert.pem"),
+        &["-q", "-c", script],
+    ))
 }
 
 #[test]
@@ -570,20 +559,14 @@ fn python_client_put_cannot_leave_the_root() {
 fn an_expired_pinned_certificate_warns_but_connects() {
     let fx = Fixture::new("expired");
     let server = BinServer::launch(&fx, "127.0.0.1", 0, Some(0), "expired-", &["-q"]);
-    let out = Command::new(env!("CARGO_BIN_EXE_fos-client"))
-        .env("FOS_PASSWORD", "p")
-        .args([
-            "--server",
-            &server.server_arg(),
-            "--user",
-            "u",
-            "-c",
-            "pwd",
-            "--cert",
-        ])
-        .arg(data_dir().join("expired-cert.pem"))
-        .output()
-        .unwrap();
+    let out = run(client_command(
+        &fx.local(),
+        &server.server_arg(),
+        "u",
+        "p",
+        &data_dir().join("expired-cert.pem"),
+        &["-c", "pwd"],
+    ));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("expired on"), "{}", stderr(&out));
     assert_eq!(stdout(&out), "/\n");

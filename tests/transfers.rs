@@ -7,30 +7,20 @@
 mod support;
 
 use std::fs;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::*;
 
 fn fos_client(cwd: &std::path::Path, server: &str, script: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fos-client"));
-    cmd.current_dir(cwd)
-        .env("FOS_PASSWORD", "p")
-        .args([
-            "--server",
-            server,
-            "--user",
-            "u",
-            "--no-fsync",
-            "-c",
-            script,
-            "--cert",
-        ])
-        .arg(cert())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
+    client_command(
+        cwd,
+        server,
+        "u",
+        "p",
+        &cert(),
+        &["--no-fsync", "-c", script],
+    )
 }
 
 /// Runs `script` against a fresh server of `fx` through a proxy that injects `faults`,

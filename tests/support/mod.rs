@@ -215,6 +215,37 @@ pub fn client(cwd: &Path, server: &str, user: &str, password: &str, args: &[&str
     client_stdin(cwd, server, user, password, args, "")
 }
 
+/// The real `fos-client` binary, not started yet: run in `cwd` with `FOS_PASSWORD` set,
+/// logging in to `server` as `user`, trusting `pinned`; output captured, no input.
+pub fn client_command(
+    cwd: &Path,
+    server: &str,
+    user: &str,
+    password: &str,
+    pinned: &Path,
+    args: &[&str],
+) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fos-client"));
+    cmd.current_dir(cwd)
+        .env("FOS_PASSWORD", password)
+        .env("NO_COLOR", "1")
+        .args(["--server", server, "--user", user, "--cert"])
+        .arg(pinned)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Runs a [`client_command`] to its end (bounded).
+pub fn run(mut cmd: Command) -> Output {
+    wait_with_deadline(
+        cmd.spawn().expect("fos-client starts"),
+        Duration::from_secs(60),
+    )
+}
+
 pub fn client_stdin(
     cwd: &Path,
     server: &str,
@@ -223,16 +254,8 @@ pub fn client_stdin(
     args: &[&str],
     stdin: &str,
 ) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fos-client"))
-        .current_dir(cwd)
-        .env("FOS_PASSWORD", password)
-        .env("NO_COLOR", "1")
-        .args(["--server", server, "--user", user, "--cert"])
-        .arg(cert())
-        .args(args)
+    let mut child = client_command(cwd, server, user, password, &cert(), args)
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .expect("fos-client starts");
     let mut input = child.stdin.take().unwrap();
