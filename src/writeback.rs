@@ -18,7 +18,7 @@
 //! cache. Where the calls do not exist (non-Linux, or a filesystem without them) the
 //! writes are plain.
 
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::os::fd::AsFd;
 
 use crate::sys;
@@ -53,6 +53,16 @@ impl<W: Write + AsFd> WriteBehind<W> {
             dropped: start,
             on: len >= MIN,
         }
+    }
+
+    /// The destination of a received stream: `file`, written from `start` for `len`
+    /// more bytes, behind a buffer of one transfer chunk (less for a smaller file).
+    pub fn buffered(file: W, start: u64, len: u64) -> BufWriter<WriteBehind<W>> {
+        let room = usize::try_from(len).unwrap_or(crate::transfer::CHUNK);
+        BufWriter::with_capacity(
+            crate::transfer::CHUNK.min(room),
+            WriteBehind::new(file, start, len),
+        )
     }
 
     /// After a write: start write-back of a completed window, then wait for and drop

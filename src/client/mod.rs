@@ -468,9 +468,7 @@ impl Remote {
                 // from here on, a cut keeps what arrived
                 partial.keep = true;
                 let got = {
-                    let room = usize::try_from(hdr.size - offset).unwrap_or(transfer::CHUNK);
-                    let file = WriteBehind::new(partial.append()?, offset, hdr.size - offset);
-                    let mut w = BufWriter::with_capacity(transfer::CHUNK.min(room), file);
+                    let mut w = WriteBehind::buffered(partial.append()?, offset, hdr.size - offset);
                     n.receive(
                         &mut w,
                         hdr.size - offset,

@@ -1,7 +1,7 @@
 //! The native protocol, server side: hello, login, then one reply per request, with
 //! file content streamed in-band (see `docs/PROTOCOL.md`).
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -535,9 +535,7 @@ fn put(
     let received = {
         use std::io::Seek;
         let _ = partial.file().seek(std::io::SeekFrom::End(0));
-        let room = usize::try_from(size - offset).unwrap_or(transfer::CHUNK);
-        let file = WriteBehind::new(partial.file(), offset, size - offset);
-        let mut w = BufWriter::with_capacity(transfer::CHUNK.min(room), file);
+        let mut w = WriteBehind::buffered(partial.file(), offset, size - offset);
         transfer::receive(stream, &mut w, size - offset, ctx, &mut |_| {}, &|| false)?
     };
     let fail = |stream: &mut Tls, code: ErrorCode, msg: &str| -> Result<(), protocol::Error> {

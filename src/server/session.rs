@@ -312,14 +312,14 @@ impl Session {
                             crate::log::escape(arg)
                         ),
                     );
-                    let found = Uploads::wait_for(|| {
+                    // until the cut connection's thread lets go (or gives up the partial)
+                    let settled = Uploads::wait_for(|| {
                         match self.sandbox.resume_partial(&target, size, mtime) {
-                            Ok(Resume::Found(p)) => Some(Some(p)),
                             Ok(Resume::InUse(_)) => None,
-                            Ok(Resume::Nothing) | Err(_) => Some(None),
+                            other => Some(other),
                         }
                     });
-                    if let Some(Some(p)) = found {
+                    if let Some(Ok(Resume::Found(p))) = settled {
                         return Ok((target, p));
                     }
                 }

@@ -84,10 +84,7 @@ fn bare_rustls(total: u64, ends: Ends, files: (&Path, &Path)) -> f64 {
     let mut ctx = fos::transfer::sha();
     let mut out = (ends == Ends::Files).then(|| {
         let f = std::fs::File::create(&dst).unwrap();
-        std::io::BufWriter::with_capacity(
-            fos::transfer::CHUNK,
-            fos::writeback::WriteBehind::new(f, 0, total),
-        )
+        fos::writeback::WriteBehind::buffered(f, 0, total)
     });
     let mut got = 0u64;
     while got < total {
@@ -185,12 +182,7 @@ impl Server {
 }
 
 fn connect(addr: SocketAddr) -> fos::client::Remote {
-    let cfg = fos::client::ClientConfig {
-        cert: data_dir().join("cert.pem"),
-        fsync: false,
-        ..Default::default()
-    };
-    fos::client::Remote::connect(&cfg, &addr.to_string(), "u", "p").unwrap()
+    fos::client::Remote::connect(&no_fsync(), &addr.to_string(), "u", "p").unwrap()
 }
 
 fn no_fsync() -> fos::client::ClientConfig {
@@ -377,33 +369,24 @@ fn discovery_rows(dir: &Path, users: &Path, row: &dyn Fn(&str, String, String)) 
         port: greet,
         ..Default::default()
     };
-    let report = fos::discovery::sweep(
-        &cfg,
-        &addrs,
-        &opts,
-        &fos::discovery::TcpConnector,
-        &|_, _| {},
-    )
-    .unwrap();
-    row(
-        "sweep 127.0.0.0/24, 3 servers up",
-        format!("{:.0} ms", report.elapsed.as_secs_f64() * 1000.0),
-        format!("{} found", report.found.len()),
-    );
+    let sweep_row = |name: &str| {
+        let report = fos::discovery::sweep(
+            &cfg,
+            &addrs,
+            &opts,
+            &fos::discovery::TcpConnector,
+            &|_, _| {},
+        )
+        .unwrap();
+        row(
+            name,
+            format!("{:.0} ms", report.elapsed.as_secs_f64() * 1000.0),
+            format!("{} found", report.found.len()),
+        );
+    };
+    sweep_row("sweep 127.0.0.0/24, 3 servers up");
     drop(servers);
-    let report = fos::discovery::sweep(
-        &cfg,
-        &addrs,
-        &opts,
-        &fos::discovery::TcpConnector,
-        &|_, _| {},
-    )
-    .unwrap();
-    row(
-        "sweep 127.0.0.0/24, none up",
-        format!("{:.0} ms", report.elapsed.as_secs_f64() * 1000.0),
-        format!("{} found", report.found.len()),
-    );
+    sweep_row("sweep 127.0.0.0/24, none up");
 }
 
 fn main() {
@@ -534,11 +517,7 @@ fn main() {
                 .map(|i| {
                     let (src, dir) = (Arc::clone(&mib1), dir.clone());
                     std::thread::spawn(move || -> bool {
-                        let cfg = fos::client::ClientConfig {
-                            cert: data_dir().join("cert.pem"),
-                            fsync: false,
-                            ..Default::default()
-                        };
+                        let cfg = no_fsync();
                         let Ok(mut r) =
                             fos::client::Remote::connect(&cfg, &addr.to_string(), "u", "p")
                         else {
