@@ -394,7 +394,7 @@ fn ca_mode_checks_the_server_name() {
     let fx = Fixture::new("ca");
     let server = BinServer::start(&fx, &["-q"]);
     let run = |name: &str| {
-        Command::new(env!("CARGO_BIN_EXE_fos-client"))
+        support::without_terminal(env!("CARGO_BIN_EXE_fos-client"))
             .env("FOS_PASSWORD", "p")
             .args([
                 "--server",

@@ -218,7 +218,7 @@ fn version_and_help() {
         env!("CARGO_BIN_EXE_fos-server"),
         env!("CARGO_BIN_EXE_fos-client"),
     ] {
-        let out = std::process::Command::new(bin)
+        let out = support::without_terminal(bin)
             .arg("--help")
             .output()
             .unwrap();
@@ -228,10 +228,10 @@ fn version_and_help() {
             help.contains("--help") && help.contains("default"),
             "{help}"
         );
-        let out = std::process::Command::new(bin).arg("-V").output().unwrap();
+        let out = support::without_terminal(bin).arg("-V").output().unwrap();
         assert!(stdout(&out).contains(fos::VERSION));
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fos-client"))
+    let out = support::without_terminal(env!("CARGO_BIN_EXE_fos-client"))
         .arg("--help")
         .output()
         .unwrap();
@@ -244,7 +244,7 @@ fn version_and_help() {
     ] {
         assert!(help.contains(code), "{code}");
     }
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fos-server"))
+    let out = support::without_terminal(env!("CARGO_BIN_EXE_fos-server"))
         .arg("--help")
         .output()
         .unwrap();

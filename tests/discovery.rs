@@ -17,7 +17,7 @@ fn start_on(fx: &Fixture, ip: &str, greet: u16, name: &str, certs: &str) -> BinS
 }
 
 fn list(greet: u16, range: &str) -> std::process::Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_fos-client"))
+    let child = support::without_terminal(env!("CARGO_BIN_EXE_fos-client"))
         .args([
             "--list",
             "--scan",

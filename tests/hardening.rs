@@ -19,7 +19,7 @@ fn passwd_subcommand_writes_a_hash_that_logs_in() {
     let fx = Fixture::new("passwd");
     let users = fx.users();
     let run = |user: &str, pw: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fos-server"))
+        let mut child = support::without_terminal(env!("CARGO_BIN_EXE_fos-server"))
             .args(["passwd", user, "--iterations", "1000", "--users"])
             .arg(&users)
             .stdin(Stdio::piped())
@@ -50,7 +50,7 @@ fn passwd_subcommand_writes_a_hash_that_logs_in() {
     assert_eq!(text.lines().filter(|l| l.starts_with("u:")).count(), 1);
     // a new file is created 0600
     let fresh = fx.dir.path().join("fresh.txt");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_fos-server"))
+    let mut child = support::without_terminal(env!("CARGO_BIN_EXE_fos-server"))
         .args(["passwd", "dave", "--iterations", "1000", "--users"])
         .arg(&fresh)
         .stdin(Stdio::piped())

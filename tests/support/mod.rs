@@ -157,7 +157,7 @@ impl BinServer {
         certs: &str,
         extra: &[&str],
     ) -> BinServer {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fos-server"));
+        let mut cmd = without_terminal(env!("CARGO_BIN_EXE_fos-server"));
         cmd.args(["--bind", bind, "--port", &port.to_string(), "--no-fsync"]);
         match greet {
             Some(g) => cmd.args(["--greet-port", &g.to_string()]),
@@ -225,7 +225,7 @@ pub fn client_command(
     pinned: &Path,
     args: &[&str],
 ) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fos-client"));
+    let mut cmd = without_terminal(env!("CARGO_BIN_EXE_fos-client"));
     cmd.current_dir(cwd)
         .env("FOS_PASSWORD", password)
         .env("NO_COLOR", "1")
@@ -262,6 +262,17 @@ pub fn client_stdin(
     input.write_all(stdin.as_bytes()).unwrap();
     drop(input);
     wait_with_deadline(child, Duration::from_secs(60))
+}
+
+/// `bin` as a command whose process runs in a session of its own, without a controlling
+/// terminal. The binaries ask for secrets and confirmations on `/dev/tty`; run from a
+/// terminal, a test would otherwise wait there for a person, and `make test` must behave
+/// the same with a terminal and without one. (util-linux `setsid` execs `bin` in place,
+/// so the child's PID is the binary's own.)
+pub fn without_terminal(bin: &str) -> Command {
+    let mut cmd = Command::new("setsid");
+    cmd.arg(bin);
+    cmd
 }
 
 /// Waits for a child, killing it if it overruns `limit` (tests never hang).
