@@ -11,6 +11,8 @@
 //! - `gethostname`: the default announced server name.
 //! - `sync_file_range` + `posix_fadvise`: large incoming files are written behind and
 //!   dropped from the page cache as they go (see `writeback`).
+//! - `setsockopt(TCP_QUICKACK)`: logins of clients that send two small writes with
+//!   Nagle on are not held up by a delayed ACK.
 //!
 //! Every function here takes and returns safe types (`BorrowedFd`, `OwnedFd`, `CStr`,
 //! `io::Result`); nothing outside this module needs to reason about raw pointers.
@@ -561,6 +563,27 @@ pub fn set_blocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: as above.
     cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) })?;
     Ok(())
+}
+
+/// Asks the kernel to acknowledge received data at once rather than after the delayed-ACK
+/// timer (`TCP_QUICKACK`; Linux clears it again by itself, so callers set it before each
+/// read where it matters). A peer that sends two small records in two writes with Nagle
+/// on (the Python client's login) holds the second until the first is acknowledged; a
+/// delayed ACK then costs it up to 40 ms per login.
+pub fn quick_ack(socket: BorrowedFd<'_>) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: `socket` is a live descriptor for the call; the option value is a valid
+    // c_int whose size is passed alongside it.
+    cvt(unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_QUICKACK,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
 }
 
 #[cfg(test)]

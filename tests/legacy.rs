@@ -8,7 +8,7 @@ mod support;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::*;
 
@@ -23,6 +23,7 @@ struct Line {
     cmd: String,
     reply: String,
     status: Option<String>,
+    second_connect: Option<String>,
 }
 
 /// Minimal JSON-lines reader for the peer's output (flat objects of strings).
@@ -53,6 +54,7 @@ fn parse_lines(out: &str) -> Vec<Line> {
             cmd: field(l, "cmd").unwrap(),
             reply: field(l, "reply").unwrap(),
             status: field(l, "status"),
+            second_connect: field(l, "second_connect"),
         })
         .collect()
 }
@@ -570,4 +572,50 @@ fn an_expired_pinned_certificate_warns_but_connects() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("expired on"), "{}", stderr(&out));
     assert_eq!(stdout(&out), "/\n");
+}
+
+/// The Python client reads a `get`'s data to its end, then the status line, and closes
+/// its data connection only after that. A server that waits for that close before it
+/// sends the status stalls both sides until its data-port timeout (5 s).
+#[test]
+fn a_legacy_get_is_answered_before_the_client_closes_its_data_connection() {
+    let fx = Fixture::new("legacy-linger");
+    let server = BinServer::start(&fx, &["-q"]);
+    let local = fx.local();
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    fs::create_dir_all(fx.storage().join("u")).unwrap();
+    fs::write(fx.storage().join("u/one.bin"), &body).unwrap();
+    fs::write(fx.storage().join("u/two.bin"), b"second").unwrap();
+    let started = Instant::now();
+    let lines = python_client(
+        &local,
+        server.addr.port(),
+        &cert(),
+        &["--probe-data-port"],
+        &["get one.bin", "get two.bin", "put two.bin"],
+    );
+    let took = started.elapsed();
+    for line in &lines[1..] {
+        assert_eq!(
+            line.status.as_deref(),
+            Some(
+                format!(
+                    "{G}File {} successfully{X}\n",
+                    if line.cmd.starts_with("get") {
+                        "sent"
+                    } else {
+                        "received"
+                    }
+                )
+                .as_str()
+            ),
+            "{line:?}"
+        );
+        // the one-shot port serves one connection: once the client has it, it is closed
+        assert_eq!(line.second_connect.as_deref(), Some("refused"), "{line:?}");
+    }
+    assert_eq!(fs::read(local.join("one.bin")).unwrap(), body);
+    assert_eq!(fs::read(local.join("two.bin")).unwrap(), b"second");
+    // two gets and a put: waiting out the 5 s data-port timeout even once would show
+    assert!(took < Duration::from_secs(4), "took {took:?}");
 }

@@ -3,6 +3,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -68,6 +69,10 @@ impl Read for Transport {
                 ));
             }
             self.set_timeout(left.max(Duration::from_millis(1)))?;
+            // before login, answer every segment at once: a client that sends its mode
+            // and its credentials in two small writes with Nagle on waits for this ACK
+            // before the second leaves (best effort: a socket without it still works)
+            let _ = crate::sys::quick_ack(self.tcp.as_fd());
         }
         self.tcp.read(buf).map_err(|e| {
             if e.kind() == io::ErrorKind::WouldBlock {

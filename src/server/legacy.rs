@@ -242,8 +242,10 @@ fn offer_data_port(stream: &mut Tls) -> io::Result<TcpListener> {
     Ok(listener)
 }
 
+/// Accepts the one data connection from `peer` and closes the listener: the port serves
+/// exactly one connection, so nothing else can connect to it once the client has.
 fn accept_data(
-    listener: &TcpListener,
+    listener: TcpListener,
     peer: IpAddr,
     session: &Session,
 ) -> io::Result<StreamOwned<ServerConnection, TcpStream>> {
@@ -270,6 +272,7 @@ fn accept_data(
             Err(e) => return Err(e),
         }
     };
+    drop(listener);
     tcp.set_nonblocking(false)?;
     let cfg = &session.shared.config;
     tcp.set_read_timeout(Some(cfg.handshake_timeout))?;
@@ -298,16 +301,15 @@ fn get(stream: &mut Tls, peer: SocketAddr, session: &Session, path: &str) -> io:
     let listener = offer_data_port(stream)?;
     let started = Instant::now();
     let result = (|| -> io::Result<u64> {
-        let mut data = accept_data(&listener, peer.ip(), session)?;
+        let mut data = accept_data(listener, peer.ip(), session)?;
         let sent = io::copy(&mut (&mut file).take(st.size), &mut data)?;
         data.conn.send_close_notify();
         data.flush()?;
         let _ = data.sock.shutdown(std::net::Shutdown::Write);
-        // closing with unread input would reset the connection and could cut the
-        // client's last bytes: wait for its close
-        data.sock.set_read_timeout(Some(Duration::from_secs(5)))?;
-        let mut sink = [0u8; 4096];
-        while matches!(data.sock.read(&mut sink), Ok(n) if n > 0) {}
+        // the status goes out now; the Python client closes the data connection only
+        // after it has read it, so the socket lingers on the server's linger thread
+        // (closing it with unread input could reset it and cut the client's last bytes)
+        session.shared.linger.close(data.sock);
         Ok(sent)
     })();
     let log = &session.shared.log;
@@ -354,7 +356,7 @@ fn put(stream: &mut Tls, peer: SocketAddr, session: &Session, path: &str) -> io:
         (max, None) => max,
     };
     let result = (|| -> Result<u64, Failure> {
-        let mut data = accept_data(&listener, peer.ip(), session)?;
+        let mut data = accept_data(listener, peer.ip(), session)?;
         data.sock.set_read_timeout(Some(cfg.idle_timeout))?;
         let mut buf = vec![0u8; 64 * 1024];
         let mut total = 0u64;

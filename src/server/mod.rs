@@ -12,6 +12,7 @@
 mod conn;
 mod legacy;
 mod limits;
+mod linger;
 mod native;
 pub mod session;
 mod uploads;
@@ -146,6 +147,11 @@ impl From<crate::auth::Error> for Error {
     }
 }
 
+/// Most data sockets lingering for their peer's close at once (see `linger`).
+const LINGER_MAX: usize = 1024;
+/// How long a finished data socket waits for its peer's close.
+const LINGER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A live connection, as the shutdown and limit logic sees it.
 #[derive(Debug)]
 struct ConnEntry {
@@ -170,6 +176,8 @@ pub(crate) struct Shared {
     pub(crate) logins: limits::Semaphore,
     /// Resumable uploads in progress, so a resume can take over from a dead connection.
     pub(crate) uploads: uploads::Uploads,
+    /// Sockets whose last bytes are sent, kept open until their peer closes.
+    pub(crate) linger: Arc<linger::Linger>,
     shutdown: AtomicBool,
     conns: Mutex<HashMap<u64, ConnEntry>>,
     next_id: AtomicU64,
@@ -274,6 +282,7 @@ impl Server {
             throttle,
             logins,
             uploads: uploads::Uploads::default(),
+            linger: Arc::new(linger::Linger::new(LINGER_MAX, LINGER_TIMEOUT)),
             shutdown: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),

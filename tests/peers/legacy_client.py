@@ -4,7 +4,8 @@ for fos's compatibility tests. Standard library only. It trusts exactly the cert
 in --cert (no host name check), offers no ALPN, sends each message as one TLS record and
 reads each reply with one recv(4096).
 
-Usage: legacy_client.py --port P --cert C --user U --password W [--coalesce-login] CMD...
+Usage: legacy_client.py --port P --cert C --user U --password W [--coalesce-login]
+                        [--sleep S] [--probe-data-port] CMD...
        legacy_client.py --port P --cert C --ping
 Prints one JSON line per server message: {"cmd": ..., "reply": ...}; get/put add
 "status". Files for get/put are read from and written to the current directory, like
@@ -84,6 +85,14 @@ def transfer(args, ctx, conn, cmd, name, reply):
     time.sleep(args.sleep)
     raw = socket.create_connection((args.host, port), timeout=20)
     data = ctx.wrap_socket(raw)
+    extra = {}
+    if args.probe_data_port:
+        # a second connection to the one-shot port, as another process on this host could
+        try:
+            socket.create_connection((args.host, port), timeout=2).close()
+            extra["second_connect"] = "accepted"
+        except OSError:
+            extra["second_connect"] = "refused"
     local = args.local_file or name
     if cmd == "get":
         with open(local, "wb") as f:
@@ -99,8 +108,10 @@ def transfer(args, ctx, conn, cmd, name, reply):
         with open(local, "rb") as f:
             data.sendall(f.read())
         data.shutdown(socket.SHUT_WR)  # a bare TCP half-close, no close_notify, like the original
+    # like the original: the data socket is closed only after the status has been read
+    status = conn.recv()
     data.close()
-    emit(cmd=f"{cmd} {name}", reply=reply, status=conn.recv())
+    emit(cmd=f"{cmd} {name}", reply=reply, status=status, **extra)
 
 
 def main():
@@ -113,6 +124,7 @@ def main():
     ap.add_argument("--ping", action="store_true")
     ap.add_argument("--coalesce-login", action="store_true")
     ap.add_argument("--sleep", type=float, default=1.0)
+    ap.add_argument("--probe-data-port", action="store_true", help="try a second connection to each data port")
     ap.add_argument("--local-file", help="read put data from / write get data to this file instead of NAME")
     ap.add_argument("commands", nargs="*")
     args = ap.parse_args()
