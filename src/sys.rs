@@ -11,6 +11,7 @@
 //! - `gethostname`: the default announced server name.
 //! - `sync_file_range` + `posix_fadvise`: large incoming files are written behind and
 //!   dropped from the page cache as they go (see `writeback`).
+//! - `poll`: the legacy data port waits for its one connection without polling.
 //! - `setsockopt(TCP_QUICKACK)`: logins of clients that send two small writes with
 //!   Nagle on are not held up by a delayed ACK.
 //!
@@ -584,6 +585,32 @@ pub fn quick_ack(socket: BorrowedFd<'_>) -> io::Result<()> {
         )
     })
     .map(drop)
+}
+
+/// Waits until `fd` is readable (for a listener: a connection is waiting) or `timeout`
+/// passes; `Ok(false)` on the timeout. Interrupted waits are resumed with the time left.
+pub fn wait_readable(fd: BorrowedFd<'_>, timeout: std::time::Duration) -> io::Result<bool> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        // rounded up, so a wait never ends early for want of a millisecond
+        let ms = left
+            .as_micros()
+            .div_ceil(1000)
+            .min(libc::c_int::MAX as u128) as libc::c_int;
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, and the count passed is 1.
+        match cvt(unsafe { libc::poll(&mut pfd, 1, ms) }) {
+            Ok(0) => return Ok(false),
+            Ok(_) => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 #[cfg(test)]

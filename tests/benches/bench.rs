@@ -6,8 +6,9 @@
 //! end and written at the other; fos put/get of 1 GiB with their ratio to the hashed
 //! ceiling (and, in brackets, to the file-to-file stream), with and without fsync; 1,000 puts of 4 KiB; the `ls`
 //! round trip; 100 concurrent clients; the server's peak RSS. The server is the real
-//! `fos-server` binary, so its RSS is its own. `FOS_BENCH_MIB` shrinks the big
-//! transfers for a quick look.
+//! `fos-server` binary, so its RSS is its own. Then the Python tool's protocol, through
+//! the repo's Python client peer against fos-server and the Python server peer.
+//! `FOS_BENCH_MIB` shrinks the big transfers for a quick look.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -214,6 +215,128 @@ fn settle(path: &Path) {
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// The Python tool's protocol, measured with the repo's Python client peer (its fixed
+/// sleep before each data connection set to 0) against fos-server and, in the same run,
+/// against the Python server peer: the login (connect, TLS, `fs` and credentials as two
+/// records, Nagle on) and put/get of 1 MiB and 100 MiB. Each figure is the median of
+/// five runs, taken by the peer itself (command sent to status read), so Python's
+/// start-up is not in it.
+fn legacy_rows(dir: &Path, users: &Path, row: &dyn Fn(&str, String, String)) {
+    let Ok(py) = Command::new("python3").arg("--version").output() else {
+        println!("(legacy rows: python3 not found)");
+        return;
+    };
+    if !py.status.success() {
+        return;
+    }
+    let peers = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers");
+    let local = dir.join("legacy-local");
+    std::fs::create_dir_all(&local).unwrap();
+    let sizes = [
+        ("1 MiB", "one.bin", 1u64 << 20),
+        ("100 MiB", "hundred.bin", 100 << 20),
+    ];
+    for (_, name, size) in sizes {
+        let block: Vec<u8> = (0..size as u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+            .collect();
+        std::fs::write(local.join(name), block).unwrap();
+    }
+    let commands: Vec<String> = sizes
+        .iter()
+        .flat_map(|(_, n, _)| [format!("put {n}"), format!("get {n}")])
+        .collect();
+    // one sitting: fos-server and the Python server peer, each run five times in turn
+    let fos_root = dir.join("legacy-fos");
+    let fos = Server::spawn(
+        &["--bind", "127.0.0.1", "--no-discovery", "--no-fsync"],
+        &fos_root,
+        users,
+    );
+    let py_root = dir.join("legacy-py");
+    std::fs::create_dir_all(py_root.join("u")).unwrap();
+    let mut py = Command::new("python3")
+        .arg(peers.join("legacy_server.py"))
+        .args(["--bind", "127.0.0.1", "--cert"])
+        .arg(data_dir().join("cert.pem"))
+        .arg("--key")
+        .arg(data_dir().join("key.pem"))
+        .arg("--users")
+        .arg(users)
+        .arg("--root")
+        .arg(&py_root)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(py.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let py_port: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    // per server, per step (login, then each command): the five timings
+    let mut times: [Vec<Vec<f64>>; 2] = Default::default();
+    for _ in 0..5 {
+        for (i, port) in [fos.addr.port(), py_port].into_iter().enumerate() {
+            let out = Command::new("python3")
+                .arg(peers.join("legacy_client.py"))
+                .current_dir(&local)
+                .args(["--port", &port.to_string(), "--sleep", "0", "--cert"])
+                .arg(data_dir().join("cert.pem"))
+                .args(&commands)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let secs: Vec<f64> = text
+                .lines()
+                .filter_map(|l| {
+                    l.split("\"secs\": \"")
+                        .nth(1)?
+                        .split('"')
+                        .next()?
+                        .parse()
+                        .ok()
+                })
+                .collect();
+            if secs.len() != commands.len() + 1 {
+                println!("(legacy rows: the Python peer failed: {text})");
+                let _ = py.kill();
+                let _ = py.wait();
+                return;
+            }
+            times[i].resize(secs.len(), Vec::new());
+            for (step, t) in secs.into_iter().enumerate() {
+                times[i][step].push(t);
+            }
+        }
+    }
+    let _ = py.kill();
+    let _ = py.wait();
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2] * 1000.0
+    };
+    let steps = std::iter::once("login".to_string()).chain(
+        sizes
+            .iter()
+            .flat_map(|(label, _, _)| [format!("put {label}"), format!("get {label}")]),
+    );
+    for (step, what) in steps.enumerate() {
+        let (f, p) = (median(&times[0][step]), median(&times[1][step]));
+        row(
+            &format!("legacy {what}, Python client (vs Python server)"),
+            format!("{f:.1} ms"),
+            format!("{:.2} ({p:.1})", f / p),
+        );
+    }
+    let _ = std::fs::remove_dir_all(&local);
 }
 
 /// The same workloads over sftp, against the private sshd `make bench-peers` starts
@@ -559,6 +682,7 @@ fn main() {
         String::new(),
     );
     discovery_rows(&dir, &users, &row);
+    legacy_rows(&dir, &users, &row);
     match std::env::var("FOS_BENCH_SFTP") {
         Ok(spec) => sftp_rows(&spec, &big, mib, bare_sha, &dir.join("local"), &row),
         Err(_) => println!(

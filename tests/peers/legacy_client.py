@@ -8,7 +8,8 @@ Usage: legacy_client.py --port P --cert C --user U --password W [--coalesce-logi
                         [--sleep S] [--probe-data-port] CMD...
        legacy_client.py --port P --cert C --ping
 Prints one JSON line per server message: {"cmd": ..., "reply": ...}; get/put add
-"status". Files for get/put are read from and written to the current directory, like
+"status" and "secs" (from the command sent to the status read, the --sleep left out),
+login adds "secs" (connect, TLS handshake and login). Files for get/put are read from and written to the current directory, like
 the original client (which, for get, truncates the local file first: --truncate-first).
 """
 import argparse
@@ -76,7 +77,7 @@ def emit(**kw):
     print(json.dumps({k: (v.decode("latin-1") if isinstance(v, bytes) else v) for k, v in kw.items()}), flush=True)
 
 
-def transfer(args, ctx, conn, cmd, name, reply):
+def transfer(args, ctx, conn, cmd, name, reply, started):
     try:
         port = int(reply.decode().strip())
     except ValueError:
@@ -111,6 +112,7 @@ def transfer(args, ctx, conn, cmd, name, reply):
     # like the original: the data socket is closed only after the status has been read
     status = conn.recv()
     data.close()
+    extra["secs"] = "%.6f" % (time.perf_counter() - started - args.sleep)
     emit(cmd=f"{cmd} {name}", reply=reply, status=status, **extra)
 
 
@@ -129,6 +131,7 @@ def main():
     ap.add_argument("commands", nargs="*")
     args = ap.parse_args()
     ctx = context(args.cert)
+    started = time.perf_counter()
     conn = Conn(args.host, args.port, ctx)
     if args.ping:
         conn.send(b"ping")
@@ -142,18 +145,19 @@ def main():
         conn.send(b"fs")
         conn.send(f"{args.user}:{args.password}".encode())
     login = conn.recv()
-    emit(cmd="login", reply=login)
+    emit(cmd="login", reply=login, secs="%.6f" % (time.perf_counter() - started))
     if login != b"accept":
         return
     for cmd in args.commands:
         words = cmd.split()
+        started = time.perf_counter()
         conn.send(cmd.encode())
         if words and words[0] == "exit":
             emit(cmd="exit", reply=conn.recv())
             return
         reply = conn.recv()
         if words and words[0] in ("get", "put") and len(words) > 1:
-            transfer(args, ctx, conn, words[0], words[1], reply)
+            transfer(args, ctx, conn, words[0], words[1], reply, started)
         else:
             emit(cmd=cmd, reply=reply)
     conn.close()

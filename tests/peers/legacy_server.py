@@ -18,6 +18,24 @@ import threading
 GREEN, RED, BLUE, RESET = "\x1b[32m", "\x1b[31m", "\x1b[34m", "\x1b[0m"
 
 
+def recv(sock, n):
+    """One recv, acknowledged at once. The real server was measured at ~2 ms per login
+    and ~10 ms per 1 MiB get/put on loopback; without this and TCP_NODELAY (see
+    fast()), this stand-in waits on delayed ACKs (~40 ms each) where the real one does
+    not, and would flatter fos in `make bench`."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+    except (AttributeError, OSError):
+        pass
+    return sock.recv(n)
+
+
+def fast(sock):
+    """Small writes leave at once (see recv())."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
 def load_users(path):
     users = {}
     with open(path) as f:
@@ -37,13 +55,13 @@ class Session:
         self.conn.sendall(text.encode() if isinstance(text, str) else text)
 
     def run(self):
-        mode = self.conn.recv(4096).decode(errors="replace")
+        mode = recv(self.conn, 4096).decode(errors="replace")
         if mode.startswith("ping"):
             self.send(self.args.name)
             return
         if not mode.startswith("fs"):
             return
-        creds = self.conn.recv(4096).decode(errors="replace")
+        creds = recv(self.conn, 4096).decode(errors="replace")
         parts = creds.split(":")
         users = load_users(self.args.users)
         if len(parts) != 2 or users.get(parts[0]) != parts[1]:
@@ -54,7 +72,7 @@ class Session:
         self.cwd = self.root
         self.send("accept")
         while True:
-            data = self.conn.recv(4096)
+            data = recv(self.conn, 4096)
             if not data:
                 return
             words = data.decode(errors="replace").split()
@@ -107,7 +125,7 @@ class Session:
         self.send(f"{lsock.getsockname()[1]}\n")
         path = os.path.join(self.cwd, name)
         try:
-            raw, _ = lsock.accept()
+            raw = fast(lsock.accept()[0])
         except socket.timeout:
             return f"{RED}Error receiving file '{name}': timed out{RESET}\n"
         finally:
@@ -127,7 +145,7 @@ class Session:
                 return f"{GREEN}File sent successfully{RESET}\n"
             with open(path, "wb") as f:  # the original checks no path here
                 while True:
-                    chunk = data.recv(65536)
+                    chunk = recv(data, 65536)
                     if not chunk:
                         break
                     f.write(chunk)
@@ -141,7 +159,7 @@ class Session:
 
 def serve(lsock, args, ctx):
     while True:
-        raw, _ = lsock.accept()
+        raw = fast(lsock.accept()[0])
 
         def handle(raw=raw):
             try:
