@@ -10,7 +10,8 @@
 //! - `tcgetattr`/`tcsetattr`: password prompts without echo.
 //! - `gethostname`: the default announced server name.
 //! - `sync_file_range` + `posix_fadvise`: large incoming files are written behind and
-//!   dropped from the page cache as they go (see `writeback`).
+//!   dropped from the page cache as they go (see `writeback`); `cachestat` tells whether
+//!   a large file about to be sent was in the cache at all.
 //! - `poll`: the legacy data port waits for its one connection without polling.
 //! - `setsockopt(TCP_QUICKACK)`: logins of clients that send two small writes with
 //!   Nagle on are not held up by a delayed ACK.
@@ -544,6 +545,52 @@ pub fn drop_cached(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()> 
             0 => Ok(()),
             e => Err(io::Error::from_raw_os_error(e)),
         }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (fd, offset, len);
+        Err(io::Error::from_raw_os_error(libc::ENOSYS))
+    }
+}
+
+/// How many pages of a file range are in the page cache (`cachestat`, Linux 6.5 and
+/// later; `len` 0 means to the end). `ENOSYS` where the call does not exist.
+pub fn cached_pages(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        // the generic syscall table's number, the same on every Linux architecture
+        const SYS_CACHESTAT: libc::c_long = 451;
+        #[repr(C)]
+        struct Range {
+            off: u64,
+            len: u64,
+        }
+        #[repr(C)]
+        #[derive(Default)]
+        struct CacheStat {
+            nr_cache: u64,
+            nr_dirty: u64,
+            nr_writeback: u64,
+            nr_evicted: u64,
+            nr_recently_evicted: u64,
+        }
+        let range = Range { off: offset, len };
+        let mut stat = CacheStat::default();
+        // SAFETY: cachestat reads one `Range` and writes one `CacheStat`, both live,
+        // properly laid out (repr(C), the kernel's field order) for the call.
+        let ret = unsafe {
+            libc::syscall(
+                SYS_CACHESTAT,
+                fd.as_raw_fd() as libc::c_uint,
+                &range as *const Range,
+                &mut stat as *mut CacheStat,
+                0 as libc::c_uint,
+            )
+        };
+        if ret == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(stat.nr_cache)
     }
     #[cfg(not(target_os = "linux"))]
     {

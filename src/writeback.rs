@@ -17,8 +17,15 @@
 //! Only for transfers of [`MIN`] bytes and more: a small file is better left to the
 //! cache. Where the calls do not exist (non-Linux, or a filesystem without them) the
 //! writes are plain.
+//!
+//! Sending a large file pays the same fresh-page cost when the file is not cached: the
+//! read fills a new page for every 4 KiB (a 1 GiB download read at 1.4 GB/s this way,
+//! and at 3.4 GB/s with its pages recycled). [`ReadBehind`] drops each window from the
+//! cache once it has been read, but only for a file that had *no* page in the cache
+//! when the transfer began: it then leaves the cache as it found it, and never evicts a
+//! file that other clients have been reading. A cached file is read as it is.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::fd::AsFd;
 
 use crate::sys;
@@ -122,6 +129,50 @@ impl<W: Write + AsFd> Write for WriteBehind<W> {
     }
 }
 
+/// A file being read sequentially from `start` for a transfer; if none of it was cached,
+/// what has been read is dropped from the cache as it goes (see the module notes).
+#[derive(Debug)]
+pub struct ReadBehind<R: Read + AsFd> {
+    file: R,
+    pos: u64,
+    /// Everything from `start` to here has been dropped from the cache.
+    dropped: u64,
+    on: bool,
+}
+
+impl<R: Read + AsFd> ReadBehind<R> {
+    /// Wraps `file`, whose read position is `start`, for a transfer of `len` bytes.
+    pub fn new(file: R, start: u64, len: u64) -> ReadBehind<R> {
+        // no cachestat (older kernels): leave the cache alone
+        let cold = || sys::cached_pages(file.as_fd(), start, len).is_ok_and(|n| n == 0);
+        let on = len >= MIN && cold();
+        ReadBehind {
+            file,
+            pos: start,
+            dropped: start,
+            on,
+        }
+    }
+
+    /// Whether this transfer drops what it has read from the cache.
+    pub fn is_dropping(&self) -> bool {
+        self.on
+    }
+}
+
+impl<R: Read + AsFd> Read for ReadBehind<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.pos += n as u64;
+        if self.on && self.pos - self.dropped >= WINDOW {
+            // advice only: a failure costs memory, never data
+            let _ = sys::drop_cached(self.file.as_fd(), self.dropped, self.pos - self.dropped);
+            self.dropped = self.pos;
+        }
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +230,55 @@ mod tests {
         f.rewind().unwrap();
         f.read_to_end(&mut back).unwrap();
         assert!(back == src);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_cold_file_is_read_behind_and_a_cached_one_is_left_cached() {
+        let dir = scratch("read");
+        let path = dir.join("f");
+        let src = data(MIN as usize + 2 * WINDOW as usize + 4321);
+        std::fs::write(&path, &src).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        file.sync_all().unwrap();
+        let _ = sys::drop_cached(file.as_fd(), 0, 0);
+        let pages = |f: &std::fs::File| sys::cached_pages(f.as_fd(), 0, 0);
+        let cold = pages(&file).is_ok_and(|n| n == 0);
+
+        let mut r = ReadBehind::new(&file, 0, src.len() as u64);
+        // where the kernel can tell (cachestat) and drop (not tmpfs), a cold file is
+        // read behind; anywhere else it is read plainly
+        assert_eq!(r.is_dropping(), cold);
+        let mut back = Vec::new();
+        r.read_to_end(&mut back).unwrap();
+        assert!(back == src);
+        if cold {
+            let left = pages(&file).unwrap() * 4096;
+            assert!(
+                left < src.len() as u64 / 2,
+                "{left} bytes of {} still cached",
+                src.len()
+            );
+        }
+
+        // now cached (read in full without dropping): read as it is, left in the cache
+        let mut all = Vec::new();
+        std::fs::File::open(&path)
+            .unwrap()
+            .read_to_end(&mut all)
+            .unwrap();
+        let before = pages(&file);
+        let mut r = ReadBehind::new(std::fs::File::open(&path).unwrap(), 0, src.len() as u64);
+        assert!(!r.is_dropping());
+        let mut back = Vec::new();
+        r.read_to_end(&mut back).unwrap();
+        assert!(back == src);
+        if let Ok(before) = before {
+            assert!(
+                pages(&file).unwrap() >= before,
+                "nothing cached was dropped"
+            );
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -23,6 +23,7 @@ use super::conn::{Outcome, Tls, login};
 use super::session::{CAT_LIMIT, Failure, Session, describe};
 use crate::log::{Level, escape};
 use crate::protocol::legacy::{RECORD, read_record, send_record};
+use crate::writeback::ReadBehind;
 
 /// How long the one-shot data port waits for its connection.
 pub const DATA_ACCEPT: Duration = Duration::from_secs(5);
@@ -304,7 +305,8 @@ fn get(stream: &mut Tls, peer: SocketAddr, session: &Session, path: &str) -> io:
     let started = Instant::now();
     let result = (|| -> io::Result<u64> {
         let mut data = accept_data(listener, peer.ip(), session)?;
-        let sent = copy(&mut (&mut file).take(st.size), &mut data)?;
+        let mut src = ReadBehind::new(&mut file, 0, st.size);
+        let sent = copy(&mut (&mut src).take(st.size), &mut data)?;
         data.conn.send_close_notify();
         data.flush()?;
         let _ = data.sock.shutdown(std::net::Shutdown::Write);

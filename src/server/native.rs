@@ -15,7 +15,7 @@ use crate::protocol::command::hex;
 use crate::protocol::frame::{Kind, decode_fields, encode_fields, read_frame, write_frame};
 use crate::protocol::{self, ErrorCode, Request};
 use crate::transfer;
-use crate::writeback::WriteBehind;
+use crate::writeback::{ReadBehind, WriteBehind};
 
 /// Entries per `List` frame (each is well under 300 bytes, so frames stay small).
 const LIST_BATCH: usize = 512;
@@ -429,7 +429,7 @@ fn get(
     let started = Instant::now();
     let result = transfer::send(
         stream,
-        &mut file,
+        &mut ReadBehind::new(&mut file, offset, st.size - offset),
         st.size - offset,
         ctx,
         &mut |_| {},
