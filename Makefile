@@ -22,11 +22,15 @@ run: build
 		--cert certs/cert.pem --key certs/key.pem --users user_credentials.txt --root server_storage
 
 # What the tests need beyond cargo: Python 3 (standard library only) for the legacy
-# peers, and util-linux's `script` for the tests that need a terminal.
+# peers, openssl for the make certs test, and util-linux's `script` for the tests that
+# need a terminal.
 test-deps:
 	@command -v python3 >/dev/null 2>&1 || { \
 		echo "installing python3 for the legacy-protocol test peers"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3; }
+	@command -v openssl >/dev/null 2>&1 || { \
+		echo "installing openssl for the make certs test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl; }
 	@command -v script >/dev/null 2>&1 || { \
 		echo "installing bsdutils (script) for the terminal tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bsdutils; }
@@ -38,9 +42,12 @@ lint:
 test: test-deps lint
 	$(CARGO) test --lib --bins --tests
 
-# A fresh self-signed pair for a real deployment; add your names: make certs SAN="DNS:files.lan,IP:127.0.0.1"
+# A fresh self-signed pair for a real deployment; add your names:
+#   make certs DIR=/etc/fos SAN="DNS:files.lan,IP:127.0.0.1"
+# It refuses to replace an existing DIR/cert.pem (clients pinned it) unless FORCE=1.
+DIR ?= certs
 certs:
-	certs/make-certs.sh certs $(SAN)
+	FORCE=$(FORCE) certs/make-certs.sh $(DIR) $(SAN)
 
 # Prints one table of figures and ratios (see README, "Reading make bench").
 bench:

@@ -264,3 +264,37 @@ fn version_and_help() {
         assert!(help.contains(flag), "{flag}");
     }
 }
+
+/// `make certs` writes a new pair only where none is: every client pinned the old one.
+#[test]
+fn make_certs_never_replaces_a_pinned_certificate_unless_forced() {
+    let fx = Fixture::new("make-certs");
+    let dir = fx.local().join("pki");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/make-certs.sh");
+    let run = |force: bool| {
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg(&script).arg(&dir);
+        if force {
+            cmd.env("FORCE", "1");
+        }
+        cmd.output().expect("bash runs")
+    };
+    let out = run(false);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first = fs::read(dir.join("cert.pem")).unwrap();
+    let out = run(false);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("FORCE=1"), "{}", stderr(&out));
+    assert_eq!(
+        fs::read(dir.join("cert.pem")).unwrap(),
+        first,
+        "left as it was"
+    );
+    let out = run(true);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_ne!(
+        fs::read(dir.join("cert.pem")).unwrap(),
+        first,
+        "replaced when forced"
+    );
+}
