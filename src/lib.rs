@@ -18,6 +18,7 @@ pub mod log;
 pub mod protocol;
 pub mod sandbox;
 pub mod server;
+pub mod sync;
 pub mod sys;
 pub mod term;
 pub mod tls;

@@ -28,6 +28,9 @@ use crate::sys::{self, errno, oflag};
 /// Names starting with this are the server's own (partial uploads): users can neither
 /// see nor name them.
 pub const RESERVED_PREFIX: &str = ".fos-part-";
+/// Names starting with this are the server's synchronization state (hash cache, lock):
+/// reserved like [`RESERVED_PREFIX`].
+pub const SYNC_PREFIX: &str = ".fos-sync-";
 /// Longest single name, in bytes.
 pub const MAX_NAME: usize = 255;
 /// Longest path argument, in bytes.
@@ -207,10 +210,15 @@ fn check_name(name: &str) -> Result<()> {
     if name.len() > MAX_NAME {
         return Err(Error::InvalidName("name longer than 255 bytes"));
     }
-    if name.starts_with(RESERVED_PREFIX) {
+    if is_reserved(name) {
         return Err(Error::Reserved);
     }
     Ok(())
+}
+
+/// Whether `name` is one of the server's own (never listed, never nameable).
+pub fn is_reserved(name: &str) -> bool {
+    name.starts_with(RESERVED_PREFIX) || name.starts_with(SYNC_PREFIX)
 }
 
 /// One user's root directory, held open. All operations take [`UserPath`]s.
@@ -323,7 +331,7 @@ impl Sandbox {
             let Some(name) = name.to_str() else {
                 continue; // not representable on the wire; never produced through fos
             };
-            if name.starts_with(RESERVED_PREFIX) {
+            if is_reserved(name) {
                 continue;
             }
             let Ok(cname) = sys::cstring(name.as_bytes()) else {
@@ -522,6 +530,27 @@ impl Sandbox {
             }));
         }
         Ok(in_use.map_or(Resume::Nothing, Resume::InUse))
+    }
+}
+
+/// What synchronization needs beyond the file operations above: the root itself (for
+/// the server's reserved state files), directories opened beneath it, and the parent
+/// of a path, each resolved exactly as every other operation resolves its path.
+impl Sandbox {
+    /// The user's root directory, held open.
+    pub fn root_fd(&self) -> BorrowedFd<'_> {
+        self.root.as_fd()
+    }
+
+    /// Opens a directory beneath the root.
+    pub fn open_dir(&self, path: &UserPath) -> Result<OwnedFd> {
+        self.open_beneath(path, oflag::RDONLY | oflag::DIRECTORY, 0)
+    }
+
+    /// Opens the parent directory of `path`: it and the final name, to act on with
+    /// the `*at` calls (which never follow a final symlink).
+    pub fn open_parent(&self, path: &UserPath) -> Result<(OwnedFd, CString)> {
+        self.parent(path)
     }
 }
 

@@ -660,6 +660,151 @@ pub fn wait_readable(fd: BorrowedFd<'_>, timeout: std::time::Duration) -> io::Re
     }
 }
 
+/// What [`lstatat`] reports: the fields that tell whether a file changed (a
+/// nanosecond modification time and the inode's change time), and its identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStat {
+    /// Device.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// Type and permission bits (`st_mode`).
+    pub mode: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+    /// Inode change time, nanoseconds since the Unix epoch.
+    pub ctime_ns: i64,
+}
+
+// see `impl Stat`: the casts are no-ops on Linux only
+#[allow(clippy::unnecessary_cast)]
+impl FileStat {
+    /// A regular file.
+    pub fn is_file(&self) -> bool {
+        self.mode & libc::S_IFMT as u32 == libc::S_IFREG as u32
+    }
+    /// A directory.
+    pub fn is_dir(&self) -> bool {
+        self.mode & libc::S_IFMT as u32 == libc::S_IFDIR as u32
+    }
+    /// A symbolic link.
+    pub fn is_symlink(&self) -> bool {
+        self.mode & libc::S_IFMT as u32 == libc::S_IFLNK as u32
+    }
+}
+
+/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)` with nanosecond times: a final symlink
+/// is described, never followed. An empty `name` describes `dir` itself.
+pub fn lstatat(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<FileStat> {
+    let mut flags = libc::AT_SYMLINK_NOFOLLOW;
+    if name.is_empty() {
+        flags |= libc::AT_EMPTY_PATH;
+    }
+    let mut st = MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `name` is NUL-terminated and `st` is written on success only, when we read it.
+    cvt(unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), st.as_mut_ptr(), flags) })?;
+    // SAFETY: initialised by the successful fstatat.
+    let st = unsafe { st.assume_init() };
+    // time_t and c_long are i64 on 64-bit Linux only: see `impl Stat`
+    #[allow(clippy::unnecessary_cast)]
+    let ns = |s: libc::time_t, n: libc::c_long| (s as i64).saturating_mul(1_000_000_000) + n as i64;
+    #[allow(clippy::unnecessary_cast)] // see `impl Stat`
+    Ok(FileStat {
+        dev: st.st_dev as u64,
+        ino: st.st_ino as u64,
+        mode: st.st_mode as u32,
+        size: st.st_size as u64,
+        mtime_ns: ns(st.st_mtime, st.st_mtime_nsec),
+        ctime_ns: ns(st.st_ctime, st.st_ctime_nsec),
+    })
+}
+
+/// Flushes every dirty page and inode of the file system holding `fd` and waits for
+/// it (`syncfs`; elsewhere `fsync` of `fd` alone). One call makes a whole batch of
+/// files durable.
+pub fn syncfs(fd: BorrowedFd<'_>) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: syncfs on a valid descriptor.
+        retry(|| cvt(unsafe { libc::syncfs(fd.as_raw_fd()) }))?;
+        Ok(())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // SAFETY: fsync on a valid descriptor.
+        retry(|| cvt(unsafe { libc::fsync(fd.as_raw_fd()) }))?;
+        Ok(())
+    }
+}
+
+/// Copies up to `len` bytes from `src` at `src_off` to `dst` at `dst_off` inside the
+/// kernel (`copy_file_range`: on file systems that can, it shares the blocks instead of
+/// copying them). Returns the bytes copied (0 at the end of `src`); `ENOSYS`,
+/// `EXDEV`, `EINVAL` or `EOPNOTSUPP` where it cannot be used, so the caller copies itself.
+pub fn copy_file_range(
+    src: BorrowedFd<'_>,
+    src_off: u64,
+    dst: BorrowedFd<'_>,
+    dst_off: u64,
+    len: usize,
+) -> io::Result<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut so = off_t(src_off)?;
+        let mut doff = off_t(dst_off)?;
+        retry(|| {
+            // SAFETY: both descriptors are valid for the call, the offsets are live
+            // locals the kernel updates, and no memory of ours is read or written.
+            let n = unsafe {
+                libc::copy_file_range(src.as_raw_fd(), &mut so, dst.as_raw_fd(), &mut doff, len, 0)
+            };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (src, src_off, dst, dst_off, len);
+        Err(io::Error::from_raw_os_error(libc::ENOSYS))
+    }
+}
+
+/// Bytes a TCP socket has sent (and had acknowledged) and received, from `TCP_INFO`
+/// (Linux 4.2 and later): what actually crossed the wire, TLS included. `ENOSYS`
+/// elsewhere.
+pub fn tcp_bytes(socket: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    #[cfg(all(target_os = "linux", any(target_env = "gnu", target_env = "musl")))]
+    {
+        let mut info = MaybeUninit::<libc::tcp_info>::zeroed();
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        // SAFETY: `info` is a writable tcp_info of the size passed in `len`, and the
+        // kernel writes at most `len` bytes; zeroed first, so fields an older kernel
+        // does not fill read as 0.
+        cvt(unsafe {
+            libc::getsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                info.as_mut_ptr().cast(),
+                &mut len,
+            )
+        })?;
+        // SAFETY: zero-initialised, then (partly) written by the kernel: every byte is set.
+        let info = unsafe { info.assume_init() };
+        Ok((info.tcpi_bytes_acked, info.tcpi_bytes_received))
+    }
+    #[cfg(not(all(target_os = "linux", any(target_env = "gnu", target_env = "musl"))))]
+    {
+        let _ = socket;
+        Err(io::Error::from_raw_os_error(libc::ENOSYS))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

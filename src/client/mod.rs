@@ -11,6 +11,7 @@ pub mod legacy;
 pub mod line;
 pub mod native;
 pub mod shell;
+mod sync_cmd;
 mod transfers;
 
 use std::fs::{self, File};

@@ -268,3 +268,49 @@ impl Native {
         }
     }
 }
+
+/// What `sync` needs beyond one request at a time: writing requests without waiting
+/// (pipelining, with the replies read later in order), the raw stream for content,
+/// and the server's identity for its index.
+impl Native {
+    /// Writes a request without flushing or reading its reply.
+    pub fn send_only(&mut self, req: &Request) -> Result<(), Error> {
+        write_frame(&mut self.stream, Kind::Request, &req.encode())?;
+        Ok(())
+    }
+
+    /// Flushes what was written.
+    pub fn flush(&mut self) -> Result<(), Error> {
+        self.stream.flush()?;
+        Ok(())
+    }
+
+    /// Reads the next reply: an `Ok`'s fields, or an `Error` as [`Error::Remote`].
+    pub fn read_reply(&mut self) -> Result<Vec<Vec<u8>>, Error> {
+        self.reply()
+    }
+
+    /// Reads the next frame; its payload is [`Native::payload`].
+    pub fn read_raw(&mut self) -> Result<Kind, Error> {
+        Ok(read_frame(&mut self.stream, &mut self.buf)?)
+    }
+
+    /// The payload of the frame [`Native::read_raw`] read last.
+    pub fn payload(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The TLS stream, for file content ([`crate::transfer`]).
+    pub fn stream(&mut self) -> &mut Tls {
+        &mut self.stream
+    }
+
+    /// The SHA-256 of the server's certificate (the end-entity one).
+    pub fn peer_fingerprint(&self) -> Option<[u8; 32]> {
+        let cert = self.stream.conn.peer_certificates()?.first()?;
+        let d = ring::digest::digest(&ring::digest::SHA256, cert.as_ref());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(d.as_ref());
+        Some(out)
+    }
+}

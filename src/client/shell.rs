@@ -109,6 +109,11 @@ const HELP: &[Help] = &[
         about: "Change your password (asks for the old one and the new one twice).",
     },
     Help {
+        name: "sync",
+        syntax: "sync push|pull|LOCAL REMOTE",
+        about: "Synchronise directories, moving only what changed. `sync push LOCAL_DIR [REMOTE_DIR]` makes the remote directory a copy of the local one, `sync pull REMOTE_DIR [LOCAL_DIR]` the reverse, `sync LOCAL_DIR REMOTE_DIR` carries changes made on either side since the last sync to the other. Flags: -n/--dry-run, --delete (push/pull: also delete what the source lacks), --max-delete N|P% (default 50%), --checksum, --conflict skip|keep-both|newer|local|remote, --exclude PAT, --include PAT (repeatable), -q, --no-fsync. Lines: + new, > updated, - deleted, R renamed, ! conflict; then a summary.",
+    },
+    Help {
         name: "help",
         syntax: "help [command]",
         about: "List the commands, or explain one.",
@@ -377,6 +382,10 @@ impl Shell {
     }
 
     fn dispatch(&mut self, cmd: &str, args: &[String]) -> Result<Flow, Error> {
+        if cmd == "sync" {
+            // long options of its own: parsed by the sync module
+            return self.sync(args).map(|()| Flow::Continue);
+        }
         let (flags, args) = split_flags(args);
         let has = |f: char| flags.contains(&f);
         let allow = |allowed: &str| -> Result<(), Error> {
@@ -769,7 +778,7 @@ mod tests {
     fn every_command_has_help() {
         for name in [
             "ls", "cat", "get", "put", "rm", "mkdir", "rmdir", "cd", "pwd", "help", "exit", "mv",
-            "stat", "lcd", "lls", "lpwd", "passwd",
+            "stat", "lcd", "lls", "lpwd", "passwd", "sync",
         ] {
             assert!(HELP.iter().any(|h| h.name == name), "{name}");
         }

@@ -83,16 +83,18 @@ pub enum Request {
     Discover,
     /// End the session.
     Bye,
+    /// The synchronization family (`manifest`, conditional writes, `cflush`, …).
+    Sync(super::sync::SyncRequest),
 }
 
-fn text(field: &[u8], what: &str, max: usize) -> Result<String, Error> {
+pub(super) fn text(field: &[u8], what: &str, max: usize) -> Result<String, Error> {
     if field.len() > max {
         return Err(Error::BadRequest(format!("{what} longer than {max} bytes")));
     }
     String::from_utf8(field.to_vec()).map_err(|_| Error::BadRequest(format!("{what} is not UTF-8")))
 }
 
-fn number<T: std::str::FromStr>(field: &[u8], what: &str) -> Result<T, Error> {
+pub(super) fn number<T: std::str::FromStr>(field: &[u8], what: &str) -> Result<T, Error> {
     std::str::from_utf8(field)
         .ok()
         .and_then(|s| s.parse().ok())
@@ -137,6 +139,7 @@ impl Request {
             Request::Passwd { .. } => "passwd",
             Request::Discover => "discover",
             Request::Bye => "bye",
+            Request::Sync(s) => s.verb(),
         }
     }
 
@@ -193,6 +196,7 @@ impl Request {
             }
             Request::Mv { from, to } => vec![verb, from.clone(), to.clone()],
             Request::Passwd { old, new } => vec![verb, old.clone(), new.clone()],
+            Request::Sync(s) => return s.encode(),
         };
         encode_fields(&fields)
     }
@@ -302,7 +306,10 @@ impl Request {
                     new: text(args[1], "password", MAX_ARG)?,
                 }
             }
-            _ => return Err(Error::BadRequest("unknown command".into())),
+            v => match super::sync::SyncRequest::decode(v, args)? {
+                Some(s) => Request::Sync(s),
+                None => return Err(Error::BadRequest("unknown command".into())),
+            },
         };
         Ok(req)
     }
@@ -341,6 +348,8 @@ pub enum ErrorCode {
     Unsupported,
     /// The transfer was aborted by its sender.
     Aborted,
+    /// A conditional write (sync) found the path no longer as its plan saw it.
+    Changed,
 }
 
 impl ErrorCode {
@@ -362,12 +371,13 @@ impl ErrorCode {
             ErrorCode::Io => "io",
             ErrorCode::Unsupported => "unsupported",
             ErrorCode::Aborted => "aborted",
+            ErrorCode::Changed => "changed",
         }
     }
 
     /// Parses a wire code; unknown codes (from a newer server) become `Invalid`.
     pub fn parse(s: &[u8]) -> ErrorCode {
-        const ALL: [ErrorCode; 15] = [
+        const ALL: [ErrorCode; 16] = [
             ErrorCode::NotFound,
             ErrorCode::Exists,
             ErrorCode::NotEmpty,
@@ -383,6 +393,7 @@ impl ErrorCode {
             ErrorCode::Io,
             ErrorCode::Unsupported,
             ErrorCode::Aborted,
+            ErrorCode::Changed,
         ];
         ALL.into_iter()
             .find(|c| c.as_str().as_bytes() == s)
@@ -564,7 +575,7 @@ mod tests {
         };
         assert_eq!(Entry::decode(&e.encode()).unwrap(), e);
         assert!(Entry::decode(b"short").is_err());
-        for code in ["not-found", "quota", "busy", "aborted"] {
+        for code in ["not-found", "quota", "busy", "aborted", "changed"] {
             assert_eq!(ErrorCode::parse(code.as_bytes()).as_str(), code);
         }
         assert_eq!(ErrorCode::parse(b"new-thing"), ErrorCode::Invalid);

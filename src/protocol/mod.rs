@@ -7,6 +7,7 @@
 pub mod command;
 pub mod frame;
 pub mod legacy;
+pub mod sync;
 
 pub use command::{Entry, EntryKind, ErrorCode, Request};
 pub use frame::{Error, Kind};

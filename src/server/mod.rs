@@ -10,11 +10,15 @@
 //! commands in flight finish within the grace period, then cut the rest.
 
 mod conn;
+mod delta;
+mod hashcache;
 mod legacy;
 mod limits;
 mod linger;
+mod manifest;
 mod native;
 pub mod session;
+mod syncops;
 mod uploads;
 
 use std::collections::HashMap;

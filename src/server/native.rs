@@ -176,7 +176,14 @@ fn dispatch(
         Some(&session.user),
         format_args!("{event}"),
     );
+    // uploads held for a sync's group durability are committed before anything else
+    if !matches!(req, Request::Sync(_)) && super::syncops::holding(session) {
+        super::syncops::flush(stream, session)?;
+    }
     let reply: Result<Reply, Failure> = match req {
+        Request::Sync(op) => {
+            return super::syncops::handle(stream, peer, session, op).map(|()| true);
+        }
         Request::Login { .. } => Err(Failure::Refused(
             ErrorCode::Invalid,
             "already logged in".into(),
@@ -599,9 +606,14 @@ fn put(
         .checked_add(Duration::from_secs(mtime.max(0) as u64))
         .unwrap_or(UNIX_EPOCH);
     let _ = partial.file().set_modified(mtime);
+    // the committed file, still open: its hash goes to the sync hash cache
+    let committed = partial.file().try_clone().ok();
     if let Err(f) = session.commit(partial, &target, no_clobber) {
         let (code, msg) = describe(&f);
         return fail(stream, code, &msg);
+    }
+    if let Some(file) = &committed {
+        super::syncops::record_upload(session, file, &received.our_sha);
     }
     log.log(
         Level::Info,

@@ -95,6 +95,8 @@ pub struct Session {
     sandbox: Sandbox,
     cwd: UserPath,
     pub(super) shared: Arc<Shared>,
+    /// What `sync` keeps between requests (see `syncops`).
+    sync: super::syncops::SyncState,
 }
 
 impl Session {
@@ -106,7 +108,18 @@ impl Session {
             sandbox,
             cwd: UserPath::root(),
             shared,
+            sync: Default::default(),
         })
+    }
+
+    /// The user's sandbox.
+    pub(super) fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// The sandbox and the sync state, for `sync`'s requests.
+    pub(super) fn sync_parts(&mut self) -> (&Sandbox, &mut super::syncops::SyncState) {
+        (&self.sandbox, &mut self.sync)
     }
 
     /// Resolves a path argument against the current directory.

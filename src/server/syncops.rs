@@ -1,0 +1,700 @@
+//! The server side of `sync`'s writes: conditional uploads, removals and renames
+//! (`cput`, `crm`, `cmv`, plus `cmkdir`, `crmdir`), and group durability (`cflush`).
+//!
+//! **Conditions.** Each write carries what the client's plan saw at the path
+//! ([`Expect`]): nothing, a directory, or a file with a given SHA-256 (checked
+//! through the hash cache, so against the file's current stat). The check and the
+//! write happen together under the user's sync lock (an `flock` on a reserved file in
+//! the user's root, so servers sharing the storage serialise too); a path that no
+//! longer matches is refused with `changed` and left alone.
+//!
+//! **Group durability.** A `cput` that must be durable is received into its partial
+//! and held. When the client sends `cflush`, or enough is held, the server makes the
+//! data of every held partial durable with one `syncfs`, renames them into place (each
+//! under its condition), makes the renames durable with a second `syncfs`, and only
+//! then sends the held replies. Replies always go out in request order, so anything
+//! answered after a held upload waits with it. Any request outside this family
+//! flushes first.
+//!
+//! **Pipelining.** A `cput` without the resume flag is followed by its content at
+//! once; a refused one has its content read and discarded, so a client may send many
+//! requests before reading any reply.
+
+use std::collections::VecDeque;
+use std::ffi::CStr;
+use std::fs::File;
+use std::io::{self, Seek, Write};
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use super::conn::Tls;
+use super::hashcache::{self, HashCache, Record};
+use super::manifest;
+use super::session::{Failure, Session, describe};
+use crate::log::{Level, escape};
+use crate::protocol::command::hex;
+use crate::protocol::frame::{Kind, encode_fields, write_frame};
+use crate::protocol::sync::{Expect, SyncRequest};
+use crate::protocol::{self, ErrorCode};
+use crate::sandbox::{self, Partial, UserPath};
+use crate::sys;
+use crate::transfer;
+use crate::writeback::WriteBehind;
+
+/// The lock conditional writes take, in the user's root (reserved).
+const LOCK_NAME: &CStr = c".fos-sync-lock";
+/// Uploads held for durability before the server flushes on its own.
+const MAX_HELD: usize = 64;
+/// Bytes of held uploads before the server flushes on its own.
+const MAX_HELD_BYTES: u64 = 64 << 20;
+
+/// A reply: the fields of an `Ok`, or an error code and message.
+pub(super) type Outcome = Result<Vec<Vec<u8>>, (ErrorCode, String)>;
+
+/// An upload received and verified, waiting for the batch's durability.
+#[derive(Debug)]
+pub(super) struct Held {
+    partial: Partial,
+    target: UserPath,
+    expect: Expect,
+    sha: [u8; 32],
+}
+
+#[derive(Debug)]
+enum Queued {
+    Reply(Outcome),
+    Commit(Box<Held>),
+}
+
+/// A session's sync state: its view of the hash cache and the replies held back.
+#[derive(Debug, Default)]
+pub struct SyncState {
+    pub(super) cache: HashCache,
+    queue: VecDeque<Queued>,
+    held: usize,
+    held_bytes: u64,
+}
+
+fn changed() -> Failure {
+    Failure::Refused(
+        ErrorCode::Changed,
+        "changed on the server since the sync looked at it".into(),
+    )
+}
+
+pub(super) fn outcome(r: Result<Vec<Vec<u8>>, Failure>) -> Outcome {
+    r.map_err(|f| describe(&f))
+}
+
+fn send_outcome(stream: &mut Tls, o: &Outcome) -> io::Result<()> {
+    match o {
+        Ok(fields) => write_frame(stream, Kind::Ok, &encode_fields(fields)),
+        Err((code, msg)) => {
+            let f: [&[u8]; 2] = [code.as_str().as_bytes(), msg.as_bytes()];
+            write_frame(stream, Kind::Error, &encode_fields(&f))
+        }
+    }
+}
+
+/// Serves one request of the sync family.
+pub(super) fn handle(
+    stream: &mut Tls,
+    peer: SocketAddr,
+    session: &mut Session,
+    req: SyncRequest,
+) -> Result<(), protocol::Error> {
+    match req {
+        SyncRequest::Manifest { path, hashes } => {
+            flush(stream, session)?;
+            manifest::serve(stream, session, &path, hashes)
+        }
+        SyncRequest::Flush => {
+            flush(stream, session)?;
+            write_frame(stream, Kind::Ok, &encode_fields::<&[u8]>(&[]))?;
+            Ok(stream.flush()?)
+        }
+        SyncRequest::Put {
+            path,
+            size,
+            mtime_ns,
+            mode,
+            expect,
+            resume,
+            no_fsync,
+        } => {
+            let durable = session.shared.config.fsync && !no_fsync;
+            let up = Upload {
+                path: &path,
+                size,
+                mtime_ns,
+                mode,
+                expect,
+                durable,
+            };
+            if resume {
+                flush(stream, session)?;
+                put_resumable(stream, peer, session, &up)
+            } else {
+                put_pipelined(stream, peer, session, &up)
+            }
+        }
+        SyncRequest::Rm { path, expect } => {
+            let o = outcome(rm(session, &path, expect));
+            reply(stream, session, o)
+        }
+        SyncRequest::Mv { from, to, expect } => {
+            let o = outcome(mv(session, &from, &to, expect));
+            reply(stream, session, o)
+        }
+        SyncRequest::Mkdir(path) => {
+            let o = outcome(mkdir(session, &path));
+            reply(stream, session, o)
+        }
+        SyncRequest::Rmdir(path) => {
+            let o = outcome(rmdir(session, &path));
+            reply(stream, session, o)
+        }
+        SyncRequest::Blocks { path, block } => {
+            flush(stream, session)?;
+            super::delta::blocks(stream, session, &path, block)
+        }
+        SyncRequest::Patch {
+            path,
+            size,
+            mtime_ns,
+            mode,
+            block,
+            expect,
+            no_fsync,
+        } => {
+            flush(stream, session)?;
+            let durable = session.shared.config.fsync && !no_fsync;
+            let up = Upload {
+                path: &path,
+                size,
+                mtime_ns,
+                mode,
+                expect,
+                durable,
+            };
+            super::delta::patch(stream, peer, session, &up, block)
+        }
+    }
+}
+
+/// Answers now if nothing is held, else queues the answer behind what is.
+pub(super) fn reply(
+    stream: &mut Tls,
+    session: &mut Session,
+    o: Outcome,
+) -> Result<(), protocol::Error> {
+    let (_, state) = session.sync_parts();
+    if state.queue.is_empty() {
+        send_outcome(stream, &o)?;
+        stream.flush()?;
+    } else {
+        state.queue.push_back(Queued::Reply(o));
+    }
+    Ok(())
+}
+
+/// Makes every held upload durable and visible (see the module docs) and sends every
+/// held reply, in order. A no-op when nothing is held.
+pub(super) fn flush(stream: &mut Tls, session: &mut Session) -> Result<(), protocol::Error> {
+    let (sb, state) = session.sync_parts();
+    if state.queue.is_empty() {
+        return Ok(());
+    }
+    let root = sb.root_fd();
+    let durable = state.held > 0;
+    // the data of every partial first: a crash after a rename never leaves an empty file
+    let synced = if durable { sys::syncfs(root) } else { Ok(()) };
+    let mut records = Vec::new();
+    let lock = sync_lock(root);
+    let mut replies = Vec::with_capacity(state.queue.len());
+    let mut committed = false;
+    while let Some(q) = state.queue.pop_front() {
+        let o = match q {
+            Queued::Reply(o) => o,
+            Queued::Commit(h) => {
+                let r = match (&synced, &lock) {
+                    (Err(e), _) | (_, Err(e)) => Err(Failure::from(io_copy(e))),
+                    (Ok(()), Ok(_)) => {
+                        commit_checked(sb, &mut state.cache, *h, false, &mut records)
+                    }
+                };
+                committed |= r.is_ok();
+                outcome(r)
+            }
+        };
+        replies.push(o);
+    }
+    drop(lock);
+    state.held = 0;
+    state.held_bytes = 0;
+    if durable
+        && committed
+        && let Err(e) = sys::syncfs(root)
+    {
+        // the renames may not survive a crash: no upload of the batch is acknowledged
+        let (code, msg) = describe(&Failure::from(e));
+        for r in replies.iter_mut().filter(|r| r.is_ok()) {
+            *r = Err((code, msg.clone()));
+        }
+    }
+    let _ = hashcache::append(root, &records);
+    state.cache.note(&records);
+    for o in &replies {
+        send_outcome(stream, o)?;
+    }
+    stream.flush()?;
+    Ok(())
+}
+
+fn io_copy(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(c) => io::Error::from_raw_os_error(c),
+        None => io::Error::new(e.kind(), e.to_string()),
+    }
+}
+
+/// Takes the user's sync lock (held while the returned file is open).
+fn sync_lock(root: BorrowedFd<'_>) -> io::Result<File> {
+    let fd = sys::openat(
+        root,
+        LOCK_NAME,
+        sys::oflag::RDWR | sys::oflag::CREAT | sys::oflag::NOFOLLOW,
+        0o600,
+    )?;
+    let f = File::from(fd);
+    f.lock()?;
+    Ok(f)
+}
+
+/// Whether the path holds what the plan expected. Call under the sync lock.
+fn check(
+    sb: &sandbox::Sandbox,
+    cache: &mut HashCache,
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    expect: Expect,
+) -> Result<(), Failure> {
+    let st = match sys::lstatat(dir, name) {
+        Ok(st) => Some(st),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    let ok = match (expect, st) {
+        (Expect::Any, _) => true,
+        (Expect::Absent, st) => st.is_none(),
+        (Expect::Dir, Some(st)) => st.is_dir(),
+        (Expect::Sha(want), Some(st)) if st.is_file() => {
+            hashcache::current_sha(cache, sb.root_fd(), dir, name)? == Some(want)
+        }
+        _ => false,
+    };
+    if ok { Ok(()) } else { Err(changed()) }
+}
+
+/// Renames a verified upload into place if its path still matches, and notes its
+/// hash record. Call under the sync lock.
+fn commit_checked(
+    sb: &sandbox::Sandbox,
+    cache: &mut HashCache,
+    mut h: Held,
+    fsync: bool,
+    records: &mut Vec<Record>,
+) -> Result<Vec<Vec<u8>>, Failure> {
+    let (dir, name) = sb.open_parent(&h.target)?;
+    check(sb, cache, dir.as_fd(), &name, h.expect)?;
+    let file = h.partial.file().try_clone()?;
+    match h
+        .partial
+        .commit(&h.target, h.expect == Expect::Absent, fsync)
+    {
+        Ok(()) => {}
+        // created by someone else between the check and here (a plain put)
+        Err(sandbox::Error::Exists) => return Err(changed()),
+        Err(e) => return Err(e.into()),
+    }
+    if let Ok(st) = sys::lstatat(file.as_fd(), c"") {
+        records.push(Record::of(&st, h.sha));
+    }
+    Ok(vec![hex(&h.sha).into_bytes()])
+}
+
+/// What a `cput` or `cpatch` announced.
+pub(super) struct Upload<'a> {
+    pub(super) path: &'a str,
+    pub(super) size: u64,
+    pub(super) mtime_ns: i64,
+    pub(super) mode: u32,
+    pub(super) expect: Expect,
+    pub(super) durable: bool,
+}
+
+/// Refuses early what is bound to be refused at commit (a file that changed, a
+/// target that exists): no need to store the content first.
+pub(super) fn precheck(
+    session: &mut Session,
+    target: &UserPath,
+    expect: Expect,
+) -> Result<(), Failure> {
+    if expect == Expect::Dir {
+        return Err(Failure::Refused(
+            ErrorCode::Invalid,
+            "an upload cannot expect a directory".into(),
+        ));
+    }
+    if target.is_root() {
+        return Err(Failure::Sandbox(sandbox::Error::IsADirectory));
+    }
+    let (sb, state) = session.sync_parts();
+    let (dir, name) = sb.open_parent(target)?;
+    check(sb, &mut state.cache, dir.as_fd(), &name, expect)
+}
+
+/// Sets the announced modification time and permission bits on the finished partial.
+pub(super) fn finish_partial(partial: &mut Partial, mtime_ns: i64, mode: u32) {
+    let t = if mtime_ns >= 0 {
+        UNIX_EPOCH.checked_add(Duration::from_nanos(mtime_ns as u64))
+    } else {
+        UNIX_EPOCH.checked_sub(Duration::from_nanos(mtime_ns.unsigned_abs()))
+    };
+    let f = partial.file();
+    if let Some(t) = t {
+        let _ = f.set_modified(t);
+    }
+    // the owner keeps read and write: the server must be able to serve and replace it
+    let _ = f.set_permissions(std::fs::Permissions::from_mode((mode & 0o777) | 0o600));
+}
+
+/// Reads and discards the content that follows a refused pipelined upload.
+pub(super) fn drain(stream: &mut Tls, size: u64) -> Result<(), protocol::Error> {
+    transfer::receive(
+        stream,
+        &mut io::sink(),
+        size,
+        transfer::sha(),
+        &mut |_| {},
+        &|| false,
+    )?;
+    Ok(())
+}
+
+/// Checks what arrived against what was announced.
+pub(super) fn verify(got: &transfer::Received, expected_len: u64) -> Result<[u8; 32], Failure> {
+    if let Some(e) = &got.local_error {
+        return Err(match e {
+            transfer::LocalError::Write(e) => Failure::from(io_copy(e)),
+            transfer::LocalError::TooLong(_) => {
+                Failure::Refused(ErrorCode::Invalid, "more data than announced".into())
+            }
+        });
+    }
+    let Some(sender) = got.sender_sha else {
+        return Err(Failure::Refused(
+            ErrorCode::Aborted,
+            "upload cancelled by the client".into(),
+        ));
+    };
+    if got.bytes != expected_len {
+        return Err(Failure::Refused(
+            ErrorCode::Invalid,
+            format!(
+                "received {} bytes, {expected_len} were announced",
+                got.bytes
+            ),
+        ));
+    }
+    if sender != got.our_sha {
+        return Err(Failure::Refused(
+            ErrorCode::Integrity,
+            "SHA-256 mismatch: the upload was corrupted; nothing was saved".into(),
+        ));
+    }
+    Ok(got.our_sha)
+}
+
+fn log_received(session: &Session, peer: SocketAddr, path: &str, bytes: u64, started: Instant) {
+    session.shared.log.log(
+        Level::Info,
+        Some(peer),
+        Some(&session.user),
+        format_args!(
+            "sync received {:?}: {bytes} bytes in {:.3?}",
+            escape(path),
+            started.elapsed()
+        ),
+    );
+}
+
+/// A `cput` whose content follows at once.
+fn put_pipelined(
+    stream: &mut Tls,
+    peer: SocketAddr,
+    session: &mut Session,
+    up: &Upload<'_>,
+) -> Result<(), protocol::Error> {
+    let started = Instant::now();
+    let begun = session.path(up.path).and_then(|target| {
+        precheck(session, &target, up.expect)?;
+        let secs = up.mtime_ns.div_euclid(1_000_000_000);
+        session.begin_put(up.path, Some((up.size, secs)), false, false)
+    });
+    let (target, mut partial) = match begun {
+        Ok(p) => p,
+        Err(f) => {
+            drain(stream, up.size)?;
+            return reply(stream, session, outcome(Err(f)));
+        }
+    };
+    let got = {
+        let mut w = WriteBehind::buffered(partial.file(), 0, up.size);
+        transfer::receive(
+            stream,
+            &mut w,
+            up.size,
+            transfer::sha(),
+            &mut |_| {},
+            &|| false,
+        )?
+    };
+    let sha = match verify(&got, up.size) {
+        Ok(sha) => sha,
+        Err(f) => return reply(stream, session, outcome(Err(f))),
+    };
+    finish_partial(&mut partial, up.mtime_ns, up.mode);
+    log_received(session, peer, up.path, got.bytes, started);
+    let held = Held {
+        partial,
+        target,
+        expect: up.expect,
+        sha,
+    };
+    if up.durable {
+        let (_, state) = session.sync_parts();
+        state.queue.push_back(Queued::Commit(Box::new(held)));
+        state.held += 1;
+        state.held_bytes += up.size;
+        if state.held >= MAX_HELD || state.held_bytes >= MAX_HELD_BYTES {
+            flush(stream, session)?;
+        }
+        return Ok(());
+    }
+    let o = outcome(commit_now(session, held, false));
+    reply(stream, session, o)
+}
+
+/// Commits one upload at once, under the lock, and records its hash.
+pub(super) fn commit_now(
+    session: &mut Session,
+    held: Held,
+    fsync: bool,
+) -> Result<Vec<Vec<u8>>, Failure> {
+    let (sb, state) = session.sync_parts();
+    let root = sb.root_fd();
+    let mut records = Vec::new();
+    let r = {
+        let _lock = sync_lock(root)?;
+        commit_checked(sb, &mut state.cache, held, fsync, &mut records)
+    };
+    let _ = hashcache::append(root, &records);
+    state.cache.note(&records);
+    r
+}
+
+/// A resumable `cput`: answered `Ok [offset, prefix]` first, like `put`.
+fn put_resumable(
+    stream: &mut Tls,
+    peer: SocketAddr,
+    session: &mut Session,
+    up: &Upload<'_>,
+) -> Result<(), protocol::Error> {
+    let started = Instant::now();
+    let begun = session.path(up.path).and_then(|target| {
+        precheck(session, &target, up.expect)?;
+        let secs = up.mtime_ns.div_euclid(1_000_000_000);
+        session.begin_put(up.path, Some((up.size, secs)), false, true)
+    });
+    let (target, mut partial) = match begun {
+        Ok(p) => p,
+        Err(f) => return reply(stream, session, outcome(Err(f))),
+    };
+    let mut ctx = transfer::sha();
+    let offset = match partial.len() {
+        Ok(n) if n <= up.size => n,
+        _ => 0,
+    };
+    let prefix = if offset > 0 {
+        let file = partial.file();
+        let hashed = file
+            .rewind()
+            .and_then(|()| transfer::hash_prefix(file, offset, &mut ctx));
+        if hashed.is_err() {
+            let o = Err((ErrorCode::Io, "cannot read the partial upload".to_string()));
+            return reply(stream, session, o);
+        }
+        hex(&transfer::finish(ctx.clone()))
+    } else {
+        String::new()
+    };
+    write_frame(
+        stream,
+        Kind::Ok,
+        &encode_fields(&[offset.to_string().as_bytes(), prefix.as_bytes()]),
+    )?;
+    stream.flush()?;
+    partial.keep(true);
+    let shared = std::sync::Arc::clone(&session.shared);
+    let _running = partial
+        .resumable_id()
+        .map(|id| shared.uploads.register(id, stream.get_ref().tcp()));
+    let got = {
+        let _ = partial.file().seek(io::SeekFrom::End(0));
+        let mut w = WriteBehind::buffered(partial.file(), offset, up.size - offset);
+        transfer::receive(stream, &mut w, up.size - offset, ctx, &mut |_| {}, &|| {
+            false
+        })?
+    };
+    if got.sender_sha.is_none() && got.local_error.is_none() && !got.discard {
+        // cancelled: the partial stays for a resume
+        let o = Err((
+            ErrorCode::Aborted,
+            "upload cancelled by the client".to_string(),
+        ));
+        return reply(stream, session, o);
+    }
+    partial.keep(false);
+    let sha = match verify(&got, up.size - offset) {
+        Ok(sha) => sha,
+        Err(f) => return reply(stream, session, outcome(Err(f))),
+    };
+    finish_partial(&mut partial, up.mtime_ns, up.mode);
+    log_received(session, peer, up.path, got.bytes, started);
+    let held = Held {
+        partial,
+        target,
+        expect: up.expect,
+        sha,
+    };
+    let o = outcome(commit_now(session, held, up.durable));
+    reply(stream, session, o)
+}
+
+/// Refuses to touch the session's current directory or one above it.
+fn guard_cwd(session: &Session, path: &UserPath) -> Result<(), Failure> {
+    let cwd = session.path(".")?;
+    if path.is_root() || cwd.components().starts_with(path.components()) {
+        return Err(Failure::Refused(
+            ErrorCode::Invalid,
+            "cannot change the current directory or one above it".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn rm(session: &mut Session, path: &str, expect: Expect) -> Result<Vec<Vec<u8>>, Failure> {
+    let target = session.path(path)?;
+    guard_cwd(session, &target)?;
+    if matches!(expect, Expect::Dir | Expect::Absent) {
+        return Err(Failure::Refused(
+            ErrorCode::Invalid,
+            "crm removes files; crmdir removes directories".into(),
+        ));
+    }
+    let (sb, state) = session.sync_parts();
+    let (dir, name) = sb.open_parent(&target)?;
+    let _lock = sync_lock(sb.root_fd())?;
+    check(sb, &mut state.cache, dir.as_fd(), &name, expect)?;
+    let st = sys::lstatat(dir.as_fd(), &name)?;
+    if st.is_dir() {
+        return Err(Failure::Sandbox(sandbox::Error::IsADirectory));
+    }
+    sys::unlinkat(dir.as_fd(), &name, false)?;
+    Ok(vec![])
+}
+
+fn mv(
+    session: &mut Session,
+    from: &str,
+    to: &str,
+    expect: Expect,
+) -> Result<Vec<Vec<u8>>, Failure> {
+    let (src, dst) = (session.path(from)?, session.path(to)?);
+    guard_cwd(session, &src)?;
+    if dst.is_root() || dst.components().starts_with(src.components()) {
+        return Err(Failure::Refused(
+            ErrorCode::Invalid,
+            "cannot move a directory into itself".into(),
+        ));
+    }
+    if expect == Expect::Absent {
+        return Err(Failure::Refused(
+            ErrorCode::Invalid,
+            "a rename needs something to rename".into(),
+        ));
+    }
+    let (sb, state) = session.sync_parts();
+    let (from_dir, from_name) = sb.open_parent(&src)?;
+    let (to_dir, to_name) = sb.open_parent(&dst)?;
+    let _lock = sync_lock(sb.root_fd())?;
+    check(sb, &mut state.cache, from_dir.as_fd(), &from_name, expect)?;
+    let before = sys::lstatat(from_dir.as_fd(), &from_name)?;
+    // a valid record before the rename stays valid after it: only the ctime moves
+    let record = state
+        .cache
+        .record(before.dev, before.ino)
+        .filter(|r| r.matches(&before))
+        .copied();
+    match sys::renameat(from_dir.as_fd(), &from_name, to_dir.as_fd(), &to_name, true) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(sys::errno::EEXIST) => return Err(changed()),
+        Err(e) => return Err(e.into()),
+    }
+    if let Some(r) = record
+        && let Ok(after) = sys::lstatat(to_dir.as_fd(), &to_name)
+        && (after.ino, after.size, after.mtime_ns) == (r.ino, r.size, r.mtime_ns)
+    {
+        let rec = [Record::of(&after, r.sha)];
+        let _ = hashcache::append(sb.root_fd(), &rec);
+        state.cache.note(&rec);
+    }
+    Ok(vec![dst.to_string().into_bytes()])
+}
+
+fn mkdir(session: &mut Session, path: &str) -> Result<Vec<Vec<u8>>, Failure> {
+    let target = session.path(path)?;
+    let (sb, _) = session.sync_parts();
+    match sb.mkdir(&target) {
+        Ok(()) => Ok(vec![]),
+        Err(sandbox::Error::Exists) if sb.check_dir(&target).is_ok() => Ok(vec![]),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn rmdir(session: &mut Session, path: &str) -> Result<Vec<Vec<u8>>, Failure> {
+    let target = session.path(path)?;
+    guard_cwd(session, &target)?;
+    let (sb, _) = session.sync_parts();
+    sb.rmdir(&target)?;
+    Ok(vec![])
+}
+
+/// Records the hash of a file a plain `put` has just committed (`file` is the
+/// committed file, still open), so a later manifest or condition need not read it.
+pub(super) fn record_upload(session: &Session, file: &File, sha: &[u8; 32]) {
+    if let Ok(st) = sys::lstatat(file.as_fd(), c"")
+        && st.is_file()
+    {
+        // the cache is an optimisation: failing to extend it changes no answer
+        let _ = hashcache::append(session.sandbox().root_fd(), &[Record::of(&st, *sha)]);
+    }
+}
+
+/// Whether uploads are held (for the dispatcher: anything else flushes first).
+pub(super) fn holding(session: &mut Session) -> bool {
+    !session.sync_parts().1.queue.is_empty()
+}
