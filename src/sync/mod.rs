@@ -239,7 +239,7 @@ fn one_round(
             )));
         }
     };
-    let state = index::state_dir();
+    let state = opts.state.clone().or_else(index::state_dir);
     let skip_dir = state.as_deref().and_then(|s| {
         let md = std::fs::metadata(s).ok()?;
         use std::os::unix::fs::MetadataExt;

@@ -91,6 +91,9 @@ pub struct Options {
     pub quiet: bool,
     /// `--no-fsync`: nothing is flushed to disk before it is acknowledged.
     pub no_fsync: bool,
+    /// Where the index lives (not a flag: for library callers). Defaults to the XDG
+    /// state directory ([`super::index::state_dir`]).
+    pub state: Option<std::path::PathBuf>,
 }
 
 /// The default deletion limit.
@@ -151,6 +154,7 @@ pub fn parse(args: &[String]) -> Result<Options, Error> {
         rules: Vec::new(),
         quiet: false,
         no_fsync: false,
+        state: None,
     };
     let mut conflict_given = false;
     let mut it = args.iter();
