@@ -488,8 +488,8 @@ impl Meter<'_> {
                 return Err(Failure::Refused(
                     ErrorCode::Quota,
                     format!(
-                        "quota exceeded: the upload reached {total} bytes, and {} of {quota} bytes are used",
-                        room.used.saturating_sub(self.reserved).saturating_add(self.written)
+                        "quota exceeded: this upload reached {total} bytes, and {} of {quota} bytes are used by other files",
+                        room.used.saturating_sub(self.reserved)
                     ),
                 ));
             }
