@@ -36,8 +36,12 @@ pub const MAX_PATH: usize = crate::protocol::command::MAX_PATH;
 /// the user's root (`mkdir` and `mv` refuse deeper ones; `rm -r` and the usage count
 /// still handle deeper trees that arrived some other way).
 pub const MAX_DEPTH: usize = 128;
-/// The user's usage lock: a reserved, empty file in the user's root that uploads
-/// `flock` while they check the quota and reserve their size.
+/// The directory of the storage that holds one usage lock per user (an empty file
+/// named after the user), which uploads `flock` while they check the quota and reserve
+/// their size. A user name never starts with a dot, so no user's root is named so.
+const LOCK_DIR: &CStr = c".fos-locks";
+/// The usage lock of a sandbox opened without its storage ([`Sandbox::open`]): a
+/// reserved file in its root.
 const USAGE_LOCK: &CStr = c".fos-part-usage.lock";
 /// Symlinks followed in one resolution by the fallback walker (as Linux's 40).
 const MAX_LINKS: usize = 40;
@@ -225,6 +229,8 @@ fn check_name(name: &str) -> Result<()> {
 #[derive(Debug)]
 pub struct Sandbox {
     root: OwnedFd,
+    /// The storage directory and the user's name in it, for the usage lock.
+    storage: Option<(OwnedFd, CString)>,
     /// Use the portable walker even where openat2 exists (tests compare the two).
     force_walk: bool,
 }
@@ -241,7 +247,10 @@ impl Sandbox {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(Error::Io(e)),
         }
-        Sandbox::open(&dir)
+        let mut sandbox = Sandbox::open(&dir)?;
+        let storage = File::open(storage)?;
+        sandbox.storage = Some((OwnedFd::from(storage), sys::cstring(user.as_bytes())?));
+        Ok(sandbox)
     }
 
     /// Opens an existing directory as a sandbox root.
@@ -253,6 +262,7 @@ impl Sandbox {
             .open(dir)?;
         Ok(Sandbox {
             root: OwnedFd::from(file),
+            storage: None,
             force_walk: false,
         })
     }
@@ -447,17 +457,28 @@ impl Sandbox {
         Ok(total)
     }
 
-    /// Takes the user's usage lock, blocking until it is free: an exclusive `flock` on a
-    /// reserved file in the user's root, held until the returned file is dropped.
-    /// Servers sharing the storage take the same lock, so a quota check and the
-    /// reservation that follows it are one step for all of them.
+    /// Takes the user's usage lock, blocking until it is free: an exclusive `flock` on
+    /// `.fos-locks/USER` in the storage directory (made on first use), held until the
+    /// returned file is dropped. Servers sharing the storage take the same lock, so a
+    /// quota check and the reservation that follows it are one step for all of them.
     pub fn lock_usage(&self) -> Result<File> {
-        let fd = sys::openat(
-            self.root.as_fd(),
-            USAGE_LOCK,
-            oflag::RDWR | oflag::CREAT | oflag::NOFOLLOW,
-            0o600,
-        )?;
+        let create = oflag::RDWR | oflag::CREAT | oflag::NOFOLLOW;
+        let fd = match &self.storage {
+            Some((storage, user)) => {
+                match sys::mkdirat(storage.as_fd(), LOCK_DIR, 0o700) {
+                    Err(e) if e.raw_os_error() != Some(errno::EEXIST) => return Err(e.into()),
+                    _ => {}
+                }
+                let dir = sys::openat(
+                    storage.as_fd(),
+                    LOCK_DIR,
+                    oflag::RDONLY | oflag::DIRECTORY | oflag::NOFOLLOW,
+                    0,
+                )?;
+                sys::openat(dir.as_fd(), user, create, 0o600)?
+            }
+            None => sys::openat(self.root.as_fd(), USAGE_LOCK, create, 0o600)?,
+        };
         let file = File::from(fd);
         file.lock()?;
         Ok(file)
