@@ -445,7 +445,9 @@ impl Sandbox {
     pub fn usage(&self) -> Result<u64> {
         let mut total = 0u64;
         walk_tree(self.root.try_clone()?, &mut |visit| {
-            if let Visit::Entry { dir, name, stat, .. } = visit
+            if let Visit::Entry {
+                dir, name, stat, ..
+            } = visit
                 && stat.is_file()
             {
                 total = total
@@ -553,7 +555,10 @@ impl Sandbox {
     /// `meta`, a reserved sidecar records the target and the source's size and mtime,
     /// which a later resume matches on.
     pub fn create_partial(&self, target: &UserPath, meta: Option<(u64, i64)>) -> Result<Partial> {
-        self.create(target, meta.map_or(Sidecar::None, |(size, mtime)| Sidecar::Resume(size, mtime)))
+        self.create(
+            target,
+            meta.map_or(Sidecar::None, |(size, mtime)| Sidecar::Resume(size, mtime)),
+        )
     }
 
     /// Creates a partial file as [`Sandbox::create_partial`] does, for an upload that
@@ -811,7 +816,9 @@ fn walk_tree(top: OwnedFd, visit: &mut dyn FnMut(Visit<'_>) -> Result<()>) -> Re
     let mut cur = top;
     loop {
         let depth = stack.len();
-        let level = stack.last_mut().expect("the walk ends when the stack empties");
+        let level = stack
+            .last_mut()
+            .expect("the walk ends when the stack empties");
         let Some(next) = level.left.pop() else {
             let done = stack.pop().expect("just looked at it");
             let Some(parent) = stack.last() else {
@@ -1163,6 +1170,84 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(left.len(), 2, "f and r.bin only: {left:?}");
+    }
+
+    #[test]
+    fn usage_counts_reservations_and_trees_of_any_depth() {
+        let (t, sb) = fixture();
+        // the fixture's files: "mine" in d/f
+        assert_eq!(sb.usage().unwrap(), 4);
+        let target = UserPath::resolve(&UserPath::root(), "d/s.bin", false).unwrap();
+        let mut p = sb.create_reserved(&target, 1000).unwrap();
+        io::Write::write_all(p.file(), &[1; 10]).unwrap();
+        let sidecar = reserve_text(0).len() as u64;
+        assert_eq!(
+            sb.usage().unwrap(),
+            4 + 1000 + sidecar,
+            "at its reservation"
+        );
+        p.reservation().unwrap().unwrap().set(5000).unwrap();
+        assert_eq!(sb.usage().unwrap(), 4 + 5000 + sidecar);
+        p.commit(&target, false, false).unwrap();
+        assert_eq!(
+            sb.usage().unwrap(),
+            4 + 10,
+            "committed: its size, no sidecar"
+        );
+        // a resumable partial, kept after a cut, counts at its announced size
+        let big = UserPath::resolve(&UserPath::root(), "big", false).unwrap();
+        let mut p = sb.create_partial(&big, Some((3000, 1))).unwrap();
+        p.keep(true);
+        drop(p);
+        let kept = sb.usage().unwrap() - 14;
+        assert!((3000..3100).contains(&kept), "{kept}");
+        // a tree deeper than the limit (made outside fos) counts, and rm -r removes it
+        let mut deep = t.path().join("root/u/deep");
+        for _ in 0..MAX_DEPTH + 50 {
+            deep.push("d");
+        }
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::write(deep.join("f"), "1234567").unwrap();
+        assert_eq!(sb.usage().unwrap(), 14 + kept + 7);
+        let top = UserPath::resolve(&UserPath::root(), "deep", false).unwrap();
+        assert_eq!(sb.remove_tree(&top).unwrap(), MAX_DEPTH as u64 + 50 + 2);
+        assert!(!t.path().join("root/u/deep").exists());
+    }
+
+    #[test]
+    fn no_directory_deeper_than_the_limit_even_through_a_symlink() {
+        for walk in [false, true] {
+            let (t, sb) = fixture();
+            let sb = sb.force_portable_walk(walk);
+            let root = UserPath::root();
+            let at = |n: usize| vec!["a"; n].join("/");
+            for n in 1..=MAX_DEPTH {
+                sb.mkdir(&p(&root, &at(n)).unwrap()).unwrap();
+            }
+            assert!(matches!(
+                sb.mkdir(&p(&root, &at(MAX_DEPTH + 1)).unwrap()),
+                Err(Error::TooDeep)
+            ));
+            // a short path through a symlink to the bottom is just as deep
+            symlink(at(MAX_DEPTH), t.path().join("root/u/short")).unwrap();
+            assert!(matches!(
+                sb.mkdir(&p(&root, "short/x").unwrap()),
+                Err(Error::TooDeep)
+            ));
+            // moving a tree down is held to the same limit; moving it up is not
+            sb.mkdir(&p(&root, "b").unwrap()).unwrap();
+            sb.mkdir(&p(&root, "b/c").unwrap()).unwrap();
+            let low = format!("{}/b", at(MAX_DEPTH - 1));
+            assert!(matches!(
+                sb.rename(&p(&root, "b").unwrap(), &p(&root, &low).unwrap()),
+                Err(Error::TooDeep)
+            ));
+            let fits = format!("{}/b", at(MAX_DEPTH - 2));
+            sb.rename(&p(&root, "b").unwrap(), &p(&root, &fits).unwrap())
+                .unwrap();
+            sb.rename(&p(&root, &fits).unwrap(), &p(&root, "b").unwrap())
+                .unwrap();
+        }
     }
 
     #[test]

@@ -610,4 +610,109 @@ mod tests {
         assert!(matches!(got.local_error, Some(LocalError::TooLong(100))));
         assert!(out.is_empty());
     }
+
+    #[test]
+    fn a_stream_of_unknown_size_ends_with_its_size() {
+        let src = data(CHUNK * 3 + 5);
+        let mut wire = Vec::new();
+        let (digest, size) = send_stream(
+            &mut wire,
+            &mut &src[..],
+            sha(),
+            &mut |_| {},
+            &|| false,
+            &mut |_| false,
+        )
+        .unwrap();
+        assert_eq!(size, src.len() as u64);
+        let mut out = Vec::new();
+        let got = receive(
+            &mut &wire[..],
+            &mut out,
+            u64::MAX,
+            sha(),
+            &mut |_| {},
+            &|| false,
+        )
+        .unwrap();
+        assert!(got.is_intact() && got.ended);
+        assert_eq!(got.sender_sha, Some(digest));
+        assert_eq!(got.sender_size, Some(size));
+        assert!(out == src);
+        // an empty stream is a stream too
+        let mut wire = Vec::new();
+        let (_, size) = send_stream(
+            &mut wire,
+            &mut &[][..],
+            sha(),
+            &mut |_| {},
+            &|| false,
+            &mut |_| false,
+        )
+        .unwrap();
+        assert_eq!(size, 0);
+    }
+
+    #[test]
+    fn a_refused_stream_stops_early_and_the_rest_is_skipped() {
+        struct Refuses;
+        impl Write for Refuses {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::other("over the limit"))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let src = data(CHUNK * 4);
+        let mut wire = Vec::new();
+        send_stream(
+            &mut wire,
+            &mut &src[..],
+            sha(),
+            &mut |_| {},
+            &|| false,
+            &mut |_| false,
+        )
+        .unwrap();
+        wire.extend_from_slice(b"Q\0\0\0\0");
+        let mut r = &wire[..];
+        let got = receive_until_error(&mut r, &mut Refuses, u64::MAX, sha(), &mut |_| {}, &|| {
+            false
+        })
+        .unwrap();
+        assert!(!got.ended && matches!(got.local_error, Some(LocalError::Write(_))));
+        assert_eq!(got.bytes, CHUNK as u64, "stopped after the first chunk");
+        // too much left to skip: the sender is not listening
+        assert!(skip(&mut r.clone(), CHUNK as u64).is_err());
+        skip(&mut r, u64::MAX).unwrap();
+        assert_eq!(r, b"Q\0\0\0\0", "in step for the next request");
+        // the sender sees the answer and stops with an Abort
+        let mut wire = Vec::new();
+        let mut polls = 0;
+        let e = send_stream(
+            &mut wire,
+            &mut &src[..],
+            sha(),
+            &mut |_| {},
+            &|| false,
+            &mut |_| {
+                polls += 1;
+                polls > 2
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(e, SendError::Answered));
+        let got = receive(
+            &mut &wire[..],
+            &mut Vec::new(),
+            u64::MAX,
+            sha(),
+            &mut |_| {},
+            &|| false,
+        )
+        .unwrap();
+        assert_eq!(got.bytes, 2 * CHUNK as u64);
+        assert!(got.sender_sha.is_none());
+    }
 }

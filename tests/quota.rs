@@ -138,7 +138,11 @@ fn interrupted_uploads_kept_for_resume_count_against_the_quota() {
             },
         )
         .unwrap();
-    assert_eq!(report.bytes, (data.len() - MIB) as u64, "resumed, not resent");
+    assert_eq!(
+        report.bytes,
+        (data.len() - MIB) as u64,
+        "resumed, not resent"
+    );
     assert_same(&fs::read(root.join("f0")).unwrap(), &data, "resumed upload");
 }
 
@@ -153,7 +157,11 @@ fn concurrent_uploads_cannot_each_pass_the_check() {
     // while `a` is under way, `b` of the same size would take the user over the quota
     let mut b = session(&server);
     let (kind, fields) = start_upload(&mut b, "b", &data, 0);
-    assert_eq!(kind, Kind::Error, "a second 1.5 MiB upload under a 2 MiB quota");
+    assert_eq!(
+        kind,
+        Kind::Error,
+        "a second 1.5 MiB upload under a 2 MiB quota"
+    );
     assert_eq!(error_code(&fields), "quota");
     // the same through the legacy protocol
     let small = fx.local().join("small");

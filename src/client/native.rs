@@ -323,7 +323,9 @@ impl Native {
             Ok((sha, size)) => {
                 let f = self.reply()?;
                 let theirs: u64 = field_num(f.get(1))?;
-                let ok = f.first().is_some_and(|h| **h == *crate::protocol::command::hex(&sha).as_bytes());
+                let ok = f
+                    .first()
+                    .is_some_and(|h| **h == *crate::protocol::command::hex(&sha).as_bytes());
                 if theirs != size || !ok {
                     return Err(Error::Remote(
                         ErrorCode::Integrity,
@@ -342,9 +344,9 @@ impl Native {
                 Err(Error::Local(format!("reading the input failed: {e}")))
             }
             // the refusal; success is never sent early
-            Err(SendError::Answered) => self.reply().and_then(|_| {
-                Err(Error::Protocol(protocol::Error::Unexpected(Kind::Ok)))
-            }),
+            Err(SendError::Answered) => self
+                .reply()
+                .and_then(|_| Err(Error::Protocol(protocol::Error::Unexpected(Kind::Ok)))),
         }
     }
 

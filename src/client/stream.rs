@@ -116,9 +116,8 @@ impl Sink {
         if !via_link {
             flags |= oflag::NOFOLLOW;
         }
-        let local = |e: io::Error| {
-            Error::Local(format!("{}: {}", path.display(), super::local_reason(&e)))
-        };
+        let local =
+            |e: io::Error| Error::Local(format!("{}: {}", path.display(), super::local_reason(&e)));
         let file = loop {
             match fs::OpenOptions::new()
                 .write(true)

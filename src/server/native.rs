@@ -518,11 +518,10 @@ fn put(
         send_err(stream, code, &msg).map_err(Into::into)
     };
     let announced = up.size.map(|size| (size, up.mtime));
-    let (target, mut partial) =
-        match session.begin_put(path, announced, up.no_clobber, up.resume) {
-            Ok(p) => p,
-            Err(f) => return refuse(stream, &f),
-        };
+    let (target, mut partial) = match session.begin_put(path, announced, up.no_clobber, up.resume) {
+        Ok(p) => p,
+        Err(f) => return refuse(stream, &f),
+    };
     // a stream's limits are checked as it arrives
     let meter = match up.size {
         Some(_) => None,
@@ -700,7 +699,10 @@ fn put(
     let sha = hex(&received.our_sha);
     match up.size {
         Some(_) => send_ok(stream, &[sha.as_bytes()])?,
-        None => send_ok(stream, &[sha.as_bytes(), received.bytes.to_string().as_bytes()])?,
+        None => send_ok(
+            stream,
+            &[sha.as_bytes(), received.bytes.to_string().as_bytes()],
+        )?,
     }
     Ok(())
 }

@@ -61,10 +61,7 @@ pub fn describe(f: &Failure) -> (ErrorCode, String) {
             ),
             E::TooDeep => (
                 ErrorCode::Invalid,
-                format!(
-                    "directory tree deeper than {} levels",
-                    sandbox::MAX_DEPTH
-                ),
+                format!("directory tree deeper than {} levels", sandbox::MAX_DEPTH),
             ),
             E::Io(io) => (ErrorCode::Io, io_message(io)),
         },
