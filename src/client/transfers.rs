@@ -87,10 +87,10 @@ impl Shell {
         self.interrupt.load(Ordering::SeqCst)
     }
 
-    /// Runs a transfer, retrying network failures with backoff on a fresh connection;
-    /// every retry resumes. A cancelled download leaves the connection unusable, so
-    /// it is dropped and the next command reconnects.
-    /// At most `tries` tries (1: no retry).
+    /// Runs a transfer, retrying network failures with backoff on a fresh connection
+    /// (at most `tries` tries; 1: none); every retry resumes. A cancelled download
+    /// leaves the connection unusable, so it is dropped and the next command
+    /// reconnects.
     fn with_retry<T>(
         &mut self,
         what: &str,

@@ -406,12 +406,6 @@ impl Session {
         })
     }
 
-    /// Bytes used under the user's root: files at any depth and partial uploads at
-    /// their reservation (symlinks not followed).
-    pub fn usage(&self) -> Result<u64, Failure> {
-        Ok(self.sandbox.usage()?)
-    }
-
     /// The limits of an upload whose size is not known beforehand (a stream, a legacy
     /// put), enforced as its bytes arrive: pass each piece to [`Meter::admit`] before
     /// writing it.
