@@ -483,6 +483,8 @@ pub mod errno {
     pub const ESPIPE: i32 = libc::ESPIPE;
     /// Not supported by this file or filesystem.
     pub const EOPNOTSUPP: i32 = libc::EOPNOTSUPP;
+    /// No such device: opening a FIFO for writing, without blocking, that nobody reads.
+    pub const ENXIO: i32 = libc::ENXIO;
 }
 
 /// Open flags the sandbox uses, re-exported so no other module needs libc.
@@ -505,6 +507,8 @@ pub mod oflag {
     pub const NONBLOCK: i32 = libc::O_NONBLOCK;
     /// Append.
     pub const APPEND: i32 = libc::O_APPEND;
+    /// Opening a terminal does not make it the controlling one.
+    pub const NOCTTY: i32 = libc::O_NOCTTY;
 }
 
 /// Starts write-back of `len` bytes at `offset` of a file; with `wait`, also waits for

@@ -11,6 +11,7 @@ pub mod legacy;
 pub mod line;
 pub mod native;
 pub mod shell;
+pub mod stream;
 mod transfers;
 
 use std::fs::{self, File};
@@ -419,6 +420,10 @@ impl Remote {
     /// and verified. With `opts.resume`, an existing partial is continued after the
     /// server has checked that its SHA-256 matches the start of the remote file. A
     /// download cut by the network or cancelled keeps its partial for `reget`.
+    ///
+    /// An existing symlink at `local` is never replaced; a FIFO or character device
+    /// there (or at the end of the symlink) is written in place instead, as
+    /// [`Remote::get_stream`] does.
     pub fn get(
         &mut self,
         cfg: &ClientConfig,
@@ -432,8 +437,9 @@ impl Remote {
                 local.display()
             )));
         }
-        if local.is_dir() {
-            return Err(Error::Local(format!("{}: is a directory", local.display())));
+        if stream::classify(local)? == stream::Target::Stream {
+            let mut sink = stream::Sink::open(local, opts.cancel)?;
+            return self.get_stream(remote, &mut sink, opts);
         }
         let TransferOpts {
             no_clobber,
@@ -512,6 +518,13 @@ impl Remote {
                 (partial, n, n, None)
             }
         };
+        // a symlink made meanwhile is not replaced either
+        if stream::classify(local)? != stream::Target::File {
+            return Err(Error::Local(format!(
+                "{}: is no longer a regular file; the download was not saved",
+                local.display()
+            )));
+        }
         partial.commit(local, mtime, no_clobber, cfg.fsync)?;
         Ok(Report {
             bytes,
@@ -520,6 +533,94 @@ impl Remote {
         })
     }
 
+    /// Downloads `remote` into `sink` (a FIFO, a character device, standard output),
+    /// written as the data arrives, with no partial file. The SHA-256 is checked at
+    /// the end; by then the bytes are written, so a mismatch is an error that says so.
+    /// If `sink` already has bytes (an earlier try was cut), a fos server is asked to
+    /// continue after them once it has checked their SHA-256. A Python server sends
+    /// no checksum and cannot continue.
+    pub fn get_stream(
+        &mut self,
+        remote: &str,
+        sink: &mut stream::Sink,
+        opts: TransferOpts<'_>,
+    ) -> Result<Report, Error> {
+        let started = Instant::now();
+        let offset = sink.written();
+        let (bytes, size) = match self {
+            Remote::Native(n) => {
+                let prefix = (offset > 0).then(|| transfer::finish(sink.hash()));
+                let hdr = match n.get_start(remote, offset, prefix) {
+                    Err(Error::Remote(ErrorCode::Integrity | ErrorCode::Invalid, _))
+                        if offset > 0 =>
+                    {
+                        return Err(Error::Remote(
+                            ErrorCode::Integrity,
+                            format!(
+                                "{remote} changed on the server after {offset} bytes of it were written to {}; cannot continue",
+                                sink.label()
+                            ),
+                        ));
+                    }
+                    other => other?,
+                };
+                if hdr.offset != offset {
+                    return Err(Error::Protocol(crate::protocol::Error::BadFields));
+                }
+                let ctx = sink.hash();
+                let got = n.receive(
+                    sink,
+                    hdr.size - offset,
+                    ctx,
+                    &mut |b| (opts.progress)(offset + b, hdr.size),
+                    opts.cancel,
+                )?;
+                sink.finish()?;
+                match got.local_error {
+                    Some(transfer::LocalError::Write(e)) => {
+                        return Err(Error::Local(format!("writing {}: {e}", sink.label())));
+                    }
+                    Some(transfer::LocalError::TooLong(_)) => {
+                        return Err(Error::Protocol(crate::protocol::Error::BadFields));
+                    }
+                    None => {}
+                }
+                if got.sender_sha.is_none() {
+                    return Err(Error::Remote(
+                        ErrorCode::Aborted,
+                        "the server aborted the transfer".into(),
+                    ));
+                }
+                if !got.is_intact() || offset + got.bytes != hdr.size {
+                    return Err(Error::Remote(
+                        ErrorCode::Integrity,
+                        format!(
+                            "SHA-256 mismatch: the {} bytes written to {} are corrupt",
+                            sink.written(),
+                            sink.label()
+                        ),
+                    ));
+                }
+                (got.bytes, hdr.size)
+            }
+            Remote::Legacy(l) => {
+                if offset > 0 {
+                    return Err(Error::Local(format!(
+                        "a Python server cannot continue a download: {} already has {offset} bytes of {remote}",
+                        sink.label()
+                    )));
+                }
+                let n = l.get(remote, sink, &mut |b| (opts.progress)(b, 0))?;
+                sink.finish()?;
+                (n, n)
+            }
+        };
+        Ok(Report {
+            bytes,
+            size,
+            elapsed: started.elapsed(),
+        })
+    }
     /// Uploads the local file `local` as `remote`. With `opts.resume`, an interrupted
     /// upload of the same file (same size and modification time) continues where it
     /// stopped, after comparing the SHA-256 of what the server has with the local start.
@@ -537,6 +638,10 @@ impl Remote {
                 "{}: is a directory (use put -r)",
                 local.display()
             )));
+        }
+        if !md.is_file() {
+            // a pipe, FIFO or device: its size is what it gives until its end
+            return self.put_stream(&mut file, remote, opts);
         }
         let size = md.len();
         let mtime = md
@@ -599,6 +704,44 @@ impl Remote {
         Ok(Report {
             bytes,
             size,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Uploads what `src` gives until its end (a pipe, a FIFO, standard input) as
+    /// `remote`: the size is not known beforehand, so a fos server is told it at the
+    /// end together with the SHA-256, and checks its limits as the data arrives. Such
+    /// an upload cannot be resumed (`opts.resume` is ignored). The report has the real
+    /// size.
+    pub fn put_stream(
+        &mut self,
+        src: &mut impl io::Read,
+        remote: &str,
+        opts: TransferOpts<'_>,
+    ) -> Result<Report, Error> {
+        let started = Instant::now();
+        let mtime = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let bytes = match self {
+            Remote::Native(n) => n.put_stream(
+                src,
+                remote,
+                mtime,
+                opts.no_clobber,
+                &mut |b| (opts.progress)(b, 0),
+                opts.cancel,
+            )?,
+            Remote::Legacy(l) => {
+                if opts.no_clobber {
+                    return Err(Self::unsupported("put -n"));
+                }
+                l.put(remote, src, &mut |b| (opts.progress)(b, 0))?
+            }
+        };
+        Ok(Report {
+            bytes,
+            size: bytes,
             elapsed: started.elapsed(),
         })
     }

@@ -14,6 +14,26 @@ use crate::transfer::{self, Received, SendError, Sha};
 /// A TLS stream to a server.
 pub type Tls = StreamOwned<ClientConnection, TcpStream>;
 
+/// Whether the server has already sent something (during an upload: a refusal), without
+/// waiting: one non-blocking read of whatever has arrived.
+fn answered_early(stream: &mut Tls) -> bool {
+    if stream.sock.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let got = stream.conn.read_tls(&mut stream.sock);
+    let _ = stream.sock.set_nonblocking(false);
+    match got {
+        // closed: whatever comes next (a reply or an error) tells why
+        Ok(0) => true,
+        Ok(_) => stream
+            .conn
+            .process_new_packets()
+            .map_or(true, |state| state.plaintext_bytes_to_read() > 0),
+        // nothing yet (WouldBlock); any other failure shows on the next write
+        Err(_) => false,
+    }
+}
+
 /// A native session (after hello; login is a request like any other).
 #[derive(Debug)]
 pub struct Native {
@@ -257,6 +277,76 @@ impl Native {
                 let _ = self.reply();
                 Err(Error::Local(format!("reading the local file failed: {e}")))
             }
+            // only streams are answered early
+            Err(SendError::Answered) => self.reply().map(|_| [0; 32]),
+        }
+    }
+
+    /// Uploads `src` to its end as `path`, its size not known beforehand (a pipe, a
+    /// FIFO, standard input): the size and SHA-256 go at the end, and the server checks
+    /// its limits as the data arrives. A refusal mid-way (over the file size limit or
+    /// the quota) stops the sending at once. Returns the bytes sent.
+    pub fn put_stream(
+        &mut self,
+        src: &mut impl Read,
+        path: &str,
+        mtime: i64,
+        no_clobber: bool,
+        progress: &mut dyn FnMut(u64),
+        cancel: &dyn Fn() -> bool,
+    ) -> Result<u64, Error> {
+        let reply = self.call(&Request::PutStream {
+            path: path.into(),
+            mtime,
+            no_clobber,
+        });
+        match reply {
+            Ok(_) => {}
+            // a server from before streams: it cannot take a size given at the end
+            Err(Error::Remote(ErrorCode::Invalid, msg)) if msg.contains("size") => {
+                return Err(Error::Remote(
+                    ErrorCode::Unsupported,
+                    "this server cannot take an upload of unknown size (a pipe or standard input); save it to a file first".into(),
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+        let sent = transfer::send_stream(
+            &mut self.stream,
+            src,
+            transfer::sha(),
+            progress,
+            cancel,
+            &mut answered_early,
+        );
+        match sent {
+            Ok((sha, size)) => {
+                let f = self.reply()?;
+                let theirs: u64 = field_num(f.get(1))?;
+                let ok = f
+                    .first()
+                    .is_some_and(|h| **h == *crate::protocol::command::hex(&sha).as_bytes());
+                if theirs != size || !ok {
+                    return Err(Error::Remote(
+                        ErrorCode::Integrity,
+                        format!("the server stored {theirs} bytes of the {size} sent"),
+                    ));
+                }
+                Ok(size)
+            }
+            Err(SendError::Net(e)) => Err(Error::Protocol(e.into())),
+            Err(SendError::Cancelled) => {
+                let _ = self.reply();
+                Err(Error::Cancelled)
+            }
+            Err(SendError::Source(e)) => {
+                let _ = self.reply();
+                Err(Error::Local(format!("reading the input failed: {e}")))
+            }
+            // the refusal; success is never sent early
+            Err(SendError::Answered) => self
+                .reply()
+                .and_then(|_| Err(Error::Protocol(protocol::Error::Unexpected(Kind::Ok)))),
         }
     }
 

@@ -46,12 +46,12 @@ const HELP: &[Help] = &[
     Help {
         name: "get",
         syntax: "get [-n] [-r] remote [local]",
-        about: "Download a file; by default into the local current directory under its remote name. Wildcards (* ? [...]) expand on the server. -n: never replace a local file. -r: a whole directory (symlinks are not followed).",
+        about: "Download a file; by default into the local current directory under its remote name. Wildcards (* ? [...]) expand on the server. -n: never replace a local file. -r: a whole directory (symlinks are not followed). `get remote -` writes to standard output; a FIFO or device (/dev/null, a terminal) is written in place, its SHA-256 checked at the end. A local symlink is never replaced.",
     },
     Help {
         name: "put",
         syntax: "put [-n] [-r] local [remote]",
-        about: "Upload a file; by default into the remote current directory under its local name. Wildcards (* ? [...]) expand locally. -n: never replace a remote file. -r: a whole directory.",
+        about: "Upload a file; by default into the remote current directory under its local name. Wildcards (* ? [...]) expand locally. -n: never replace a remote file. -r: a whole directory. `put - NAME` uploads standard input (with -c); a pipe or FIFO is read to its end (such uploads cannot be resumed).",
     },
     Help {
         name: "rm",
@@ -174,6 +174,8 @@ pub struct Shell {
     pub interrupt: Arc<AtomicBool>,
     /// The prompt while the shell waits at it (the signal thread redraws it after Ctrl-C).
     pub prompt: Arc<std::sync::Mutex<Option<String>>>,
+    /// Commands come from standard input (a script, the prompt): `put -` cannot read it.
+    pub(super) commands_on_stdin: bool,
 }
 
 impl Shell {
@@ -189,6 +191,7 @@ impl Shell {
             color,
             interrupt: Arc::new(AtomicBool::new(false)),
             prompt: Arc::new(std::sync::Mutex::new(None)),
+            commands_on_stdin: false,
         }
     }
 
@@ -266,6 +269,7 @@ impl Shell {
     /// Reads commands from `input` one line at a time (scripts on standard input),
     /// with the same stop-at-first-failure rule as [`Shell::run_text`].
     pub fn run_script(&mut self, input: impl BufRead) -> i32 {
+        self.commands_on_stdin = true;
         let mut first_failure = exit::OK;
         for (n, line) in input.lines().enumerate() {
             let line = match line {
@@ -305,6 +309,7 @@ impl Shell {
     /// The interactive prompt: reads lines until `exit` or end of input; a failed
     /// command is reported and the prompt carries on.
     pub fn interactive(&mut self) -> i32 {
+        self.commands_on_stdin = true;
         let stdin = io::stdin();
         let mut line = String::new();
         loop {

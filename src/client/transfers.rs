@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::shell::{Progress, Shell};
+use super::stream::{Sink, Target, classify};
 use super::{ClientConfig, Remote, Report, TransferOpts};
 use crate::Error;
 use crate::glob::{expand_local, has_wildcards};
@@ -21,6 +22,53 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// Deepest tree `get -r`/`put -r` descends.
 const MAX_DEPTH: usize = 128;
+
+/// The local name that stands for standard input (`put - NAME`) or output
+/// (`get REMOTE -`).
+const STDIO: &str = "-";
+
+/// How [`Shell::one_transfer`] runs a transfer.
+struct Job<'a> {
+    verb: &'a str,
+    /// The command that resumes it, if it can be resumed.
+    resume_verb: Option<&'a str>,
+    name: &'a str,
+    /// Names it in the summary.
+    done: &'a str,
+    resume: bool,
+    /// Retry network failures.
+    retry: bool,
+    /// The summary goes to stderr (the data went to stdout).
+    summary_on_stderr: bool,
+}
+
+impl<'a> Job<'a> {
+    /// A file: retried, resumable.
+    fn file(verb: &'a str, again: &'a str, name: &'a str, done: &'a str, resume: bool) -> Self {
+        Job {
+            verb,
+            resume_verb: Some(again),
+            name,
+            done,
+            resume,
+            retry: true,
+            summary_on_stderr: false,
+        }
+    }
+
+    /// A stream: not resumable by hand; retried only if `retry`.
+    fn stream(verb: &'a str, name: &'a str, done: &'a str, retry: bool) -> Self {
+        Job {
+            verb,
+            resume_verb: None,
+            name,
+            done,
+            resume: false,
+            retry,
+            summary_on_stderr: false,
+        }
+    }
+}
 
 /// Totals of a recursive transfer.
 #[derive(Default)]
@@ -39,17 +87,19 @@ impl Shell {
         self.interrupt.load(Ordering::SeqCst)
     }
 
-    /// Runs a transfer, retrying network failures with backoff on a fresh connection;
-    /// every retry resumes. A cancelled download leaves the connection unusable, so
-    /// it is dropped and the next command reconnects.
+    /// Runs a transfer, retrying network failures with backoff on a fresh connection
+    /// (at most `tries` tries; 1: none); every retry resumes. A cancelled download
+    /// leaves the connection unusable, so it is dropped and the next command
+    /// reconnects.
     fn with_retry<T>(
         &mut self,
         what: &str,
         resume: bool,
+        tries: u32,
         mut op: impl FnMut(&mut Remote, &ClientConfig, bool) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let mut delay = FIRST_BACKOFF;
-        let tries = self.opts.retries.max(1);
+        let tries = tries.max(1);
         let cfg = self.cfg.clone();
         let mut attempt = 1;
         loop {
@@ -99,7 +149,7 @@ impl Shell {
         self.remote()?.glob(pattern)
     }
 
-    /// `get`, `get -r`, `reget`.
+    /// `get`, `get -r`, `reget`; `get REMOTE -` writes to standard output.
     pub(super) fn get(
         &mut self,
         remote: &str,
@@ -109,6 +159,20 @@ impl Shell {
         resume: bool,
     ) -> Result<(), Error> {
         let sources = self.expand_remote(remote)?;
+        if local == Some(STDIO) {
+            if recursive {
+                return Err(Error::Usage(
+                    "get -r: a tree cannot go to standard output".into(),
+                ));
+            }
+            let [src] = &sources[..] else {
+                return Err(Error::Usage(format!(
+                    "get: {remote} names several files: standard output takes one"
+                )));
+            };
+            self.get_stream(src, Sink::stdout()?)?;
+            return Ok(());
+        }
         let many = sources.len() > 1 || has_wildcards(remote);
         if many && local.is_some_and(|l| !Path::new(l).is_dir()) {
             return Err(Error::Usage(format!(
@@ -139,27 +203,47 @@ impl Shell {
         no_clobber: bool,
         resume: bool,
     ) -> Result<Report, Error> {
+        // a FIFO or device (not one -n refuses): written in place
+        let exists = std::fs::symlink_metadata(target).is_ok();
+        if !(no_clobber && exists) && classify(target)? == Target::Stream {
+            let interrupt = Arc::clone(&self.interrupt);
+            let sink = Sink::open(target, &move || interrupt.load(Ordering::SeqCst))?;
+            return self.get_stream(remote, sink);
+        }
         let done = format!("{remote} -> {}", target.display());
-        self.one_transfer("get", "reget", remote, &done, resume, |r, cfg, opts| {
+        let job = Job::file("get", "reget", remote, &done, resume);
+        self.one_transfer(job, |r, cfg, opts| {
             r.get(cfg, remote, target, TransferOpts { no_clobber, ..opts })
         })
     }
 
-    /// One file with a progress bar, retries and Ctrl-C; `done` names it in the summary.
+    /// A download into a FIFO, a device or standard output. A retry continues after
+    /// what was written (a fos server checks it first); the summary goes to stderr
+    /// when the data goes to stdout.
+    fn get_stream(&mut self, remote: &str, mut sink: Sink) -> Result<Report, Error> {
+        let done = format!("{remote} -> {}", sink.label());
+        let job = Job {
+            summary_on_stderr: sink.is_stdout(),
+            ..Job::stream("get", remote, &done, true)
+        };
+        self.one_transfer(job, |r, _, opts| r.get_stream(remote, &mut sink, opts))
+    }
+
+    /// One file with a progress bar, retries and Ctrl-C; `job.done` names it in the
+    /// summary.
     fn one_transfer(
         &mut self,
-        verb: &str,
-        resume_verb: &str,
-        name: &str,
-        done: &str,
-        resume: bool,
+        job: Job<'_>,
         mut op: impl FnMut(&mut Remote, &ClientConfig, TransferOpts<'_>) -> Result<Report, Error>,
     ) -> Result<Report, Error> {
+        let Job { verb, name, .. } = job;
         let bar = Progress::new(&format!("{verb} {name}"), self.show_progress());
         let interrupt = Arc::clone(&self.interrupt);
         let cancel = move || interrupt.load(Ordering::SeqCst);
         let progress = |done, total| bar.update(done, total);
-        let report = self.with_retry(&format!("{verb} {name}"), resume, |r, cfg, resume| {
+        let tries = if job.retry { self.opts.retries } else { 1 };
+        let what = format!("{verb} {name}");
+        let report = self.with_retry(&what, job.resume, tries, |r, cfg, resume| {
             op(
                 r,
                 cfg,
@@ -174,12 +258,18 @@ impl Shell {
         bar.finish();
         match report {
             Ok(report) => {
-                self.say(&format!("{done}: {}", report.summary()));
+                let summary = format!("{}: {}", job.done, report.summary());
+                match job.summary_on_stderr {
+                    true if !self.opts.quiet => eprintln!("{summary}"),
+                    true => {}
+                    false => self.say(&summary),
+                }
                 Ok(report)
             }
-            Err(Error::Cancelled) => Err(Error::Local(format!(
-                "{verb} {name}: cancelled; `{resume_verb} {name}` resumes it"
-            ))),
+            Err(Error::Cancelled) => Err(Error::Local(match job.resume_verb {
+                Some(again) => format!("{verb} {name}: cancelled; `{again} {name}` resumes it"),
+                None => format!("{verb} {name}: cancelled"),
+            })),
             Err(e) => Err(e),
         }
     }
@@ -253,7 +343,7 @@ impl Shell {
         Ok(())
     }
 
-    /// `put`, `put -r`, `reput`.
+    /// `put`, `put -r`, `reput`; `put - NAME` reads standard input.
     pub(super) fn put(
         &mut self,
         local: &str,
@@ -262,6 +352,23 @@ impl Shell {
         recursive: bool,
         resume: bool,
     ) -> Result<(), Error> {
+        if local == STDIO {
+            let Some(remote) = remote.filter(|r| !r.ends_with('/')) else {
+                return Err(Error::Usage(
+                    "put -: name the remote file (put - NAME)".into(),
+                ));
+            };
+            if recursive {
+                return Err(Error::Usage("put -r: standard input is not a tree".into()));
+            }
+            if self.commands_on_stdin {
+                return Err(Error::Usage(
+                    "put -: standard input carries the commands here; give them with -c".into(),
+                ));
+            }
+            self.put_stream(None, remote, no_clobber)?;
+            return Ok(());
+        }
         let sources: Vec<PathBuf> = if Path::new(local).exists() || !has_wildcards(local) {
             vec![PathBuf::from(local)]
         } else {
@@ -315,9 +422,36 @@ impl Shell {
                     _ => r.to_string(),
                 },
             };
+            // a pipe, FIFO or device: read to its end, its size learnt at the end
+            if std::fs::metadata(src).is_ok_and(|m| !m.is_file()) {
+                self.put_stream(Some(src), &target, no_clobber)?;
+                continue;
+            }
             self.put_one(src, &target, no_clobber, resume)?;
         }
         Ok(())
+    }
+
+    /// Uploads a stream of unknown size: `src`, or standard input. Its data is read
+    /// once, so a failed stream is not retried (nor resumable).
+    fn put_stream(
+        &mut self,
+        src: Option<&Path>,
+        remote: &str,
+        no_clobber: bool,
+    ) -> Result<Report, Error> {
+        let label = src.map_or_else(|| "standard input".into(), |p| p.display().to_string());
+        let mut input: Box<dyn std::io::Read> = match src {
+            None => Box::new(std::io::stdin().lock()),
+            Some(p) => Box::new(std::fs::File::open(p).map_err(|e| {
+                Error::Local(format!("{}: {}", p.display(), super::local_reason(&e)))
+            })?),
+        };
+        let done = format!("{label} -> {remote}");
+        let job = Job::stream("put", &label, &done, false);
+        self.one_transfer(job, |r, _, opts| {
+            r.put_stream(&mut input, remote, TransferOpts { no_clobber, ..opts })
+        })
     }
 
     fn put_one(
@@ -329,7 +463,8 @@ impl Shell {
     ) -> Result<Report, Error> {
         let label = local.display().to_string();
         let done = format!("{label} -> {remote}");
-        self.one_transfer("put", "reput", &label, &done, resume, |r, _, opts| {
+        let job = Job::file("put", "reput", &label, &done, resume);
+        self.one_transfer(job, |r, _, opts| {
             r.put(local, remote, TransferOpts { no_clobber, ..opts })
         })
     }

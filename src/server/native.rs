@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use super::Shared;
 use super::conn::{Outcome, Refusal, Tls, login};
-use super::session::{Failure, Session, describe};
+use super::session::{Failure, Metered, Session, describe};
 use crate::log::{Level, escape};
 use crate::protocol::command::hex;
 use crate::protocol::frame::{Kind, decode_fields, encode_fields, read_frame, write_frame};
@@ -221,10 +221,28 @@ fn dispatch(
             no_clobber,
             resume,
         } => {
-            return put(
-                stream, peer, session, &path, size, mtime, no_clobber, resume,
-            )
-            .map(|()| true);
+            let upload = Upload {
+                path: &path,
+                size: Some(size),
+                mtime,
+                no_clobber,
+                resume,
+            };
+            return put(stream, peer, session, &upload).map(|()| true);
+        }
+        Request::PutStream {
+            path,
+            mtime,
+            no_clobber,
+        } => {
+            let upload = Upload {
+                path: &path,
+                size: None,
+                mtime,
+                no_clobber,
+                resume: false,
+            };
+            return put(stream, peer, session, &upload).map(|()| true);
         }
     };
     match reply {
@@ -303,6 +321,7 @@ fn describe_request(req: &Request) -> String {
         Request::Mv { from, to } => format!("mv {} {}", q(from), q(to)),
         Request::Get { path, offset, .. } => format!("get {} from {offset}", q(path)),
         Request::Put { path, size, .. } => format!("put {} ({size} bytes)", q(path)),
+        Request::PutStream { path, .. } => format!("put {} (size not known beforehand)", q(path)),
         other => other.verb().to_string(),
     }
 }
@@ -465,32 +484,52 @@ fn get(
     }
 }
 
-#[allow(clippy::too_many_arguments)] // the fields of Request::Put, unpacked
+/// What a `put` asked for.
+struct Upload<'a> {
+    path: &'a str,
+    /// `None`: a stream of unknown size, its size given at the end.
+    size: Option<u64>,
+    mtime: i64,
+    no_clobber: bool,
+    resume: bool,
+}
+
+/// Data a client sends on after its stream was refused mid-way is read and dropped up
+/// to this much (a fos client stops within a chunk or two); beyond it the connection
+/// is dropped.
+const SKIP_LIMIT: u64 = 64 << 20;
+
 fn put(
     stream: &mut Tls,
     peer: SocketAddr,
     session: &Session,
-    path: &str,
-    size: u64,
-    mtime: i64,
-    no_clobber: bool,
-    resume: bool,
+    up: &Upload<'_>,
 ) -> Result<(), protocol::Error> {
     let log = &session.shared.log;
-    let (target, mut partial) =
-        match session.begin_put(path, Some((size, mtime)), no_clobber, resume) {
-            Ok(p) => p,
-            Err(f) => {
-                let (code, msg) = describe(&f);
-                log.log(
-                    Level::Info,
-                    Some(peer),
-                    Some(&session.user),
-                    format_args!("put refused: {msg}"),
-                );
-                return send_err(stream, code, &msg).map_err(Into::into);
-            }
-        };
+    let path = up.path;
+    let refuse = |stream: &mut Tls, f: &Failure| -> Result<(), protocol::Error> {
+        let (code, msg) = describe(f);
+        log.log(
+            Level::Info,
+            Some(peer),
+            Some(&session.user),
+            format_args!("put refused: {msg}"),
+        );
+        send_err(stream, code, &msg).map_err(Into::into)
+    };
+    let announced = up.size.map(|size| (size, up.mtime));
+    let (target, mut partial) = match session.begin_put(path, announced, up.no_clobber, up.resume) {
+        Ok(p) => p,
+        Err(f) => return refuse(stream, &f),
+    };
+    // a stream's limits are checked as it arrives
+    let meter = match up.size {
+        Some(_) => None,
+        None => match session.meter(&target, &partial) {
+            Ok(m) => Some(m),
+            Err(f) => return refuse(stream, &f),
+        },
+    };
     // a resumed partial: hash what is already there, so the client can compare
     // prefixes and the final SHA-256 covers the whole file
     let mut ctx = transfer::sha();
@@ -519,7 +558,11 @@ fn put(
             Level::Info,
             Some(peer),
             Some(&session.user),
-            format_args!("resuming {:?} at {offset} of {size} bytes", escape(path)),
+            format_args!(
+                "resuming {:?} at {offset} of {} bytes",
+                escape(path),
+                up.size.unwrap_or(0)
+            ),
         );
         hex(&transfer::finish(ctx.clone()))
     } else {
@@ -532,11 +575,33 @@ fn put(
         .resumable_id()
         .map(|id| session.shared.uploads.register(id, stream.get_ref().tcp()));
     let started = Instant::now();
+    let mut refusal = None;
     let received = {
         use std::io::Seek;
         let _ = partial.file().seek(std::io::SeekFrom::End(0));
-        let mut w = WriteBehind::buffered(partial.file(), offset, size - offset);
-        transfer::receive(stream, &mut w, size - offset, ctx, &mut |_| {}, &|| false)?
+        match (up.size, meter) {
+            (Some(size), _) => {
+                let mut w = WriteBehind::buffered(partial.file(), offset, size - offset);
+                transfer::receive(stream, &mut w, size - offset, ctx, &mut |_| {}, &|| false)?
+            }
+            (None, meter) => {
+                let mut w = Metered {
+                    inner: WriteBehind::buffered(partial.file(), 0, u64::MAX),
+                    meter,
+                    refusal: None,
+                };
+                let got = transfer::receive_until_error(
+                    stream,
+                    &mut w,
+                    u64::MAX,
+                    ctx,
+                    &mut |_| {},
+                    &|| false,
+                )?;
+                refusal = w.refusal;
+                got
+            }
+        }
     };
     let fail = |stream: &mut Tls, code: ErrorCode, msg: &str| -> Result<(), protocol::Error> {
         log.log(
@@ -549,20 +614,32 @@ fn put(
     };
     if let Some(err) = &received.local_error {
         partial.keep(false);
-        return match err {
-            transfer::LocalError::Write(e) => {
+        let (code, msg) = match (refusal, err) {
+            (Some(f), _) => describe(&f),
+            (None, transfer::LocalError::Write(e)) => {
                 let (code, msg) = describe(&Failure::from(io_clone(e)));
-                fail(stream, code, &format!("upload failed: {msg}"))
+                (code, format!("upload failed: {msg}"))
             }
-            transfer::LocalError::TooLong(n) => fail(
-                stream,
+            (None, transfer::LocalError::TooLong(n)) => (
                 ErrorCode::Invalid,
-                &format!("more data ({}) than announced ({size})", offset + n),
+                format!(
+                    "more data ({}) than announced ({})",
+                    offset + n,
+                    up.size.unwrap_or(0)
+                ),
             ),
         };
+        fail(stream, code, &msg)?;
+        // a stream is refused the moment it fails, before its end: a fos client stops
+        // sending when it sees the reply; the rest is dropped, with the partial
+        if !received.ended {
+            drop(partial);
+            transfer::skip(stream, SKIP_LIMIT)?;
+        }
+        return Ok(());
     }
     let Some(sender_sha) = received.sender_sha else {
-        if received.discard {
+        if received.discard || up.size.is_none() {
             partial.keep(false);
             return fail(
                 stream,
@@ -578,14 +655,18 @@ fn put(
     };
     // anything but a clean end is not worth resuming
     partial.keep(false);
-    if offset + received.bytes != size {
+    let announced_size = up.size.or(received.sender_size);
+    if announced_size != Some(offset + received.bytes) {
         return fail(
             stream,
             ErrorCode::Invalid,
-            &format!(
-                "received {} bytes, {size} were announced",
-                offset + received.bytes
-            ),
+            &match announced_size {
+                Some(size) => format!(
+                    "received {} bytes, {size} were announced",
+                    offset + received.bytes
+                ),
+                None => "the end of the stream did not give its size".to_string(),
+            },
         );
     }
     if sender_sha != received.our_sha {
@@ -596,10 +677,10 @@ fn put(
         );
     }
     let mtime = UNIX_EPOCH
-        .checked_add(Duration::from_secs(mtime.max(0) as u64))
+        .checked_add(Duration::from_secs(up.mtime.max(0) as u64))
         .unwrap_or(UNIX_EPOCH);
     let _ = partial.file().set_modified(mtime);
-    if let Err(f) = session.commit(partial, &target, no_clobber) {
+    if let Err(f) = session.commit(partial, &target, up.no_clobber) {
         let (code, msg) = describe(&f);
         return fail(stream, code, &msg);
     }
@@ -615,7 +696,14 @@ fn put(
             hex(&received.our_sha)
         ),
     );
-    send_ok(stream, &[hex(&received.our_sha).as_bytes()])?;
+    let sha = hex(&received.our_sha);
+    match up.size {
+        Some(_) => send_ok(stream, &[sha.as_bytes()])?,
+        None => send_ok(
+            stream,
+            &[sha.as_bytes(), received.bytes.to_string().as_bytes()],
+        )?,
+    }
     Ok(())
 }
 
