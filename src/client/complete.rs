@@ -165,6 +165,7 @@ pub fn complete(
     src: &mut dyn Source,
 ) -> Option<Completion> {
     let word = word_at(line, cursor)?;
+    let mut flags_allowed = false;
     let kind = match word.before.split_first() {
         None => Kind::Command,
         Some((cmd, args)) => {
@@ -181,6 +182,7 @@ pub fn complete(
             if flags && word.value.starts_with('-') {
                 return None;
             }
+            flags_allowed = flags;
             kind(cmd, n)?
         }
     };
@@ -207,8 +209,14 @@ pub fn complete(
                 .filter(|n| n.dir || !dirs_only)
                 .map(|n| {
                     let slash = if n.dir { "/" } else { "" };
+                    // where an option may still come, `-r` would be read as one
+                    let here = if dir.is_empty() && flags_allowed && n.name.starts_with('-') {
+                        "./"
+                    } else {
+                        dir
+                    };
                     (
-                        format!("{dir}{}{slash}", n.name),
+                        format!("{here}{}{slash}", n.name),
                         format!("{}{slash}", n.name),
                         n.dir,
                     )
@@ -406,6 +414,8 @@ mod tests {
     struct Tree {
         asked: Vec<String>,
         cache: Cache,
+        /// The remote directory holds just a file named `-r`.
+        dash_only: bool,
     }
 
     fn names(list: &[(&str, bool)]) -> Vec<Name> {
@@ -420,9 +430,11 @@ mod tests {
     impl Source for Tree {
         fn remote(&mut self, dir: &str) -> Vec<Name> {
             let asked = &mut self.asked;
+            let dash_only = self.dash_only;
             self.cache.get(dir.to_string(), || {
                 asked.push(dir.to_string());
                 Some(match dir {
+                    "" if dash_only => names(&[("-r", false)]),
                     "" => names(&[
                         ("some directory", true),
                         ("songs", true),
@@ -514,6 +526,21 @@ mod tests {
         t.cache.clear();
         run("cd so", &mut t);
         assert_eq!(t.asked.len(), 3, "a cleared cache asks again");
+    }
+
+    #[test]
+    fn a_name_that_looks_like_an_option_is_not_read_as_one() {
+        let mut t = Tree {
+            dash_only: true,
+            ..Tree::default()
+        };
+        assert_eq!(inserted("rm ", &mut t).as_deref(), Some("./-r "));
+        assert_eq!(inserted("rm -- ", &mut t).as_deref(), Some("-r "));
+        assert_eq!(
+            inserted("mv a ", &mut t).as_deref(),
+            Some("-r "),
+            "no option after an argument"
+        );
     }
 
     #[test]

@@ -1141,6 +1141,22 @@ mod tests {
     }
 
     #[test]
+    fn rendering_survives_any_width() {
+        let mut ed = Editor::default();
+        for b in "get 日本語 a long line".bytes() {
+            ed.feed(b, &[], &mut NoCompletion, 80);
+        }
+        for cols in 0..40 {
+            for _ in 0..3 {
+                ed.feed(0x02, &[], &mut NoCompletion, cols);
+                let screen = ed.render("fos:/a/long/remote/dir> ", cols);
+                let shown = screen[1..].split("\x1b[K").next().unwrap();
+                assert!(str_width(shown) < cols.max(2), "{cols}: {screen:?}");
+            }
+        }
+    }
+
+    #[test]
     fn listing_fits_columns() {
         let names: Vec<String> = (0..5).map(|i| format!("name{i}")).collect();
         assert_eq!(
