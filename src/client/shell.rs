@@ -3,17 +3,18 @@
 //! [`Remote`], prints results on stdout and errors on stderr (in colour only on a
 //! terminal and never with `NO_COLOR`), and maps failures to exit codes.
 
+use std::fs;
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 pub(super) use super::progress::Progress;
 use super::progress::Screen;
 use super::{ClientConfig, Remote};
 use crate::Error;
 use crate::error::exit;
 use crate::protocol::{Entry, EntryKind};
-use std::fs;
-use std::io::{self, BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 /// One command's syntax and explanation, for `help`.
 struct Help {
