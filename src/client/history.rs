@@ -114,8 +114,12 @@ fn read_lines(path: &Path) -> Vec<String> {
     if io::Read::read_to_end(&mut io::Read::take(file, MAX_FILE), &mut data).is_err() {
         return Vec::new();
     }
-    let mut lines: Vec<String> = data
-        .split(|&b| b == b'\n')
+    let mut segments = data.split(|&b| b == b'\n');
+    if len > MAX_FILE {
+        // read from the middle of a line: its end is not a line of its own
+        segments.next();
+    }
+    let mut lines: Vec<String> = segments
         .filter_map(|l| std::str::from_utf8(l).ok())
         .filter(|l| worth_keeping(l))
         .map(str::to_string)
