@@ -7,7 +7,9 @@
 //!   work ever runs inside an async-signal handler.
 //! - `openat2(RESOLVE_BENEATH)` and the `*at` family: the sandbox opens user paths
 //!   beneath a directory fd in one step, so no path can be swapped between check and use.
-//! - `tcgetattr`/`tcsetattr`: password prompts without echo.
+//! - `tcgetattr`/`tcsetattr`: password prompts without echo, and the raw mode of the
+//!   prompt's line editor.
+//! - `ioctl(TIOCGWINSZ)`: the terminal's width, so progress bars and the edited line fit.
 //! - `gethostname`: the default announced server name.
 //! - `sync_file_range` + `posix_fadvise`: large incoming files are written behind and
 //!   dropped from the page cache as they go (see `writeback`); `cachestat` tells whether
@@ -664,6 +666,82 @@ pub fn wait_readable(fd: BorrowedFd<'_>, timeout: std::time::Duration) -> io::Re
     }
 }
 
+/// Window-size change: the progress bars re-read the terminal's width.
+pub const SIGWINCH: i32 = libc::SIGWINCH;
+
+/// A terminal's settings, as [`term_mode`] read them, to be put back with
+/// [`set_term_mode`].
+#[derive(Clone, Copy)]
+pub struct TermMode(libc::termios);
+
+impl std::fmt::Debug for TermMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TermMode")
+            .field("lflag", &self.0.c_lflag)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TermMode {
+    /// The same settings in the raw mode a line editor needs: bytes arrive one at a
+    /// time as typed, without echo; Ctrl-C, Ctrl-Z, Ctrl-S/Q, Ctrl-V and Ctrl-O arrive as
+    /// bytes instead of acting on their own; Enter is `\r`. Output processing stays on,
+    /// so a `\n` written by anyone still starts a new line.
+    pub fn raw(&self) -> TermMode {
+        let mut t = self.0;
+        t.c_iflag &= !(libc::BRKINT | libc::ICRNL | libc::INPCK | libc::ISTRIP | libc::IXON);
+        t.c_cflag |= libc::CS8;
+        t.c_lflag &= !(libc::ECHO | libc::ICANON | libc::IEXTEN | libc::ISIG);
+        t.c_cc[libc::VMIN] = 1;
+        t.c_cc[libc::VTIME] = 0;
+        TermMode(t)
+    }
+}
+
+/// The settings of the terminal on `fd`; an error if `fd` is not a terminal.
+pub fn term_mode(fd: BorrowedFd<'_>) -> io::Result<TermMode> {
+    let mut t = MaybeUninit::<libc::termios>::uninit();
+    // SAFETY: tcgetattr fills the termios struct on success, and we only read it then.
+    cvt(unsafe { libc::tcgetattr(fd.as_raw_fd(), t.as_mut_ptr()) })?;
+    // SAFETY: initialised by the successful tcgetattr above.
+    Ok(TermMode(unsafe { t.assume_init() }))
+}
+
+/// Applies `mode` to the terminal on `fd` once the output written so far has gone out;
+/// typed-ahead input is kept (never flushed).
+pub fn set_term_mode(fd: BorrowedFd<'_>, mode: &TermMode) -> io::Result<()> {
+    // SAFETY: `mode.0` is a valid termios obtained from tcgetattr (possibly with flags
+    // changed by `raw`).
+    retry(|| cvt(unsafe { libc::tcsetattr(fd.as_raw_fd(), libc::TCSADRAIN, &mode.0) }))?;
+    Ok(())
+}
+
+/// `(columns, rows)` of the terminal on `fd`; `None` when `fd` is not a terminal or
+/// the terminal does not know its size (a pseudo-terminal nobody sized reports 0).
+pub fn window_size(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
+    let mut ws = MaybeUninit::<libc::winsize>::uninit();
+    // SAFETY: TIOCGWINSZ writes one winsize through the pointer on success; we read it
+    // only then.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, ws.as_mut_ptr()) };
+    if ret == -1 {
+        return None;
+    }
+    // SAFETY: initialised by the successful ioctl above.
+    let ws = unsafe { ws.assume_init() };
+    (ws.ws_col > 0).then_some((ws.ws_col, ws.ws_row))
+}
+
+/// Stops the process as Ctrl-Z does (`SIGTSTP` to itself) and returns once it is
+/// continued (`fg`). The line editor calls it with the terminal back in its normal mode.
+pub fn suspend() -> io::Result<()> {
+    // SAFETY: raise takes a signal number and no pointers.
+    let ret = unsafe { libc::raise(libc::SIGTSTP) };
+    if ret != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -682,6 +760,14 @@ mod tests {
     #[test]
     fn hostname_is_not_empty() {
         assert!(hostname().is_some_and(|h| !h.is_empty()));
+    }
+
+    #[test]
+    fn no_terminal_has_no_mode_and_no_size() {
+        let f = std::fs::File::open("/dev/null").expect("/dev/null opens");
+        use std::os::fd::AsFd;
+        assert!(term_mode(f.as_fd()).is_err());
+        assert_eq!(window_size(f.as_fd()), None);
     }
 
     #[test]

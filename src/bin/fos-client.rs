@@ -129,8 +129,9 @@ fn usage_error(msg: &str) -> ExitCode {
 
 fn main() -> ExitCode {
     // before any thread exists: Ctrl-C is then taken by the client's signal thread,
-    // which cancels a transfer instead of killing the process
-    if let Err(e) = fos::sys::block_signals(&[fos::sys::SIGINT]) {
+    // which cancels a transfer instead of killing the process (and SIGWINCH, so it can
+    // tell the progress bars that the terminal changed size)
+    if let Err(e) = fos::sys::block_signals(&[fos::sys::SIGINT, fos::sys::SIGWINCH]) {
         eprintln!("fos-client: cannot set up Ctrl-C handling: {e}");
     }
     let o = options();

@@ -84,28 +84,46 @@ fn try_run(mut inv: Invocation) -> Result<i32, Error> {
 
 /// Ctrl-C (SIGINT, blocked in every thread by the binary and received here): the
 /// first cancels the transfer in progress, or clears the prompt; a second within a
-/// second leaves the client. Without a blocked SIGINT (library use) nothing is set up.
+/// second leaves the client, with the terminal's settings put back. A window-size
+/// change (SIGWINCH, blocked likewise) tells the progress bars to measure the terminal
+/// again. Without blocked signals (library use) nothing is set up.
 fn watch_ctrl_c(shell: &Shell) {
+    use std::os::fd::AsFd;
+    use std::sync::atomic::Ordering;
     let interrupt = std::sync::Arc::clone(&shell.interrupt);
     let prompt = std::sync::Arc::clone(&shell.prompt);
+    let screen = shell.screen.clone();
+    // the terminal as it is now, between commands; a bar or a password prompt may have
+    // echo off when the second Ctrl-C comes
+    let saved = crate::sys::term_mode(io::stdin().as_fd()).ok();
     let spawned = std::thread::Builder::new()
         .name("ctrl-c".into())
         .spawn(move || {
             let mut last: Option<std::time::Instant> = None;
-            while let Ok(_sig) = crate::sys::wait_signal(&[crate::sys::SIGINT]) {
+            let signals = [crate::sys::SIGINT, crate::sys::SIGWINCH];
+            while let Ok(sig) = crate::sys::wait_signal(&signals) {
+                if sig == crate::sys::SIGWINCH {
+                    screen.resized.store(true, Ordering::SeqCst);
+                    continue;
+                }
                 let now = std::time::Instant::now();
                 if last.is_some_and(|l| now.duration_since(l) < std::time::Duration::from_secs(1)) {
+                    if let Some(mode) = &saved {
+                        let _ = crate::sys::set_term_mode(io::stdin().as_fd(), mode);
+                    }
                     eprintln!();
                     std::process::exit(130);
                 }
                 last = Some(now);
-                interrupt.store(true, std::sync::atomic::Ordering::SeqCst);
+                interrupt.store(true, Ordering::SeqCst);
                 // at the prompt the terminal already dropped the typed line: draw a fresh one
                 match prompt.lock().unwrap_or_else(|p| p.into_inner()).as_deref() {
                     Some(p) => {
                         print!("\n{p}");
                         let _ = io::stdout().flush();
                     }
+                    // a progress bar owns the row: the transfer reports the cancel itself
+                    None if screen.busy.load(Ordering::SeqCst) => {}
                     None => eprintln!(
                         "\nfos-client: interrupted (Ctrl-C again within a second to quit)"
                     ),

@@ -7,12 +7,18 @@
 //! file beside the target and are renamed into place only when complete and verified.
 
 pub mod app;
+mod complete;
+mod editor;
+mod history;
 pub mod legacy;
 pub mod line;
 pub mod native;
+mod progress;
+mod prompt;
 pub mod shell;
 pub mod stream;
 mod transfers;
+mod width;
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter};

@@ -8,9 +8,10 @@ use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
-use super::{ClientConfig, Remote, human_bytes};
+pub(super) use super::progress::Progress;
+use super::progress::Screen;
+use super::{ClientConfig, Remote};
 use crate::Error;
 use crate::error::exit;
 use crate::protocol::{Entry, EntryKind};
@@ -120,6 +121,11 @@ const HELP: &[Help] = &[
     },
 ];
 
+/// The command names (with the aliases of `exit`), for completion.
+pub(super) fn command_names() -> impl Iterator<Item = &'static str> {
+    HELP.iter().map(|h| h.name).chain(["quit", "bye"])
+}
+
 /// What the interpreter does after a command.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Flow {
@@ -176,6 +182,8 @@ pub struct Shell {
     pub prompt: Arc<std::sync::Mutex<Option<String>>>,
     /// Commands come from standard input (a script, the prompt): `put -` cannot read it.
     pub(super) commands_on_stdin: bool,
+    /// Shared by the progress bars and the signal thread (resizes, Ctrl-C during a bar).
+    pub screen: Screen,
 }
 
 impl Shell {
@@ -192,6 +200,7 @@ impl Shell {
             interrupt: Arc::new(AtomicBool::new(false)),
             prompt: Arc::new(std::sync::Mutex::new(None)),
             commands_on_stdin: false,
+            screen: Screen::default(),
         }
     }
 
@@ -307,16 +316,17 @@ impl Shell {
     }
 
     /// The interactive prompt: reads lines until `exit` or end of input; a failed
-    /// command is reported and the prompt carries on.
+    /// command is reported and the prompt carries on. With a capable terminal the line
+    /// editor reads them ([`super::prompt`]), else plain lines are read.
     pub fn interactive(&mut self) -> i32 {
         self.commands_on_stdin = true;
+        if super::editor::usable() {
+            return self.interactive_edited();
+        }
         let stdin = io::stdin();
         let mut line = String::new();
         loop {
-            let prompt = match self.remote().and_then(|r| r.pwd()) {
-                Ok(p) => format!("fos:{p}> "),
-                Err(_) => "fos> ".to_string(),
-            };
+            let prompt = self.prompt_text();
             print!("{prompt}");
             let _ = io::stdout().flush();
             line.clear();
@@ -336,27 +346,44 @@ impl Shell {
                 }
             }
             self.interrupt.store(false, Ordering::SeqCst);
-            let commands = match super::line::parse(&line) {
-                Ok(c) => c,
+            if let Some(code) = self.run_line(&line) {
+                return code;
+            }
+        }
+        exit::OK
+    }
+
+    /// `fos:/dir> `, the remote directory escaped (it comes from the server).
+    pub(super) fn prompt_text(&mut self) -> String {
+        match self.remote().and_then(|r| r.pwd()) {
+            Ok(p) => format!("fos:{}> ", crate::log::escape(&p)),
+            Err(_) => "fos> ".to_string(),
+        }
+    }
+
+    /// Runs one line typed at the prompt, reporting failures; `Some(code)` when the
+    /// shell is to leave with that code.
+    pub(super) fn run_line(&mut self, line: &str) -> Option<i32> {
+        let commands = match super::line::parse(line) {
+            Ok(c) => c,
+            Err(e) => {
+                self.report_error(&e);
+                return None;
+            }
+        };
+        for words in commands {
+            match self.run(&words) {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Exit) => return Some(exit::OK),
                 Err(e) => {
                     self.report_error(&e);
-                    continue;
-                }
-            };
-            for words in commands {
-                match self.run(&words) {
-                    Ok(Flow::Continue) => {}
-                    Ok(Flow::Exit) => return exit::OK,
-                    Err(e) => {
-                        self.report_error(&e);
-                        if self.remote.is_none() && self.login.is_none() {
-                            return e.exit_code();
-                        }
+                    if self.remote.is_none() && self.login.is_none() {
+                        return Some(e.exit_code());
                     }
                 }
             }
         }
-        exit::OK
+        None
     }
 
     /// Leaves politely.
@@ -552,8 +579,10 @@ impl Shell {
         Ok(())
     }
 
-    pub(super) fn show_progress(&self) -> bool {
-        !self.opts.quiet && io::stderr().is_terminal()
+    /// Where progress bars go: `None` when none are shown (`-q`, or stderr is not a
+    /// terminal).
+    pub(super) fn show_progress(&self) -> Option<Screen> {
+        (!self.opts.quiet && io::stderr().is_terminal()).then(|| self.screen.clone())
     }
 
     /// Transfer summaries: on stdout, unless quiet.
@@ -676,82 +705,6 @@ fn confirm(question: &str) -> Result<bool, Error> {
     let mut answer = String::new();
     io::stdin().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
-}
-
-/// A one-line progress bar on stderr, shown only on a terminal and only for transfers
-/// that last longer than half a second.
-pub(super) struct Progress {
-    label: String,
-    enabled: bool,
-    started: Instant,
-    last: std::cell::Cell<Option<Instant>>,
-    drawn: std::cell::Cell<bool>,
-}
-
-impl Progress {
-    pub(super) fn new(label: &str, enabled: bool) -> Progress {
-        Progress {
-            label: label.to_string(),
-            enabled,
-            started: Instant::now(),
-            last: std::cell::Cell::new(None),
-            drawn: std::cell::Cell::new(false),
-        }
-    }
-
-    pub(super) fn update(&self, done: u64, total: u64) {
-        if !self.enabled {
-            return;
-        }
-        let now = Instant::now();
-        let elapsed = now.duration_since(self.started);
-        if elapsed < Duration::from_millis(500)
-            || self
-                .last
-                .get()
-                .is_some_and(|l| now.duration_since(l) < Duration::from_millis(100))
-        {
-            return;
-        }
-        self.last.set(Some(now));
-        let rate = done as f64 / elapsed.as_secs_f64().max(1e-6);
-        let line = if total > 0 {
-            let pct = done as f64 * 100.0 / total as f64;
-            let eta = if rate > 0.0 {
-                (total.saturating_sub(done)) as f64 / rate
-            } else {
-                0.0
-            };
-            let width = 24;
-            let filled = ((pct / 100.0) * width as f64) as usize;
-            format!(
-                "\r{} [{}{}] {:5.1}% {} / {} {}/s ETA {:.0}s ",
-                self.label,
-                "#".repeat(filled.min(width)),
-                " ".repeat(width - filled.min(width)),
-                pct,
-                human_bytes(done),
-                human_bytes(total),
-                human_bytes(rate as u64),
-                eta
-            )
-        } else {
-            format!(
-                "\r{} {} {}/s ",
-                self.label,
-                human_bytes(done),
-                human_bytes(rate as u64)
-            )
-        };
-        eprint!("{line}\x1b[K");
-        self.drawn.set(true);
-    }
-
-    pub(super) fn finish(&self) {
-        if self.drawn.get() {
-            eprint!("\r\x1b[K");
-        }
-    }
 }
 
 #[cfg(test)]
