@@ -92,7 +92,11 @@ fn get_r_refuses_every_name_that_is_not_one_plain_component() {
     let o = local.join("out");
     assert_eq!(names(&o), ["good1", "good3", "sub"], "{err}");
     assert_eq!(names(&o.join("sub")), ["good2"], "{err}");
-    for (p, want) in [("good1", "good1"), ("good3", "good3"), ("sub/good2", "good2")] {
+    for (p, want) in [
+        ("good1", "good1"),
+        ("good3", "good3"),
+        ("sub/good2", "good2"),
+    ] {
         assert_eq!(
             fs::read_to_string(o.join(p)).unwrap(),
             format!("content of {want}")
@@ -137,7 +141,10 @@ fn get_r_does_not_follow_local_symlinks_in_the_tree() {
     let out = run_client(&local, &server.server_arg(), &["-q"], "get -r d out");
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(names(&elsewhere).is_empty(), "followed the planted directory: {err}");
+    assert!(
+        names(&elsewhere).is_empty(),
+        "followed the planted directory: {err}"
+    );
     assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
     assert!(
         fs::symlink_metadata(out_dir.join("sub"))
@@ -205,7 +212,12 @@ fn names_up_to_255_bytes_download_and_a_cut_partial_fits_too() {
     }
     let server = BinServer::start(&fx, &["-q"]);
     for name in &long {
-        let out = run_client(&local, &server.server_arg(), &["-q"], &format!("get '{name}'"));
+        let out = run_client(
+            &local,
+            &server.server_arg(),
+            &["-q"],
+            &format!("get '{name}'"),
+        );
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(0), "{} bytes: {err}", name.len());
         assert!(!err.contains("fos-partial"), "{err}");
@@ -245,7 +257,12 @@ fn names_up_to_255_bytes_download_and_a_cut_partial_fits_too() {
     assert_eq!(md.permissions().mode() & 0o777, 0o600);
     let kept = md.len();
     assert!(kept > 0 && kept < data.len() as u64, "{kept}");
-    let out = run_client(&local, &lib.addr.to_string(), &["--no-fsync"], &format!("reget {big}"));
+    let out = run_client(
+        &local,
+        &lib.addr.to_string(),
+        &["--no-fsync"],
+        &format!("reget {big}"),
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_same(&fs::read(local.join(&big)).unwrap(), &data, "reget");
     assert!(

@@ -145,7 +145,9 @@ impl Hostile {
 
     /// A Python-style server: `fs`, any `user:password` accepted; every command
     /// record goes to `handler`, which writes the reply record(s) itself.
-    pub fn legacy(handler: impl Fn(&str, &mut Tls) -> io::Result<()> + Send + Sync + 'static) -> Hostile {
+    pub fn legacy(
+        handler: impl Fn(&str, &mut Tls) -> io::Result<()> + Send + Sync + 'static,
+    ) -> Hostile {
         let handler: Arc<LegacyHandler> = Arc::new(handler);
         Self::serve(false, move |mut s| {
             let handler = Arc::clone(&handler);
@@ -191,7 +193,11 @@ fn native_session(s: &mut Tls, handler: &NativeHandler) -> Result<(), Box<dyn st
     if read_frame(s, &mut buf)? != Kind::Hello {
         return Ok(());
     }
-    write_frame(s, Kind::Hello, &encode_fields(&[&b"fos"[..], b"1", b"hostile"]))?;
+    write_frame(
+        s,
+        Kind::Hello,
+        &encode_fields(&[&b"fos"[..], b"1", b"hostile"]),
+    )?;
     s.flush()?;
     loop {
         if read_frame(s, &mut buf)? != Kind::Request {
