@@ -7,7 +7,8 @@
 //!   work ever runs inside an async-signal handler.
 //! - `openat2(RESOLVE_BENEATH)` and the `*at` family: the sandbox opens user paths
 //!   beneath a directory fd in one step, so no path can be swapped between check and use.
-//! - `tcgetattr`/`tcsetattr`: password prompts without echo.
+//! - `tcgetattr`/`tcsetattr` and `kill(SIGTSTP)`: prompts read key by key, passwords
+//!   without echo, Ctrl-Z at a prompt.
 //! - `gethostname`: the default announced server name.
 //! - `sync_file_range` + `posix_fadvise`: large incoming files are written behind and
 //!   dropped from the page cache as they go (see `writeback`).
@@ -173,6 +174,88 @@ pub fn set_echo(fd: BorrowedFd<'_>, on: bool) -> io::Result<bool> {
     // SAFETY: `t` is a valid termios obtained from tcgetattr.
     cvt(unsafe { libc::tcsetattr(fd.as_raw_fd(), libc::TCSANOW, &t) })?;
     Ok(was)
+}
+
+/// A terminal's settings, as [`term_mode`] read them; put them back with
+/// [`set_term_mode`].
+#[derive(Clone, Copy)]
+pub struct TermMode(libc::termios);
+
+impl std::fmt::Debug for TermMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TermMode")
+    }
+}
+
+/// The bytes a terminal's special keys send (`stty -a`); 0 where a key is disabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TermKeys {
+    /// Interrupt, usually Ctrl-C.
+    pub interrupt: u8,
+    /// End of input, usually Ctrl-D.
+    pub end: u8,
+    /// Suspend, usually Ctrl-Z.
+    pub suspend: u8,
+    /// Erase the last character, usually Backspace (DEL).
+    pub erase: u8,
+    /// Erase the line, usually Ctrl-U.
+    pub kill: u8,
+}
+
+impl TermMode {
+    /// The same settings with echo, line editing and the signal keys off: each key
+    /// arrives as soon as it is pressed, as a byte, and Ctrl-C, Ctrl-D and Ctrl-Z are
+    /// bytes like the others instead of signals or an end of input.
+    pub fn key_by_key(&self) -> TermMode {
+        let mut t = self.0;
+        t.c_lflag &= !(libc::ECHO | libc::ECHONL | libc::ICANON | libc::ISIG | libc::IEXTEN);
+        t.c_cc[libc::VMIN] = 1;
+        t.c_cc[libc::VTIME] = 0;
+        TermMode(t)
+    }
+
+    /// The bytes of the special keys in these settings.
+    pub fn keys(&self) -> TermKeys {
+        let cc = &self.0.c_cc;
+        TermKeys {
+            interrupt: cc[libc::VINTR],
+            end: cc[libc::VEOF],
+            suspend: cc[libc::VSUSP],
+            erase: cc[libc::VERASE],
+            kill: cc[libc::VKILL],
+        }
+    }
+}
+
+/// The settings of the terminal on `fd`; an error if `fd` is not a terminal.
+pub fn term_mode(fd: BorrowedFd<'_>) -> io::Result<TermMode> {
+    let mut t = MaybeUninit::<libc::termios>::uninit();
+    // SAFETY: tcgetattr fills the termios struct on success, and we only read it then.
+    cvt(unsafe { libc::tcgetattr(fd.as_raw_fd(), t.as_mut_ptr()) })?;
+    // SAFETY: initialised by the successful tcgetattr above.
+    Ok(TermMode(unsafe { t.assume_init() }))
+}
+
+/// Applies `mode` to the terminal on `fd` at once; with `discard_input`, what was
+/// typed but not read yet is thrown away (it was echoed under the old settings).
+pub fn set_term_mode(fd: BorrowedFd<'_>, mode: &TermMode, discard_input: bool) -> io::Result<()> {
+    let when = if discard_input {
+        libc::TCSAFLUSH
+    } else {
+        libc::TCSANOW
+    };
+    // SAFETY: `mode.0` is a valid termios obtained from tcgetattr.
+    retry(|| cvt(unsafe { libc::tcsetattr(fd.as_raw_fd(), when, &mode.0) }))?;
+    Ok(())
+}
+
+/// Suspends this process the way Ctrl-Z does in a shell (SIGTSTP), for a program
+/// that reads Ctrl-Z as a byte; returns once it is continued (`fg`). A process that
+/// no shell's job control watches (an orphaned process group) is not stopped.
+pub fn suspend_self() -> io::Result<()> {
+    // SAFETY: kill with our own pid and a valid signal number.
+    cvt(unsafe { libc::kill(libc::getpid(), libc::SIGTSTP) })?;
+    Ok(())
 }
 
 fn owned(fd: RawFd) -> OwnedFd {

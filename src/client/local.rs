@@ -312,25 +312,25 @@ impl LocalPartial {
     }
 
     /// Bytes in the partial file.
-    pub fn len(&self) -> Result<u64, Error> {
+    pub(super) fn len(&self) -> Result<u64, Error> {
         Ok(self.file.metadata()?.len())
     }
 
     /// Empties the partial file (the remote file changed: start over).
-    pub fn truncate(&mut self) -> Result<(), Error> {
+    pub(super) fn truncate(&mut self) -> Result<(), Error> {
         self.file.set_len(0)?;
         Ok(())
     }
 
     /// A reader from the start.
-    pub fn reader(&self) -> Result<&File, Error> {
+    pub(super) fn reader(&self) -> Result<&File, Error> {
         use std::io::Seek;
         (&self.file).rewind()?;
         Ok(&self.file)
     }
 
     /// A writer at the end.
-    pub fn append(&self) -> Result<&File, Error> {
+    pub(super) fn append(&self) -> Result<&File, Error> {
         use std::io::{Seek, SeekFrom};
         (&self.file).seek(SeekFrom::End(0))?;
         Ok(&self.file)

@@ -513,7 +513,8 @@ impl Remote {
             Remote::Legacy(l) => {
                 if resume && target.partial_exists() {
                     eprintln!(
-                        "fos-client: a Python server cannot resume: downloading {remote} again"
+                        "fos-client: a Python server cannot resume: downloading {} again",
+                        crate::log::escape(remote)
                     );
                 }
                 let partial = LocalPartial::open(target, false)?;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use super::{ClientConfig, Remote, human_bytes};
 use crate::Error;
 use crate::error::exit;
+use crate::log::{escape, escape_text};
 use crate::protocol::{Entry, EntryKind};
 
 /// One command's syntax and explanation, for `help`.
@@ -224,9 +225,10 @@ impl Shell {
             .ok_or_else(|| Error::Connect("not connected".into()))
     }
 
-    /// Prints an error on stderr (red on a terminal).
+    /// Prints an error on stderr (red on a terminal), escaped: it may hold the
+    /// server's text.
     pub fn report_error(&self, err: &Error) {
-        let msg = format!("fos: {err}");
+        let msg = format!("fos: {}", escape(&err.to_string()));
         if self.color {
             eprintln!("\x1b[31m{msg}\x1b[0m");
         } else {
@@ -309,7 +311,7 @@ impl Shell {
         let mut line = String::new();
         loop {
             let prompt = match self.remote().and_then(|r| r.pwd()) {
-                Ok(p) => format!("fos:{p}> "),
+                Ok(p) => format!("fos:{}> ", escape(&p)),
                 Err(_) => "fos> ".to_string(),
             };
             print!("{prompt}");
@@ -407,7 +409,7 @@ impl Shell {
             "pwd" => {
                 arity(0, 0)?;
                 let p = self.remote()?.pwd()?;
-                println!("{p}");
+                println!("{}", escape(&p));
             }
             "cd" => {
                 arity(0, 1)?;
@@ -447,12 +449,13 @@ impl Shell {
                 allow("rf")?;
                 arity(1, 1)?;
                 let targets = self.expand_remote(&args[0])?;
-                if has('r')
-                    && !has('f')
-                    && io::stdin().is_terminal()
-                    && !confirm(&format!(
+                let ask = (has('r') && !has('f'))
+                    .then(crate::term::Terminal::stdin)
+                    .flatten();
+                if let Some(t) = ask
+                    && !t.confirm(&format!(
                         "remove {} and everything in it?",
-                        targets.join(", ")
+                        escape(&targets.join(", "))
                     ))?
                 {
                     return Err(Error::Local("rm: not confirmed".into()));
@@ -551,10 +554,10 @@ impl Shell {
         !self.opts.quiet && io::stderr().is_terminal()
     }
 
-    /// Transfer summaries: on stdout, unless quiet.
+    /// Transfer summaries: on stdout, unless quiet; escaped, as they name remote files.
     pub(super) fn say(&self, msg: &str) {
         if !self.opts.quiet {
-            println!("{msg}");
+            println!("{}", escape(msg));
         }
     }
 }
@@ -607,6 +610,8 @@ fn long_line(e: &Entry) -> String {
     )
 }
 
+/// The head of a remote file: byte for byte into a pipe or file, with control
+/// characters escaped on a terminal (newlines and tabs kept).
 fn print_cat(head: &[u8]) {
     let binary =
         head.contains(&0) || std::str::from_utf8(head).is_err_and(|e| e.error_len().is_some());
@@ -615,7 +620,11 @@ fn print_cat(head: &[u8]) {
         return;
     }
     let mut out = io::stdout().lock();
-    let _ = out.write_all(head);
+    if out.is_terminal() {
+        let _ = out.write_all(escape_text(&String::from_utf8_lossy(head)).as_bytes());
+    } else {
+        let _ = out.write_all(head);
+    }
     if !head.ends_with(b"\n") {
         let _ = out.write_all(b"\n");
     }
@@ -665,14 +674,6 @@ fn local_list(dir: &Path) -> Result<Vec<Entry>, Error> {
     Ok(out)
 }
 
-/// Asks a yes/no question on the terminal.
-fn confirm(question: &str) -> Result<bool, Error> {
-    eprint!("{question} [y/N] ");
-    let mut answer = String::new();
-    io::stdin().read_line(&mut answer)?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
-}
-
 /// A one-line progress bar on stderr, shown only on a terminal and only for transfers
 /// that last longer than half a second.
 pub(super) struct Progress {
@@ -686,7 +687,7 @@ pub(super) struct Progress {
 impl Progress {
     pub(super) fn new(label: &str, enabled: bool) -> Progress {
         Progress {
-            label: label.to_string(),
+            label: escape(label),
             enabled,
             started: Instant::now(),
             last: std::cell::Cell::new(None),

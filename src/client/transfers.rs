@@ -109,7 +109,9 @@ impl Shell {
             }
             self.remote = None;
             eprintln!(
-                "fos: {what}: {err}; reconnecting in {:.1} s (try {} of {tries}), then resuming",
+                "fos: {}: {}; reconnecting in {:.1} s (try {} of {tries}), then resuming",
+                escape(what),
+                escape(&err.to_string()),
                 delay.as_secs_f64(),
                 attempt + 1
             );
