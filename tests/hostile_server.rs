@@ -478,10 +478,16 @@ fn ctrl_c_and_ctrl_d_at_the_password_prompt_cancel_and_send_nothing() {
     assert_eq!(code, Some(1), "{screen:?}");
     assert!(screen.contains("cancelled"), "{screen:?}");
     assert_eq!(server.connections(), 0, "nothing was sent");
-    // Enter still sends what was typed, erased keys and all
-    let (code, screen) = on_a_pty(&line, None, &[(b"pX\x7f\n", 1000)]);
+    // Enter sends what was typed, less what was erased: the real server takes it
+    let fx = Fixture::new("hostile-enter");
+    let real = BinServer::start(&fx, &["-q"]);
+    let line = client_line(&format!(
+        "--server {} --user u -c 'mkdir in'",
+        real.server_arg()
+    ));
+    let (code, screen) = on_a_pty(&line, None, &[(b"pX\x7f\n", 1500)]);
     assert_eq!(code, Some(0), "{screen:?}");
-    assert_eq!(server.connections(), 1);
+    assert!(fx.storage().join("u/in").is_dir(), "{screen:?}");
 }
 
 #[test]
@@ -593,4 +599,29 @@ fn without_a_terminal_the_password_comes_from_the_environment_or_a_file_only() {
     assert!(fx.storage().join("u/viafile").is_dir());
     let out = client(&["--password-file", "/nonexistent/pw"], "pwd\n");
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn a_download_longer_than_announced_is_cut_off() {
+    let tmp = TempDir::new("hostile-long-get");
+    // four bytes announced, then 512 MiB of data frames
+    let server = Hostile::native(|req, w| match req {
+        Request::Get { .. } => {
+            w.ok(&[b"4", b"0", b"0"])?;
+            let chunk = vec![b'x'; 256 << 10];
+            for _ in 0..2048 {
+                w.frame(fos::protocol::frame::Kind::Data, &chunk)?;
+            }
+            w.frame(fos::protocol::frame::Kind::End, &[0; 32])
+        }
+        _ => w.err("invalid", b"no"),
+    });
+    let out = run_client(tmp.path(), &server.server_arg(), &["-q"], "get f");
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("more than the 4 bytes it announced"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!tmp.path().join("f").exists());
 }

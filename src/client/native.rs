@@ -219,7 +219,9 @@ impl Native {
         })
     }
 
-    /// Receives the content of a download into `dst`.
+    /// Receives the content of a download into `dst`: at most `max` bytes, the size
+    /// the server announced. A server that sends more is cut off there instead of
+    /// being read to its end, which it need never send.
     pub fn receive(
         &mut self,
         dst: &mut impl Write,
@@ -228,14 +230,24 @@ impl Native {
         progress: &mut dyn FnMut(u64),
         cancel: &dyn Fn() -> bool,
     ) -> Result<Received, Error> {
-        Ok(transfer::receive(
+        let over = std::cell::Cell::new(false);
+        let got = transfer::receive(
             &mut self.stream,
             dst,
             max,
             ctx,
-            progress,
-            cancel,
-        )?)
+            &mut |b| {
+                over.set(b > max);
+                progress(b.min(max));
+            },
+            &|| over.get() || cancel(),
+        );
+        if over.get() {
+            return Err(too_large(format!(
+                "the server sent more than the {max} bytes it announced"
+            )));
+        }
+        Ok(got?)
     }
 
     /// Starts an upload; returns the offset the server wants data from.
