@@ -152,8 +152,17 @@ impl LocalDir {
         })?;
         Ok(LocalDir {
             fd: Arc::new(fd),
-            shown: self.shown.join(name),
+            shown: self.shown_child(name),
         })
+    }
+
+    /// How `name` inside this directory is shown (`name`, not `./name`).
+    pub fn shown_child(&self, name: &str) -> PathBuf {
+        if self.shown == Path::new(".") {
+            PathBuf::from(name)
+        } else {
+            self.shown.join(name)
+        }
     }
 
     /// The file `name` in this directory, as a download target.
@@ -162,7 +171,7 @@ impl LocalDir {
             dir: Arc::clone(&self.fd),
             name: sys::cstring(name.as_bytes())
                 .map_err(|_| Error::Local(format!("{name:?}: not a file name")))?,
-            shown: self.shown.join(name),
+            shown: self.shown_child(name),
         })
     }
 }
@@ -358,6 +367,8 @@ impl LocalPartial {
         match sys::renameat(dir, &self.name, dir, &target.name, no_clobber) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(errno::EEXIST) && no_clobber => {
+                // nothing to resume: the download is complete, it just may not land
+                self.keep = false;
                 return Err(Error::Local(format!(
                     "{}: already exists (-n)",
                     target.shown.display()

@@ -235,7 +235,7 @@ impl Shell {
     fn get_tree(&mut self, remote: &str, top: TreeTop<'_>, no_clobber: bool) -> Result<(), Error> {
         let shown = match &top {
             TreeTop::Named(p) => p.to_path_buf(),
-            TreeTop::Inside(dir, name) => dir.shown().join(name),
+            TreeTop::Inside(dir, name) => dir.shown_child(name),
         };
         let label = format!("get -r {remote} -> {}", shown.display());
         self.tree(&label, |shell, totals| {
@@ -308,7 +308,7 @@ impl Shell {
             TreeTop::Inside(parent, name) => match parent.subdir(name) {
                 Ok(dir) => dir,
                 Err(e) => {
-                    let at = parent.shown().join(name);
+                    let at = parent.shown_child(name);
                     return match local::refusal(&e) {
                         Some(why) => {
                             let why = format!("{why} ({})", escape(&at.display().to_string()));
