@@ -126,6 +126,24 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// Escapes control characters for showing text on a terminal, like [`escape`] but
+/// keeping what makes text text: newlines, tabs and the `\r` of a `\r\n`. Nothing
+/// else is left that a terminal would act on (no escape sequences, no lone `\r` to
+/// overwrite a line, no C1 controls).
+pub fn escape_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            '\r' if chars.peek() == Some(&'\n') => out.push(c),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Now, as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn utc_now() -> String {
     let d = SystemTime::now()
@@ -181,5 +199,9 @@ mod tests {
     fn escaping() {
         assert_eq!(escape("a\nb\x1b[31m\\"), "a\\nb\\u{1b}[31m\\\\");
         assert_eq!(escape("plain é"), "plain é");
+        assert_eq!(
+            escape_text("a\tb\r\nc\rd\x1b]0;t\x07\u{9b}2J\\"),
+            "a\tb\r\nc\\u{d}d\\u{1b}]0;t\\u{7}\\u{9b}2J\\"
+        );
     }
 }

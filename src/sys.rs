@@ -7,8 +7,8 @@
 //!   work ever runs inside an async-signal handler.
 //! - `openat2(RESOLVE_BENEATH)` and the `*at` family: the sandbox opens user paths
 //!   beneath a directory fd in one step, so no path can be swapped between check and use.
-//! - `tcgetattr`/`tcsetattr`: password prompts without echo, and the raw mode of the
-//!   prompt's line editor.
+//! - `tcgetattr`/`tcsetattr` and `kill(SIGTSTP)`: prompts read key by key, passwords
+//!   without echo, the raw mode of the prompt's line editor, Ctrl-Z at a prompt.
 //! - `ioctl(TIOCGWINSZ)`: the terminal's width, so progress bars and the edited line fit.
 //! - `gethostname`: the default announced server name.
 //! - `sync_file_range` + `posix_fadvise`: large incoming files are written behind and
@@ -179,6 +179,89 @@ pub fn set_echo(fd: BorrowedFd<'_>, on: bool) -> io::Result<bool> {
     // SAFETY: `t` is a valid termios obtained from tcgetattr.
     cvt(unsafe { libc::tcsetattr(fd.as_raw_fd(), libc::TCSANOW, &t) })?;
     Ok(was)
+}
+
+/// A terminal's settings, as [`term_mode`] read them; put them back with
+/// [`set_term_mode`].
+#[derive(Clone, Copy)]
+pub struct TermMode(libc::termios);
+
+impl std::fmt::Debug for TermMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TermMode")
+    }
+}
+
+/// The bytes a terminal's special keys send (`stty -a`); 0 where a key is disabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TermKeys {
+    /// Interrupt, usually Ctrl-C.
+    pub interrupt: u8,
+    /// End of input, usually Ctrl-D.
+    pub end: u8,
+    /// Suspend, usually Ctrl-Z.
+    pub suspend: u8,
+    /// Erase the last character, usually Backspace (DEL).
+    pub erase: u8,
+    /// Erase the line, usually Ctrl-U.
+    pub kill: u8,
+}
+
+impl TermMode {
+    /// The same settings with echo, line editing and the signal keys off: each key
+    /// arrives as soon as it is pressed, as a byte, and Ctrl-C, Ctrl-D and Ctrl-Z are
+    /// bytes like the others instead of signals or an end of input.
+    pub fn key_by_key(&self) -> TermMode {
+        let mut t = self.0;
+        t.c_lflag &= !(libc::ECHO | libc::ECHONL | libc::ICANON | libc::ISIG | libc::IEXTEN);
+        t.c_cc[libc::VMIN] = 1;
+        t.c_cc[libc::VTIME] = 0;
+        TermMode(t)
+    }
+
+    /// The bytes of the special keys in these settings.
+    pub fn keys(&self) -> TermKeys {
+        let cc = &self.0.c_cc;
+        TermKeys {
+            interrupt: cc[libc::VINTR],
+            end: cc[libc::VEOF],
+            suspend: cc[libc::VSUSP],
+            erase: cc[libc::VERASE],
+            kill: cc[libc::VKILL],
+        }
+    }
+}
+
+/// The settings of the terminal on `fd`; an error if `fd` is not a terminal.
+pub fn term_mode(fd: BorrowedFd<'_>) -> io::Result<TermMode> {
+    let mut t = MaybeUninit::<libc::termios>::uninit();
+    // SAFETY: tcgetattr fills the termios struct on success, and we only read it then.
+    cvt(unsafe { libc::tcgetattr(fd.as_raw_fd(), t.as_mut_ptr()) })?;
+    // SAFETY: initialised by the successful tcgetattr above.
+    Ok(TermMode(unsafe { t.assume_init() }))
+}
+
+/// Applies `mode` to the terminal on `fd` once the output written so far has gone out;
+/// with `discard_input`, what was typed but not read yet is thrown away (it was echoed
+/// under the old settings), else typed-ahead input is kept.
+pub fn set_term_mode(fd: BorrowedFd<'_>, mode: &TermMode, discard_input: bool) -> io::Result<()> {
+    let when = if discard_input {
+        libc::TCSAFLUSH
+    } else {
+        libc::TCSADRAIN
+    };
+    // SAFETY: `mode.0` is a valid termios obtained from tcgetattr.
+    retry(|| cvt(unsafe { libc::tcsetattr(fd.as_raw_fd(), when, &mode.0) }))?;
+    Ok(())
+}
+
+/// Suspends this process the way Ctrl-Z does in a shell (SIGTSTP), for a program
+/// that reads Ctrl-Z as a byte; returns once it is continued (`fg`). A process that
+/// no shell's job control watches (an orphaned process group) is not stopped.
+pub fn suspend_self() -> io::Result<()> {
+    // SAFETY: kill with our own pid and a valid signal number.
+    cvt(unsafe { libc::kill(libc::getpid(), libc::SIGTSTP) })?;
+    Ok(())
 }
 
 fn owned(fd: RawFd) -> OwnedFd {
@@ -669,19 +752,6 @@ pub fn wait_readable(fd: BorrowedFd<'_>, timeout: std::time::Duration) -> io::Re
 /// Window-size change: the progress bars re-read the terminal's width.
 pub const SIGWINCH: i32 = libc::SIGWINCH;
 
-/// A terminal's settings, as [`term_mode`] read them, to be put back with
-/// [`set_term_mode`].
-#[derive(Clone, Copy)]
-pub struct TermMode(libc::termios);
-
-impl std::fmt::Debug for TermMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TermMode")
-            .field("lflag", &self.0.c_lflag)
-            .finish_non_exhaustive()
-    }
-}
-
 impl TermMode {
     /// The same settings in the raw mode a line editor needs: bytes arrive one at a
     /// time as typed, without echo; Ctrl-C, Ctrl-Z, Ctrl-S/Q, Ctrl-V and Ctrl-O arrive as
@@ -698,24 +768,6 @@ impl TermMode {
     }
 }
 
-/// The settings of the terminal on `fd`; an error if `fd` is not a terminal.
-pub fn term_mode(fd: BorrowedFd<'_>) -> io::Result<TermMode> {
-    let mut t = MaybeUninit::<libc::termios>::uninit();
-    // SAFETY: tcgetattr fills the termios struct on success, and we only read it then.
-    cvt(unsafe { libc::tcgetattr(fd.as_raw_fd(), t.as_mut_ptr()) })?;
-    // SAFETY: initialised by the successful tcgetattr above.
-    Ok(TermMode(unsafe { t.assume_init() }))
-}
-
-/// Applies `mode` to the terminal on `fd` once the output written so far has gone out;
-/// typed-ahead input is kept (never flushed).
-pub fn set_term_mode(fd: BorrowedFd<'_>, mode: &TermMode) -> io::Result<()> {
-    // SAFETY: `mode.0` is a valid termios obtained from tcgetattr (possibly with flags
-    // changed by `raw`).
-    retry(|| cvt(unsafe { libc::tcsetattr(fd.as_raw_fd(), libc::TCSADRAIN, &mode.0) }))?;
-    Ok(())
-}
-
 /// `(columns, rows)` of the terminal on `fd`; `None` when `fd` is not a terminal or
 /// the terminal does not know its size (a pseudo-terminal nobody sized reports 0).
 pub fn window_size(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
@@ -729,17 +781,6 @@ pub fn window_size(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
     // SAFETY: initialised by the successful ioctl above.
     let ws = unsafe { ws.assume_init() };
     (ws.ws_col > 0).then_some((ws.ws_col, ws.ws_row))
-}
-
-/// Stops the process as Ctrl-Z does (`SIGTSTP` to itself) and returns once it is
-/// continued (`fg`). The line editor calls it with the terminal back in its normal mode.
-pub fn suspend() -> io::Result<()> {
-    // SAFETY: raise takes a signal number and no pointers.
-    let ret = unsafe { libc::raise(libc::SIGTSTP) };
-    if ret != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

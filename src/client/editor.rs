@@ -689,7 +689,7 @@ struct Restore<'a> {
 
 impl Drop for Restore<'_> {
     fn drop(&mut self) {
-        let _ = crate::sys::set_term_mode(self.fd, &self.saved);
+        let _ = crate::sys::set_term_mode(self.fd, &self.saved, false);
     }
 }
 
@@ -718,7 +718,7 @@ impl Terminal {
         let stdin = io::stdin();
         let fd = stdin.as_fd();
         let saved = crate::sys::term_mode(fd)?;
-        crate::sys::set_term_mode(fd, &saved.raw())?;
+        crate::sys::set_term_mode(fd, &saved.raw(), false)?;
         let restore = Restore { fd, saved };
         let mut out = io::stdout();
         self.editor.reset();
@@ -766,10 +766,10 @@ impl Terminal {
                 Step::Suspend => {
                     write!(out, "\r\n")?;
                     out.flush()?;
-                    crate::sys::set_term_mode(fd, &restore.saved)?;
-                    crate::sys::suspend()?;
+                    crate::sys::set_term_mode(fd, &restore.saved, false)?;
+                    crate::sys::suspend_self()?;
                     // continued (`fg`): back to raw mode, the line drawn afresh
-                    crate::sys::set_term_mode(fd, &restore.saved.raw())?;
+                    crate::sys::set_term_mode(fd, &restore.saved.raw(), false)?;
                     screen = self.editor.render(prompt, cols());
                 }
             }

@@ -12,6 +12,7 @@ mod editor;
 mod history;
 pub mod legacy;
 pub mod line;
+pub mod local;
 pub mod native;
 mod progress;
 mod prompt;
@@ -20,7 +21,7 @@ pub mod stream;
 mod transfers;
 mod width;
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, BufWriter};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -36,6 +37,7 @@ use crate::tls::Trust;
 use crate::transfer;
 use crate::writeback::WriteBehind;
 use legacy::Legacy;
+use local::{LocalPartial, LocalTarget};
 use native::{Native, Tls};
 
 /// Default session port.
@@ -421,15 +423,7 @@ impl Remote {
         }
     }
 
-    /// Downloads `remote` to `local` (a file path). The content goes to a partial file
-    /// beside `local` (`.NAME.fos-partial`) and is renamed over it only when complete
-    /// and verified. With `opts.resume`, an existing partial is continued after the
-    /// server has checked that its SHA-256 matches the start of the remote file. A
-    /// download cut by the network or cancelled keeps its partial for `reget`.
-    ///
-    /// An existing symlink at `local` is never replaced; a FIFO or character device
-    /// there (or at the end of the symlink) is written in place instead, as
-    /// [`Remote::get_stream`] does.
+    /// Downloads `remote` to `local` (a file path): see [`Remote::get_to`].
     pub fn get(
         &mut self,
         cfg: &ClientConfig,
@@ -437,15 +431,40 @@ impl Remote {
         local: &Path,
         opts: TransferOpts<'_>,
     ) -> Result<Report, Error> {
-        if opts.no_clobber && fs::symlink_metadata(local).is_ok() {
+        self.get_to(cfg, remote, &LocalTarget::open(local)?, opts)
+    }
+
+    /// Downloads `remote` to `target`. The content goes to a partial file beside it
+    /// (`.NAME.fos-partial`, see [`local::partial_name`]) and is renamed over it only
+    /// when complete and verified. With `opts.resume`, an existing partial is continued
+    /// after the server has checked that its SHA-256 matches the start of the remote
+    /// file. A download cut by the network or cancelled keeps its partial for `reget`.
+    ///
+    /// An existing symlink at the target is never replaced; a FIFO or character device
+    /// there (or at the end of the symlink) is written in place instead, as
+    /// [`Remote::get_stream`] does.
+    pub fn get_to(
+        &mut self,
+        cfg: &ClientConfig,
+        remote: &str,
+        target: &LocalTarget,
+        opts: TransferOpts<'_>,
+    ) -> Result<Report, Error> {
+        let local = target.shown();
+        if opts.no_clobber && target.exists() {
             return Err(Error::Local(format!(
                 "{}: already exists (-n)",
                 local.display()
             )));
         }
+        // a FIFO or device there (or at the end of a symlink) is written in place; any
+        // other symlink is refused: a download never replaces one
         if stream::classify(local)? == stream::Target::Stream {
             let mut sink = stream::Sink::open(local, opts.cancel)?;
             return self.get_stream(remote, &mut sink, opts);
+        }
+        if target.is_dir() {
+            return Err(Error::Local(format!("{}: is a directory", local.display())));
         }
         let TransferOpts {
             no_clobber,
@@ -456,7 +475,7 @@ impl Remote {
         let started = Instant::now();
         let (partial, bytes, size, mtime) = match self {
             Remote::Native(n) => {
-                let mut partial = LocalPartial::open(local, resume)?;
+                let mut partial = LocalPartial::open(target, resume)?;
                 let mut ctx = transfer::sha();
                 let mut offset = partial.len()?;
                 let hdr = if offset > 0 {
@@ -509,12 +528,13 @@ impl Remote {
                 (partial, got.bytes, hdr.size, Some(hdr.mtime))
             }
             Remote::Legacy(l) => {
-                if resume && partial_path(local).is_ok_and(|p| p.exists()) {
+                if resume && target.partial_exists() {
                     eprintln!(
-                        "fos-client: a Python server cannot resume: downloading {remote} again"
+                        "fos-client: a Python server cannot resume: downloading {} again",
+                        crate::log::escape(remote)
                     );
                 }
-                let partial = LocalPartial::open(local, false)?;
+                let partial = LocalPartial::open(target, false)?;
                 let n = {
                     let mut w = BufWriter::with_capacity(transfer::CHUNK, partial.append()?);
                     let n = l.get(remote, &mut w, &mut |b| progress(b, 0))?;
@@ -531,7 +551,7 @@ impl Remote {
                 local.display()
             )));
         }
-        partial.commit(local, mtime, no_clobber, cfg.fsync)?;
+        partial.commit(target, mtime, no_clobber, cfg.fsync)?;
         Ok(Report {
             bytes,
             size,
@@ -787,114 +807,6 @@ fn warn_if_expired(cert: &[u8], path: &Path) {
     }
 }
 
-/// A download in progress: `.<name>.fos-partial` beside the target, mode 0600.
-/// Dropped uncommitted, it is removed unless `keep` is set (a cut or cancelled
-/// download, kept for `reget`).
-#[derive(Debug)]
-pub struct LocalPartial {
-    path: PathBuf,
-    file: File,
-    /// Keep the file if dropped uncommitted.
-    pub keep: bool,
-    done: bool,
-}
-
-impl LocalPartial {
-    /// Opens the partial file for `target`: continued if `resume` and it exists,
-    /// otherwise created empty.
-    pub fn open(target: &Path, resume: bool) -> Result<LocalPartial, Error> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = partial_path(target)?;
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(!resume)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::Local(format!("{}: {}", path.display(), local_reason(&e))))?;
-        Ok(LocalPartial {
-            path,
-            file,
-            keep: false,
-            done: false,
-        })
-    }
-
-    fn len(&self) -> Result<u64, Error> {
-        Ok(self.file.metadata()?.len())
-    }
-
-    fn truncate(&mut self) -> Result<(), Error> {
-        self.file.set_len(0)?;
-        Ok(())
-    }
-
-    /// A reader from the start.
-    fn reader(&self) -> Result<&File, Error> {
-        use std::io::Seek;
-        (&self.file).rewind()?;
-        Ok(&self.file)
-    }
-
-    /// A writer at the end.
-    fn append(&self) -> Result<&File, Error> {
-        use std::io::{Seek, SeekFrom};
-        (&self.file).seek(SeekFrom::End(0))?;
-        Ok(&self.file)
-    }
-
-    fn commit(
-        mut self,
-        target: &Path,
-        mtime: Option<i64>,
-        no_clobber: bool,
-        fsync: bool,
-    ) -> Result<(), Error> {
-        if let Some(t) = mtime {
-            let _ = self
-                .file
-                .set_modified(UNIX_EPOCH + Duration::from_secs(t.max(0) as u64));
-        }
-        if fsync {
-            self.file.sync_all()?;
-        }
-        if no_clobber && fs::symlink_metadata(target).is_ok() {
-            self.keep = false;
-            return Err(Error::Local(format!(
-                "{}: already exists (-n)",
-                target.display()
-            )));
-        }
-        fs::rename(&self.path, target)
-            .map_err(|e| Error::Local(format!("{}: {}", target.display(), local_reason(&e))))?;
-        self.done = true;
-        if let (true, Some(dir)) = (fsync, target.parent().filter(|d| !d.as_os_str().is_empty())) {
-            let _ = File::open(dir).and_then(|d| d.sync_all());
-        }
-        Ok(())
-    }
-}
-
-impl Drop for LocalPartial {
-    fn drop(&mut self) {
-        if !self.done && !self.keep {
-            let _ = fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// `dir/.name.fos-partial` for `dir/name`.
-pub fn partial_path(target: &Path) -> Result<PathBuf, Error> {
-    let name = target
-        .file_name()
-        .ok_or_else(|| Error::Local(format!("{}: not a file name", target.display())))?;
-    let mut partial = std::ffi::OsString::from(".");
-    partial.push(name);
-    partial.push(".fos-partial");
-    Ok(target.with_file_name(partial))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -928,17 +840,5 @@ mod tests {
         assert_eq!(human_bytes(12), "12 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(10 << 20), "10.0 MiB");
-    }
-
-    #[test]
-    fn partial_names() {
-        assert_eq!(
-            partial_path(Path::new("a/b.txt")).unwrap(),
-            Path::new("a/.b.txt.fos-partial")
-        );
-        assert_eq!(
-            partial_path(Path::new("b")).unwrap(),
-            Path::new(".b.fos-partial")
-        );
     }
 }

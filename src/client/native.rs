@@ -34,6 +34,12 @@ fn answered_early(stream: &mut Tls) -> bool {
     }
 }
 
+/// Most entries the client collects from one listing; a server that sends more is
+/// cut off (every other reply is one frame, bounded by [`crate::protocol::frame`]).
+pub const MAX_LIST_ENTRIES: usize = 1 << 18;
+/// Most bytes (entry fields as sent) the client collects from one listing.
+pub const MAX_LIST_BYTES: usize = 32 << 20;
+
 /// A native session (after hello; login is a request like any other).
 #[derive(Debug)]
 pub struct Native {
@@ -52,6 +58,10 @@ pub struct GetHeader {
     pub mtime: i64,
     /// Where the data starts.
     pub offset: u64,
+}
+
+fn too_large(what: String) -> Error {
+    Error::Protocol(protocol::Error::ReplyTooLarge(what))
 }
 
 fn field_str(f: &[u8]) -> String {
@@ -162,15 +172,30 @@ impl Native {
             .unwrap_or_default())
     }
 
-    /// `ls`: the entries of a directory (or the one file named).
+    /// `ls`: the entries of a directory (or the one file named), at most
+    /// [`MAX_LIST_ENTRIES`] of them and [`MAX_LIST_BYTES`] in all.
     pub fn ls(&mut self, path: Option<&str>) -> Result<Vec<Entry>, Error> {
         self.call(&Request::Ls(path.map(Into::into)))?;
         let mut entries = Vec::new();
+        let mut bytes = 0usize;
         loop {
             match read_frame(&mut self.stream, &mut self.buf)? {
                 Kind::List if self.buf.is_empty() => return Ok(entries),
                 Kind::List => {
-                    for f in decode_fields(&self.buf)? {
+                    bytes += self.buf.len();
+                    let fields = decode_fields(&self.buf)?;
+                    if entries.len() + fields.len() > MAX_LIST_ENTRIES {
+                        return Err(too_large(format!(
+                            "the server's listing has more than {MAX_LIST_ENTRIES} entries"
+                        )));
+                    }
+                    if bytes > MAX_LIST_BYTES {
+                        return Err(too_large(format!(
+                            "the server's listing is larger than {} MiB",
+                            MAX_LIST_BYTES >> 20
+                        )));
+                    }
+                    for f in fields {
                         entries.push(Entry::decode(f)?);
                     }
                 }
@@ -214,7 +239,9 @@ impl Native {
         })
     }
 
-    /// Receives the content of a download into `dst`.
+    /// Receives the content of a download into `dst`: at most `max` bytes, the size
+    /// the server announced. A server that sends more is cut off there instead of
+    /// being read to its end, which it need never send.
     pub fn receive(
         &mut self,
         dst: &mut impl Write,
@@ -223,14 +250,24 @@ impl Native {
         progress: &mut dyn FnMut(u64),
         cancel: &dyn Fn() -> bool,
     ) -> Result<Received, Error> {
-        Ok(transfer::receive(
+        let over = std::cell::Cell::new(false);
+        let got = transfer::receive(
             &mut self.stream,
             dst,
             max,
             ctx,
-            progress,
-            cancel,
-        )?)
+            &mut |b| {
+                over.set(b > max);
+                progress(b.min(max));
+            },
+            &|| over.get() || cancel(),
+        );
+        if over.get() {
+            return Err(too_large(format!(
+                "the server sent more than the {max} bytes it announced"
+            )));
+        }
+        Ok(got?)
     }
 
     /// Starts an upload; returns the offset the server wants data from.

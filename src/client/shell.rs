@@ -14,6 +14,7 @@ use super::progress::Screen;
 use super::{ClientConfig, Remote};
 use crate::Error;
 use crate::error::exit;
+use crate::log::{escape, escape_text};
 use crate::protocol::{Entry, EntryKind};
 
 /// One command's syntax and explanation, for `help`.
@@ -236,9 +237,10 @@ impl Shell {
             .ok_or_else(|| Error::Connect("not connected".into()))
     }
 
-    /// Prints an error on stderr (red on a terminal).
+    /// Prints an error on stderr (red on a terminal), escaped: it may hold the
+    /// server's text.
     pub fn report_error(&self, err: &Error) {
-        let msg = format!("fos: {err}");
+        let msg = format!("fos: {}", escape(&err.to_string()));
         if self.color {
             eprintln!("\x1b[31m{msg}\x1b[0m");
         } else {
@@ -439,7 +441,7 @@ impl Shell {
             "pwd" => {
                 arity(0, 0)?;
                 let p = self.remote()?.pwd()?;
-                println!("{p}");
+                println!("{}", escape(&p));
             }
             "cd" => {
                 arity(0, 1)?;
@@ -479,12 +481,13 @@ impl Shell {
                 allow("rf")?;
                 arity(1, 1)?;
                 let targets = self.expand_remote(&args[0])?;
-                if has('r')
-                    && !has('f')
-                    && io::stdin().is_terminal()
-                    && !confirm(&format!(
+                let ask = (has('r') && !has('f'))
+                    .then(crate::term::Terminal::stdin)
+                    .flatten();
+                if let Some(t) = ask
+                    && !t.confirm(&format!(
                         "remove {} and everything in it?",
-                        targets.join(", ")
+                        escape(&targets.join(", "))
                     ))?
                 {
                     return Err(Error::Local("rm: not confirmed".into()));
@@ -585,10 +588,10 @@ impl Shell {
         (!self.opts.quiet && io::stderr().is_terminal()).then(|| self.screen.clone())
     }
 
-    /// Transfer summaries: on stdout, unless quiet.
+    /// Transfer summaries: on stdout, unless quiet; escaped, as they name remote files.
     pub(super) fn say(&self, msg: &str) {
         if !self.opts.quiet {
-            println!("{msg}");
+            println!("{}", escape(msg));
         }
     }
 }
@@ -641,6 +644,8 @@ fn long_line(e: &Entry) -> String {
     )
 }
 
+/// The head of a remote file: byte for byte into a pipe or file, with control
+/// characters escaped on a terminal (newlines and tabs kept).
 fn print_cat(head: &[u8]) {
     let binary =
         head.contains(&0) || std::str::from_utf8(head).is_err_and(|e| e.error_len().is_some());
@@ -649,7 +654,11 @@ fn print_cat(head: &[u8]) {
         return;
     }
     let mut out = io::stdout().lock();
-    let _ = out.write_all(head);
+    if out.is_terminal() {
+        let _ = out.write_all(escape_text(&String::from_utf8_lossy(head)).as_bytes());
+    } else {
+        let _ = out.write_all(head);
+    }
     if !head.ends_with(b"\n") {
         let _ = out.write_all(b"\n");
     }
@@ -697,14 +706,6 @@ fn local_list(dir: &Path) -> Result<Vec<Entry>, Error> {
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
-}
-
-/// Asks a yes/no question on the terminal.
-fn confirm(question: &str) -> Result<bool, Error> {
-    eprint!("{question} [y/N] ");
-    let mut answer = String::new();
-    io::stdin().read_line(&mut answer)?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 #[cfg(test)]

@@ -9,11 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::local::{self, LocalDir, LocalTarget};
 use super::shell::{Progress, Shell};
 use super::stream::{Sink, Target, classify};
 use super::{ClientConfig, Remote, Report, TransferOpts};
 use crate::Error;
 use crate::glob::{expand_local, has_wildcards};
+use crate::log::escape;
 use crate::protocol::{EntryKind, ErrorCode};
 
 /// First pause before a retry; it doubles up to [`MAX_BACKOFF`].
@@ -22,6 +24,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// Deepest tree `get -r`/`put -r` descends.
 const MAX_DEPTH: usize = 128;
+/// Most entries the listings of one `get -r` path (a directory and all its parents)
+/// hold at once: the walk keeps each parent's listing while it descends.
+const MAX_HELD: usize = super::native::MAX_LIST_ENTRIES;
 
 /// The local name that stands for standard input (`put - NAME`) or output
 /// (`get REMOTE -`).
@@ -75,6 +80,36 @@ impl<'a> Job<'a> {
 struct Totals {
     files: u64,
     bytes: u64,
+    /// Entries refused (a name from the server that is not one plain component, or
+    /// something other than a directory in the way locally).
+    refused: u64,
+}
+
+/// Where the top of a `get -r` tree goes.
+enum TreeTop<'a> {
+    /// The directory the user named, created if missing.
+    Named(&'a Path),
+    /// A name (the remote directory's) inside a directory the user named.
+    Inside(LocalDir, &'a str),
+}
+
+/// Says on stderr why an entry of a `get -r` tree was not downloaded.
+fn refuse(totals: &mut Totals, remote_dir: &str, name: &str, why: &str) {
+    totals.refused += 1;
+    eprintln!(
+        "fos: get -r: refused \"{}\" in {}: {why}",
+        escape(name),
+        escape(remote_dir)
+    );
+}
+
+/// The directory part of a remote path (`.` for a bare name).
+fn parent_of(path: &str) -> String {
+    match path.trim_end_matches('/').rsplit_once('/') {
+        Some(("", _)) => "/".into(),
+        Some((dir, _)) => dir.into(),
+        None => ".".into(),
+    }
 }
 
 fn base_name(path: &str) -> Option<&str> {
@@ -124,7 +159,9 @@ impl Shell {
             }
             self.remote = None;
             eprintln!(
-                "fos: {what}: {err}; reconnecting in {:.1} s (try {} of {tries}), then resuming",
+                "fos: {}: {}; reconnecting in {:.1} s (try {} of {tries}), then resuming",
+                escape(what),
+                escape(&err.to_string()),
                 delay.as_secs_f64(),
                 attempt + 1
             );
@@ -180,18 +217,29 @@ impl Shell {
             )));
         }
         for src in &sources {
+            // with wildcards the names come from the server: each must be a plain name
             let base = base_name(src)
-                .ok_or_else(|| Error::Usage(format!("get: {src:?} does not name a file")))?;
+                .filter(|b| local::check_name(b).is_ok())
+                .ok_or_else(|| {
+                    Error::Usage(format!("get: \"{}\" does not name a file", escape(src)))
+                })?;
+            if recursive {
+                let top = match local {
+                    None => TreeTop::Inside(LocalDir::open(Path::new("."))?, base),
+                    Some(l) if many && Path::new(l).is_dir() => {
+                        TreeTop::Inside(LocalDir::open(Path::new(l))?, base)
+                    }
+                    Some(l) => TreeTop::Named(Path::new(l)),
+                };
+                self.get_tree(src, top, no_clobber)?;
+                continue;
+            }
             let target = match local {
                 None => PathBuf::from(base),
-                Some(l) if (many || !recursive) && Path::new(l).is_dir() => Path::new(l).join(base),
+                Some(l) if Path::new(l).is_dir() => Path::new(l).join(base),
                 Some(l) => PathBuf::from(l),
             };
-            if recursive {
-                self.get_tree(src, &target, no_clobber)?;
-            } else {
-                self.get_one(src, &target, no_clobber, resume)?;
-            }
+            self.get_one(src, &LocalTarget::open(&target)?, no_clobber, resume)?;
         }
         Ok(())
     }
@@ -199,21 +247,22 @@ impl Shell {
     fn get_one(
         &mut self,
         remote: &str,
-        target: &Path,
+        target: &LocalTarget,
         no_clobber: bool,
         resume: bool,
     ) -> Result<Report, Error> {
         // a FIFO or device (not one -n refuses): written in place
-        let exists = std::fs::symlink_metadata(target).is_ok();
-        if !(no_clobber && exists) && classify(target)? == Target::Stream {
+        let path = target.shown();
+        let exists = std::fs::symlink_metadata(path).is_ok();
+        if !(no_clobber && exists) && classify(path)? == Target::Stream {
             let interrupt = Arc::clone(&self.interrupt);
-            let sink = Sink::open(target, &move || interrupt.load(Ordering::SeqCst))?;
+            let sink = Sink::open(path, &move || interrupt.load(Ordering::SeqCst))?;
             return self.get_stream(remote, sink);
         }
-        let done = format!("{remote} -> {}", target.display());
+        let done = format!("{remote} -> {}", path.display());
         let job = Job::file("get", "reget", remote, &done, resume);
         self.one_transfer(job, |r, cfg, opts| {
-            r.get(cfg, remote, target, TransferOpts { no_clobber, ..opts })
+            r.get_to(cfg, remote, target, TransferOpts { no_clobber, ..opts })
         })
     }
 
@@ -274,10 +323,14 @@ impl Shell {
         }
     }
 
-    fn get_tree(&mut self, remote: &str, target: &Path, no_clobber: bool) -> Result<(), Error> {
-        let label = format!("get -r {remote} -> {}", target.display());
+    fn get_tree(&mut self, remote: &str, top: TreeTop<'_>, no_clobber: bool) -> Result<(), Error> {
+        let shown = match &top {
+            TreeTop::Named(p) => p.to_path_buf(),
+            TreeTop::Inside(dir, name) => dir.shown_child(name),
+        };
+        let label = format!("get -r {remote} -> {}", shown.display());
         self.tree(&label, |shell, totals| {
-            shell.get_tree_inner(remote, target, no_clobber, 0, totals)
+            shell.get_tree_inner(remote, top, no_clobber, 0, 0, totals)
         })
     }
 
@@ -304,40 +357,97 @@ impl Shell {
             totals.files,
             report.summary()
         ));
+        if totals.refused > 0 {
+            let n = totals.refused;
+            let entries = if n == 1 { "entry" } else { "entries" };
+            return Err(Error::Local(format!(
+                "{label}: {n} {entries} refused (see above)"
+            )));
+        }
         Ok(())
     }
 
+    /// One level of `get -r`: lists `remote`, then makes its local directory (`top`)
+    /// and fills it. Every name from the listing is checked before it is used, and
+    /// every level is opened relative to its parent without following symlinks.
+    /// `held` counts the entries of the parents' listings, still held.
     fn get_tree_inner(
         &mut self,
         remote: &str,
-        target: &Path,
+        top: TreeTop<'_>,
         no_clobber: bool,
         depth: usize,
+        held: usize,
         totals: &mut Totals,
     ) -> Result<(), Error> {
         if depth > MAX_DEPTH {
             return Err(Error::Local(format!(
-                "get -r: {remote}: tree deeper than {MAX_DEPTH}"
+                "get -r: {}: tree deeper than {MAX_DEPTH}",
+                escape(remote)
             )));
         }
         let entries = self.remote()?.ls(Some(remote))?;
-        std::fs::create_dir_all(target)
-            .map_err(|e| Error::Local(format!("{}: {e}", target.display())))?;
+        let held = held + entries.len();
+        if held > MAX_HELD {
+            return Err(Error::Local(format!(
+                "get -r: {}: the listings down to here hold more than {MAX_HELD} entries",
+                escape(remote)
+            )));
+        }
+        let dir = match top {
+            TreeTop::Named(path) => LocalDir::create_all(path)?,
+            TreeTop::Inside(parent, name) => match parent.subdir(name) {
+                Ok(dir) => dir,
+                Err(e) => {
+                    let at = parent.shown_child(name);
+                    return match local::refusal(&e) {
+                        Some(why) => {
+                            let why = format!("{why} ({})", escape(&at.display().to_string()));
+                            refuse(totals, &parent_of(remote), name, &why);
+                            Ok(())
+                        }
+                        None => Err(Error::Local(format!(
+                            "{}: {}",
+                            at.display(),
+                            super::local_reason(&e)
+                        ))),
+                    };
+                }
+            },
+        };
         for e in entries {
             if self.interrupted() {
                 return Err(Error::Cancelled);
             }
+            if let Err(why) = local::check_name(&e.name) {
+                refuse(totals, remote, &e.name, why);
+                continue;
+            }
             let src = format!("{}/{}", remote.trim_end_matches('/'), e.name);
-            let dst = target.join(&e.name);
             match e.kind {
-                EntryKind::Dir => self.get_tree_inner(&src, &dst, no_clobber, depth + 1, totals)?,
+                EntryKind::Dir => {
+                    let sub = TreeTop::Inside(dir.clone(), &e.name);
+                    self.get_tree_inner(&src, sub, no_clobber, depth + 1, held, totals)?;
+                }
                 EntryKind::File => {
-                    let r = self.get_one(&src, &dst, no_clobber, false)?;
+                    let target = dir.target(&e.name)?;
+                    if target.is_special() {
+                        let why = format!(
+                            "{} is a symbolic link or special file here; a download never replaces one",
+                            escape(&target.shown().display().to_string())
+                        );
+                        refuse(totals, remote, &e.name, &why);
+                        continue;
+                    }
+                    let r = self.get_one(&src, &target, no_clobber, false)?;
                     totals.files += 1;
                     totals.bytes += r.bytes;
                 }
                 // symlinks are not followed on the server; others are not files
-                _ => eprintln!("fos: get -r: skipping {src} (not a regular file or directory)"),
+                _ => eprintln!(
+                    "fos: get -r: skipping {} (not a regular file or directory)",
+                    escape(&src)
+                ),
             }
         }
         Ok(())

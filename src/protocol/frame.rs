@@ -84,6 +84,8 @@ pub enum Error {
     BadRequest(String),
     /// The hello did not match (not a fos peer, or another version).
     BadHello(String),
+    /// A reply larger than the receiver collects (a listing without end): what it was.
+    ReplyTooLarge(String),
 }
 
 impl fmt::Display for Error {
@@ -99,6 +101,7 @@ impl fmt::Display for Error {
             Error::BadFields => write!(f, "malformed frame payload"),
             Error::BadRequest(m) => write!(f, "{m}"),
             Error::BadHello(m) => write!(f, "bad hello: {m}"),
+            Error::ReplyTooLarge(m) => write!(f, "{m}; the connection is given up"),
         }
     }
 }
