@@ -61,7 +61,10 @@ enum Token {
     Char(char),
     Any,
     Star,
-    Class { negate: bool, items: Vec<(char, char)> },
+    Class {
+        negate: bool,
+        items: Vec<(char, char)>,
+    },
 }
 
 impl Token {
@@ -330,7 +333,10 @@ mod tests {
         for _ in 0..20_000 {
             let p = pick(&['a', 'b', '*', '?', '[', ']', '!', '-'], 8);
             let n = pick(&['a', 'b', '[', ']', '!', '-'], 8);
-            let want = reference(&p.chars().collect::<Vec<_>>(), &n.chars().collect::<Vec<_>>());
+            let want = reference(
+                &p.chars().collect::<Vec<_>>(),
+                &n.chars().collect::<Vec<_>>(),
+            );
             assert_eq!(matches(&p, &n), want, "pattern {p:?} name {n:?}");
         }
     }
@@ -351,23 +357,37 @@ mod tests {
             assert_eq!(got, Ok(false), "{pattern}");
             let spent = u64::MAX - budget;
             let bound = (pattern.chars().count() as u64 + 2) * (name.len() as u64 + 1);
-            assert!(spent <= bound, "{spent} steps for a {}-char pattern", pattern.len());
+            assert!(
+                spent <= bound,
+                "{spent} steps for a {}-char pattern",
+                pattern.len()
+            );
         }
         // one budget over many names: spent, then refused
         let p = Pattern::new(&"*?".repeat(100));
         let mut budget = 1_000_000;
-        let outcome: Result<Vec<bool>, TooCostly> =
-            (0..1000).map(|_| p.matches_within(&a, &mut budget)).collect();
+        let outcome: Result<Vec<bool>, TooCostly> = (0..1000)
+            .map(|_| p.matches_within(&a, &mut budget))
+            .collect();
         assert_eq!(outcome, Err(TooCostly));
     }
 
     #[test]
     fn client_patterns_are_bounded() {
         assert!(check("*.log").is_ok());
-        assert!(check(&format!("{}/*.log", "d/".repeat(2000))).is_ok(), "long literal part");
+        assert!(
+            check(&format!("{}/*.log", "d/".repeat(2000))).is_ok(),
+            "long literal part"
+        );
         assert!(check(&format!("*{}", "[".repeat(254))).is_ok());
-        assert!(check(&format!("*{}", "[".repeat(255))).is_err(), "component over 255");
-        assert!(check(&"*/".repeat(17)).is_err(), "too many wildcard components");
+        assert!(
+            check(&format!("*{}", "[".repeat(255))).is_err(),
+            "component over 255"
+        );
+        assert!(
+            check(&"*/".repeat(17)).is_err(),
+            "too many wildcard components"
+        );
         assert!(check(&"a".repeat(4097)).is_err());
         assert!(check("a\0*").is_err());
     }

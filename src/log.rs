@@ -223,17 +223,33 @@ mod tests {
         let t = crate::testutil::TempDir::new();
         let path = t.path().join("log");
         let log = Logger::silent().with_file(File::create(&path).unwrap());
-        let log = Logger { min: Level::Debug, ..log };
+        let log = Logger {
+            min: Level::Debug,
+            ..log
+        };
         // a call site that forgot to escape, and one that did
         let raw = "x\n2001-01-01T00:00:00.000Z WARN - - forged\u{2029}y";
-        log.log(Level::Warn, None, Some("u\nv"), format_args!("no match for {raw}"));
+        log.log(
+            Level::Warn,
+            None,
+            Some("u\nv"),
+            format_args!("no match for {raw}"),
+        );
         log.info(format_args!("put {:?}", escape("a\nb")));
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2, "{text}");
-        assert!(lines[0].ends_with(
-            " WARN - u\\nv no match for x\\n2001-01-01T00:00:00.000Z WARN - - forged\\u{2029}y"
-        ), "{}", lines[0]);
-        assert!(lines[1].ends_with(r#" put "a\\nb""#), "escaped once: {}", lines[1]);
+        assert!(
+            lines[0].ends_with(
+                " WARN - u\\nv no match for x\\n2001-01-01T00:00:00.000Z WARN - - forged\\u{2029}y"
+            ),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].ends_with(r#" put "a\\nb""#),
+            "escaped once: {}",
+            lines[1]
+        );
     }
 }

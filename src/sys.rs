@@ -601,11 +601,21 @@ pub fn connect_from(
     })?;
     let (addr, len) = sockaddr(local);
     // SAFETY: `addr` holds a sockaddr of `len` bytes for this socket's family.
-    cvt(unsafe { libc::bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_storage).cast(), len) })?;
+    cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    })?;
     let (addr, len) = sockaddr(remote);
     // SAFETY: as above. EINTR is not retried: a second connect() would see EALREADY.
     let ret = unsafe {
-        libc::connect(fd.as_raw_fd(), (&addr as *const libc::sockaddr_storage).cast(), len)
+        libc::connect(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_storage).cast(),
+            len,
+        )
     };
     if ret < 0 {
         let e = io::Error::last_os_error();

@@ -25,7 +25,8 @@ fn flooder() -> IpAddr {
 
 /// A TLS session to `addr` from the local address `from`, with or without ALPN `fos/1`.
 fn tls_from(from: IpAddr, addr: SocketAddr, alpn: bool) -> Result<Tls, String> {
-    let tcp = fos::sys::connect_from(from, addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let tcp =
+        fos::sys::connect_from(from, addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
     tls_over(tcp, alpn)
 }
 
@@ -88,7 +89,8 @@ fn legacy_login(addr: SocketAddr, user: &str, password: &str) -> String {
     s.write_all(b"fs").unwrap();
     s.flush().unwrap();
     // the Python client waits a moment between its records; fos must not depend on it
-    s.write_all(format!("{user}:{password}").as_bytes()).unwrap();
+    s.write_all(format!("{user}:{password}").as_bytes())
+        .unwrap();
     s.flush().unwrap();
     let mut buf = [0u8; 4096];
     match s.read(&mut buf) {
@@ -145,8 +147,7 @@ fn a_flood_from_one_address_leaves_logins_from_another_working() {
             started.elapsed() < Duration::from_secs(90),
             "the flood itself took too long ({i} connections)"
         );
-        let Ok(tcp) = fos::sys::connect_from(flooder(), server.addr, Duration::from_secs(2))
-        else {
+        let Ok(tcp) = fos::sys::connect_from(flooder(), server.addr, Duration::from_secs(2)) else {
             continue;
         };
         match i % 4 {
@@ -161,7 +162,8 @@ fn a_flood_from_one_address_leaves_logins_from_another_working() {
             // a valid native hello of 1 MiB
             2 => {
                 if let Ok(mut s) = tls_over(tcp, true) {
-                    let sent = write_frame(&mut s, Kind::Hello, &big_hello).and_then(|()| s.flush());
+                    let sent =
+                        write_frame(&mut s, Kind::Hello, &big_hello).and_then(|()| s.flush());
                     if sent.is_ok() {
                         held.push(Held::Tls(Box::new(s)));
                     }
@@ -188,12 +190,19 @@ fn a_flood_from_one_address_leaves_logins_from_another_working() {
     );
     let rss_kib = proc_status(pid, "VmRSS:");
     let threads = proc_status(pid, "Threads:");
+    eprintln!(
+        "flood: {} of 600 connections held, login in {took:?}, server RSS {rss_kib} KiB, {threads} threads",
+        held.len()
+    );
     assert!(
         rss_kib < 64 * 1024,
         "server RSS {rss_kib} KiB during the flood (limit 64 MiB)"
     );
     // the flood got at most its few pre-login slots, not a thread per connection
-    assert!(threads < 40, "server runs {threads} threads during the flood");
+    assert!(
+        threads < 40,
+        "server runs {threads} threads during the flood"
+    );
     r.close();
     drop(held);
 }
@@ -222,8 +231,15 @@ fn frames_before_login_are_bounded_to_a_few_kib() {
     let mut s = raw_tls(server.addr);
     login(&mut s);
     let long = format!("{}/x", "d".repeat(3000));
-    let (kind, _) = request(&mut s, &Request::Stat(format!("{long}{}", "/y".repeat(1000))));
-    assert_eq!(kind, Kind::Error, "a 5 KiB request after login gets an answer");
+    let (kind, _) = request(
+        &mut s,
+        &Request::Stat(format!("{long}{}", "/y".repeat(1000))),
+    );
+    assert_eq!(
+        kind,
+        Kind::Error,
+        "a 5 KiB request after login gets an answer"
+    );
 }
 
 #[test]
@@ -300,7 +316,11 @@ fn parallel_wrong_logins_are_counted_before_they_are_checked() {
     // a slow hash, so that every guess is in flight before the first one is judged
     let hashed = fos::auth::Secret::hash("right", 200_000).to_phc().unwrap();
     std::fs::write(fx.users(), format!("h:{hashed}\n")).unwrap();
-    let server = LibServer::start(fx.config());
+    // room for all 30 to wait at the login prompt at once
+    let server = LibServer::start(fos::server::ServerConfig {
+        max_prelogin_per_ip: 30,
+        ..fx.config()
+    });
     let mut conns: Vec<Tls> = (0..30)
         .map(|_| {
             let mut s = raw_tls(server.addr);
@@ -412,7 +432,8 @@ fn glob_patterns_are_bounded_and_cheap() {
     // bracket at every step spent pattern x pattern x name steps on each name here
     let huge = format!("*{}x", "[".repeat(4094));
     assert_eq!(glob(&mut s, &huge), "invalid", "a 4 KiB pattern is refused");
-    // the worst patterns within the bound
+    // the worst patterns within the bound: answered, or refused once they have spent
+    // the expansion's budget of steps
     for pattern in [
         format!("*{}x", "[".repeat(250)),
         format!("*{}", "[a".repeat(127)),
@@ -422,9 +443,13 @@ fn glob_patterns_are_bounded_and_cheap() {
     ] {
         assert!(pattern.len() <= 255);
         let got = glob(&mut s, &pattern);
-        assert!(got == "not-found" || got == "ok", "{pattern}: {got}");
+        assert!(
+            ["not-found", "ok", "invalid"].contains(&got.as_str()),
+            "{pattern}: {got}"
+        );
     }
     let used = cpu_time(pid).saturating_sub(before);
+    eprintln!("globs: {used:?} of server CPU");
     assert!(
         used < Duration::from_secs(5),
         "the globs cost the server {used:?} of CPU"
@@ -460,7 +485,10 @@ fn client_text_cannot_forge_log_lines() {
     drop((s, s2));
     std::thread::sleep(Duration::from_millis(300));
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("nomatch"), "the failed globs were logged: {text}");
+    assert!(
+        text.contains("nomatch"),
+        "the failed globs were logged: {text}"
+    );
     for line in text.lines() {
         assert!(!line.starts_with("2001-"), "forged line: {line:?}");
         let ts = line.split(' ').next().unwrap();

@@ -58,6 +58,14 @@ pub struct ServerConfig {
     pub max_sessions: usize,
     /// Most sessions from one address. Defaults to 32.
     pub max_sessions_per_ip: usize,
+    /// Most connections from one address that have not logged in yet (TLS handshake,
+    /// hello, login). Beyond it the address's new connections are closed at once.
+    /// Defaults to 8.
+    pub max_prelogin_per_ip: usize,
+    /// Most connections that have not logged in yet, all addresses together. They
+    /// count apart from sessions, so however many there are, logged-in sessions keep
+    /// their room. Defaults to 128.
+    pub max_prelogin: usize,
     /// Largest upload, bytes. Defaults to none.
     pub max_file_size: Option<u64>,
     /// Per-user storage quota, bytes. Defaults to none.
@@ -95,6 +103,8 @@ impl Default for ServerConfig {
             name: crate::sys::hostname().unwrap_or_else(|| "fos".into()),
             max_sessions: 512,
             max_sessions_per_ip: 32,
+            max_prelogin_per_ip: 8,
+            max_prelogin: 128,
             max_file_size: None,
             quota: None,
             handshake_timeout: Duration::from_secs(10),
@@ -150,10 +160,17 @@ impl From<crate::auth::Error> for Error {
 #[derive(Debug)]
 struct ConnEntry {
     tcp: TcpStream,
+    /// The peer's address, canonical (an IPv4-mapped IPv6 address is the IPv4 one).
+    ip: IpAddr,
     peer: SocketAddr,
     /// Inside a command or transfer (shutdown lets these finish).
     busy: Arc<AtomicBool>,
+    /// Logged in: counts against the session limits, no longer the pre-login ones.
+    session: bool,
 }
+
+/// Counts of the registry: (all, from one address).
+type Counts = (usize, usize);
 
 /// State shared by every connection thread.
 #[derive(Debug)]
@@ -182,11 +199,103 @@ impl Shared {
         self.shutdown.load(Ordering::SeqCst)
     }
 
-    /// Counts sessions now: (all, from this address).
-    fn load(&self, ip: IpAddr) -> (usize, usize) {
-        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-        let from_ip = conns.values().filter(|c| c.peer.ip() == ip).count();
-        (conns.len(), from_ip)
+    fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<u64, ConnEntry>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts logged-in sessions now: (all, from this address).
+    pub(crate) fn sessions(&self, ip: IpAddr) -> Counts {
+        count(&self.registry(), ip.to_canonical(), true)
+    }
+
+    /// Registers a connection that has just been accepted, if the pre-login limits
+    /// leave room for it; otherwise returns the pre-login counts that refused it.
+    fn admit(
+        &self,
+        tcp: &TcpStream,
+        peer: SocketAddr,
+        busy: &Arc<AtomicBool>,
+    ) -> Result<u64, Admit> {
+        let ip = peer.ip().to_canonical();
+        let mut conns = self.registry();
+        let (all, from_ip) = count(&conns, ip, false);
+        if all >= self.config.max_prelogin || from_ip >= self.config.max_prelogin_per_ip {
+            return Err(Admit::Full(all, from_ip));
+        }
+        let tcp = tcp.try_clone().map_err(Admit::Io)?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let busy = Arc::clone(busy);
+        conns.insert(
+            id,
+            ConnEntry {
+                tcp,
+                ip,
+                peer,
+                busy,
+                session: false,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Turns connection `id` into a session if the session limits leave room (checked
+    /// and taken in one step, so parallel logins cannot overshoot); otherwise returns
+    /// the session counts that refused it.
+    pub(crate) fn promote(&self, id: u64) -> Result<(), Counts> {
+        let mut conns = self.registry();
+        let Some(ip) = conns.get(&id).map(|c| c.ip) else {
+            return Err((0, 0));
+        };
+        let (all, from_ip) = count(&conns, ip, true);
+        if all >= self.config.max_sessions || from_ip >= self.config.max_sessions_per_ip {
+            return Err((all, from_ip));
+        }
+        if let Some(c) = conns.get_mut(&id) {
+            c.session = true;
+        }
+        Ok(())
+    }
+}
+
+/// Why an accepted connection was not registered.
+#[derive(Debug)]
+enum Admit {
+    /// Pre-login limits reached: (all, from this address).
+    Full(usize, usize),
+    /// The socket could not be duplicated.
+    Io(io::Error),
+}
+
+/// Counts the sessions (`session`) or the connections not logged in: (all, from `ip`).
+fn count(conns: &HashMap<u64, ConnEntry>, ip: IpAddr, session: bool) -> Counts {
+    conns
+        .values()
+        .filter(|c| c.session == session)
+        .fold((0, 0), |(all, from_ip), c| {
+            (all + 1, from_ip + usize::from(c.ip == ip))
+        })
+}
+
+/// A connection's place in the registry, given back when this is dropped: when its
+/// thread returns, when it panics (unwinding drops it), or when no thread could be
+/// started for it. Without it a panicking connection would hold its slot for good.
+#[derive(Debug)]
+struct Slot {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let entry = self.shared.registry().remove(&self.id);
+        if thread::panicking() {
+            self.shared.log.log(
+                Level::Error,
+                entry.map(|e| e.peer),
+                None,
+                format_args!("connection thread panicked; its slot is released"),
+            );
+        }
     }
 }
 
@@ -377,11 +486,24 @@ fn wake_addr(addr: SocketAddr) -> SocketAddr {
 
 /// Pause after an accept error (EMFILE and the like) instead of spinning on it.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// Connections beyond `max_sessions` that still get a thread, to be told "busy".
-const BUSY_MARGIN: usize = 64;
+/// At most one warning about refused connections this often (a flood must not become
+/// a flood of log lines).
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// What serves one accepted connection on its thread.
+type Handler = fn(TcpStream, SocketAddr, u64, &Arc<Shared>, &AtomicBool);
 
 fn accept_loop(listener: TcpListener, shared: &Arc<Shared>) {
+    serve_accepted(listener, shared, conn::handle);
+}
+
+/// Accepts connections until shutdown: each one the pre-login limits admit is
+/// registered and served by `handler` on a thread of its own; the others are closed
+/// at once, before the TLS handshake, so they cost neither a thread nor memory.
+fn serve_accepted(listener: TcpListener, shared: &Arc<Shared>, handler: Handler) {
     let log = &shared.log;
+    let mut refused = 0u64;
+    let mut last_warning: Option<Instant> = None;
     for stream in listener.incoming() {
         if shared.shutting_down() {
             break;
@@ -395,55 +517,52 @@ fn accept_loop(listener: TcpListener, shared: &Arc<Shared>) {
             }
         };
         let Ok(peer) = tcp.peer_addr() else { continue };
-        let (all, _) = shared.load(peer.ip());
-        if all >= shared.config.max_sessions + BUSY_MARGIN {
-            // far over the limit: not even a thread to say so
-            log.log(
-                Level::Warn,
-                Some(peer),
-                None,
-                format_args!("dropped: server full"),
-            );
-            continue;
-        }
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let busy = Arc::new(AtomicBool::new(false));
-        match tcp.try_clone() {
-            Ok(clone) => {
-                let entry = ConnEntry {
-                    tcp: clone,
-                    peer,
-                    busy: Arc::clone(&busy),
-                };
-                shared
-                    .conns
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id, entry);
+        let id = match shared.admit(&tcp, peer, &busy) {
+            Ok(id) => id,
+            Err(Admit::Full(all, from_ip)) => {
+                refused += 1;
+                log.log(
+                    Level::Debug,
+                    Some(peer),
+                    None,
+                    format_args!(
+                        "closed: {all} connections not logged in, {from_ip} from this address"
+                    ),
+                );
+                if last_warning.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY) {
+                    log.log(
+                        Level::Warn,
+                        Some(peer),
+                        None,
+                        format_args!(
+                            "closed {refused} connection(s) over the pre-login limits \
+                             (--max-prelogin-per-ip {}, --max-prelogin {}); latest: {from_ip} from this address, {all} in all",
+                            shared.config.max_prelogin_per_ip, shared.config.max_prelogin
+                        ),
+                    );
+                    last_warning = Some(Instant::now());
+                    refused = 0;
+                }
+                continue;
             }
-            Err(e) => {
+            Err(Admit::Io(e)) => {
                 log.warn(format_args!("accept: {e}"));
                 continue;
             }
-        }
-        let conn_shared = Arc::clone(shared);
+        };
+        let slot = Slot {
+            shared: Arc::clone(shared),
+            id,
+        };
         let spawned = thread::Builder::new().name("conn".into()).spawn(move || {
-            let shared = conn_shared;
-            conn::handle(tcp, peer, &shared, &busy);
-            shared
-                .conns
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
+            handler(tcp, peer, slot.id, &slot.shared, &busy);
+            drop(slot);
         });
+        // no thread to be had: this client is dropped (its slot with the closure), the
+        // server carries on
         if let Err(e) = spawned {
-            // no thread to be had: this client is dropped, the server carries on
             log.warn(format_args!("spawn: {e}"));
-            shared
-                .conns
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
         }
     }
 }
@@ -488,7 +607,7 @@ fn drain(shared: &Shared) {
     // the cut connections fail their next read or write at once; give their threads a
     // moment to clean up (remove partial uploads) before the process exits under them
     let deadline = Instant::now() + CUT_CLEANUP;
-    while Instant::now() < deadline && shared.load(IpAddr::V4(Ipv4Addr::UNSPECIFIED)).0 > 0 {
+    while Instant::now() < deadline && !shared.registry().is_empty() {
         thread::sleep(Duration::from_millis(20));
     }
 }

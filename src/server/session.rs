@@ -209,7 +209,8 @@ impl Session {
         if pattern.len() > sandbox::MAX_PATH || pattern.contains('\0') {
             return Err(Failure::Sandbox(sandbox::Error::InvalidName("bad pattern")));
         }
-        crate::glob::check(pattern).map_err(|why| Failure::Refused(ErrorCode::Invalid, why.into()))?;
+        crate::glob::check(pattern)
+            .map_err(|why| Failure::Refused(ErrorCode::Invalid, why.into()))?;
         // one budget of matching steps for the whole expansion, however many names
         let mut budget = MAX_STEPS;
         let too_costly = |_| {
@@ -246,7 +247,10 @@ impl Session {
                             continue;
                         };
                         for e in entries {
-                            if compiled.matches_within(&e.name, &mut budget).map_err(too_costly)? {
+                            if compiled
+                                .matches_within(&e.name, &mut budget)
+                                .map_err(too_costly)?
+                            {
                                 next.push(b.join(&e.name)?);
                             }
                         }
