@@ -31,10 +31,14 @@ fn tls_from(from: IpAddr, addr: SocketAddr, alpn: bool) -> Result<Tls, String> {
 }
 
 fn tls_over(tcp: TcpStream, alpn: bool) -> Result<Tls, String> {
+    tls_within(tcp, alpn, Duration::from_secs(5))
+}
+
+fn tls_within(tcp: TcpStream, alpn: bool, timeout: Duration) -> Result<Tls, String> {
     let trust = fos::tls::Trust::pinned_file(&cert()).unwrap();
     let cfg = fos::tls::client_config(&trust, alpn).unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    fos::client::handshake(tcp, cfg, name, Duration::from_secs(5)).map_err(|e| e.to_string())
+    fos::client::handshake(tcp, cfg, name, timeout).map_err(|e| e.to_string())
 }
 
 /// Sends one frame and reads the answer: `Ok(kind, fields)`, or `Err` if the server
@@ -150,35 +154,29 @@ fn a_flood_from_one_address_leaves_logins_from_another_working() {
         let Ok(tcp) = fos::sys::connect_from(flooder(), server.addr, Duration::from_secs(2)) else {
             continue;
         };
-        match i % 4 {
+        // a handshake the server does not answer soon is held as it is: that client
+        // waits at the door
+        let spare = tcp.try_clone().unwrap();
+        let tls = |tcp, alpn| tls_within(tcp, alpn, Duration::from_millis(250));
+        let kept = match i % 4 {
             // silent TCP, as a slow-loris client
-            0 => held.push(Held::Tcp(tcp)),
+            0 => Some(Held::Tcp(tcp)),
             // a finished TLS handshake, then silence
-            1 => {
-                if let Ok(s) = tls_over(tcp, true) {
-                    held.push(Held::Tls(Box::new(s)));
-                }
-            }
+            1 => tls(tcp, true).ok().map(|s| Held::Tls(Box::new(s))),
             // a valid native hello of 1 MiB
-            2 => {
-                if let Ok(mut s) = tls_over(tcp, true) {
-                    let sent =
-                        write_frame(&mut s, Kind::Hello, &big_hello).and_then(|()| s.flush());
-                    if sent.is_ok() {
-                        held.push(Held::Tls(Box::new(s)));
-                    }
-                }
-            }
+            2 => tls(tcp, true).ok().and_then(|mut s| {
+                let sent = write_frame(&mut s, Kind::Hello, &big_hello).and_then(|()| s.flush());
+                sent.ok().map(|()| Held::Tls(Box::new(s)))
+            }),
             // a legacy client that asks for a session, then never sends its credentials
-            _ => {
-                if let Ok(mut s) = tls_over(tcp, false)
-                    && s.write_all(b"fs").and_then(|()| s.flush()).is_ok()
-                {
-                    held.push(Held::Tls(Box::new(s)));
-                }
-            }
-        }
+            _ => tls(tcp, false).ok().and_then(|mut s| {
+                let sent = s.write_all(b"fs").and_then(|()| s.flush());
+                sent.ok().map(|()| Held::Tls(Box::new(s)))
+            }),
+        };
+        held.push(kept.unwrap_or(Held::Tcp(spare)));
     }
+    let flood_time = started.elapsed();
     // the flood is in place: another host logs in, and at once
     let t = Instant::now();
     let mut r = connect(server.addr, "u", "p").expect("a login from another address works");
@@ -191,16 +189,16 @@ fn a_flood_from_one_address_leaves_logins_from_another_working() {
     let rss_kib = proc_status(pid, "VmRSS:");
     let threads = proc_status(pid, "Threads:");
     eprintln!(
-        "flood: {} of 600 connections held, login in {took:?}, server RSS {rss_kib} KiB, {threads} threads",
-        held.len()
+        "flood: 600 connections in {:?}, then a login in {took:?}; server RSS {rss_kib} KiB, {threads} threads",
+        flood_time
     );
     assert!(
         rss_kib < 64 * 1024,
         "server RSS {rss_kib} KiB during the flood (limit 64 MiB)"
     );
-    // the flood got at most its few pre-login slots, not a thread per connection
+    // the flood got its few places and its waiting room, not a thread per connection
     assert!(
-        threads < 40,
+        threads < 64,
         "server runs {threads} threads during the flood"
     );
     r.close();

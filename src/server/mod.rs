@@ -1,6 +1,11 @@
 //! The fos server: binds the session port (5001) and the discovery port (5003),
 //! accepts connections and serves each on a thread of its own (no worker pool, so the
-//! N+1th client never waits for a slot).
+//! N+1th logged-in client never waits for a slot).
+//!
+//! Connections that have not logged in yet are capped per address and in total, apart
+//! from sessions ([`registry`]): a flood from one address gets its few places and a
+//! small waiting room, the rest of it is closed at accept, and other addresses and
+//! logged-in sessions keep their room.
 //!
 //! Each connection gets a TLS handshake and login under one deadline, then speaks
 //! the native protocol if it negotiated ALPN `fos/1` ([`native`]) or the Python tool's
@@ -13,16 +18,16 @@ mod conn;
 mod legacy;
 mod limits;
 mod native;
+mod registry;
 pub mod session;
 mod uploads;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -30,6 +35,7 @@ use crate::auth::UserStore;
 use crate::log::{Level, Logger};
 
 pub use limits::Throttle;
+use registry::{Admitted, Refused};
 
 /// Server settings. Every field's default is the one the `fos-server` flags document.
 #[derive(Debug, Clone)]
@@ -156,22 +162,6 @@ impl From<crate::auth::Error> for Error {
     }
 }
 
-/// A live connection, as the shutdown and limit logic sees it.
-#[derive(Debug)]
-struct ConnEntry {
-    tcp: TcpStream,
-    /// The peer's address, canonical (an IPv4-mapped IPv6 address is the IPv4 one).
-    ip: IpAddr,
-    peer: SocketAddr,
-    /// Inside a command or transfer (shutdown lets these finish).
-    busy: Arc<AtomicBool>,
-    /// Logged in: counts against the session limits, no longer the pre-login ones.
-    session: bool,
-}
-
-/// Counts of the registry: (all, from one address).
-type Counts = (usize, usize);
-
 /// State shared by every connection thread.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -188,8 +178,8 @@ pub(crate) struct Shared {
     /// Resumable uploads in progress, so a resume can take over from a dead connection.
     pub(crate) uploads: uploads::Uploads,
     shutdown: AtomicBool,
-    conns: Mutex<HashMap<u64, ConnEntry>>,
-    next_id: AtomicU64,
+    /// The live connections and their limits.
+    conns: registry::Registry,
     /// The port sessions use, for discovery replies.
     pub(crate) data_port: u16,
 }
@@ -199,81 +189,16 @@ impl Shared {
         self.shutdown.load(Ordering::SeqCst)
     }
 
-    fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<u64, ConnEntry>> {
-        self.conns.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Counts logged-in sessions now: (all, from this address).
-    pub(crate) fn sessions(&self, ip: IpAddr) -> Counts {
-        count(&self.registry(), ip.to_canonical(), true)
-    }
-
-    /// Registers a connection that has just been accepted, if the pre-login limits
-    /// leave room for it; otherwise returns the pre-login counts that refused it.
-    fn admit(
-        &self,
-        tcp: &TcpStream,
-        peer: SocketAddr,
-        busy: &Arc<AtomicBool>,
-    ) -> Result<u64, Admit> {
-        let ip = peer.ip().to_canonical();
-        let mut conns = self.registry();
-        let (all, from_ip) = count(&conns, ip, false);
-        if all >= self.config.max_prelogin || from_ip >= self.config.max_prelogin_per_ip {
-            return Err(Admit::Full(all, from_ip));
-        }
-        let tcp = tcp.try_clone().map_err(Admit::Io)?;
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let busy = Arc::clone(busy);
-        conns.insert(
-            id,
-            ConnEntry {
-                tcp,
-                ip,
-                peer,
-                busy,
-                session: false,
-            },
-        );
-        Ok(id)
+    /// Logged-in sessions now: (all, from this address).
+    pub(crate) fn sessions(&self, ip: IpAddr) -> registry::Counts {
+        self.conns.sessions(ip)
     }
 
     /// Turns connection `id` into a session if the session limits leave room (checked
-    /// and taken in one step, so parallel logins cannot overshoot); otherwise returns
-    /// the session counts that refused it.
-    pub(crate) fn promote(&self, id: u64) -> Result<(), Counts> {
-        let mut conns = self.registry();
-        let Some(ip) = conns.get(&id).map(|c| c.ip) else {
-            return Err((0, 0));
-        };
-        let (all, from_ip) = count(&conns, ip, true);
-        if all >= self.config.max_sessions || from_ip >= self.config.max_sessions_per_ip {
-            return Err((all, from_ip));
-        }
-        if let Some(c) = conns.get_mut(&id) {
-            c.session = true;
-        }
-        Ok(())
+    /// and taken in one step); otherwise returns the session counts that refused it.
+    pub(crate) fn promote(&self, id: u64) -> Result<(), registry::Counts> {
+        self.conns.promote(id)
     }
-}
-
-/// Why an accepted connection was not registered.
-#[derive(Debug)]
-enum Admit {
-    /// Pre-login limits reached: (all, from this address).
-    Full(usize, usize),
-    /// The socket could not be duplicated.
-    Io(io::Error),
-}
-
-/// Counts the sessions (`session`) or the connections not logged in: (all, from `ip`).
-fn count(conns: &HashMap<u64, ConnEntry>, ip: IpAddr, session: bool) -> Counts {
-    conns
-        .values()
-        .filter(|c| c.session == session)
-        .fold((0, 0), |(all, from_ip), c| {
-            (all + 1, from_ip + usize::from(c.ip == ip))
-        })
 }
 
 /// A connection's place in the registry, given back when this is dropped: when its
@@ -287,11 +212,11 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let entry = self.shared.registry().remove(&self.id);
+        let peer = self.shared.conns.remove(self.id);
         if thread::panicking() {
             self.shared.log.log(
                 Level::Error,
-                entry.map(|e| e.peer),
+                peer,
                 None,
                 format_args!("connection thread panicked; its slot is released"),
             );
@@ -374,6 +299,7 @@ impl Server {
         let throttle = Throttle::new(config.throttle_base);
         let mut data_tls = (*tls).clone();
         data_tls.send_tls13_tickets = 0;
+        let conns = registry::Registry::new(registry::Limits::new(&config));
         let shared = Arc::new(Shared {
             config,
             tls,
@@ -384,8 +310,7 @@ impl Server {
             logins,
             uploads: uploads::Uploads::default(),
             shutdown: AtomicBool::new(false),
-            conns: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(0),
+            conns,
             data_port,
         });
         Ok(Server {
@@ -518,16 +443,20 @@ fn serve_accepted(listener: TcpListener, shared: &Arc<Shared>, handler: Handler)
         };
         let Ok(peer) = tcp.peer_addr() else { continue };
         let busy = Arc::new(AtomicBool::new(false));
-        let id = match shared.admit(&tcp, peer, &busy) {
-            Ok(id) => id,
-            Err(Admit::Full(all, from_ip)) => {
+        let admitted = match shared.conns.admit(&tcp, peer, &busy) {
+            Ok(a) => a,
+            Err(Refused::Full { prelogin, waiting }) => {
                 refused += 1;
                 log.log(
                     Level::Debug,
                     Some(peer),
                     None,
                     format_args!(
-                        "closed: {all} connections not logged in, {from_ip} from this address"
+                        "closed: no room before login ({}/{} from this address, {}/{} in all)",
+                        prelogin.1 + waiting.1,
+                        shared.config.max_prelogin_per_ip,
+                        prelogin.0 + waiting.0,
+                        shared.config.max_prelogin
                     ),
                 );
                 if last_warning.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY) {
@@ -536,8 +465,8 @@ fn serve_accepted(listener: TcpListener, shared: &Arc<Shared>, handler: Handler)
                         Some(peer),
                         None,
                         format_args!(
-                            "closed {refused} connection(s) over the pre-login limits \
-                             (--max-prelogin-per-ip {}, --max-prelogin {}); latest: {from_ip} from this address, {all} in all",
+                            "closed {refused} connection(s) for which there was no room before login \
+                             (--max-prelogin-per-ip {}, --max-prelogin {}); the latest from this address",
                             shared.config.max_prelogin_per_ip, shared.config.max_prelogin
                         ),
                     );
@@ -546,18 +475,33 @@ fn serve_accepted(listener: TcpListener, shared: &Arc<Shared>, handler: Handler)
                 }
                 continue;
             }
-            Err(Admit::Io(e)) => {
+            Err(Refused::Io(e)) => {
                 log.warn(format_args!("accept: {e}"));
                 continue;
             }
         };
         let slot = Slot {
             shared: Arc::clone(shared),
-            id,
+            id: admitted.id(),
         };
         let spawned = thread::Builder::new().name("conn".into()).spawn(move || {
-            handler(tcp, peer, slot.id, &slot.shared, &busy);
-            drop(slot);
+            // the whole slot lives in this closure: it is given back however it ends
+            let slot = slot;
+            let shared = &slot.shared;
+            if let Admitted::Waiting(id) = admitted {
+                let cfg = &shared.config;
+                let deadline = Instant::now() + cfg.handshake_timeout.min(cfg.login_timeout);
+                if !shared.conns.wait_turn(id, deadline, &shared.shutdown) {
+                    shared.log.log(
+                        Level::Debug,
+                        Some(peer),
+                        None,
+                        format_args!("closed: no room before login within the handshake timeout"),
+                    );
+                    return;
+                }
+            }
+            handler(tcp, peer, slot.id, shared, &busy);
         });
         // no thread to be had: this client is dropped (its slot with the closure), the
         // server carries on
@@ -571,14 +515,8 @@ fn serve_accepted(listener: TcpListener, shared: &Arc<Shared>, handler: Handler)
 /// period, then cut whatever is left.
 fn drain(shared: &Shared) {
     let log = &shared.log;
-    let close_idle = || {
-        let conns = shared.conns.lock().unwrap_or_else(|p| p.into_inner());
-        for c in conns.values().filter(|c| !c.busy.load(Ordering::SeqCst)) {
-            let _ = c.tcp.shutdown(Shutdown::Both);
-        }
-        conns.len()
-    };
-    let open = close_idle();
+    shared.conns.wake_all();
+    let open = shared.conns.close_idle();
     if open > 0 {
         log.info(format_args!(
             "shutdown: waiting up to {:?} for {open} connection(s)",
@@ -587,27 +525,24 @@ fn drain(shared: &Shared) {
     }
     let deadline = Instant::now() + shared.config.shutdown_grace;
     while Instant::now() < deadline {
-        if close_idle() == 0 {
+        if shared.conns.close_idle() == 0 {
             log.info(format_args!("shutdown: all connections finished"));
             return;
         }
         thread::sleep(Duration::from_millis(50));
     }
-    let conns = shared.conns.lock().unwrap_or_else(|p| p.into_inner());
-    for c in conns.values() {
+    for peer in shared.conns.cut_all() {
         log.log(
             Level::Warn,
-            Some(c.peer),
+            Some(peer),
             None,
             format_args!("shutdown: cut after the grace period"),
         );
-        let _ = c.tcp.shutdown(Shutdown::Both);
     }
-    drop(conns);
     // the cut connections fail their next read or write at once; give their threads a
     // moment to clean up (remove partial uploads) before the process exits under them
     let deadline = Instant::now() + CUT_CLEANUP;
-    while Instant::now() < deadline && !shared.registry().is_empty() {
+    while Instant::now() < deadline && !shared.conns.is_empty() {
         thread::sleep(Duration::from_millis(20));
     }
 }
@@ -706,6 +641,67 @@ pub fn startup_warnings(cfg: &ServerConfig, log: &Logger) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Handler calls so far, for the panic test.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    fn panics(_: TcpStream, _: SocketAddr, _: u64, _: &Arc<Shared>, _: &AtomicBool) {
+        CALLS.fetch_add(1, Ordering::SeqCst);
+        panic!("a bug in a connection handler (this panic is the test)");
+    }
+
+    #[test]
+    fn a_panicking_connection_gives_its_place_back() {
+        use std::io::Read;
+        let t = crate::testutil::TempDir::new();
+        std::fs::write(t.path().join("users"), "u:p\n").unwrap();
+        let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+        let cfg = ServerConfig {
+            port: 0,
+            discovery: false,
+            root: t.path().join("storage"),
+            users: t.path().join("users"),
+            cert: data.join("cert.pem"),
+            key: data.join("key.pem"),
+            name: "t".into(),
+            // two places, and a short wait for one: a leaked place shows at once
+            max_prelogin_per_ip: 2,
+            max_prelogin: 2,
+            handshake_timeout: Duration::from_millis(300),
+            ..ServerConfig::default()
+        };
+        let server = Server::bind(cfg, Arc::new(Logger::silent())).unwrap();
+        let addr = server.local_addr().unwrap();
+        let shared = Arc::clone(&server.shared);
+        let Server { data: listener, .. } = server;
+        let acceptor = {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || serve_accepted(listener, &shared, panics))
+        };
+        for n in 1..=6 {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            // the server closes its end once the thread is gone (the registry's copy of
+            // the socket included)
+            let got = c.read(&mut [0u8; 1]);
+            assert!(
+                matches!(got, Ok(0))
+                    || got
+                        .as_ref()
+                        .is_err_and(|e| e.kind() == io::ErrorKind::ConnectionReset),
+                "connection {n} was not closed: {got:?}"
+            );
+        }
+        assert_eq!(
+            CALLS.load(Ordering::SeqCst),
+            6,
+            "every connection got a place"
+        );
+        assert!(shared.conns.is_empty());
+        shared.shutdown.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(addr);
+        acceptor.join().unwrap();
+    }
 
     #[test]
     fn sizes() {
