@@ -11,7 +11,8 @@
 //! - `gethostname`: the default announced server name.
 //! - `sync_file_range` + `posix_fadvise`: large incoming files are written behind and
 //!   dropped from the page cache as they go (see `writeback`).
-//! - `bind` before `connect`: a client socket from a chosen local address (tests).
+//! - `bind` before `connect`: a client socket from a chosen local address (tests);
+//!   `recv(MSG_PEEK | MSG_DONTWAIT)`: has a waiting client gone, without reading.
 //!
 //! Every function here takes and returns safe types (`BorrowedFd`, `OwnedFd`, `CStr`,
 //! `io::Result`); nothing outside this module needs to reason about raw pointers.
@@ -562,6 +563,31 @@ pub fn set_blocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: as above.
     cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) })?;
     Ok(())
+}
+
+/// Whether the peer of a connected socket has closed its end (or the socket has
+/// failed), found without reading anything and without blocking: data waiting, or
+/// nothing yet, is `false`.
+pub fn peer_closed(fd: BorrowedFd<'_>) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: recv() into one valid byte; MSG_PEEK leaves the data queued and
+    // MSG_DONTWAIT makes this one call non-blocking without changing the socket.
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    match n {
+        0 => true,
+        n if n > 0 => false,
+        _ => !matches!(
+            io::Error::last_os_error().kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+        ),
+    }
 }
 
 /// A TCP connection to `remote` from the address `local` (port chosen by the kernel),

@@ -19,6 +19,9 @@ use crate::protocol::ErrorCode;
 
 /// A stalled reader holds a thread at most this long per write.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a password check outside the login phase (`passwd`) may wait for the
+/// checks in flight before it (see `Throttle::begin`).
+const CHECK_PATIENCE: Duration = Duration::from_secs(10);
 
 /// The TCP stream under TLS, with an overall deadline for the login phase: each read
 /// gets only the time left, so a byte-a-second sender cannot stretch the handshake.
@@ -214,7 +217,11 @@ pub(super) fn login(
     let log = &shared.log;
     let peer = sock.peer;
     let shown = escape(user);
-    let attempt = match shared.throttle.begin(peer.ip(), user) {
+    // a check may wait for those in flight as long as the login phase lasts
+    let patience = sock
+        .deadline
+        .unwrap_or_else(|| Instant::now() + CHECK_PATIENCE);
+    let attempt = match shared.throttle.begin(peer.ip(), user, patience) {
         Ok(a) => a,
         Err(left) => {
             log.log(
@@ -310,24 +317,28 @@ pub(super) fn change_password(
     new: &str,
 ) -> Result<(), Failure> {
     let log = &shared.log;
-    let attempt = shared.throttle.begin(peer.ip(), user).map_err(|left| {
-        log.log(
-            Level::Warn,
-            Some(peer),
-            Some(user),
-            format_args!(
-                "passwd refused: locked out for {}s more",
-                left.as_secs() + 1
-            ),
-        );
-        Failure::Refused(
-            ErrorCode::Throttled,
-            format!(
-                "too many wrong passwords; try again in {} s",
-                left.as_secs() + 1
-            ),
-        )
-    })?;
+    let patience = Instant::now() + CHECK_PATIENCE;
+    let attempt = shared
+        .throttle
+        .begin(peer.ip(), user, patience)
+        .map_err(|left| {
+            log.log(
+                Level::Warn,
+                Some(peer),
+                Some(user),
+                format_args!(
+                    "passwd refused: locked out for {}s more",
+                    left.as_secs() + 1
+                ),
+            );
+            Failure::Refused(
+                ErrorCode::Throttled,
+                format!(
+                    "too many wrong passwords; try again in {} s",
+                    left.as_secs() + 1
+                ),
+            )
+        })?;
     let changed = {
         let _permit = shared.logins.acquire();
         shared.users.change_password(user, old, new)

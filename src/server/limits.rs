@@ -55,8 +55,8 @@ pub const MAX_ADDRESS_FAILURES: usize = 20;
 pub const WINDOW: Duration = Duration::from_secs(60);
 /// The longest lock-out.
 pub const MAX_LOCKOUT: Duration = Duration::from_secs(15 * 60);
-/// What a refused caller is told to wait when the limit is taken up by checks still
-/// running (they may yet succeed).
+/// What a caller is told to wait when the limit stayed taken up by checks still
+/// running (they may yet succeed) until its deadline.
 const IN_FLIGHT_WAIT: Duration = Duration::from_secs(1);
 /// Records kept at most per table; beyond it idle records are forgotten.
 const MAX_TRACKED: usize = 65_536;
@@ -73,18 +73,18 @@ struct Record {
 }
 
 impl Record {
-    /// Refuses a new check, with the time to wait, if locked or if `max` failures and
-    /// reservations are already counted.
-    fn refuses(&mut self, now: Instant, max: usize) -> Option<Duration> {
+    /// Refuses a new check if locked out, or if `max` failures and reservations are
+    /// already counted.
+    fn refuses(&mut self, now: Instant, max: usize) -> Option<Refusal> {
         if let Some(left) = self
             .locked_until
             .and_then(|u| u.checked_duration_since(now))
             .filter(|d| !d.is_zero())
         {
-            return Some(left);
+            return Some(Refusal::Locked(left));
         }
         self.failures.retain(|&t| now.duration_since(t) < WINDOW);
-        (self.failures.len() + self.pending >= max).then_some(IN_FLIGHT_WAIT)
+        (self.failures.len() + self.pending >= max).then_some(Refusal::InFlight)
     }
 
     /// Records a judged failure; returns the lock-out it started, if any.
@@ -135,11 +135,14 @@ fn make_room<K: std::hash::Hash + Eq>(table: &mut HashMap<K, Record>, key: &K, n
 /// Throttling of password checks (logins, and `passwd`'s check of the current
 /// password), counted per (user, address) and per address. A check is reserved
 /// ([`Throttle::begin`]) before the password is verified and judged after, so checks
-/// running in parallel are counted before they can pass the limit.
+/// running in parallel are counted before they can pass the limit: beyond it they
+/// wait for the verdicts of those in flight, and are refused if those fail.
 #[derive(Debug)]
 pub struct Throttle {
     base: Duration,
     records: Mutex<Records>,
+    /// Signalled whenever a reserved check is judged or dropped.
+    judged: Condvar,
 }
 
 /// A reserved password check. Judge it with [`Attempt::succeeded`] or
@@ -167,6 +170,7 @@ impl Throttle {
         Throttle {
             base,
             records: Mutex::new(Records::default()),
+            judged: Condvar::new(),
         }
     }
 
@@ -175,33 +179,62 @@ impl Throttle {
     }
 
     /// Reserves one password check of `user` from `ip`, or says how long to wait if
-    /// the pair or the address is locked out or its limit is taken up. Checking and
-    /// reserving are one step under one lock.
-    pub fn begin(&self, ip: IpAddr, user: &str) -> Result<Attempt<'_>, Duration> {
+    /// the pair or the address is locked out. Checking and reserving are one step
+    /// under one lock. When the limit is taken up by checks still running (which may
+    /// yet succeed: a script logging in many times at once), waits for them until
+    /// `deadline`, then refuses.
+    pub fn begin(
+        &self,
+        ip: IpAddr,
+        user: &str,
+        deadline: Instant,
+    ) -> Result<Attempt<'_>, Duration> {
         let ip = ip.to_canonical();
-        let user = key_user(user);
-        let now = Instant::now();
-        let mut records = self.lock();
-        let records = &mut *records;
-        let key = (ip, user);
-        make_room(&mut records.addrs, &ip, now);
-        make_room(&mut records.pairs, &key, now);
-        let addr = records.addrs.entry(ip).or_default();
-        let refused = addr.refuses(now, MAX_ADDRESS_FAILURES);
-        let pair = records.pairs.entry(key.clone()).or_default();
-        let refused = refused.max(pair.refuses(now, MAX_FAILURES));
-        if let Some(wait) = refused {
-            return Err(wait);
+        let key = (ip, key_user(user));
+        let mut guard = self.lock();
+        loop {
+            let now = Instant::now();
+            let records = &mut *guard;
+            make_room(&mut records.addrs, &ip, now);
+            make_room(&mut records.pairs, &key, now);
+            let addr = records.addrs.entry(ip).or_default();
+            let refused = addr.refuses(now, MAX_ADDRESS_FAILURES);
+            let pair = records.pairs.entry(key.clone()).or_default();
+            match refused.max(pair.refuses(now, MAX_FAILURES)) {
+                None => {
+                    pair.pending += 1;
+                    records.addrs.get_mut(&ip).expect("inserted above").pending += 1;
+                    return Ok(Attempt {
+                        throttle: self,
+                        ip,
+                        user: key.1,
+                        judged: false,
+                    });
+                }
+                Some(Refusal::Locked(left)) => return Err(left),
+                Some(Refusal::InFlight) => {
+                    let left = deadline.saturating_duration_since(now);
+                    if left.is_zero() {
+                        return Err(IN_FLIGHT_WAIT);
+                    }
+                    guard = self
+                        .judged
+                        .wait_timeout(guard, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            }
         }
-        pair.pending += 1;
-        records.addrs.get_mut(&ip).expect("inserted above").pending += 1;
-        Ok(Attempt {
-            throttle: self,
-            ip,
-            user: key.1,
-            judged: false,
-        })
     }
+}
+
+/// Why a check cannot start now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Refusal {
+    /// Failures and checks in flight fill the limit: wait for a verdict.
+    InFlight,
+    /// Locked out for this long.
+    Locked(Duration),
 }
 
 /// The name a record is kept under: names that cannot exist share one record, so
@@ -234,6 +267,8 @@ impl Attempt<'_> {
                 records.pairs.remove(&key);
             }
         }
+        drop(records);
+        self.throttle.judged.notify_all();
     }
 
     /// The password was wrong: counts the failure for the pair and the address;
@@ -254,6 +289,8 @@ impl Attempt<'_> {
             .entry((self.ip, std::mem::take(&mut self.user)))
             .or_default()
             .fail(now, MAX_FAILURES, base);
+        drop(records);
+        self.throttle.judged.notify_all();
         match (address, pair) {
             (Some(length), _) => Some(Lockout {
                 length,
@@ -288,6 +325,8 @@ impl Drop for Attempt<'_> {
                 records.pairs.remove(&key);
             }
         }
+        drop(records);
+        self.throttle.judged.notify_all();
     }
 }
 
@@ -299,10 +338,19 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// How long a test's check may wait for checks in flight.
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_millis(50)
+    }
+
     /// `n` judged failures of `user` from `from`; the last lock-out started.
     fn fail(t: &Throttle, from: IpAddr, user: &str, n: usize) -> Option<Lockout> {
         (0..n)
-            .map(|_| t.begin(from, user).expect("not locked yet").failed())
+            .map(|_| {
+                t.begin(from, user, soon())
+                    .expect("not locked yet")
+                    .failed()
+            })
             .last()
             .flatten()
     }
@@ -319,18 +367,18 @@ mod tests {
                 address: false
             })
         );
-        assert!(t.begin(a, "u").is_err());
-        assert!(t.begin(b, "u").is_ok(), "per address");
-        assert!(t.begin(a, "v").is_ok(), "per user");
+        assert!(t.begin(a, "u", soon()).is_err());
+        assert!(t.begin(b, "u", soon()).is_ok(), "per address");
+        assert!(t.begin(a, "v", soon()).is_ok(), "per user");
         std::thread::sleep(Duration::from_millis(60));
-        assert!(t.begin(a, "u").is_ok());
+        assert!(t.begin(a, "u", soon()).is_ok());
         assert_eq!(
             fail(&t, a, "u", 5).map(|l| l.length),
             Some(Duration::from_millis(80)),
             "doubles"
         );
         std::thread::sleep(Duration::from_millis(100));
-        t.begin(a, "u").unwrap().succeeded();
+        t.begin(a, "u", soon()).unwrap().succeeded();
         assert_eq!(
             fail(&t, a, "u", 5).map(|l| l.length),
             Some(Duration::from_millis(40)),
@@ -343,9 +391,12 @@ mod tests {
         let t = Throttle::new(Duration::from_secs(60));
         let a = ip("127.0.0.9");
         fail(&t, a, "u", 4);
-        t.begin(a, "v").unwrap().succeeded();
+        t.begin(a, "v", soon()).unwrap().succeeded();
         assert!(fail(&t, a, "u", 1).is_some(), "u's four failures were kept");
-        assert!(t.begin(a, "v").is_ok(), "v is not locked by u's failures");
+        assert!(
+            t.begin(a, "v", soon()).is_ok(),
+            "v is not locked by u's failures"
+        );
     }
 
     #[test]
@@ -357,12 +408,15 @@ mod tests {
             last = fail(&t, a, &format!("user{}", n / 4), 1);
         }
         assert_eq!(last.map(|l| l.address), Some(true));
-        assert!(t.begin(a, "fresh").is_err(), "every user of the address");
         assert!(
-            t.begin(ip("127.0.0.9"), "fresh").is_err(),
+            t.begin(a, "fresh", soon()).is_err(),
+            "every user of the address"
+        );
+        assert!(
+            t.begin(ip("127.0.0.9"), "fresh", soon()).is_err(),
             "an IPv4-mapped address is the IPv4 address"
         );
-        assert!(t.begin(ip("127.0.0.10"), "fresh").is_ok());
+        assert!(t.begin(ip("127.0.0.10"), "fresh", soon()).is_ok());
     }
 
     #[test]
@@ -370,17 +424,17 @@ mod tests {
         let t = Throttle::new(Duration::from_secs(60));
         let a = ip("127.0.0.9");
         let held: Vec<_> = (0..MAX_FAILURES)
-            .map(|_| t.begin(a, "u").unwrap())
+            .map(|_| t.begin(a, "u", soon()).unwrap())
             .collect();
         assert_eq!(
-            t.begin(a, "u").err(),
+            t.begin(a, "u", soon()).err(),
             Some(IN_FLIGHT_WAIT),
             "limit taken by checks in flight"
         );
         // one succeeds: room again, and the others are still counted when they fail
         let mut held = held.into_iter();
         held.next().unwrap().succeeded();
-        let again = t.begin(a, "u").unwrap();
+        let again = t.begin(a, "u", soon()).unwrap();
         drop(again); // unjudged: counts for nothing
         let started: Vec<_> = held.map(Attempt::failed).collect();
         assert!(
@@ -388,6 +442,41 @@ mod tests {
             "four failures, no lock-out"
         );
         assert!(fail(&t, a, "u", 1).is_some());
+    }
+
+    #[test]
+    fn a_check_waits_for_the_verdicts_in_flight() {
+        let t = Throttle::new(Duration::from_secs(60));
+        let a = ip("127.0.0.9");
+        let long = || Instant::now() + Duration::from_secs(10);
+        std::thread::scope(|scope| {
+            // five right passwords in flight: a sixth check waits, then passes
+            let held: Vec<_> = (0..MAX_FAILURES)
+                .map(|_| t.begin(a, "u", long()).unwrap())
+                .collect();
+            scope.spawn(move || {
+                std::thread::sleep(Duration::from_millis(30));
+                held.into_iter().for_each(Attempt::succeeded);
+            });
+            t.begin(a, "u", long())
+                .expect("room after the successes")
+                .succeeded();
+            // five wrong ones in flight: the sixth waits, then sees the lock-out
+            let held: Vec<_> = (0..MAX_FAILURES)
+                .map(|_| t.begin(a, "u", long()).unwrap())
+                .collect();
+            scope.spawn(move || {
+                std::thread::sleep(Duration::from_millis(30));
+                held.into_iter().for_each(|h| {
+                    h.failed();
+                });
+            });
+            let waited = t.begin(a, "u", long());
+            assert!(
+                waited.is_err_and(|left| left > Duration::from_secs(50)),
+                "locked out by the failures it waited for"
+            );
+        });
     }
 
     #[test]

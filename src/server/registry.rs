@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -143,7 +144,14 @@ impl Registry {
         let l = self.limits;
         let mut conns = self.lock();
         let prelogin = count(&conns, ip, Phase::PreLogin);
-        let waiting = count(&conns, ip, Phase::Waiting);
+        let mut waiting = count(&conns, ip, Phase::Waiting);
+        if waiting.0 >= l.waiting || waiting.1 >= l.waiting_per_ip {
+            // clients that gave up while waiting make room before a new one is refused
+            conns.retain(|_, e| {
+                e.phase != Phase::Waiting || !crate::sys::peer_closed(e.tcp.as_fd())
+            });
+            waiting = count(&conns, ip, Phase::Waiting);
+        }
         let phase = if prelogin.0 < l.prelogin && prelogin.1 < l.prelogin_per_ip {
             Phase::PreLogin
         } else if waiting.0 < l.waiting && waiting.1 < l.waiting_per_ip {
@@ -171,7 +179,7 @@ impl Registry {
     }
 
     /// Waits until waiting connection `id` may enter the pre-login phase (true), or
-    /// until `deadline` or `stop` (false: close it).
+    /// until `deadline`, `stop`, or its client gives up (false: close it).
     pub(super) fn wait_turn(&self, id: u64, deadline: Instant, stop: &AtomicBool) -> bool {
         let l = self.limits;
         let mut conns = self.lock();
@@ -179,10 +187,13 @@ impl Registry {
             if stop.load(Ordering::SeqCst) {
                 return false;
             }
-            let Some(ip) = conns.get(&id).map(|e| e.ip) else {
+            let Some(entry) = conns.get(&id) else {
                 return false;
             };
-            let (all, from_ip) = count(&conns, ip, Phase::PreLogin);
+            if crate::sys::peer_closed(entry.tcp.as_fd()) {
+                return false;
+            }
+            let (all, from_ip) = count(&conns, entry.ip, Phase::PreLogin);
             if all < l.prelogin && from_ip < l.prelogin_per_ip {
                 if let Some(e) = conns.get_mut(&id) {
                     e.phase = Phase::PreLogin;
@@ -289,10 +300,11 @@ mod tests {
         })
     }
 
-    /// A connected socket pair's server end, and a peer address to register it as.
-    fn socket(l: &TcpListener) -> TcpStream {
-        let _client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        l.accept().unwrap().0
+    /// A connected socket pair: (server end, client end). Registered entries share the
+    /// server end; the client end must stay open, or they count as given up.
+    fn socket(l: &TcpListener) -> (TcpStream, TcpStream) {
+        let client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        (l.accept().unwrap().0, client)
     }
 
     fn peer(s: &str) -> SocketAddr {
@@ -302,7 +314,7 @@ mod tests {
     #[test]
     fn prelogin_caps_then_waiting_room_then_refusal() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let tcp = socket(&l);
+        let (tcp, _client) = socket(&l);
         let busy = Arc::new(AtomicBool::new(false));
         let r = Registry::new(limits());
         let a = peer("127.0.0.2");
@@ -331,9 +343,32 @@ mod tests {
     }
 
     #[test]
+    fn clients_that_gave_up_waiting_make_room() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (tcp, _client) = socket(&l);
+        let (gone, client) = socket(&l);
+        drop(client);
+        let busy = Arc::new(AtomicBool::new(false));
+        let r = Registry::new(limits());
+        let a = peer("127.0.0.2");
+        for _ in 0..2 {
+            r.admit(&tcp, a, &busy).unwrap();
+        }
+        let waiting: Vec<u64> = (0..8)
+            .map(|_| r.admit(&gone, a, &busy).unwrap().id())
+            .collect();
+        assert!(
+            matches!(r.admit(&tcp, a, &busy), Ok(Admitted::Waiting(_))),
+            "the room was full of clients that had left"
+        );
+        let stop = AtomicBool::new(false);
+        assert!(!r.wait_turn(waiting[0], Instant::now() + Duration::from_secs(10), &stop));
+    }
+
+    #[test]
     fn sessions_count_apart_and_promotion_is_capped() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let tcp = socket(&l);
+        let (tcp, _client) = socket(&l);
         let busy = Arc::new(AtomicBool::new(false));
         let r = Registry::new(limits());
         let ids: Vec<u64> = ["127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"]
@@ -356,7 +391,7 @@ mod tests {
     #[test]
     fn a_waiting_connection_gets_its_turn_when_a_place_frees() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let tcp = socket(&l);
+        let (tcp, _client) = socket(&l);
         let busy = Arc::new(AtomicBool::new(false));
         let r = Arc::new(Registry::new(limits()));
         let a = peer("127.0.0.2");
