@@ -17,6 +17,8 @@
 //! - `poll`: the legacy data port waits for its one connection without polling.
 //! - `setsockopt(TCP_QUICKACK)`: logins of clients that send two small writes with
 //!   Nagle on are not held up by a delayed ACK.
+//! - `bind` before `connect`: a client socket from a chosen local address (tests);
+//!   `recv(MSG_PEEK | MSG_DONTWAIT)`: has a waiting client gone, without reading.
 //!
 //! Every function here takes and returns safe types (`BorrowedFd`, `OwnedFd`, `CStr`,
 //! `io::Result`); nothing outside this module needs to reason about raw pointers.
@@ -781,6 +783,135 @@ pub fn window_size(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
     // SAFETY: initialised by the successful ioctl above.
     let ws = unsafe { ws.assume_init() };
     (ws.ws_col > 0).then_some((ws.ws_col, ws.ws_row))
+}
+
+/// Whether the peer of a connected socket has closed its end (or the socket has
+/// failed), found without reading anything and without blocking: data waiting, or
+/// nothing yet, is `false`.
+pub fn peer_closed(fd: BorrowedFd<'_>) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: recv() into one valid byte; MSG_PEEK leaves the data queued and
+    // MSG_DONTWAIT makes this one call non-blocking without changing the socket.
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    match n {
+        0 => true,
+        n if n > 0 => false,
+        _ => !matches!(
+            io::Error::last_os_error().kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+        ),
+    }
+}
+
+/// A TCP connection to `remote` from the address `local` (port chosen by the kernel),
+/// giving up after `timeout`. std can only bind a socket before `connect` for a
+/// listener; the tests use this to stand in for a second client host on loopback
+/// (127.0.0.2 and the like).
+pub fn connect_from(
+    local: std::net::IpAddr,
+    remote: std::net::SocketAddr,
+    timeout: std::time::Duration,
+) -> io::Result<std::net::TcpStream> {
+    use std::net::SocketAddr;
+    let local = SocketAddr::new(local, 0);
+    let family = if remote.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: socket() with integer arguments; the descriptor is owned at once.
+    let fd = owned(cvt(unsafe {
+        libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0)
+    })?);
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_usec: libc::suseconds_t::from(timeout.subsec_micros() as i32),
+    };
+    // SAFETY: `tv` is a valid timeval whose size we pass. Linux bounds a blocking
+    // connect() by the send timeout.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    })?;
+    let (addr, len) = sockaddr(local);
+    // SAFETY: `addr` holds a sockaddr of `len` bytes for this socket's family.
+    cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    })?;
+    let (addr, len) = sockaddr(remote);
+    // SAFETY: as above. EINTR is not retried: a second connect() would see EALREADY.
+    let ret = unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    };
+    if ret < 0 {
+        let e = io::Error::last_os_error();
+        return Err(match e.raw_os_error() {
+            Some(libc::EINPROGRESS) | Some(libc::EAGAIN) => {
+                io::Error::new(io::ErrorKind::TimedOut, "connect timed out")
+            }
+            _ => e,
+        });
+    }
+    let tcp = std::net::TcpStream::from(fd);
+    tcp.set_write_timeout(None)?;
+    Ok(tcp)
+}
+
+/// `addr` as a `sockaddr_storage` and its length.
+fn sockaddr(addr: std::net::SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    use std::net::SocketAddr;
+    // SAFETY: an all-zero sockaddr_storage is a valid (unspecified) address.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
 }
 
 #[cfg(test)]

@@ -98,7 +98,7 @@ fn run(
         // the Python client takes any other reply for success: always exactly this
         return send_record(stream, b"invalid credentials");
     };
-    let mut session = match login(shared, peer, user, password) {
+    let mut session = match login(shared, &stream.sock, user, password) {
         Ok(s) => s,
         // the real reason is in the log (login() wrote it); the client gets the one
         // reply it understands as a refusal

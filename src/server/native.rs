@@ -12,7 +12,10 @@ use super::conn::{Outcome, Refusal, Tls, login};
 use super::session::{Failure, Metered, Session, describe};
 use crate::log::{Level, escape};
 use crate::protocol::command::hex;
-use crate::protocol::frame::{Kind, decode_fields, encode_fields, read_frame, write_frame};
+use crate::protocol::frame::{
+    Kind, MAX_PAYLOAD, MAX_PRELOGIN_PAYLOAD, decode_fields, encode_fields, read_frame_within,
+    write_frame,
+};
 use crate::protocol::{self, ErrorCode, Request};
 use crate::transfer;
 use crate::writeback::{ReadBehind, WriteBehind};
@@ -70,7 +73,12 @@ fn run(
             send_err(stream, ErrorCode::Busy, "server is shutting down")?;
             return Ok(());
         }
-        let kind = read_frame(stream, &mut buf)?;
+        let limit = if session.is_some() {
+            MAX_PAYLOAD
+        } else {
+            MAX_PRELOGIN_PAYLOAD
+        };
+        let kind = read_frame_within(stream, &mut buf, limit)?;
         busy.store(true, Ordering::SeqCst);
         let result = match kind {
             Kind::Request => match Request::decode(&buf) {
@@ -101,7 +109,7 @@ fn run(
 }
 
 fn hello(stream: &mut Tls, shared: &Shared, buf: &mut Vec<u8>) -> Result<(), protocol::Error> {
-    let kind = read_frame(stream, buf)?;
+    let kind = read_frame_within(stream, buf, MAX_PRELOGIN_PAYLOAD)?;
     let fields = decode_fields(buf)?;
     let version = match (kind, &fields[..]) {
         (Kind::Hello, [magic, version, ..]) if *magic == protocol::MAGIC => {
@@ -206,7 +214,9 @@ fn dispatch(
         Request::Glob(pattern) => session
             .glob(&pattern)
             .map(|paths| Reply::Fields(paths.into_iter().map(String::into_bytes).collect())),
-        Request::Passwd { old, new } => passwd(session, &old, &new).map(|()| Reply::Fields(vec![])),
+        Request::Passwd { old, new } => {
+            passwd(session, peer, &old, &new).map(|()| Reply::Fields(vec![]))
+        }
         Request::Get {
             path,
             offset,
@@ -334,7 +344,7 @@ fn before_login(
     req: Request,
 ) -> Result<bool, protocol::Error> {
     match req {
-        Request::Login { user, password } => match login(shared, peer, &user, &password) {
+        Request::Login { user, password } => match login(shared, &stream.sock, &user, &password) {
             Ok(session) => {
                 stream.sock.logged_in(shared.config.idle_timeout)?;
                 *slot = Some(session);
@@ -385,25 +395,14 @@ fn before_login(
     }
 }
 
-fn passwd(session: &Session, old: &str, new: &str) -> Result<(), Failure> {
+fn passwd(session: &Session, peer: SocketAddr, old: &str, new: &str) -> Result<(), Failure> {
     if new.is_empty() || new.contains(['\n', '\r']) {
         return Err(Failure::Refused(
             ErrorCode::Invalid,
             "the new password must be non-empty and on one line".into(),
         ));
     }
-    match session
-        .shared
-        .users
-        .change_password(&session.user, old, new)
-    {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(Failure::Refused(
-            ErrorCode::Auth,
-            "the current password is wrong".into(),
-        )),
-        Err(e) => Err(Failure::Refused(ErrorCode::Unsupported, e.to_string())),
-    }
+    super::conn::change_password(&session.shared, peer, &session.user, old, new)
 }
 
 fn get(

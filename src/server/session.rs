@@ -209,10 +209,20 @@ impl Session {
     /// through the sandbox, so a symlink that leads out expands to nothing. Returns
     /// sorted paths as the user sees them (`/dir/name`).
     pub fn glob(&self, pattern: &str) -> Result<Vec<String>, Failure> {
-        use crate::glob::{MAX_MATCHES, has_wildcards, matches};
+        use crate::glob::{MAX_MATCHES, MAX_STEPS, Pattern, has_wildcards};
         if pattern.len() > sandbox::MAX_PATH || pattern.contains('\0') {
             return Err(Failure::Sandbox(sandbox::Error::InvalidName("bad pattern")));
         }
+        crate::glob::check(pattern)
+            .map_err(|why| Failure::Refused(ErrorCode::Invalid, why.into()))?;
+        // one budget of matching steps for the whole expansion, however many names
+        let mut budget = MAX_STEPS;
+        let too_costly = |_| {
+            Failure::Refused(
+                ErrorCode::Invalid,
+                "pattern too costly to expand; narrow it".into(),
+            )
+        };
         let start = if pattern.starts_with('/') {
             UserPath::root()
         } else {
@@ -234,13 +244,19 @@ impl Session {
                     literal_tail = false;
                 }
                 c if has_wildcards(c) => {
+                    let compiled = Pattern::new(c);
                     for b in &bases {
                         // not a directory, or one the sandbox refuses: no matches there
                         let Ok(entries) = self.sandbox.list(b) else {
                             continue;
                         };
-                        for e in entries.into_iter().filter(|e| matches(c, &e.name)) {
-                            next.push(b.join(&e.name)?);
+                        for e in entries {
+                            if compiled
+                                .matches_within(&e.name, &mut budget)
+                                .map_err(too_costly)?
+                            {
+                                next.push(b.join(&e.name)?);
+                            }
                         }
                         if next.len() > MAX_MATCHES {
                             return Err(Failure::Refused(
