@@ -20,6 +20,8 @@ pub mod exit {
     pub const LOGIN: i32 = 4;
     /// Server busy.
     pub const BUSY: i32 = 5;
+    /// Ctrl-C at a prompt (128 + SIGINT, as shells report it).
+    pub const INTERRUPTED: i32 = 130;
 }
 
 /// Any fos failure, as the client and the binaries see it.
@@ -43,8 +45,10 @@ pub enum Error {
     Auth(Box<crate::auth::Error>),
     /// The server failed to start.
     Server(Box<crate::server::Error>),
-    /// The user cancelled (Ctrl-C).
+    /// The user cancelled (Ctrl-C during a transfer, Ctrl-D at a prompt).
     Cancelled,
+    /// The user pressed Ctrl-C at a prompt.
+    Interrupted,
     /// Other I/O.
     Io(io::Error),
 }
@@ -58,6 +62,7 @@ impl Error {
             Error::Remote(ErrorCode::Auth | ErrorCode::Throttled, _) => exit::LOGIN,
             Error::Remote(ErrorCode::Busy, _) => exit::BUSY,
             Error::Protocol(_) => exit::CONNECT,
+            Error::Interrupted => exit::INTERRUPTED,
             _ => exit::FAILED,
         }
     }
@@ -92,6 +97,7 @@ impl fmt::Display for Error {
             Error::Auth(e) => write!(f, "{e}"),
             Error::Server(e) => write!(f, "{e}"),
             Error::Cancelled => f.write_str("cancelled"),
+            Error::Interrupted => f.write_str("interrupted"),
             Error::Io(e) => write!(f, "{e}"),
         }
     }
@@ -152,6 +158,8 @@ mod tests {
             4
         );
         assert_eq!(Error::Remote(ErrorCode::Busy, "x".into()).exit_code(), 5);
+        assert_eq!(Error::Interrupted.exit_code(), 130);
+        assert_eq!(Error::Cancelled.exit_code(), 1);
         assert_eq!(
             Error::Remote(ErrorCode::NotFound, "x".into()).exit_code(),
             1

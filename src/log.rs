@@ -1,7 +1,14 @@
 //! Event log: one line per event on stderr (and optionally a file): UTC timestamp,
-//! level, client address, user, event. Control characters in anything a client sent
-//! are escaped ([`escape`]), so a name cannot forge log lines. Passwords and hashes are
-//! never passed here.
+//! level, client address, user, event. Passwords and hashes are never passed here.
+//!
+//! Text a client chose (names, paths, patterns, user names) goes through one helper,
+//! [`escape`], before it is written: control characters, line and paragraph
+//! separators and the Unicode bidirectional and invisible format characters are
+//! written as `\u{..}`, so a client can neither end the line nor make it display as
+//! something else. As a second line of defence, [`Logger::log`] passes every whole
+//! event through the same helper (backslashes excepted, so that escaped text is not
+//! escaped twice): a call site that forgets, or an error message that quotes a
+//! client, still cannot forge a line.
 
 use std::fmt;
 use std::fs::File;
@@ -85,6 +92,7 @@ impl Logger {
         }
         let peer = peer.map_or_else(|| "-".to_string(), |p| p.to_string());
         let user = user.map_or_else(|| "-".to_string(), escape);
+        let event = escape_with(&event.to_string(), false);
         let line = format!("{} {} {peer} {user} {event}\n", utc_now(), level.as_str());
         if self.stderr {
             // one write_all per line keeps lines from threads whole
@@ -109,21 +117,63 @@ impl Logger {
     }
 }
 
-/// Escapes control characters (and backslash) so a client-chosen string prints on one
-/// line and cannot imitate another log line or a terminal escape sequence.
+/// Escapes a client-chosen string for a log line or a terminal: backslash, control
+/// characters, line and paragraph separators, and the bidirectional and invisible
+/// format characters (which can make a line display as another). The result prints
+/// on one line and reads as what was sent.
 pub fn escape(s: &str) -> String {
+    escape_with(s, true)
+}
+
+/// [`escape`], optionally leaving backslashes alone (for text that may already hold
+/// escaped parts).
+fn escape_with(s: &str, backslash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
-            '\\' => out.push_str("\\\\"),
+            '\\' if backslash => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c if hidden(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
             c => out.push(c),
         }
     }
     out
+}
+
+/// Escapes control characters for showing text on a terminal, like [`escape`] but
+/// keeping what makes text text: newlines, tabs and the `\r` of a `\r\n`. Nothing
+/// else is left that a terminal would act on (no escape sequences, no lone `\r` to
+/// overwrite a line, no C1 controls, none of the invisible characters [`escape`]
+/// escapes).
+pub fn escape_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            '\r' if chars.peek() == Some(&'\n') => out.push(c),
+            c if hidden(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Characters that do not show as themselves: C0/C1 controls and DEL, line and
+/// paragraph separators, bidirectional embeddings, overrides, isolates and marks,
+/// zero-width characters and the byte-order mark, interlinear annotation.
+fn hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{061c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}')
 }
 
 /// Now, as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
@@ -181,5 +231,48 @@ mod tests {
     fn escaping() {
         assert_eq!(escape("a\nb\x1b[31m\\"), "a\\nb\\u{1b}[31m\\\\");
         assert_eq!(escape("plain é"), "plain é");
+        assert_eq!(
+            escape_text("a\tb\r\nc\rd\x1b]0;t\x07\u{9b}2J\\"),
+            "a\tb\r\nc\\u{d}d\\u{1b}]0;t\\u{7}\\u{9b}2J\\"
+        );
+        assert_eq!(
+            escape("a\u{2028}b\u{202e}c\u{2066}d\u{200b}e\u{85}f\u{7f}"),
+            "a\\u{2028}b\\u{202e}c\\u{2066}d\\u{200b}e\\u{85}f\\u{7f}"
+        );
+    }
+
+    #[test]
+    fn every_event_is_one_line() {
+        let t = crate::testutil::TempDir::new();
+        let path = t.path().join("log");
+        let log = Logger::silent().with_file(File::create(&path).unwrap());
+        let log = Logger {
+            min: Level::Debug,
+            ..log
+        };
+        // a call site that forgot to escape, and one that did
+        let raw = "x\n2001-01-01T00:00:00.000Z WARN - - forged\u{2029}y";
+        log.log(
+            Level::Warn,
+            None,
+            Some("u\nv"),
+            format_args!("no match for {raw}"),
+        );
+        log.info(format_args!("put {:?}", escape("a\nb")));
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].ends_with(
+                " WARN - u\\nv no match for x\\n2001-01-01T00:00:00.000Z WARN - - forged\\u{2029}y"
+            ),
+            "{}",
+            lines[0]
+        );
+        assert!(
+            lines[1].ends_with(r#" put "a\\nb""#),
+            "escaped once: {}",
+            lines[1]
+        );
     }
 }

@@ -14,7 +14,7 @@
 //! This module knows nothing of the protocol; the server maps [`Error`] to replies,
 //! and a refused path is reported exactly like a missing one.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fmt;
 use std::fs::File;
 use std::io;
@@ -35,8 +35,17 @@ pub const SYNC_PREFIX: &str = ".fos-sync-";
 pub const MAX_NAME: usize = 255;
 /// Longest path argument, in bytes.
 pub const MAX_PATH: usize = crate::protocol::command::MAX_PATH;
-/// Deepest directory tree `rm -r` and recursive listings descend.
+/// Deepest directory a user may create or move a tree to, counted in directories below
+/// the user's root (`mkdir` and `mv` refuse deeper ones; `rm -r` and the usage count
+/// still handle deeper trees that arrived some other way).
 pub const MAX_DEPTH: usize = 128;
+/// The directory of the storage that holds one usage lock per user (an empty file
+/// named after the user), which uploads `flock` while they check the quota and reserve
+/// their size. A user name never starts with a dot, so no user's root is named so.
+const LOCK_DIR: &CStr = c".fos-locks";
+/// The usage lock of a sandbox opened without its storage ([`Sandbox::open`]): a
+/// reserved file in its root.
+const USAGE_LOCK: &CStr = c".fos-part-usage.lock";
 /// Symlinks followed in one resolution by the fallback walker (as Linux's 40).
 const MAX_LINKS: usize = 40;
 
@@ -64,6 +73,8 @@ pub enum Error {
     NotRegular,
     /// The operation makes no sense on the user's root (remove it, rename it).
     IsRoot,
+    /// A directory would end up more than [`MAX_DEPTH`] levels below the root.
+    TooDeep,
     /// Any other I/O failure.
     Io(io::Error),
 }
@@ -81,6 +92,7 @@ impl fmt::Display for Error {
             Error::IsADirectory => write!(f, "is a directory"),
             Error::NotRegular => write!(f, "not a regular file"),
             Error::IsRoot => write!(f, "not allowed on the root directory"),
+            Error::TooDeep => write!(f, "directory tree deeper than {MAX_DEPTH} levels"),
             Error::Io(e) => write!(f, "{e}"),
         }
     }
@@ -225,6 +237,8 @@ pub fn is_reserved(name: &str) -> bool {
 #[derive(Debug)]
 pub struct Sandbox {
     root: OwnedFd,
+    /// The storage directory and the user's name in it, for the usage lock.
+    storage: Option<(OwnedFd, CString)>,
     /// Use the portable walker even where openat2 exists (tests compare the two).
     force_walk: bool,
 }
@@ -241,7 +255,10 @@ impl Sandbox {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(Error::Io(e)),
         }
-        Sandbox::open(&dir)
+        let mut sandbox = Sandbox::open(&dir)?;
+        let storage = File::open(storage)?;
+        sandbox.storage = Some((OwnedFd::from(storage), sys::cstring(user.as_bytes())?));
+        Ok(sandbox)
     }
 
     /// Opens an existing directory as a sandbox root.
@@ -253,6 +270,7 @@ impl Sandbox {
             .open(dir)?;
         Ok(Sandbox {
             root: OwnedFd::from(file),
+            storage: None,
             force_walk: false,
         })
     }
@@ -354,7 +372,26 @@ impl Sandbox {
             return Err(Error::Exists);
         }
         let (dir, name) = self.parent(path)?;
+        // the real depth, not the path's: a symlink inside may lead anywhere deep
+        if self.depth(dir.as_fd())? + 1 > MAX_DEPTH {
+            return Err(Error::TooDeep);
+        }
         Ok(sys::mkdirat(dir.as_fd(), &name, 0o755)?)
+    }
+
+    /// How many directories `dir` (open, beneath the root) is below the root, found by
+    /// climbing `..`; [`Error::TooDeep`] past [`MAX_DEPTH`] (or if the climb never meets
+    /// the root, which fails closed).
+    fn depth(&self, dir: BorrowedFd<'_>) -> Result<usize> {
+        let root = file_id(self.root.as_fd())?;
+        let mut cur = dir.try_clone_to_owned()?;
+        for depth in 0..=MAX_DEPTH {
+            if file_id(cur.as_fd())? == root {
+                return Ok(depth);
+            }
+            cur = sys::openat(cur.as_fd(), c"..", oflag::RDONLY | oflag::DIRECTORY, 0)?;
+        }
+        Err(Error::TooDeep)
     }
 
     /// Removes an empty directory.
@@ -381,7 +418,82 @@ impl Sandbox {
     /// never followed. Returns how many entries were removed.
     pub fn remove_tree(&self, path: &UserPath) -> Result<u64> {
         let (dir, name) = self.parent(path)?;
-        remove_entry(dir.as_fd(), &name, 0)
+        let st = sys::fstatat(dir.as_fd(), &name, false)?;
+        if !st.is_dir() {
+            sys::unlinkat(dir.as_fd(), &name, false)?;
+            return Ok(1);
+        }
+        // O_NOFOLLOW: if the entry was swapped for a symlink since the stat, fail rather
+        // than descend into wherever it points
+        let top = sys::openat(
+            dir.as_fd(),
+            &name,
+            oflag::RDONLY | oflag::DIRECTORY | oflag::NOFOLLOW,
+            0,
+        )?;
+        let mut removed = 0;
+        walk_tree(top, &mut |visit| {
+            match visit {
+                Visit::Entry { dir, name, .. } => sys::unlinkat(dir, name, false)?,
+                Visit::Left { dir, name } => sys::unlinkat(dir, name, true)?,
+                Visit::Enter { .. } => return Ok(()),
+            }
+            removed += 1;
+            Ok(())
+        })?;
+        sys::unlinkat(dir.as_fd(), &name, true)?;
+        Ok(removed + 1)
+    }
+
+    /// Bytes the user's storage takes, at any depth: every regular file, partial
+    /// uploads and their sidecars included, with each partial counted at no less than
+    /// the size its upload reserved (see [`Sandbox::create_reserved`]). Symlinks are not
+    /// followed. Counted under [`Sandbox::lock_usage`], the figure includes every
+    /// reservation made by then, by this server or another on the same storage.
+    pub fn usage(&self) -> Result<u64> {
+        let mut total = 0u64;
+        walk_tree(self.root.try_clone()?, &mut |visit| {
+            if let Visit::Entry {
+                dir, name, stat, ..
+            } = visit
+                && stat.is_file()
+                // the server's sync state is not the user's data
+                && !name.to_bytes().starts_with(SYNC_PREFIX.as_bytes())
+            {
+                total = total
+                    .saturating_add(stat.size)
+                    .saturating_add(unwritten_reservation(dir, name));
+            }
+            Ok(())
+        })?;
+        Ok(total)
+    }
+
+    /// Takes the user's usage lock, blocking until it is free: an exclusive `flock` on
+    /// `.fos-locks/USER` in the storage directory (made on first use), held until the
+    /// returned file is dropped. Servers sharing the storage take the same lock, so a
+    /// quota check and the reservation that follows it are one step for all of them.
+    pub fn lock_usage(&self) -> Result<File> {
+        let create = oflag::RDWR | oflag::CREAT | oflag::NOFOLLOW;
+        let fd = match &self.storage {
+            Some((storage, user)) => {
+                match sys::mkdirat(storage.as_fd(), LOCK_DIR, 0o700) {
+                    Err(e) if e.raw_os_error() != Some(errno::EEXIST) => return Err(e.into()),
+                    _ => {}
+                }
+                let dir = sys::openat(
+                    storage.as_fd(),
+                    LOCK_DIR,
+                    oflag::RDONLY | oflag::DIRECTORY | oflag::NOFOLLOW,
+                    0,
+                )?;
+                sys::openat(dir.as_fd(), user, create, 0o600)?
+            }
+            None => sys::openat(self.root.as_fd(), USAGE_LOCK, create, 0o600)?,
+        };
+        let file = File::from(fd);
+        file.lock()?;
+        Ok(file)
     }
 
     /// Renames `from` to `to` atomically. If `to` is an existing directory, `from` moves
@@ -402,10 +514,13 @@ impl Sandbox {
         let (from_dir, from_name) = self.parent(from)?;
         let (to_dir, to_name) = self.parent(&to)?;
         // the source must exist (a missing source must not be reported as "exists")
-        sys::fstatat(from_dir.as_fd(), &from_name, false)?;
+        let source = sys::fstatat(from_dir.as_fd(), &from_name, false)?;
         match sys::fstatat(to_dir.as_fd(), &to_name, false) {
             Ok(st) if st.is_dir() => return Err(Error::Exists),
             _ => {}
+        }
+        if source.is_dir() {
+            self.check_move_depth(from_dir.as_fd(), &from_name, to_dir.as_fd())?;
         }
         sys::renameat(
             from_dir.as_fd(),
@@ -417,12 +532,55 @@ impl Sandbox {
         Ok(to)
     }
 
+    /// Refuses to move the directory `name` in `from_dir` into `to_dir` if some
+    /// directory of its tree would end up deeper than [`MAX_DEPTH`]. Moving a tree up
+    /// or sideways never makes it deeper, so only a move down walks it.
+    fn check_move_depth(
+        &self,
+        from_dir: BorrowedFd<'_>,
+        name: &CStr,
+        to_dir: BorrowedFd<'_>,
+    ) -> Result<()> {
+        let to_depth = self.depth(to_dir)?;
+        if self.depth(from_dir).is_ok_and(|d| d >= to_depth) {
+            return Ok(());
+        }
+        // the moved directory lands at to_depth + 1, its subdirectories below that
+        let room = MAX_DEPTH.checked_sub(to_depth + 1).ok_or(Error::TooDeep)?;
+        let top = sys::openat(
+            from_dir,
+            name,
+            oflag::RDONLY | oflag::DIRECTORY | oflag::NOFOLLOW,
+            0,
+        )?;
+        walk_tree(top, &mut |visit| match visit {
+            Visit::Enter { depth } if depth > room => Err(Error::TooDeep),
+            _ => Ok(()),
+        })
+    }
+
     /// Creates a new, empty partial file for an upload to `target`, in the target's
     /// directory, under a random reserved name, exclusively, mode 0600, and locked
     /// (`flock`) for as long as it is open, so no second upload can pick it up. With
     /// `meta`, a reserved sidecar records the target and the source's size and mtime,
     /// which a later resume matches on.
     pub fn create_partial(&self, target: &UserPath, meta: Option<(u64, i64)>) -> Result<Partial> {
+        self.create(
+            target,
+            meta.map_or(Sidecar::None, |(size, mtime)| Sidecar::Resume(size, mtime)),
+        )
+    }
+
+    /// Creates a partial file as [`Sandbox::create_partial`] does, for an upload that
+    /// is not resumable, with a sidecar that reserves `bytes` of the user's quota until
+    /// the partial is committed or removed: [`Sandbox::usage`] counts the partial at no
+    /// less than that. An upload of unknown size raises its reservation as data
+    /// arrives ([`Partial::reservation`]).
+    pub fn create_reserved(&self, target: &UserPath, bytes: u64) -> Result<Partial> {
+        self.create(target, Sidecar::Reserve(bytes))
+    }
+
+    fn create(&self, target: &UserPath, sidecar: Sidecar) -> Result<Partial> {
         let (dir, name) = self.parent(target)?;
         match sys::fstatat(dir.as_fd(), &name, false) {
             Ok(st) if st.is_dir() => return Err(Error::IsADirectory),
@@ -443,24 +601,33 @@ impl Sandbox {
                 dir,
                 name: cname,
                 meta: None,
+                resumable: false,
+                reserve: None,
                 file,
                 keep: false,
                 done: false,
             };
-            if let Some((size, mtime)) = meta {
-                let meta_name = sys::cstring(format!("{base}{META_SUFFIX}").as_bytes())?;
-                let fd = sys::openat(
-                    partial.dir.as_fd(),
-                    &meta_name,
-                    oflag::WRONLY | oflag::CREAT | oflag::EXCL | oflag::NOFOLLOW,
-                    0o600,
-                )?;
-                partial.meta = Some(meta_name);
-                let target_name = target.file_name().unwrap_or_default();
-                io::Write::write_all(
-                    &mut File::from(fd),
-                    format!("{META_MAGIC}\n{size}\n{mtime}\n{target_name}").as_bytes(),
-                )?;
+            let text = match sidecar {
+                Sidecar::None => return Ok(partial),
+                Sidecar::Resume(size, mtime) => {
+                    let target_name = target.file_name().unwrap_or_default();
+                    format!("{META_MAGIC}\n{size}\n{mtime}\n{target_name}")
+                }
+                Sidecar::Reserve(bytes) => reserve_text(bytes),
+            };
+            let meta_name = sys::cstring(format!("{base}{META_SUFFIX}").as_bytes())?;
+            let fd = sys::openat(
+                partial.dir.as_fd(),
+                &meta_name,
+                oflag::RDWR | oflag::CREAT | oflag::EXCL | oflag::NOFOLLOW,
+                0o600,
+            )?;
+            partial.meta = Some(meta_name);
+            let mut meta = File::from(fd);
+            io::Write::write_all(&mut meta, text.as_bytes())?;
+            match sidecar {
+                Sidecar::Resume(..) => partial.resumable = true,
+                _ => partial.reserve = Some(meta),
             }
             return Ok(partial);
         }
@@ -524,6 +691,8 @@ impl Sandbox {
                 dir,
                 name: part_name,
                 meta: Some(meta_name),
+                resumable: true,
+                reserve: None,
                 file,
                 keep: false,
                 done: false,
@@ -569,8 +738,165 @@ pub enum Resume {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileId(u64, u64);
 
-/// First line of a partial upload's sidecar.
+/// First line of a resumable partial upload's sidecar.
 const META_MAGIC: &str = "fos-partial 1";
+/// First line of the sidecar of a partial that only reserves quota (not resumable).
+const RESERVE_MAGIC: &str = "fos-reserve 1";
+
+/// What a new partial's sidecar records.
+#[derive(Debug, Clone, Copy)]
+enum Sidecar {
+    /// No sidecar.
+    None,
+    /// Resumable: the announced size and modification time (and the target's name).
+    Resume(u64, i64),
+    /// A quota reservation of this many bytes.
+    Reserve(u64),
+}
+
+/// A reservation sidecar's text; always the same length, so that raising it is one
+/// write in place.
+fn reserve_text(bytes: u64) -> String {
+    format!("{RESERVE_MAGIC}\n{bytes:020}\n")
+}
+
+/// For a sidecar `name` in `dir`, the bytes its partial has reserved but not yet
+/// written (both sidecar kinds carry the size on their second line); 0 for any other
+/// file, or a sidecar that cannot be read.
+fn unwritten_reservation(dir: BorrowedFd<'_>, name: &CStr) -> u64 {
+    let Some(base) = name
+        .to_bytes()
+        .strip_prefix(RESERVED_PREFIX.as_bytes())
+        .and_then(|n| n.strip_suffix(META_SUFFIX.as_bytes()))
+    else {
+        return 0;
+    };
+    let reserved = (|| -> Option<u64> {
+        let fd = sys::openat(dir, name, oflag::RDONLY | oflag::NOFOLLOW, 0).ok()?;
+        let mut text = String::new();
+        io::Read::read_to_string(&mut io::Read::take(File::from(fd), 1024), &mut text).ok()?;
+        let mut lines = text.lines();
+        let magic = lines.next()?;
+        if magic != META_MAGIC && magic != RESERVE_MAGIC {
+            return None;
+        }
+        lines.next()?.parse().ok()
+    })()
+    .unwrap_or(0);
+    let mut data = RESERVED_PREFIX.as_bytes().to_vec();
+    data.extend_from_slice(base);
+    // a sidecar whose partial is gone reserves nothing
+    let written = sys::cstring(&data)
+        .and_then(|d| sys::fstatat(dir, &d, false))
+        .map_or(reserved, |st| st.size);
+    reserved.saturating_sub(written)
+}
+
+/// The quota reservation of an upload of unknown size, in its partial's sidecar where
+/// every server counting the user's usage sees it. Raise it only under
+/// [`Sandbox::lock_usage`].
+#[derive(Debug)]
+pub struct Reservation(File);
+
+impl Reservation {
+    /// Records that the upload may take `bytes` in all.
+    pub fn set(&self, bytes: u64) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        Ok(self.0.write_all_at(reserve_text(bytes).as_bytes(), 0)?)
+    }
+}
+
+/// `(device, inode)` of an open file or directory.
+fn file_id(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    let md = File::from(fd.try_clone_to_owned()?).metadata()?;
+    Ok((md.dev(), md.ino()))
+}
+
+/// What [`walk_tree`] shows its visitor.
+enum Visit<'a> {
+    /// About to descend into a directory this many levels below the top (1: a child
+    /// of the top); an error stops the walk.
+    Enter { depth: usize },
+    /// A non-directory entry of `dir` (symlinks are entries, never followed).
+    Entry {
+        dir: BorrowedFd<'a>,
+        name: &'a CStr,
+        stat: &'a sys::Stat,
+    },
+    /// Everything below the directory `name` of `dir` has been visited.
+    Left { dir: BorrowedFd<'a>, name: &'a CStr },
+}
+
+/// Visits everything below the open directory `top`, depth first, at any depth, with
+/// one directory open at a time: it climbs back with `..` and checks that it arrives
+/// where it came from (a directory moved away mid-walk stops the walk with an error
+/// rather than lead it elsewhere). Entries that vanish mid-walk are skipped.
+fn walk_tree(top: OwnedFd, visit: &mut dyn FnMut(Visit<'_>) -> Result<()>) -> Result<()> {
+    struct Level {
+        id: (u64, u64),
+        /// This directory's name in its parent.
+        name: CString,
+        /// Entries not yet visited.
+        left: Vec<std::ffi::OsString>,
+    }
+    let mut stack = vec![Level {
+        id: file_id(top.as_fd())?,
+        name: CString::default(),
+        left: sys::read_dir(top.as_fd())?,
+    }];
+    let mut cur = top;
+    loop {
+        let depth = stack.len();
+        let level = stack
+            .last_mut()
+            .expect("the walk ends when the stack empties");
+        let Some(next) = level.left.pop() else {
+            let done = stack.pop().expect("just looked at it");
+            let Some(parent) = stack.last() else {
+                return Ok(());
+            };
+            let up = sys::openat(cur.as_fd(), c"..", oflag::RDONLY | oflag::DIRECTORY, 0)?;
+            if file_id(up.as_fd())? != parent.id {
+                return Err(Error::Io(io::Error::other(
+                    "a directory moved while its tree was walked",
+                )));
+            }
+            cur = up;
+            visit(Visit::Left {
+                dir: cur.as_fd(),
+                name: &done.name,
+            })?;
+            continue;
+        };
+        let name = sys::cstring(std::os::unix::ffi::OsStrExt::as_bytes(next.as_os_str()))?;
+        let stat = match sys::fstatat(cur.as_fd(), &name, false) {
+            Ok(st) => st,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if !stat.is_dir() {
+            visit(Visit::Entry {
+                dir: cur.as_fd(),
+                name: &name,
+                stat: &stat,
+            })?;
+            continue;
+        }
+        visit(Visit::Enter { depth })?;
+        let child = sys::openat(
+            cur.as_fd(),
+            &name,
+            oflag::RDONLY | oflag::DIRECTORY | oflag::NOFOLLOW,
+            0,
+        )?;
+        stack.push(Level {
+            id: file_id(child.as_fd())?,
+            name,
+            left: sys::read_dir(child.as_fd())?,
+        });
+        cur = child;
+    }
+}
 /// Suffix of the sidecar next to a partial upload.
 const META_SUFFIX: &str = ".meta";
 
@@ -606,6 +932,10 @@ pub fn remove_stale_partials(storage: &Path, max_age: std::time::Duration) -> u6
             let name = e.file_name();
             let Some(name) = name.to_str() else { continue };
             if !name.starts_with(RESERVED_PREFIX) || !md.is_file() {
+                continue;
+            }
+            // the lock must stay one file: removed, a new one would not exclude the old
+            if name.as_bytes() == USAGE_LOCK.to_bytes() {
                 continue;
             }
             let old = md
@@ -653,32 +983,6 @@ fn entry(name: String, st: &sys::Stat) -> Entry {
     }
 }
 
-fn remove_entry(parent: BorrowedFd<'_>, name: &CString, depth: usize) -> Result<u64> {
-    let st = sys::fstatat(parent, name, false)?;
-    if !st.is_dir() {
-        sys::unlinkat(parent, name, false)?;
-        return Ok(1);
-    }
-    if depth >= MAX_DEPTH {
-        return Err(Error::InvalidName("directory tree too deep"));
-    }
-    // O_NOFOLLOW: if the entry was swapped for a symlink since the stat, fail rather
-    // than descend into wherever it points
-    let dir = sys::openat(
-        parent,
-        name,
-        oflag::RDONLY | oflag::DIRECTORY | oflag::NOFOLLOW,
-        0,
-    )?;
-    let mut removed = 0;
-    for child in sys::read_dir(dir.as_fd())? {
-        let child = sys::cstring(std::os::unix::ffi::OsStrExt::as_bytes(child.as_os_str()))?;
-        removed += remove_entry(dir.as_fd(), &child, depth + 1)?;
-    }
-    sys::unlinkat(parent, name, true)?;
-    Ok(removed + 1)
-}
-
 /// An upload in progress: a reserved, exclusive, locked file beside its target.
 /// Dropped without [`Partial::commit`], it is removed (so nothing half-written stays
 /// behind) unless [`Partial::keep`] marked it for a later resume.
@@ -687,6 +991,10 @@ pub struct Partial {
     dir: OwnedFd,
     name: CString,
     meta: Option<CString>,
+    /// The sidecar records a resumable upload.
+    resumable: bool,
+    /// The sidecar holds a quota reservation (open, to raise it).
+    reserve: Option<File>,
     file: File,
     keep: bool,
     done: bool,
@@ -707,7 +1015,17 @@ impl Partial {
     /// sidecar) and so is never looked for.
     pub fn resumable_id(&self) -> Option<FileId> {
         let stat = self.file.metadata().ok()?;
-        self.meta.as_ref().map(|_| FileId(stat.dev(), stat.ino()))
+        self.resumable.then(|| FileId(stat.dev(), stat.ino()))
+    }
+
+    /// The quota reservation of a partial made by [`Sandbox::create_reserved`].
+    pub fn reservation(&self) -> Result<Option<Reservation>> {
+        Ok(self
+            .reserve
+            .as_ref()
+            .map(File::try_clone)
+            .transpose()?
+            .map(Reservation))
     }
 
     /// Whether nothing has been written yet.
@@ -716,9 +1034,9 @@ impl Partial {
     }
 
     /// Whether to keep the file for a resume if it is dropped uncommitted (only partials
-    /// with a sidecar can be resumed; others are always removed).
+    /// with a resume sidecar can be resumed; others are always removed).
     pub fn keep(&mut self, keep: bool) {
-        self.keep = keep && self.meta.is_some();
+        self.keep = keep && self.resumable;
     }
 
     /// Moves the finished file into place under `target`'s name, atomically. With
@@ -883,6 +1201,84 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(left.len(), 2, "f and r.bin only: {left:?}");
+    }
+
+    #[test]
+    fn usage_counts_reservations_and_trees_of_any_depth() {
+        let (t, sb) = fixture();
+        // the fixture's files: "mine" in d/f
+        assert_eq!(sb.usage().unwrap(), 4);
+        let target = UserPath::resolve(&UserPath::root(), "d/s.bin", false).unwrap();
+        let mut p = sb.create_reserved(&target, 1000).unwrap();
+        io::Write::write_all(p.file(), &[1; 10]).unwrap();
+        let sidecar = reserve_text(0).len() as u64;
+        assert_eq!(
+            sb.usage().unwrap(),
+            4 + 1000 + sidecar,
+            "at its reservation"
+        );
+        p.reservation().unwrap().unwrap().set(5000).unwrap();
+        assert_eq!(sb.usage().unwrap(), 4 + 5000 + sidecar);
+        p.commit(&target, false, false).unwrap();
+        assert_eq!(
+            sb.usage().unwrap(),
+            4 + 10,
+            "committed: its size, no sidecar"
+        );
+        // a resumable partial, kept after a cut, counts at its announced size
+        let big = UserPath::resolve(&UserPath::root(), "big", false).unwrap();
+        let mut p = sb.create_partial(&big, Some((3000, 1))).unwrap();
+        p.keep(true);
+        drop(p);
+        let kept = sb.usage().unwrap() - 14;
+        assert!((3000..3100).contains(&kept), "{kept}");
+        // a tree deeper than the limit (made outside fos) counts, and rm -r removes it
+        let mut deep = t.path().join("root/u/deep");
+        for _ in 0..MAX_DEPTH + 50 {
+            deep.push("d");
+        }
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::write(deep.join("f"), "1234567").unwrap();
+        assert_eq!(sb.usage().unwrap(), 14 + kept + 7);
+        let top = UserPath::resolve(&UserPath::root(), "deep", false).unwrap();
+        assert_eq!(sb.remove_tree(&top).unwrap(), MAX_DEPTH as u64 + 50 + 2);
+        assert!(!t.path().join("root/u/deep").exists());
+    }
+
+    #[test]
+    fn no_directory_deeper_than_the_limit_even_through_a_symlink() {
+        for walk in [false, true] {
+            let (t, sb) = fixture();
+            let sb = sb.force_portable_walk(walk);
+            let root = UserPath::root();
+            let at = |n: usize| vec!["a"; n].join("/");
+            for n in 1..=MAX_DEPTH {
+                sb.mkdir(&p(&root, &at(n)).unwrap()).unwrap();
+            }
+            assert!(matches!(
+                sb.mkdir(&p(&root, &at(MAX_DEPTH + 1)).unwrap()),
+                Err(Error::TooDeep)
+            ));
+            // a short path through a symlink to the bottom is just as deep
+            symlink(at(MAX_DEPTH), t.path().join("root/u/short")).unwrap();
+            assert!(matches!(
+                sb.mkdir(&p(&root, "short/x").unwrap()),
+                Err(Error::TooDeep)
+            ));
+            // moving a tree down is held to the same limit; moving it up is not
+            sb.mkdir(&p(&root, "b").unwrap()).unwrap();
+            sb.mkdir(&p(&root, "b/c").unwrap()).unwrap();
+            let low = format!("{}/b", at(MAX_DEPTH - 1));
+            assert!(matches!(
+                sb.rename(&p(&root, "b").unwrap(), &p(&root, &low).unwrap()),
+                Err(Error::TooDeep)
+            ));
+            let fits = format!("{}/b", at(MAX_DEPTH - 2));
+            sb.rename(&p(&root, "b").unwrap(), &p(&root, &fits).unwrap())
+                .unwrap();
+            sb.rename(&p(&root, &fits).unwrap(), &p(&root, "b").unwrap())
+                .unwrap();
+        }
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //!   work ever runs inside an async-signal handler.
 //! - `openat2(RESOLVE_BENEATH)` and the `*at` family: the sandbox opens user paths
 //!   beneath a directory fd in one step, so no path can be swapped between check and use.
-//! - `tcgetattr`/`tcsetattr`: password prompts without echo.
+//! - `tcgetattr`/`tcsetattr` and `kill(SIGTSTP)`: prompts read key by key, passwords
+//!   without echo, the raw mode of the prompt's line editor, Ctrl-Z at a prompt.
+//! - `ioctl(TIOCGWINSZ)`: the terminal's width, so progress bars and the edited line fit.
 //! - `gethostname`: the default announced server name.
 //! - `sync_file_range` + `posix_fadvise`: large incoming files are written behind and
 //!   dropped from the page cache as they go (see `writeback`); `cachestat` tells whether
@@ -15,6 +17,8 @@
 //! - `poll`: the legacy data port waits for its one connection without polling.
 //! - `setsockopt(TCP_QUICKACK)`: logins of clients that send two small writes with
 //!   Nagle on are not held up by a delayed ACK.
+//! - `bind` before `connect`: a client socket from a chosen local address (tests);
+//!   `recv(MSG_PEEK | MSG_DONTWAIT)`: has a waiting client gone, without reading.
 //!
 //! Every function here takes and returns safe types (`BorrowedFd`, `OwnedFd`, `CStr`,
 //! `io::Result`); nothing outside this module needs to reason about raw pointers.
@@ -177,6 +181,89 @@ pub fn set_echo(fd: BorrowedFd<'_>, on: bool) -> io::Result<bool> {
     // SAFETY: `t` is a valid termios obtained from tcgetattr.
     cvt(unsafe { libc::tcsetattr(fd.as_raw_fd(), libc::TCSANOW, &t) })?;
     Ok(was)
+}
+
+/// A terminal's settings, as [`term_mode`] read them; put them back with
+/// [`set_term_mode`].
+#[derive(Clone, Copy)]
+pub struct TermMode(libc::termios);
+
+impl std::fmt::Debug for TermMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TermMode")
+    }
+}
+
+/// The bytes a terminal's special keys send (`stty -a`); 0 where a key is disabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TermKeys {
+    /// Interrupt, usually Ctrl-C.
+    pub interrupt: u8,
+    /// End of input, usually Ctrl-D.
+    pub end: u8,
+    /// Suspend, usually Ctrl-Z.
+    pub suspend: u8,
+    /// Erase the last character, usually Backspace (DEL).
+    pub erase: u8,
+    /// Erase the line, usually Ctrl-U.
+    pub kill: u8,
+}
+
+impl TermMode {
+    /// The same settings with echo, line editing and the signal keys off: each key
+    /// arrives as soon as it is pressed, as a byte, and Ctrl-C, Ctrl-D and Ctrl-Z are
+    /// bytes like the others instead of signals or an end of input.
+    pub fn key_by_key(&self) -> TermMode {
+        let mut t = self.0;
+        t.c_lflag &= !(libc::ECHO | libc::ECHONL | libc::ICANON | libc::ISIG | libc::IEXTEN);
+        t.c_cc[libc::VMIN] = 1;
+        t.c_cc[libc::VTIME] = 0;
+        TermMode(t)
+    }
+
+    /// The bytes of the special keys in these settings.
+    pub fn keys(&self) -> TermKeys {
+        let cc = &self.0.c_cc;
+        TermKeys {
+            interrupt: cc[libc::VINTR],
+            end: cc[libc::VEOF],
+            suspend: cc[libc::VSUSP],
+            erase: cc[libc::VERASE],
+            kill: cc[libc::VKILL],
+        }
+    }
+}
+
+/// The settings of the terminal on `fd`; an error if `fd` is not a terminal.
+pub fn term_mode(fd: BorrowedFd<'_>) -> io::Result<TermMode> {
+    let mut t = MaybeUninit::<libc::termios>::uninit();
+    // SAFETY: tcgetattr fills the termios struct on success, and we only read it then.
+    cvt(unsafe { libc::tcgetattr(fd.as_raw_fd(), t.as_mut_ptr()) })?;
+    // SAFETY: initialised by the successful tcgetattr above.
+    Ok(TermMode(unsafe { t.assume_init() }))
+}
+
+/// Applies `mode` to the terminal on `fd` once the output written so far has gone out;
+/// with `discard_input`, what was typed but not read yet is thrown away (it was echoed
+/// under the old settings), else typed-ahead input is kept.
+pub fn set_term_mode(fd: BorrowedFd<'_>, mode: &TermMode, discard_input: bool) -> io::Result<()> {
+    let when = if discard_input {
+        libc::TCSAFLUSH
+    } else {
+        libc::TCSADRAIN
+    };
+    // SAFETY: `mode.0` is a valid termios obtained from tcgetattr.
+    retry(|| cvt(unsafe { libc::tcsetattr(fd.as_raw_fd(), when, &mode.0) }))?;
+    Ok(())
+}
+
+/// Suspends this process the way Ctrl-Z does in a shell (SIGTSTP), for a program
+/// that reads Ctrl-Z as a byte; returns once it is continued (`fg`). A process that
+/// no shell's job control watches (an orphaned process group) is not stopped.
+pub fn suspend_self() -> io::Result<()> {
+    // SAFETY: kill with our own pid and a valid signal number.
+    cvt(unsafe { libc::kill(libc::getpid(), libc::SIGTSTP) })?;
+    Ok(())
 }
 
 fn owned(fd: RawFd) -> OwnedFd {
@@ -483,6 +570,8 @@ pub mod errno {
     pub const ESPIPE: i32 = libc::ESPIPE;
     /// Not supported by this file or filesystem.
     pub const EOPNOTSUPP: i32 = libc::EOPNOTSUPP;
+    /// No such device: opening a FIFO for writing, without blocking, that nobody reads.
+    pub const ENXIO: i32 = libc::ENXIO;
 }
 
 /// Open flags the sandbox uses, re-exported so no other module needs libc.
@@ -505,6 +594,8 @@ pub mod oflag {
     pub const NONBLOCK: i32 = libc::O_NONBLOCK;
     /// Append.
     pub const APPEND: i32 = libc::O_APPEND;
+    /// Opening a terminal does not make it the controlling one.
+    pub const NOCTTY: i32 = libc::O_NOCTTY;
 }
 
 /// Starts write-back of `len` bytes at `offset` of a file; with `wait`, also waits for
@@ -805,6 +896,169 @@ pub fn tcp_bytes(socket: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
     }
 }
 
+/// Window-size change: the progress bars re-read the terminal's width.
+pub const SIGWINCH: i32 = libc::SIGWINCH;
+
+impl TermMode {
+    /// The same settings in the raw mode a line editor needs: bytes arrive one at a
+    /// time as typed, without echo; Ctrl-C, Ctrl-Z, Ctrl-S/Q, Ctrl-V and Ctrl-O arrive as
+    /// bytes instead of acting on their own; Enter is `\r`. Output processing stays on,
+    /// so a `\n` written by anyone still starts a new line.
+    pub fn raw(&self) -> TermMode {
+        let mut t = self.0;
+        t.c_iflag &= !(libc::BRKINT | libc::ICRNL | libc::INPCK | libc::ISTRIP | libc::IXON);
+        t.c_cflag |= libc::CS8;
+        t.c_lflag &= !(libc::ECHO | libc::ICANON | libc::IEXTEN | libc::ISIG);
+        t.c_cc[libc::VMIN] = 1;
+        t.c_cc[libc::VTIME] = 0;
+        TermMode(t)
+    }
+}
+
+/// `(columns, rows)` of the terminal on `fd`; `None` when `fd` is not a terminal or
+/// the terminal does not know its size (a pseudo-terminal nobody sized reports 0).
+pub fn window_size(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
+    let mut ws = MaybeUninit::<libc::winsize>::uninit();
+    // SAFETY: TIOCGWINSZ writes one winsize through the pointer on success; we read it
+    // only then.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, ws.as_mut_ptr()) };
+    if ret == -1 {
+        return None;
+    }
+    // SAFETY: initialised by the successful ioctl above.
+    let ws = unsafe { ws.assume_init() };
+    (ws.ws_col > 0).then_some((ws.ws_col, ws.ws_row))
+}
+
+/// Whether the peer of a connected socket has closed its end (or the socket has
+/// failed), found without reading anything and without blocking: data waiting, or
+/// nothing yet, is `false`.
+pub fn peer_closed(fd: BorrowedFd<'_>) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: recv() into one valid byte; MSG_PEEK leaves the data queued and
+    // MSG_DONTWAIT makes this one call non-blocking without changing the socket.
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    match n {
+        0 => true,
+        n if n > 0 => false,
+        _ => !matches!(
+            io::Error::last_os_error().kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+        ),
+    }
+}
+
+/// A TCP connection to `remote` from the address `local` (port chosen by the kernel),
+/// giving up after `timeout`. std can only bind a socket before `connect` for a
+/// listener; the tests use this to stand in for a second client host on loopback
+/// (127.0.0.2 and the like).
+pub fn connect_from(
+    local: std::net::IpAddr,
+    remote: std::net::SocketAddr,
+    timeout: std::time::Duration,
+) -> io::Result<std::net::TcpStream> {
+    use std::net::SocketAddr;
+    let local = SocketAddr::new(local, 0);
+    let family = if remote.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: socket() with integer arguments; the descriptor is owned at once.
+    let fd = owned(cvt(unsafe {
+        libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0)
+    })?);
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_usec: libc::suseconds_t::from(timeout.subsec_micros() as i32),
+    };
+    // SAFETY: `tv` is a valid timeval whose size we pass. Linux bounds a blocking
+    // connect() by the send timeout.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    })?;
+    let (addr, len) = sockaddr(local);
+    // SAFETY: `addr` holds a sockaddr of `len` bytes for this socket's family.
+    cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    })?;
+    let (addr, len) = sockaddr(remote);
+    // SAFETY: as above. EINTR is not retried: a second connect() would see EALREADY.
+    let ret = unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    };
+    if ret < 0 {
+        let e = io::Error::last_os_error();
+        return Err(match e.raw_os_error() {
+            Some(libc::EINPROGRESS) | Some(libc::EAGAIN) => {
+                io::Error::new(io::ErrorKind::TimedOut, "connect timed out")
+            }
+            _ => e,
+        });
+    }
+    let tcp = std::net::TcpStream::from(fd);
+    tcp.set_write_timeout(None)?;
+    Ok(tcp)
+}
+
+/// `addr` as a `sockaddr_storage` and its length.
+fn sockaddr(addr: std::net::SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    use std::net::SocketAddr;
+    // SAFETY: an all-zero sockaddr_storage is a valid (unspecified) address.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -823,6 +1077,14 @@ mod tests {
     #[test]
     fn hostname_is_not_empty() {
         assert!(hostname().is_some_and(|h| !h.is_empty()));
+    }
+
+    #[test]
+    fn no_terminal_has_no_mode_and_no_size() {
+        let f = std::fs::File::open("/dev/null").expect("/dev/null opens");
+        use std::os::fd::AsFd;
+        assert!(term_mode(f.as_fd()).is_err());
+        assert_eq!(window_size(f.as_fd()), None);
     }
 
     #[test]

@@ -156,6 +156,9 @@ pub enum SendError {
     Source(io::Error),
     /// The caller cancelled; an `Abort` frame was sent.
     Cancelled,
+    /// The receiver answered before the end (it refused the data, e.g. over a limit);
+    /// an `Abort` frame was sent and the answer is waiting to be read.
+    Answered,
     /// The connection failed.
     Net(io::Error),
 }
@@ -171,20 +174,65 @@ pub fn send(
     progress: &mut dyn FnMut(u64),
     cancel: &dyn Fn() -> bool,
 ) -> Result<[u8; 32], SendError> {
-    let mut digest = Digest::new(ctx, len);
+    send_frames(w, src, Some(len), ctx, progress, cancel, &mut |_| false).map(|(sha, _)| sha)
+}
+
+/// Sends `src` to its end, its size not known beforehand, as `Data` frames, then
+/// `End` with the SHA-256 and the size ([`end_of_stream`]). Between chunks it polls
+/// `cancel`, and `answered`, which says whether the receiver has already replied (a
+/// refusal mid-stream): then it stops with an `Abort`. Returns the SHA-256 and size.
+pub fn send_stream<W: Write>(
+    w: &mut W,
+    src: &mut impl Read,
+    ctx: Sha,
+    progress: &mut dyn FnMut(u64),
+    cancel: &dyn Fn() -> bool,
+    answered: &mut dyn FnMut(&mut W) -> bool,
+) -> Result<([u8; 32], u64), SendError> {
+    send_frames(w, src, None, ctx, progress, cancel, answered)
+}
+
+/// The payload of the `End` frame of a stream of unknown size: the SHA-256, then the
+/// size as 8 bytes big-endian.
+pub fn end_of_stream(sha: &[u8; 32], size: u64) -> [u8; 40] {
+    let mut out = [0u8; 40];
+    out[..32].copy_from_slice(sha);
+    out[32..].copy_from_slice(&size.to_be_bytes());
+    out
+}
+
+fn send_frames<W: Write>(
+    w: &mut W,
+    src: &mut impl Read,
+    len: Option<u64>,
+    ctx: Sha,
+    progress: &mut dyn FnMut(u64),
+    cancel: &dyn Fn() -> bool,
+    answered: &mut dyn FnMut(&mut W) -> bool,
+) -> Result<([u8; 32], u64), SendError> {
+    // a stream of unknown size may be long: give it the hashing thread
+    let mut digest = Digest::new(ctx, len.unwrap_or(THREAD_MIN));
     let mut sent = 0u64;
-    while sent < len {
+    while len.is_none_or(|len| sent < len) {
         if cancel() {
             abort(w).map_err(SendError::Net)?;
             return Err(SendError::Cancelled);
         }
-        let want = CHUNK.min((len - sent) as usize);
+        if answered(w) {
+            abort(w).map_err(SendError::Net)?;
+            return Err(SendError::Answered);
+        }
+        let want = len.map_or(CHUNK, |len| CHUNK.min((len - sent) as usize));
         let mut buf = digest.take();
         // sized to the file (a 4 KiB upload must not pay for 256 KiB) and grown only once
         if buf.len() < HEADER_LEN + want {
             buf.resize(HEADER_LEN + want, 0);
         }
         let n = match read_some(src, &mut buf[HEADER_LEN..HEADER_LEN + want]) {
+            Ok(0) if len.is_none() => {
+                digest.give(buf, 0, 0);
+                break;
+            }
             Ok(0) => {
                 abort(w).map_err(SendError::Net)?;
                 return Err(SendError::Source(io::Error::new(
@@ -204,9 +252,13 @@ pub fn send(
         progress(sent);
     }
     let digest = digest.finish().map_err(SendError::Source)?;
-    frame::write_frame(w, Kind::End, &digest).map_err(SendError::Net)?;
+    match len {
+        Some(_) => frame::write_frame(w, Kind::End, &digest),
+        None => frame::write_frame(w, Kind::End, &end_of_stream(&digest, sent)),
+    }
+    .map_err(SendError::Net)?;
     w.flush().map_err(SendError::Net)?;
-    Ok(digest)
+    Ok((digest, sent))
 }
 
 fn read_some(src: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
@@ -251,6 +303,11 @@ pub struct Received {
     pub local_error: Option<LocalError>,
     /// The sender aborted and asked for what arrived to be thrown away (not resumed).
     pub discard: bool,
+    /// The size the sender gave in its `End` frame (streams of unknown size only).
+    pub sender_size: Option<u64>,
+    /// Whether the stream was read to its `End` or `Abort`; `false` when
+    /// [`receive_until_error`] stopped at a local error (see [`skip`]).
+    pub ended: bool,
 }
 
 impl Received {
@@ -280,6 +337,54 @@ pub fn receive(
     progress: &mut dyn FnMut(u64),
     cancel: &dyn Fn() -> bool,
 ) -> Result<Received, frame::Error> {
+    receive_frames(r, dst, max, ctx, progress, cancel, false)
+}
+
+/// As [`receive`], but returns at the first local error (a write failure, a limit)
+/// without reading the rest, so that the refusal can be sent at once; then [`skip`]
+/// the rest of the stream.
+pub fn receive_until_error(
+    r: &mut impl Read,
+    dst: &mut impl Write,
+    max: u64,
+    ctx: Sha,
+    progress: &mut dyn FnMut(u64),
+    cancel: &dyn Fn() -> bool,
+) -> Result<Received, frame::Error> {
+    receive_frames(r, dst, max, ctx, progress, cancel, true)
+}
+
+/// Reads and drops the rest of a stream, up to its `End` or `Abort`: at most `limit`
+/// more payload bytes, after which the sender is taken to be ignoring the refusal and
+/// an error is returned (drop the connection).
+pub fn skip(r: &mut impl Read, limit: u64) -> Result<(), frame::Error> {
+    let mut buf = Vec::new();
+    let mut skipped = 0u64;
+    loop {
+        match frame::read_frame(r, &mut buf)? {
+            Kind::Data => {
+                skipped += buf.len() as u64;
+                if skipped > limit {
+                    return Err(frame::Error::Io(io::Error::other(
+                        "the sender went on sending after its upload was refused",
+                    )));
+                }
+            }
+            Kind::End | Kind::Abort => return Ok(()),
+            other => return Err(frame::Error::Unexpected(other)),
+        }
+    }
+}
+
+fn receive_frames(
+    r: &mut impl Read,
+    dst: &mut impl Write,
+    max: u64,
+    ctx: Sha,
+    progress: &mut dyn FnMut(u64),
+    cancel: &dyn Fn() -> bool,
+    stop_at_error: bool,
+) -> Result<Received, frame::Error> {
     let mut digest = Digest::new(ctx, max);
     let mut bytes = 0u64;
     let mut local_error = None;
@@ -291,6 +396,18 @@ pub fn receive(
                 io::ErrorKind::Interrupted,
                 "cancelled",
             )));
+        }
+        if stop_at_error && local_error.is_some() {
+            let our_sha = digest.finish().map_err(frame::Error::Io)?;
+            return Ok(Received {
+                bytes,
+                sender_sha: None,
+                our_sha,
+                local_error,
+                discard: false,
+                sender_size: None,
+                ended: false,
+            });
         }
         let mut buf = digest.take();
         match frame::read_frame(r, &mut buf)? {
@@ -308,7 +425,18 @@ pub fn receive(
                 progress(bytes);
             }
             Kind::End => {
-                let sender = <[u8; 32]>::try_from(&buf[..]).map_err(|_| frame::Error::BadFields)?;
+                // the SHA-256, and after it the size for a stream of unknown size
+                let (sender, size) = match buf.len() {
+                    32 => (&buf[..], None),
+                    40 => (
+                        &buf[..32],
+                        Some(u64::from_be_bytes(
+                            buf[32..].try_into().map_err(|_| frame::Error::BadFields)?,
+                        )),
+                    ),
+                    _ => return Err(frame::Error::BadFields),
+                };
+                let sender = <[u8; 32]>::try_from(sender).map_err(|_| frame::Error::BadFields)?;
                 if local_error.is_none()
                     && let Err(e) = dst.flush()
                 {
@@ -321,6 +449,8 @@ pub fn receive(
                     our_sha,
                     local_error,
                     discard: false,
+                    sender_size: size,
+                    ended: true,
                 });
             }
             Kind::Abort => {
@@ -332,6 +462,8 @@ pub fn receive(
                     our_sha,
                     local_error,
                     discard,
+                    sender_size: None,
+                    ended: true,
                 });
             }
             other => return Err(frame::Error::Unexpected(other)),
@@ -477,5 +609,111 @@ mod tests {
         let got = receive(&mut &wire[..], &mut out, 50, sha(), &mut |_| {}, &|| false).unwrap();
         assert!(matches!(got.local_error, Some(LocalError::TooLong(100))));
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_stream_of_unknown_size_ends_with_its_size() {
+        let src = data(CHUNK * 3 + 5);
+        let mut wire = Vec::new();
+        let (digest, size) = send_stream(
+            &mut wire,
+            &mut &src[..],
+            sha(),
+            &mut |_| {},
+            &|| false,
+            &mut |_| false,
+        )
+        .unwrap();
+        assert_eq!(size, src.len() as u64);
+        let mut out = Vec::new();
+        let got = receive(
+            &mut &wire[..],
+            &mut out,
+            u64::MAX,
+            sha(),
+            &mut |_| {},
+            &|| false,
+        )
+        .unwrap();
+        assert!(got.is_intact() && got.ended);
+        assert_eq!(got.sender_sha, Some(digest));
+        assert_eq!(got.sender_size, Some(size));
+        assert!(out == src);
+        // an empty stream is a stream too
+        let mut wire = Vec::new();
+        let (_, size) = send_stream(
+            &mut wire,
+            &mut &[][..],
+            sha(),
+            &mut |_| {},
+            &|| false,
+            &mut |_| false,
+        )
+        .unwrap();
+        assert_eq!(size, 0);
+    }
+
+    #[test]
+    fn a_refused_stream_stops_early_and_the_rest_is_skipped() {
+        struct Refuses;
+        impl Write for Refuses {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::other("over the limit"))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let src = data(CHUNK * 4);
+        let mut wire = Vec::new();
+        send_stream(
+            &mut wire,
+            &mut &src[..],
+            sha(),
+            &mut |_| {},
+            &|| false,
+            &mut |_| false,
+        )
+        .unwrap();
+        wire.extend_from_slice(b"Q\0\0\0\0");
+        let mut r = &wire[..];
+        let got = receive_until_error(&mut r, &mut Refuses, u64::MAX, sha(), &mut |_| {}, &|| {
+            false
+        })
+        .unwrap();
+        assert!(!got.ended && matches!(got.local_error, Some(LocalError::Write(_))));
+        assert_eq!(got.bytes, CHUNK as u64, "stopped after the first chunk");
+        // too much left to skip: the sender is not listening
+        let mut copy = r;
+        assert!(skip(&mut copy, CHUNK as u64).is_err());
+        skip(&mut r, u64::MAX).unwrap();
+        assert_eq!(r, b"Q\0\0\0\0", "in step for the next request");
+        // the sender sees the answer and stops with an Abort
+        let mut wire = Vec::new();
+        let mut polls = 0;
+        let e = send_stream(
+            &mut wire,
+            &mut &src[..],
+            sha(),
+            &mut |_| {},
+            &|| false,
+            &mut |_| {
+                polls += 1;
+                polls > 2
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(e, SendError::Answered));
+        let got = receive(
+            &mut &wire[..],
+            &mut Vec::new(),
+            u64::MAX,
+            sha(),
+            &mut |_| {},
+            &|| false,
+        )
+        .unwrap();
+        assert_eq!(got.bytes, 2 * CHUNK as u64);
+        assert!(got.sender_sha.is_none());
     }
 }

@@ -470,8 +470,11 @@ fn on_a_terminal_with(args: &str, keys: &[&[u8]]) -> (Option<i32>, String) {
         env!("CARGO_BIN_EXE_fos-client"),
         cert().display()
     );
+    // the prompt's history goes here, not into the home of whoever runs the tests
+    let state = TempDir::new("state");
     let mut child = Command::new("script")
         .args(["-qfec", &client, "/dev/null"])
+        .env("XDG_STATE_HOME", state.path())
         .env("FOS_PASSWORD", "p")
         .env("NO_COLOR", "1")
         .stdin(Stdio::piped())

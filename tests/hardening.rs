@@ -397,8 +397,11 @@ fn the_grace_period_cuts_stalled_transfers() {
 #[test]
 fn load_200_clients_20_commands_each() {
     let fx = Fixture::new("load");
+    // 200 clients from one address log in at once: room for all of them at the door
     let cfg = fos::server::ServerConfig {
         max_sessions_per_ip: 256,
+        max_prelogin_per_ip: 256,
+        max_prelogin: 256,
         ..fx.config()
     };
     let server = LibServer::start(cfg);

@@ -12,7 +12,9 @@ Usage: fos-client [OPTIONS]
 Connects to a fos server (or a Python one) over TLS, logs in, and runs commands:
 interactively, from -c, or one per line from standard input when it is not a
 terminal. Without --server, sweeps the LAN for servers and lets you pick one.
-The password comes from FOS_PASSWORD or a prompt that does not echo.
+The password comes from --password-file, FOS_PASSWORD, or a prompt on the
+terminal that does not echo (Ctrl-C or Ctrl-D there cancels); with none of the
+three the client exits 2.
 
 Exit status:
   0  success
@@ -20,7 +22,8 @@ Exit status:
   2  usage error
   3  connection, TLS or certificate failure
   4  login refused (wrong credentials or throttled)
-  5  server busy";
+  5  server busy
+  130 Ctrl-C at a prompt";
 
 fn options() -> getopts::Options {
     let mut o = getopts::Options::new();
@@ -31,6 +34,12 @@ fn options() -> getopts::Options {
         "HOST[:PORT]",
     );
     o.optopt("u", "user", "user name (default: ask)", "NAME");
+    o.optopt(
+        "",
+        "password-file",
+        "read the password from the first line of FILE (instead of FOS_PASSWORD or a prompt)",
+        "FILE",
+    );
     o.optopt(
         "c",
         "",
@@ -129,8 +138,9 @@ fn usage_error(msg: &str) -> ExitCode {
 
 fn main() -> ExitCode {
     // before any thread exists: Ctrl-C is then taken by the client's signal thread,
-    // which cancels a transfer instead of killing the process
-    if let Err(e) = fos::sys::block_signals(&[fos::sys::SIGINT]) {
+    // which cancels a transfer instead of killing the process (and SIGWINCH, so it can
+    // tell the progress bars that the terminal changed size)
+    if let Err(e) = fos::sys::block_signals(&[fos::sys::SIGINT, fos::sys::SIGWINCH]) {
         eprintln!("fos-client: cannot set up Ctrl-C handling: {e}");
     }
     let o = options();
@@ -162,6 +172,7 @@ fn main() -> ExitCode {
     inv.server = m.opt_str("server");
     inv.user = m.opt_str("user");
     inv.password = std::env::var("FOS_PASSWORD").ok();
+    inv.password_file = m.opt_str("password-file").map(PathBuf::from);
     inv.commands = m.opt_str("c");
     if let Some(c) = m.opt_str("cert") {
         inv.config.cert = PathBuf::from(c);

@@ -69,6 +69,18 @@ fn options() -> getopts::Options {
     );
     o.optopt(
         "",
+        "max-prelogin-per-ip",
+        "most connections from one address that have not logged in yet (default 8)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "max-prelogin",
+        "most connections that have not logged in yet, in all (default 128)",
+        "N",
+    );
+    o.optopt(
+        "",
         "max-file-size",
         "largest upload, bytes with optional K/M/G/T suffix (default none)",
         "SIZE",
@@ -237,6 +249,12 @@ fn try_main() -> Result<(), Box<dyn Error>> {
     }
     if let Some(v) = parse(&m, "max-sessions-per-ip")? {
         cfg.max_sessions_per_ip = v;
+    }
+    if let Some(v) = parse::<usize>(&m, "max-prelogin-per-ip")? {
+        cfg.max_prelogin_per_ip = v.max(1);
+    }
+    if let Some(v) = parse::<usize>(&m, "max-prelogin")? {
+        cfg.max_prelogin = v.max(1);
     }
     for (flag, slot) in [
         ("max-file-size", &mut cfg.max_file_size),

@@ -7,14 +7,22 @@
 //! file beside the target and are renamed into place only when complete and verified.
 
 pub mod app;
+mod complete;
+mod editor;
+mod history;
 pub mod legacy;
 pub mod line;
+pub mod local;
 pub mod native;
+mod progress;
+mod prompt;
 pub mod shell;
+pub mod stream;
 mod sync_cmd;
 mod transfers;
+mod width;
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, BufWriter};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -30,6 +38,7 @@ use crate::tls::Trust;
 use crate::transfer;
 use crate::writeback::WriteBehind;
 use legacy::Legacy;
+use local::{LocalPartial, LocalTarget};
 use native::{Native, Tls};
 
 /// Default session port.
@@ -415,11 +424,7 @@ impl Remote {
         }
     }
 
-    /// Downloads `remote` to `local` (a file path). The content goes to a partial file
-    /// beside `local` (`.NAME.fos-partial`) and is renamed over it only when complete
-    /// and verified. With `opts.resume`, an existing partial is continued after the
-    /// server has checked that its SHA-256 matches the start of the remote file. A
-    /// download cut by the network or cancelled keeps its partial for `reget`.
+    /// Downloads `remote` to `local` (a file path): see [`Remote::get_to`].
     pub fn get(
         &mut self,
         cfg: &ClientConfig,
@@ -427,13 +432,39 @@ impl Remote {
         local: &Path,
         opts: TransferOpts<'_>,
     ) -> Result<Report, Error> {
-        if opts.no_clobber && fs::symlink_metadata(local).is_ok() {
+        self.get_to(cfg, remote, &LocalTarget::open(local)?, opts)
+    }
+
+    /// Downloads `remote` to `target`. The content goes to a partial file beside it
+    /// (`.NAME.fos-partial`, see [`local::partial_name`]) and is renamed over it only
+    /// when complete and verified. With `opts.resume`, an existing partial is continued
+    /// after the server has checked that its SHA-256 matches the start of the remote
+    /// file. A download cut by the network or cancelled keeps its partial for `reget`.
+    ///
+    /// An existing symlink at the target is never replaced; a FIFO or character device
+    /// there (or at the end of the symlink) is written in place instead, as
+    /// [`Remote::get_stream`] does.
+    pub fn get_to(
+        &mut self,
+        cfg: &ClientConfig,
+        remote: &str,
+        target: &LocalTarget,
+        opts: TransferOpts<'_>,
+    ) -> Result<Report, Error> {
+        let local = target.shown();
+        if opts.no_clobber && target.exists() {
             return Err(Error::Local(format!(
                 "{}: already exists (-n)",
                 local.display()
             )));
         }
-        if local.is_dir() {
+        // a FIFO or device there (or at the end of a symlink) is written in place; any
+        // other symlink is refused: a download never replaces one
+        if stream::classify(local)? == stream::Target::Stream {
+            let mut sink = stream::Sink::open(local, opts.cancel)?;
+            return self.get_stream(remote, &mut sink, opts);
+        }
+        if target.is_dir() {
             return Err(Error::Local(format!("{}: is a directory", local.display())));
         }
         let TransferOpts {
@@ -445,7 +476,7 @@ impl Remote {
         let started = Instant::now();
         let (partial, bytes, size, mtime) = match self {
             Remote::Native(n) => {
-                let mut partial = LocalPartial::open(local, resume)?;
+                let mut partial = LocalPartial::open(target, resume)?;
                 let mut ctx = transfer::sha();
                 let mut offset = partial.len()?;
                 let hdr = if offset > 0 {
@@ -498,12 +529,13 @@ impl Remote {
                 (partial, got.bytes, hdr.size, Some(hdr.mtime))
             }
             Remote::Legacy(l) => {
-                if resume && partial_path(local).is_ok_and(|p| p.exists()) {
+                if resume && target.partial_exists() {
                     eprintln!(
-                        "fos-client: a Python server cannot resume: downloading {remote} again"
+                        "fos-client: a Python server cannot resume: downloading {} again",
+                        crate::log::escape(remote)
                     );
                 }
-                let partial = LocalPartial::open(local, false)?;
+                let partial = LocalPartial::open(target, false)?;
                 let n = {
                     let mut w = BufWriter::with_capacity(transfer::CHUNK, partial.append()?);
                     let n = l.get(remote, &mut w, &mut |b| progress(b, 0))?;
@@ -513,7 +545,14 @@ impl Remote {
                 (partial, n, n, None)
             }
         };
-        partial.commit(local, mtime, no_clobber, cfg.fsync)?;
+        // a symlink made meanwhile is not replaced either
+        if stream::classify(local)? != stream::Target::File {
+            return Err(Error::Local(format!(
+                "{}: is no longer a regular file; the download was not saved",
+                local.display()
+            )));
+        }
+        partial.commit(target, mtime, no_clobber, cfg.fsync)?;
         Ok(Report {
             bytes,
             size,
@@ -521,6 +560,94 @@ impl Remote {
         })
     }
 
+    /// Downloads `remote` into `sink` (a FIFO, a character device, standard output),
+    /// written as the data arrives, with no partial file. The SHA-256 is checked at
+    /// the end; by then the bytes are written, so a mismatch is an error that says so.
+    /// If `sink` already has bytes (an earlier try was cut), a fos server is asked to
+    /// continue after them once it has checked their SHA-256. A Python server sends
+    /// no checksum and cannot continue.
+    pub fn get_stream(
+        &mut self,
+        remote: &str,
+        sink: &mut stream::Sink,
+        opts: TransferOpts<'_>,
+    ) -> Result<Report, Error> {
+        let started = Instant::now();
+        let offset = sink.written();
+        let (bytes, size) = match self {
+            Remote::Native(n) => {
+                let prefix = (offset > 0).then(|| transfer::finish(sink.hash()));
+                let hdr = match n.get_start(remote, offset, prefix) {
+                    Err(Error::Remote(ErrorCode::Integrity | ErrorCode::Invalid, _))
+                        if offset > 0 =>
+                    {
+                        return Err(Error::Remote(
+                            ErrorCode::Integrity,
+                            format!(
+                                "{remote} changed on the server after {offset} bytes of it were written to {}; cannot continue",
+                                sink.label()
+                            ),
+                        ));
+                    }
+                    other => other?,
+                };
+                if hdr.offset != offset {
+                    return Err(Error::Protocol(crate::protocol::Error::BadFields));
+                }
+                let ctx = sink.hash();
+                let got = n.receive(
+                    sink,
+                    hdr.size - offset,
+                    ctx,
+                    &mut |b| (opts.progress)(offset + b, hdr.size),
+                    opts.cancel,
+                )?;
+                sink.finish()?;
+                match got.local_error {
+                    Some(transfer::LocalError::Write(e)) => {
+                        return Err(Error::Local(format!("writing {}: {e}", sink.label())));
+                    }
+                    Some(transfer::LocalError::TooLong(_)) => {
+                        return Err(Error::Protocol(crate::protocol::Error::BadFields));
+                    }
+                    None => {}
+                }
+                if got.sender_sha.is_none() {
+                    return Err(Error::Remote(
+                        ErrorCode::Aborted,
+                        "the server aborted the transfer".into(),
+                    ));
+                }
+                if !got.is_intact() || offset + got.bytes != hdr.size {
+                    return Err(Error::Remote(
+                        ErrorCode::Integrity,
+                        format!(
+                            "SHA-256 mismatch: the {} bytes written to {} are corrupt",
+                            sink.written(),
+                            sink.label()
+                        ),
+                    ));
+                }
+                (got.bytes, hdr.size)
+            }
+            Remote::Legacy(l) => {
+                if offset > 0 {
+                    return Err(Error::Local(format!(
+                        "a Python server cannot continue a download: {} already has {offset} bytes of {remote}",
+                        sink.label()
+                    )));
+                }
+                let n = l.get(remote, sink, &mut |b| (opts.progress)(b, 0))?;
+                sink.finish()?;
+                (n, n)
+            }
+        };
+        Ok(Report {
+            bytes,
+            size,
+            elapsed: started.elapsed(),
+        })
+    }
     /// Uploads the local file `local` as `remote`. With `opts.resume`, an interrupted
     /// upload of the same file (same size and modification time) continues where it
     /// stopped, after comparing the SHA-256 of what the server has with the local start.
@@ -538,6 +665,10 @@ impl Remote {
                 "{}: is a directory (use put -r)",
                 local.display()
             )));
+        }
+        if !md.is_file() {
+            // a pipe, FIFO or device: its size is what it gives until its end
+            return self.put_stream(&mut file, remote, opts);
         }
         let size = md.len();
         let mtime = md
@@ -604,6 +735,44 @@ impl Remote {
         })
     }
 
+    /// Uploads what `src` gives until its end (a pipe, a FIFO, standard input) as
+    /// `remote`: the size is not known beforehand, so a fos server is told it at the
+    /// end together with the SHA-256, and checks its limits as the data arrives. Such
+    /// an upload cannot be resumed (`opts.resume` is ignored). The report has the real
+    /// size.
+    pub fn put_stream(
+        &mut self,
+        src: &mut impl io::Read,
+        remote: &str,
+        opts: TransferOpts<'_>,
+    ) -> Result<Report, Error> {
+        let started = Instant::now();
+        let mtime = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let bytes = match self {
+            Remote::Native(n) => n.put_stream(
+                src,
+                remote,
+                mtime,
+                opts.no_clobber,
+                &mut |b| (opts.progress)(b, 0),
+                opts.cancel,
+            )?,
+            Remote::Legacy(l) => {
+                if opts.no_clobber {
+                    return Err(Self::unsupported("put -n"));
+                }
+                l.put(remote, src, &mut |b| (opts.progress)(b, 0))?
+            }
+        };
+        Ok(Report {
+            bytes,
+            size: bytes,
+            elapsed: started.elapsed(),
+        })
+    }
+
     /// Ends the session politely.
     pub fn close(self) {
         match self {
@@ -639,114 +808,6 @@ fn warn_if_expired(cert: &[u8], path: &Path) {
     }
 }
 
-/// A download in progress: `.<name>.fos-partial` beside the target, mode 0600.
-/// Dropped uncommitted, it is removed unless `keep` is set (a cut or cancelled
-/// download, kept for `reget`).
-#[derive(Debug)]
-pub struct LocalPartial {
-    path: PathBuf,
-    file: File,
-    /// Keep the file if dropped uncommitted.
-    pub keep: bool,
-    done: bool,
-}
-
-impl LocalPartial {
-    /// Opens the partial file for `target`: continued if `resume` and it exists,
-    /// otherwise created empty.
-    pub fn open(target: &Path, resume: bool) -> Result<LocalPartial, Error> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = partial_path(target)?;
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(!resume)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| Error::Local(format!("{}: {}", path.display(), local_reason(&e))))?;
-        Ok(LocalPartial {
-            path,
-            file,
-            keep: false,
-            done: false,
-        })
-    }
-
-    fn len(&self) -> Result<u64, Error> {
-        Ok(self.file.metadata()?.len())
-    }
-
-    fn truncate(&mut self) -> Result<(), Error> {
-        self.file.set_len(0)?;
-        Ok(())
-    }
-
-    /// A reader from the start.
-    fn reader(&self) -> Result<&File, Error> {
-        use std::io::Seek;
-        (&self.file).rewind()?;
-        Ok(&self.file)
-    }
-
-    /// A writer at the end.
-    fn append(&self) -> Result<&File, Error> {
-        use std::io::{Seek, SeekFrom};
-        (&self.file).seek(SeekFrom::End(0))?;
-        Ok(&self.file)
-    }
-
-    fn commit(
-        mut self,
-        target: &Path,
-        mtime: Option<i64>,
-        no_clobber: bool,
-        fsync: bool,
-    ) -> Result<(), Error> {
-        if let Some(t) = mtime {
-            let _ = self
-                .file
-                .set_modified(UNIX_EPOCH + Duration::from_secs(t.max(0) as u64));
-        }
-        if fsync {
-            self.file.sync_all()?;
-        }
-        if no_clobber && fs::symlink_metadata(target).is_ok() {
-            self.keep = false;
-            return Err(Error::Local(format!(
-                "{}: already exists (-n)",
-                target.display()
-            )));
-        }
-        fs::rename(&self.path, target)
-            .map_err(|e| Error::Local(format!("{}: {}", target.display(), local_reason(&e))))?;
-        self.done = true;
-        if let (true, Some(dir)) = (fsync, target.parent().filter(|d| !d.as_os_str().is_empty())) {
-            let _ = File::open(dir).and_then(|d| d.sync_all());
-        }
-        Ok(())
-    }
-}
-
-impl Drop for LocalPartial {
-    fn drop(&mut self) {
-        if !self.done && !self.keep {
-            let _ = fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// `dir/.name.fos-partial` for `dir/name`.
-pub fn partial_path(target: &Path) -> Result<PathBuf, Error> {
-    let name = target
-        .file_name()
-        .ok_or_else(|| Error::Local(format!("{}: not a file name", target.display())))?;
-    let mut partial = std::ffi::OsString::from(".");
-    partial.push(name);
-    partial.push(".fos-partial");
-    Ok(target.with_file_name(partial))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -780,17 +841,5 @@ mod tests {
         assert_eq!(human_bytes(12), "12 B");
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(10 << 20), "10.0 MiB");
-    }
-
-    #[test]
-    fn partial_names() {
-        assert_eq!(
-            partial_path(Path::new("a/b.txt")).unwrap(),
-            Path::new("a/.b.txt.fos-partial")
-        );
-        assert_eq!(
-            partial_path(Path::new("b")).unwrap(),
-            Path::new(".b.fos-partial")
-        );
     }
 }

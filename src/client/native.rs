@@ -14,6 +14,32 @@ use crate::transfer::{self, Received, SendError, Sha};
 /// A TLS stream to a server.
 pub type Tls = StreamOwned<ClientConnection, TcpStream>;
 
+/// Whether the server has already sent something (during an upload: a refusal), without
+/// waiting: one non-blocking read of whatever has arrived.
+fn answered_early(stream: &mut Tls) -> bool {
+    if stream.sock.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let got = stream.conn.read_tls(&mut stream.sock);
+    let _ = stream.sock.set_nonblocking(false);
+    match got {
+        // closed: whatever comes next (a reply or an error) tells why
+        Ok(0) => true,
+        Ok(_) => stream
+            .conn
+            .process_new_packets()
+            .map_or(true, |state| state.plaintext_bytes_to_read() > 0),
+        // nothing yet (WouldBlock); any other failure shows on the next write
+        Err(_) => false,
+    }
+}
+
+/// Most entries the client collects from one listing; a server that sends more is
+/// cut off (every other reply is one frame, bounded by [`crate::protocol::frame`]).
+pub const MAX_LIST_ENTRIES: usize = 1 << 18;
+/// Most bytes (entry fields as sent) the client collects from one listing.
+pub const MAX_LIST_BYTES: usize = 32 << 20;
+
 /// A native session (after hello; login is a request like any other).
 #[derive(Debug)]
 pub struct Native {
@@ -32,6 +58,10 @@ pub struct GetHeader {
     pub mtime: i64,
     /// Where the data starts.
     pub offset: u64,
+}
+
+fn too_large(what: String) -> Error {
+    Error::Protocol(protocol::Error::ReplyTooLarge(what))
 }
 
 fn field_str(f: &[u8]) -> String {
@@ -142,15 +172,30 @@ impl Native {
             .unwrap_or_default())
     }
 
-    /// `ls`: the entries of a directory (or the one file named).
+    /// `ls`: the entries of a directory (or the one file named), at most
+    /// [`MAX_LIST_ENTRIES`] of them and [`MAX_LIST_BYTES`] in all.
     pub fn ls(&mut self, path: Option<&str>) -> Result<Vec<Entry>, Error> {
         self.call(&Request::Ls(path.map(Into::into)))?;
         let mut entries = Vec::new();
+        let mut bytes = 0usize;
         loop {
             match read_frame(&mut self.stream, &mut self.buf)? {
                 Kind::List if self.buf.is_empty() => return Ok(entries),
                 Kind::List => {
-                    for f in decode_fields(&self.buf)? {
+                    bytes += self.buf.len();
+                    let fields = decode_fields(&self.buf)?;
+                    if entries.len() + fields.len() > MAX_LIST_ENTRIES {
+                        return Err(too_large(format!(
+                            "the server's listing has more than {MAX_LIST_ENTRIES} entries"
+                        )));
+                    }
+                    if bytes > MAX_LIST_BYTES {
+                        return Err(too_large(format!(
+                            "the server's listing is larger than {} MiB",
+                            MAX_LIST_BYTES >> 20
+                        )));
+                    }
+                    for f in fields {
                         entries.push(Entry::decode(f)?);
                     }
                 }
@@ -194,7 +239,9 @@ impl Native {
         })
     }
 
-    /// Receives the content of a download into `dst`.
+    /// Receives the content of a download into `dst`: at most `max` bytes, the size
+    /// the server announced. A server that sends more is cut off there instead of
+    /// being read to its end, which it need never send.
     pub fn receive(
         &mut self,
         dst: &mut impl Write,
@@ -203,14 +250,24 @@ impl Native {
         progress: &mut dyn FnMut(u64),
         cancel: &dyn Fn() -> bool,
     ) -> Result<Received, Error> {
-        Ok(transfer::receive(
+        let over = std::cell::Cell::new(false);
+        let got = transfer::receive(
             &mut self.stream,
             dst,
             max,
             ctx,
-            progress,
-            cancel,
-        )?)
+            &mut |b| {
+                over.set(b > max);
+                progress(b.min(max));
+            },
+            &|| over.get() || cancel(),
+        );
+        if over.get() {
+            return Err(too_large(format!(
+                "the server sent more than the {max} bytes it announced"
+            )));
+        }
+        Ok(got?)
     }
 
     /// Starts an upload; returns the offset the server wants data from.
@@ -257,6 +314,76 @@ impl Native {
                 let _ = self.reply();
                 Err(Error::Local(format!("reading the local file failed: {e}")))
             }
+            // only streams are answered early
+            Err(SendError::Answered) => self.reply().map(|_| [0; 32]),
+        }
+    }
+
+    /// Uploads `src` to its end as `path`, its size not known beforehand (a pipe, a
+    /// FIFO, standard input): the size and SHA-256 go at the end, and the server checks
+    /// its limits as the data arrives. A refusal mid-way (over the file size limit or
+    /// the quota) stops the sending at once. Returns the bytes sent.
+    pub fn put_stream(
+        &mut self,
+        src: &mut impl Read,
+        path: &str,
+        mtime: i64,
+        no_clobber: bool,
+        progress: &mut dyn FnMut(u64),
+        cancel: &dyn Fn() -> bool,
+    ) -> Result<u64, Error> {
+        let reply = self.call(&Request::PutStream {
+            path: path.into(),
+            mtime,
+            no_clobber,
+        });
+        match reply {
+            Ok(_) => {}
+            // a server from before streams: it cannot take a size given at the end
+            Err(Error::Remote(ErrorCode::Invalid, msg)) if msg.contains("size") => {
+                return Err(Error::Remote(
+                    ErrorCode::Unsupported,
+                    "this server cannot take an upload of unknown size (a pipe or standard input); save it to a file first".into(),
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+        let sent = transfer::send_stream(
+            &mut self.stream,
+            src,
+            transfer::sha(),
+            progress,
+            cancel,
+            &mut answered_early,
+        );
+        match sent {
+            Ok((sha, size)) => {
+                let f = self.reply()?;
+                let theirs: u64 = field_num(f.get(1))?;
+                let ok = f
+                    .first()
+                    .is_some_and(|h| **h == *crate::protocol::command::hex(&sha).as_bytes());
+                if theirs != size || !ok {
+                    return Err(Error::Remote(
+                        ErrorCode::Integrity,
+                        format!("the server stored {theirs} bytes of the {size} sent"),
+                    ));
+                }
+                Ok(size)
+            }
+            Err(SendError::Net(e)) => Err(Error::Protocol(e.into())),
+            Err(SendError::Cancelled) => {
+                let _ = self.reply();
+                Err(Error::Cancelled)
+            }
+            Err(SendError::Source(e)) => {
+                let _ = self.reply();
+                Err(Error::Local(format!("reading the input failed: {e}")))
+            }
+            // the refusal; success is never sent early
+            Err(SendError::Answered) => self
+                .reply()
+                .and_then(|_| Err(Error::Protocol(protocol::Error::Unexpected(Kind::Ok)))),
         }
     }
 

@@ -8,11 +8,13 @@ use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
-use super::{ClientConfig, Remote, human_bytes};
+pub(super) use super::progress::Progress;
+use super::progress::Screen;
+use super::{ClientConfig, Remote};
 use crate::Error;
 use crate::error::exit;
+use crate::log::{escape, escape_text};
 use crate::protocol::{Entry, EntryKind};
 
 /// One command's syntax and explanation, for `help`.
@@ -46,12 +48,12 @@ const HELP: &[Help] = &[
     Help {
         name: "get",
         syntax: "get [-n] [-r] remote [local]",
-        about: "Download a file; by default into the local current directory under its remote name. Wildcards (* ? [...]) expand on the server. -n: never replace a local file. -r: a whole directory (symlinks are not followed).",
+        about: "Download a file; by default into the local current directory under its remote name. Wildcards (* ? [...]) expand on the server. -n: never replace a local file. -r: a whole directory (symlinks are not followed). `get remote -` writes to standard output; a FIFO or device (/dev/null, a terminal) is written in place, its SHA-256 checked at the end. A local symlink is never replaced.",
     },
     Help {
         name: "put",
         syntax: "put [-n] [-r] local [remote]",
-        about: "Upload a file; by default into the remote current directory under its local name. Wildcards (* ? [...]) expand locally. -n: never replace a remote file. -r: a whole directory.",
+        about: "Upload a file; by default into the remote current directory under its local name. Wildcards (* ? [...]) expand locally. -n: never replace a remote file. -r: a whole directory. `put - NAME` uploads standard input (with -c); a pipe or FIFO is read to its end (such uploads cannot be resumed).",
     },
     Help {
         name: "rm",
@@ -125,6 +127,11 @@ const HELP: &[Help] = &[
     },
 ];
 
+/// The command names (with the aliases of `exit`), for completion.
+pub(super) fn command_names() -> impl Iterator<Item = &'static str> {
+    HELP.iter().map(|h| h.name).chain(["quit", "bye"])
+}
+
 /// What the interpreter does after a command.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Flow {
@@ -179,6 +186,10 @@ pub struct Shell {
     pub interrupt: Arc<AtomicBool>,
     /// The prompt while the shell waits at it (the signal thread redraws it after Ctrl-C).
     pub prompt: Arc<std::sync::Mutex<Option<String>>>,
+    /// Commands come from standard input (a script, the prompt): `put -` cannot read it.
+    pub(super) commands_on_stdin: bool,
+    /// Shared by the progress bars and the signal thread (resizes, Ctrl-C during a bar).
+    pub screen: Screen,
 }
 
 impl Shell {
@@ -194,6 +205,8 @@ impl Shell {
             color,
             interrupt: Arc::new(AtomicBool::new(false)),
             prompt: Arc::new(std::sync::Mutex::new(None)),
+            commands_on_stdin: false,
+            screen: Screen::default(),
         }
     }
 
@@ -229,9 +242,10 @@ impl Shell {
             .ok_or_else(|| Error::Connect("not connected".into()))
     }
 
-    /// Prints an error on stderr (red on a terminal).
+    /// Prints an error on stderr (red on a terminal), escaped: it may hold the
+    /// server's text.
     pub fn report_error(&self, err: &Error) {
-        let msg = format!("fos: {err}");
+        let msg = format!("fos: {}", escape(&err.to_string()));
         if self.color {
             eprintln!("\x1b[31m{msg}\x1b[0m");
         } else {
@@ -271,6 +285,7 @@ impl Shell {
     /// Reads commands from `input` one line at a time (scripts on standard input),
     /// with the same stop-at-first-failure rule as [`Shell::run_text`].
     pub fn run_script(&mut self, input: impl BufRead) -> i32 {
+        self.commands_on_stdin = true;
         let mut first_failure = exit::OK;
         for (n, line) in input.lines().enumerate() {
             let line = match line {
@@ -308,15 +323,17 @@ impl Shell {
     }
 
     /// The interactive prompt: reads lines until `exit` or end of input; a failed
-    /// command is reported and the prompt carries on.
+    /// command is reported and the prompt carries on. With a capable terminal the line
+    /// editor reads them ([`super::prompt`]), else plain lines are read.
     pub fn interactive(&mut self) -> i32 {
+        self.commands_on_stdin = true;
+        if super::editor::usable() {
+            return self.interactive_edited();
+        }
         let stdin = io::stdin();
         let mut line = String::new();
         loop {
-            let prompt = match self.remote().and_then(|r| r.pwd()) {
-                Ok(p) => format!("fos:{p}> "),
-                Err(_) => "fos> ".to_string(),
-            };
+            let prompt = self.prompt_text();
             print!("{prompt}");
             let _ = io::stdout().flush();
             line.clear();
@@ -336,27 +353,44 @@ impl Shell {
                 }
             }
             self.interrupt.store(false, Ordering::SeqCst);
-            let commands = match super::line::parse(&line) {
-                Ok(c) => c,
+            if let Some(code) = self.run_line(&line) {
+                return code;
+            }
+        }
+        exit::OK
+    }
+
+    /// `fos:/dir> `, the remote directory escaped (it comes from the server).
+    pub(super) fn prompt_text(&mut self) -> String {
+        match self.remote().and_then(|r| r.pwd()) {
+            Ok(p) => format!("fos:{}> ", crate::log::escape(&p)),
+            Err(_) => "fos> ".to_string(),
+        }
+    }
+
+    /// Runs one line typed at the prompt, reporting failures; `Some(code)` when the
+    /// shell is to leave with that code.
+    pub(super) fn run_line(&mut self, line: &str) -> Option<i32> {
+        let commands = match super::line::parse(line) {
+            Ok(c) => c,
+            Err(e) => {
+                self.report_error(&e);
+                return None;
+            }
+        };
+        for words in commands {
+            match self.run(&words) {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Exit) => return Some(exit::OK),
                 Err(e) => {
                     self.report_error(&e);
-                    continue;
-                }
-            };
-            for words in commands {
-                match self.run(&words) {
-                    Ok(Flow::Continue) => {}
-                    Ok(Flow::Exit) => return exit::OK,
-                    Err(e) => {
-                        self.report_error(&e);
-                        if self.remote.is_none() && self.login.is_none() {
-                            return e.exit_code();
-                        }
+                    if self.remote.is_none() && self.login.is_none() {
+                        return Some(e.exit_code());
                     }
                 }
             }
         }
-        exit::OK
+        None
     }
 
     /// Leaves politely.
@@ -416,7 +450,7 @@ impl Shell {
             "pwd" => {
                 arity(0, 0)?;
                 let p = self.remote()?.pwd()?;
-                println!("{p}");
+                println!("{}", escape(&p));
             }
             "cd" => {
                 arity(0, 1)?;
@@ -456,12 +490,13 @@ impl Shell {
                 allow("rf")?;
                 arity(1, 1)?;
                 let targets = self.expand_remote(&args[0])?;
-                if has('r')
-                    && !has('f')
-                    && io::stdin().is_terminal()
-                    && !confirm(&format!(
+                let ask = (has('r') && !has('f'))
+                    .then(crate::term::Terminal::stdin)
+                    .flatten();
+                if let Some(t) = ask
+                    && !t.confirm(&format!(
                         "remove {} and everything in it?",
-                        targets.join(", ")
+                        escape(&targets.join(", "))
                     ))?
                 {
                     return Err(Error::Local("rm: not confirmed".into()));
@@ -556,14 +591,16 @@ impl Shell {
         Ok(())
     }
 
-    pub(super) fn show_progress(&self) -> bool {
-        !self.opts.quiet && io::stderr().is_terminal()
+    /// Where progress bars go: `None` when none are shown (`-q`, or stderr is not a
+    /// terminal).
+    pub(super) fn show_progress(&self) -> Option<Screen> {
+        (!self.opts.quiet && io::stderr().is_terminal()).then(|| self.screen.clone())
     }
 
-    /// Transfer summaries: on stdout, unless quiet.
+    /// Transfer summaries: on stdout, unless quiet; escaped, as they name remote files.
     pub(super) fn say(&self, msg: &str) {
         if !self.opts.quiet {
-            println!("{msg}");
+            println!("{}", escape(msg));
         }
     }
 }
@@ -616,6 +653,8 @@ fn long_line(e: &Entry) -> String {
     )
 }
 
+/// The head of a remote file: byte for byte into a pipe or file, with control
+/// characters escaped on a terminal (newlines and tabs kept).
 fn print_cat(head: &[u8]) {
     let binary =
         head.contains(&0) || std::str::from_utf8(head).is_err_and(|e| e.error_len().is_some());
@@ -624,7 +663,11 @@ fn print_cat(head: &[u8]) {
         return;
     }
     let mut out = io::stdout().lock();
-    let _ = out.write_all(head);
+    if out.is_terminal() {
+        let _ = out.write_all(escape_text(&String::from_utf8_lossy(head)).as_bytes());
+    } else {
+        let _ = out.write_all(head);
+    }
     if !head.ends_with(b"\n") {
         let _ = out.write_all(b"\n");
     }
@@ -672,90 +715,6 @@ fn local_list(dir: &Path) -> Result<Vec<Entry>, Error> {
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
-}
-
-/// Asks a yes/no question on the terminal.
-fn confirm(question: &str) -> Result<bool, Error> {
-    eprint!("{question} [y/N] ");
-    let mut answer = String::new();
-    io::stdin().read_line(&mut answer)?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
-}
-
-/// A one-line progress bar on stderr, shown only on a terminal and only for transfers
-/// that last longer than half a second.
-pub(super) struct Progress {
-    label: String,
-    enabled: bool,
-    started: Instant,
-    last: std::cell::Cell<Option<Instant>>,
-    drawn: std::cell::Cell<bool>,
-}
-
-impl Progress {
-    pub(super) fn new(label: &str, enabled: bool) -> Progress {
-        Progress {
-            label: label.to_string(),
-            enabled,
-            started: Instant::now(),
-            last: std::cell::Cell::new(None),
-            drawn: std::cell::Cell::new(false),
-        }
-    }
-
-    pub(super) fn update(&self, done: u64, total: u64) {
-        if !self.enabled {
-            return;
-        }
-        let now = Instant::now();
-        let elapsed = now.duration_since(self.started);
-        if elapsed < Duration::from_millis(500)
-            || self
-                .last
-                .get()
-                .is_some_and(|l| now.duration_since(l) < Duration::from_millis(100))
-        {
-            return;
-        }
-        self.last.set(Some(now));
-        let rate = done as f64 / elapsed.as_secs_f64().max(1e-6);
-        let line = if total > 0 {
-            let pct = done as f64 * 100.0 / total as f64;
-            let eta = if rate > 0.0 {
-                (total.saturating_sub(done)) as f64 / rate
-            } else {
-                0.0
-            };
-            let width = 24;
-            let filled = ((pct / 100.0) * width as f64) as usize;
-            format!(
-                "\r{} [{}{}] {:5.1}% {} / {} {}/s ETA {:.0}s ",
-                self.label,
-                "#".repeat(filled.min(width)),
-                " ".repeat(width - filled.min(width)),
-                pct,
-                human_bytes(done),
-                human_bytes(total),
-                human_bytes(rate as u64),
-                eta
-            )
-        } else {
-            format!(
-                "\r{} {} {}/s ",
-                self.label,
-                human_bytes(done),
-                human_bytes(rate as u64)
-            )
-        };
-        eprint!("{line}\x1b[K");
-        self.drawn.set(true);
-    }
-
-    pub(super) fn finish(&self) {
-        if self.drawn.get() {
-            eprint!("\r\x1b[K");
-        }
-    }
 }
 
 #[cfg(test)]

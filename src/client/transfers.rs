@@ -9,10 +9,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::local::{self, LocalDir, LocalTarget};
 use super::shell::{Progress, Shell};
+use super::stream::{Sink, Target, classify};
 use super::{ClientConfig, Remote, Report, TransferOpts};
 use crate::Error;
 use crate::glob::{expand_local, has_wildcards};
+use crate::log::escape;
 use crate::protocol::{EntryKind, ErrorCode};
 
 /// First pause before a retry; it doubles up to [`MAX_BACKOFF`].
@@ -21,12 +24,92 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// Deepest tree `get -r`/`put -r` descends.
 const MAX_DEPTH: usize = 128;
+/// Most entries the listings of one `get -r` path (a directory and all its parents)
+/// hold at once: the walk keeps each parent's listing while it descends.
+const MAX_HELD: usize = super::native::MAX_LIST_ENTRIES;
+
+/// The local name that stands for standard input (`put - NAME`) or output
+/// (`get REMOTE -`).
+const STDIO: &str = "-";
+
+/// How [`Shell::one_transfer`] runs a transfer.
+struct Job<'a> {
+    verb: &'a str,
+    /// The command that resumes it, if it can be resumed.
+    resume_verb: Option<&'a str>,
+    name: &'a str,
+    /// Names it in the summary.
+    done: &'a str,
+    resume: bool,
+    /// Retry network failures.
+    retry: bool,
+    /// The summary goes to stderr (the data went to stdout).
+    summary_on_stderr: bool,
+}
+
+impl<'a> Job<'a> {
+    /// A file: retried, resumable.
+    fn file(verb: &'a str, again: &'a str, name: &'a str, done: &'a str, resume: bool) -> Self {
+        Job {
+            verb,
+            resume_verb: Some(again),
+            name,
+            done,
+            resume,
+            retry: true,
+            summary_on_stderr: false,
+        }
+    }
+
+    /// A stream: not resumable by hand; retried only if `retry`.
+    fn stream(verb: &'a str, name: &'a str, done: &'a str, retry: bool) -> Self {
+        Job {
+            verb,
+            resume_verb: None,
+            name,
+            done,
+            resume: false,
+            retry,
+            summary_on_stderr: false,
+        }
+    }
+}
 
 /// Totals of a recursive transfer.
 #[derive(Default)]
 struct Totals {
     files: u64,
     bytes: u64,
+    /// Entries refused (a name from the server that is not one plain component, or
+    /// something other than a directory in the way locally).
+    refused: u64,
+}
+
+/// Where the top of a `get -r` tree goes.
+enum TreeTop<'a> {
+    /// The directory the user named, created if missing.
+    Named(&'a Path),
+    /// A name (the remote directory's) inside a directory the user named.
+    Inside(LocalDir, &'a str),
+}
+
+/// Says on stderr why an entry of a `get -r` tree was not downloaded.
+fn refuse(totals: &mut Totals, remote_dir: &str, name: &str, why: &str) {
+    totals.refused += 1;
+    eprintln!(
+        "fos: get -r: refused \"{}\" in {}: {why}",
+        escape(name),
+        escape(remote_dir)
+    );
+}
+
+/// The directory part of a remote path (`.` for a bare name).
+fn parent_of(path: &str) -> String {
+    match path.trim_end_matches('/').rsplit_once('/') {
+        Some(("", _)) => "/".into(),
+        Some((dir, _)) => dir.into(),
+        None => ".".into(),
+    }
 }
 
 fn base_name(path: &str) -> Option<&str> {
@@ -39,17 +122,19 @@ impl Shell {
         self.interrupt.load(Ordering::SeqCst)
     }
 
-    /// Runs a transfer, retrying network failures with backoff on a fresh connection;
-    /// every retry resumes. A cancelled download leaves the connection unusable, so
-    /// it is dropped and the next command reconnects.
+    /// Runs a transfer, retrying network failures with backoff on a fresh connection
+    /// (at most `tries` tries; 1: none); every retry resumes. A cancelled download
+    /// leaves the connection unusable, so it is dropped and the next command
+    /// reconnects.
     fn with_retry<T>(
         &mut self,
         what: &str,
         resume: bool,
+        tries: u32,
         mut op: impl FnMut(&mut Remote, &ClientConfig, bool) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let mut delay = FIRST_BACKOFF;
-        let tries = self.opts.retries.max(1);
+        let tries = tries.max(1);
         let cfg = self.cfg.clone();
         let mut attempt = 1;
         loop {
@@ -74,7 +159,9 @@ impl Shell {
             }
             self.remote = None;
             eprintln!(
-                "fos: {what}: {err}; reconnecting in {:.1} s (try {} of {tries}), then resuming",
+                "fos: {}: {}; reconnecting in {:.1} s (try {} of {tries}), then resuming",
+                escape(what),
+                escape(&err.to_string()),
                 delay.as_secs_f64(),
                 attempt + 1
             );
@@ -99,7 +186,7 @@ impl Shell {
         self.remote()?.glob(pattern)
     }
 
-    /// `get`, `get -r`, `reget`.
+    /// `get`, `get -r`, `reget`; `get REMOTE -` writes to standard output.
     pub(super) fn get(
         &mut self,
         remote: &str,
@@ -109,6 +196,20 @@ impl Shell {
         resume: bool,
     ) -> Result<(), Error> {
         let sources = self.expand_remote(remote)?;
+        if local == Some(STDIO) {
+            if recursive {
+                return Err(Error::Usage(
+                    "get -r: a tree cannot go to standard output".into(),
+                ));
+            }
+            let [src] = &sources[..] else {
+                return Err(Error::Usage(format!(
+                    "get: {remote} names several files: standard output takes one"
+                )));
+            };
+            self.get_stream(src, Sink::stdout()?)?;
+            return Ok(());
+        }
         let many = sources.len() > 1 || has_wildcards(remote);
         if many && local.is_some_and(|l| !Path::new(l).is_dir()) {
             return Err(Error::Usage(format!(
@@ -116,18 +217,29 @@ impl Shell {
             )));
         }
         for src in &sources {
+            // with wildcards the names come from the server: each must be a plain name
             let base = base_name(src)
-                .ok_or_else(|| Error::Usage(format!("get: {src:?} does not name a file")))?;
+                .filter(|b| local::check_name(b).is_ok())
+                .ok_or_else(|| {
+                    Error::Usage(format!("get: \"{}\" does not name a file", escape(src)))
+                })?;
+            if recursive {
+                let top = match local {
+                    None => TreeTop::Inside(LocalDir::open(Path::new("."))?, base),
+                    Some(l) if many && Path::new(l).is_dir() => {
+                        TreeTop::Inside(LocalDir::open(Path::new(l))?, base)
+                    }
+                    Some(l) => TreeTop::Named(Path::new(l)),
+                };
+                self.get_tree(src, top, no_clobber)?;
+                continue;
+            }
             let target = match local {
                 None => PathBuf::from(base),
-                Some(l) if (many || !recursive) && Path::new(l).is_dir() => Path::new(l).join(base),
+                Some(l) if Path::new(l).is_dir() => Path::new(l).join(base),
                 Some(l) => PathBuf::from(l),
             };
-            if recursive {
-                self.get_tree(src, &target, no_clobber)?;
-            } else {
-                self.get_one(src, &target, no_clobber, resume)?;
-            }
+            self.get_one(src, &LocalTarget::open(&target)?, no_clobber, resume)?;
         }
         Ok(())
     }
@@ -135,31 +247,52 @@ impl Shell {
     fn get_one(
         &mut self,
         remote: &str,
-        target: &Path,
+        target: &LocalTarget,
         no_clobber: bool,
         resume: bool,
     ) -> Result<Report, Error> {
-        let done = format!("{remote} -> {}", target.display());
-        self.one_transfer("get", "reget", remote, &done, resume, |r, cfg, opts| {
-            r.get(cfg, remote, target, TransferOpts { no_clobber, ..opts })
+        // a FIFO or device (not one -n refuses): written in place
+        let path = target.shown();
+        let exists = std::fs::symlink_metadata(path).is_ok();
+        if !(no_clobber && exists) && classify(path)? == Target::Stream {
+            let interrupt = Arc::clone(&self.interrupt);
+            let sink = Sink::open(path, &move || interrupt.load(Ordering::SeqCst))?;
+            return self.get_stream(remote, sink);
+        }
+        let done = format!("{remote} -> {}", path.display());
+        let job = Job::file("get", "reget", remote, &done, resume);
+        self.one_transfer(job, |r, cfg, opts| {
+            r.get_to(cfg, remote, target, TransferOpts { no_clobber, ..opts })
         })
     }
 
-    /// One file with a progress bar, retries and Ctrl-C; `done` names it in the summary.
+    /// A download into a FIFO, a device or standard output. A retry continues after
+    /// what was written (a fos server checks it first); the summary goes to stderr
+    /// when the data goes to stdout.
+    fn get_stream(&mut self, remote: &str, mut sink: Sink) -> Result<Report, Error> {
+        let done = format!("{remote} -> {}", sink.label());
+        let job = Job {
+            summary_on_stderr: sink.is_stdout(),
+            ..Job::stream("get", remote, &done, true)
+        };
+        self.one_transfer(job, |r, _, opts| r.get_stream(remote, &mut sink, opts))
+    }
+
+    /// One file with a progress bar, retries and Ctrl-C; `job.done` names it in the
+    /// summary.
     fn one_transfer(
         &mut self,
-        verb: &str,
-        resume_verb: &str,
-        name: &str,
-        done: &str,
-        resume: bool,
+        job: Job<'_>,
         mut op: impl FnMut(&mut Remote, &ClientConfig, TransferOpts<'_>) -> Result<Report, Error>,
     ) -> Result<Report, Error> {
+        let Job { verb, name, .. } = job;
         let bar = Progress::new(&format!("{verb} {name}"), self.show_progress());
         let interrupt = Arc::clone(&self.interrupt);
         let cancel = move || interrupt.load(Ordering::SeqCst);
         let progress = |done, total| bar.update(done, total);
-        let report = self.with_retry(&format!("{verb} {name}"), resume, |r, cfg, resume| {
+        let tries = if job.retry { self.opts.retries } else { 1 };
+        let what = format!("{verb} {name}");
+        let report = self.with_retry(&what, job.resume, tries, |r, cfg, resume| {
             op(
                 r,
                 cfg,
@@ -174,20 +307,30 @@ impl Shell {
         bar.finish();
         match report {
             Ok(report) => {
-                self.say(&format!("{done}: {}", report.summary()));
+                let summary = format!("{}: {}", job.done, report.summary());
+                match job.summary_on_stderr {
+                    true if !self.opts.quiet => eprintln!("{summary}"),
+                    true => {}
+                    false => self.say(&summary),
+                }
                 Ok(report)
             }
-            Err(Error::Cancelled) => Err(Error::Local(format!(
-                "{verb} {name}: cancelled; `{resume_verb} {name}` resumes it"
-            ))),
+            Err(Error::Cancelled) => Err(Error::Local(match job.resume_verb {
+                Some(again) => format!("{verb} {name}: cancelled; `{again} {name}` resumes it"),
+                None => format!("{verb} {name}: cancelled"),
+            })),
             Err(e) => Err(e),
         }
     }
 
-    fn get_tree(&mut self, remote: &str, target: &Path, no_clobber: bool) -> Result<(), Error> {
-        let label = format!("get -r {remote} -> {}", target.display());
+    fn get_tree(&mut self, remote: &str, top: TreeTop<'_>, no_clobber: bool) -> Result<(), Error> {
+        let shown = match &top {
+            TreeTop::Named(p) => p.to_path_buf(),
+            TreeTop::Inside(dir, name) => dir.shown_child(name),
+        };
+        let label = format!("get -r {remote} -> {}", shown.display());
         self.tree(&label, |shell, totals| {
-            shell.get_tree_inner(remote, target, no_clobber, 0, totals)
+            shell.get_tree_inner(remote, top, no_clobber, 0, 0, totals)
         })
     }
 
@@ -214,46 +357,103 @@ impl Shell {
             totals.files,
             report.summary()
         ));
+        if totals.refused > 0 {
+            let n = totals.refused;
+            let entries = if n == 1 { "entry" } else { "entries" };
+            return Err(Error::Local(format!(
+                "{label}: {n} {entries} refused (see above)"
+            )));
+        }
         Ok(())
     }
 
+    /// One level of `get -r`: lists `remote`, then makes its local directory (`top`)
+    /// and fills it. Every name from the listing is checked before it is used, and
+    /// every level is opened relative to its parent without following symlinks.
+    /// `held` counts the entries of the parents' listings, still held.
     fn get_tree_inner(
         &mut self,
         remote: &str,
-        target: &Path,
+        top: TreeTop<'_>,
         no_clobber: bool,
         depth: usize,
+        held: usize,
         totals: &mut Totals,
     ) -> Result<(), Error> {
         if depth > MAX_DEPTH {
             return Err(Error::Local(format!(
-                "get -r: {remote}: tree deeper than {MAX_DEPTH}"
+                "get -r: {}: tree deeper than {MAX_DEPTH}",
+                escape(remote)
             )));
         }
         let entries = self.remote()?.ls(Some(remote))?;
-        std::fs::create_dir_all(target)
-            .map_err(|e| Error::Local(format!("{}: {e}", target.display())))?;
+        let held = held + entries.len();
+        if held > MAX_HELD {
+            return Err(Error::Local(format!(
+                "get -r: {}: the listings down to here hold more than {MAX_HELD} entries",
+                escape(remote)
+            )));
+        }
+        let dir = match top {
+            TreeTop::Named(path) => LocalDir::create_all(path)?,
+            TreeTop::Inside(parent, name) => match parent.subdir(name) {
+                Ok(dir) => dir,
+                Err(e) => {
+                    let at = parent.shown_child(name);
+                    return match local::refusal(&e) {
+                        Some(why) => {
+                            let why = format!("{why} ({})", escape(&at.display().to_string()));
+                            refuse(totals, &parent_of(remote), name, &why);
+                            Ok(())
+                        }
+                        None => Err(Error::Local(format!(
+                            "{}: {}",
+                            at.display(),
+                            super::local_reason(&e)
+                        ))),
+                    };
+                }
+            },
+        };
         for e in entries {
             if self.interrupted() {
                 return Err(Error::Cancelled);
             }
+            if let Err(why) = local::check_name(&e.name) {
+                refuse(totals, remote, &e.name, why);
+                continue;
+            }
             let src = format!("{}/{}", remote.trim_end_matches('/'), e.name);
-            let dst = target.join(&e.name);
             match e.kind {
-                EntryKind::Dir => self.get_tree_inner(&src, &dst, no_clobber, depth + 1, totals)?,
+                EntryKind::Dir => {
+                    let sub = TreeTop::Inside(dir.clone(), &e.name);
+                    self.get_tree_inner(&src, sub, no_clobber, depth + 1, held, totals)?;
+                }
                 EntryKind::File => {
-                    let r = self.get_one(&src, &dst, no_clobber, false)?;
+                    let target = dir.target(&e.name)?;
+                    if target.is_special() {
+                        let why = format!(
+                            "{} is a symbolic link or special file here; a download never replaces one",
+                            escape(&target.shown().display().to_string())
+                        );
+                        refuse(totals, remote, &e.name, &why);
+                        continue;
+                    }
+                    let r = self.get_one(&src, &target, no_clobber, false)?;
                     totals.files += 1;
                     totals.bytes += r.bytes;
                 }
                 // symlinks are not followed on the server; others are not files
-                _ => eprintln!("fos: get -r: skipping {src} (not a regular file or directory)"),
+                _ => eprintln!(
+                    "fos: get -r: skipping {} (not a regular file or directory)",
+                    escape(&src)
+                ),
             }
         }
         Ok(())
     }
 
-    /// `put`, `put -r`, `reput`.
+    /// `put`, `put -r`, `reput`; `put - NAME` reads standard input.
     pub(super) fn put(
         &mut self,
         local: &str,
@@ -262,6 +462,23 @@ impl Shell {
         recursive: bool,
         resume: bool,
     ) -> Result<(), Error> {
+        if local == STDIO {
+            let Some(remote) = remote.filter(|r| !r.ends_with('/')) else {
+                return Err(Error::Usage(
+                    "put -: name the remote file (put - NAME)".into(),
+                ));
+            };
+            if recursive {
+                return Err(Error::Usage("put -r: standard input is not a tree".into()));
+            }
+            if self.commands_on_stdin {
+                return Err(Error::Usage(
+                    "put -: standard input carries the commands here; give them with -c".into(),
+                ));
+            }
+            self.put_stream(None, remote, no_clobber)?;
+            return Ok(());
+        }
         let sources: Vec<PathBuf> = if Path::new(local).exists() || !has_wildcards(local) {
             vec![PathBuf::from(local)]
         } else {
@@ -315,9 +532,36 @@ impl Shell {
                     _ => r.to_string(),
                 },
             };
+            // a pipe, FIFO or device: read to its end, its size learnt at the end
+            if std::fs::metadata(src).is_ok_and(|m| !m.is_file()) {
+                self.put_stream(Some(src), &target, no_clobber)?;
+                continue;
+            }
             self.put_one(src, &target, no_clobber, resume)?;
         }
         Ok(())
+    }
+
+    /// Uploads a stream of unknown size: `src`, or standard input. Its data is read
+    /// once, so a failed stream is not retried (nor resumable).
+    fn put_stream(
+        &mut self,
+        src: Option<&Path>,
+        remote: &str,
+        no_clobber: bool,
+    ) -> Result<Report, Error> {
+        let label = src.map_or_else(|| "standard input".into(), |p| p.display().to_string());
+        let mut input: Box<dyn std::io::Read> = match src {
+            None => Box::new(std::io::stdin().lock()),
+            Some(p) => Box::new(std::fs::File::open(p).map_err(|e| {
+                Error::Local(format!("{}: {}", p.display(), super::local_reason(&e)))
+            })?),
+        };
+        let done = format!("{label} -> {remote}");
+        let job = Job::stream("put", &label, &done, false);
+        self.one_transfer(job, |r, _, opts| {
+            r.put_stream(&mut input, remote, TransferOpts { no_clobber, ..opts })
+        })
     }
 
     fn put_one(
@@ -329,7 +573,8 @@ impl Shell {
     ) -> Result<Report, Error> {
         let label = local.display().to_string();
         let done = format!("{label} -> {remote}");
-        self.one_transfer("put", "reput", &label, &done, resume, |r, _, opts| {
+        let job = Job::file("put", "reput", &label, &done, resume);
+        self.one_transfer(job, |r, _, opts| {
             r.put(local, remote, TransferOpts { no_clobber, ..opts })
         })
     }

@@ -8,6 +8,8 @@ use super::frame::{Error, decode_fields, encode_fields};
 pub const MAX_PATH: usize = 4096;
 /// Longest non-path argument (user names, passwords, flags), in bytes.
 pub const MAX_ARG: usize = 1024;
+/// The size field of a `put` whose size is not known beforehand.
+pub const STREAM_SIZE: &str = "-";
 
 /// A request from client to server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +53,17 @@ pub enum Request {
         no_clobber: bool,
         /// Continue a partial upload of the same file if the server has one.
         resume: bool,
+    },
+    /// Upload a stream whose size is not known beforehand (`put` with size `-`): the
+    /// data runs until the `End` frame, which carries the size as well as the SHA-256.
+    /// It cannot be resumed.
+    PutStream {
+        /// Remote path.
+        path: String,
+        /// Modification time to set, seconds since the epoch.
+        mtime: i64,
+        /// Refuse to replace an existing file.
+        no_clobber: bool,
     },
     /// Remove a file (`recursive`: a directory tree, never following symlinks).
     Rm {
@@ -130,7 +143,7 @@ impl Request {
             Request::Stat(_) => "stat",
             Request::Cat(_) => "cat",
             Request::Get { .. } => "get",
-            Request::Put { .. } => "put",
+            Request::Put { .. } | Request::PutStream { .. } => "put",
             Request::Rm { .. } => "rm",
             Request::Mkdir(_) => "mkdir",
             Request::Rmdir(_) => "rmdir",
@@ -187,6 +200,17 @@ impl Request {
                     flags,
                 ]
             }
+            Request::PutStream {
+                path,
+                mtime,
+                no_clobber,
+            } => vec![
+                verb,
+                path.clone(),
+                STREAM_SIZE.to_string(),
+                mtime.to_string(),
+                if *no_clobber { "n" } else { "" }.to_string(),
+            ],
             Request::Rm { path, recursive } => {
                 vec![
                     verb,
@@ -271,6 +295,18 @@ impl Request {
                 let flags = args[3];
                 if flags.iter().any(|f| !b"nr".contains(f)) {
                     return Err(Error::BadRequest("unknown put flag".into()));
+                }
+                if args[1] == STREAM_SIZE.as_bytes() {
+                    if flags.contains(&b'r') {
+                        return Err(Error::BadRequest(
+                            "an upload of unknown size cannot be resumed".into(),
+                        ));
+                    }
+                    return Ok(Request::PutStream {
+                        path: path(0)?,
+                        mtime: number(args[2], "mtime")?,
+                        no_clobber: flags.contains(&b'n'),
+                    });
                 }
                 Request::Put {
                     path: path(0)?,
@@ -520,6 +556,11 @@ mod tests {
             no_clobber: true,
             resume: false,
         });
+        round(Request::PutStream {
+            path: "p".into(),
+            mtime: 5,
+            no_clobber: true,
+        });
         round(Request::Rm {
             path: "r".into(),
             recursive: true,
@@ -551,6 +592,8 @@ mod tests {
             &["get", "a", "0", "zz"],
             &["put", "a", "1", "0", "q"],
             &["put", "a", "-1", "0", ""],
+            &["put", "a", "-", "0", "r"],
+            &["put", "a", "-", "x", ""],
             &["rm", "a", "x"],
             &["login", "u"],
         ];

@@ -10,6 +10,9 @@ use std::io::{self, Read, Write};
 
 /// Largest payload of any frame (1 MiB): data chunks are smaller, control frames much smaller.
 pub const MAX_PAYLOAD: usize = 1 << 20;
+/// Largest payload a server reads before login (hello, login, discover): a few KiB,
+/// so that a connection that has not logged in cannot make the server hold more.
+pub const MAX_PRELOGIN_PAYLOAD: usize = 4096;
 /// Most fields one control frame may carry.
 pub const MAX_FIELDS: usize = 4096;
 /// Size of a frame header.
@@ -72,8 +75,13 @@ pub enum Error {
     Io(io::Error),
     /// The peer closed the connection at a frame boundary.
     Closed,
-    /// A frame announced more than [`MAX_PAYLOAD`] bytes.
-    FrameTooLong(usize),
+    /// A frame announced more bytes than the reader allows at this point.
+    FrameTooLong {
+        /// The payload length announced.
+        len: usize,
+        /// The limit it is over.
+        limit: usize,
+    },
     /// An unknown frame kind byte.
     UnknownKind(u8),
     /// A frame of a kind that makes no sense at this point.
@@ -84,6 +92,8 @@ pub enum Error {
     BadRequest(String),
     /// The hello did not match (not a fos peer, or another version).
     BadHello(String),
+    /// A reply larger than the receiver collects (a listing without end): what it was.
+    ReplyTooLarge(String),
 }
 
 impl fmt::Display for Error {
@@ -91,14 +101,15 @@ impl fmt::Display for Error {
         match self {
             Error::Io(e) => write!(f, "{e}"),
             Error::Closed => write!(f, "connection closed by peer"),
-            Error::FrameTooLong(n) => {
-                write!(f, "frame of {n} bytes exceeds the limit of {MAX_PAYLOAD}")
+            Error::FrameTooLong { len, limit } => {
+                write!(f, "frame of {len} bytes exceeds the limit of {limit}")
             }
             Error::UnknownKind(b) => write!(f, "unknown frame kind 0x{b:02x}"),
             Error::Unexpected(k) => write!(f, "unexpected {k:?} frame"),
             Error::BadFields => write!(f, "malformed frame payload"),
             Error::BadRequest(m) => write!(f, "{m}"),
             Error::BadHello(m) => write!(f, "bad hello: {m}"),
+            Error::ReplyTooLarge(m) => write!(f, "{m}; the connection is given up"),
         }
     }
 }
@@ -156,6 +167,18 @@ fn header(kind: Kind, len: usize) -> [u8; HEADER_LEN] {
 /// Reads one frame into `buf` (replacing its contents), returning its kind.
 /// A clean end of stream before the first header byte is [`Error::Closed`].
 pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<Kind, Error> {
+    read_frame_within(r, buf, MAX_PAYLOAD)
+}
+
+/// [`read_frame`] with a lower bound on the payload (`limit`, at most
+/// [`MAX_PAYLOAD`]): a longer frame is [`Error::FrameTooLong`], refused after its
+/// header, before anything is allocated for it.
+pub fn read_frame_within(
+    r: &mut impl Read,
+    buf: &mut Vec<u8>,
+    limit: usize,
+) -> Result<Kind, Error> {
+    let limit = limit.min(MAX_PAYLOAD);
     let mut header = [0u8; HEADER_LEN];
     let mut got = 0;
     while got < HEADER_LEN {
@@ -173,8 +196,8 @@ pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<Kind, Error> {
     }
     let kind = Kind::from_byte(header[0]).ok_or(Error::UnknownKind(header[0]))?;
     let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
-    if len > MAX_PAYLOAD {
-        return Err(Error::FrameTooLong(len));
+    if len > limit {
+        return Err(Error::FrameTooLong { len, limit });
     }
     // reuse what the buffer already holds instead of zeroing it again: a data stream
     // reads thousands of same-sized frames into one buffer
@@ -241,9 +264,22 @@ mod tests {
         wire.extend_from_slice(&((MAX_PAYLOAD as u32) + 1).to_be_bytes());
         let mut buf = Vec::new();
         match read_frame(&mut &wire[..], &mut buf) {
-            Err(Error::FrameTooLong(n)) => assert_eq!(n, MAX_PAYLOAD + 1),
+            Err(Error::FrameTooLong { len, limit }) => {
+                assert_eq!((len, limit), (MAX_PAYLOAD + 1, MAX_PAYLOAD))
+            }
             other => panic!("expected FrameTooLong, got {other:?}"),
         }
+        // the same within a lower bound
+        let mut wire = vec![b'H'];
+        wire.extend_from_slice(&(MAX_PRELOGIN_PAYLOAD as u32 + 1).to_be_bytes());
+        wire.extend_from_slice(&[0; MAX_PRELOGIN_PAYLOAD + 1]);
+        assert!(matches!(
+            read_frame_within(&mut &wire[..], &mut buf, MAX_PRELOGIN_PAYLOAD),
+            Err(Error::FrameTooLong {
+                len: 4097,
+                limit: 4096
+            })
+        ));
         assert!(
             buf.capacity() < 1024,
             "nothing was allocated for the payload"

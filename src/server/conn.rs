@@ -1,5 +1,6 @@
 //! One connection: TLS handshake and login under one deadline, then the protocol the
-//! client negotiated. Also the login check both protocols share.
+//! client negotiated. Also the password checks both protocols share: login, and
+//! `passwd`'s check of the current password, both throttled the same way.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -11,11 +12,17 @@ use std::time::{Duration, Instant};
 use rustls::{ServerConnection, StreamOwned};
 
 use super::Shared;
+use super::limits::Lockout;
 use super::session::{Failure, Session, describe};
+use crate::auth;
 use crate::log::{Level, escape};
+use crate::protocol::ErrorCode;
 
 /// A stalled reader holds a thread at most this long per write.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a password check outside the login phase (`passwd`) may wait for the
+/// checks in flight before it (see `Throttle::begin`).
+const CHECK_PATIENCE: Duration = Duration::from_secs(10);
 
 /// The TCP stream under TLS, with an overall deadline for the login phase: each read
 /// gets only the time left, so a byte-a-second sender cannot stretch the handshake.
@@ -24,16 +31,21 @@ pub(super) struct Transport {
     tcp: TcpStream,
     deadline: Option<Instant>,
     timeout: Option<Duration>,
+    /// The connection's id in the server's registry.
+    id: u64,
+    peer: SocketAddr,
 }
 
 impl Transport {
-    fn new(tcp: TcpStream, deadline: Instant) -> io::Result<Transport> {
+    fn new(tcp: TcpStream, id: u64, peer: SocketAddr, deadline: Instant) -> io::Result<Transport> {
         tcp.set_write_timeout(Some(WRITE_TIMEOUT))?;
         tcp.set_nodelay(true)?;
         Ok(Transport {
             tcp,
             deadline: Some(deadline),
             timeout: None,
+            id,
+            peer,
         })
     }
 
@@ -96,13 +108,19 @@ impl Write for Transport {
 /// A TLS stream to a client.
 pub(super) type Tls = StreamOwned<ServerConnection, Transport>;
 
-/// Serves one connection to its end. Never panics on network input; every way it
+/// Serves connection `id` to its end. Never panics on network input; every way it
 /// ends is logged.
-pub(super) fn handle(tcp: TcpStream, peer: SocketAddr, shared: &Arc<Shared>, busy: &AtomicBool) {
+pub(super) fn handle(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    shared: &Arc<Shared>,
+    busy: &AtomicBool,
+) {
     let log = &shared.log;
     let started = Instant::now();
     log.log(Level::Debug, Some(peer), None, format_args!("connect"));
-    let mut stream = match handshake(tcp, shared) {
+    let mut stream = match handshake(tcp, id, peer, shared) {
         Ok(s) => s,
         Err(e) => {
             log.log(
@@ -158,11 +176,12 @@ pub(super) struct Outcome {
     pub error: Option<String>,
 }
 
-fn handshake(tcp: TcpStream, shared: &Shared) -> io::Result<Tls> {
+fn handshake(tcp: TcpStream, id: u64, peer: SocketAddr, shared: &Shared) -> io::Result<Tls> {
     let cfg = &shared.config;
     let now = Instant::now();
     let login_deadline = now + cfg.login_timeout;
-    let mut transport = Transport::new(tcp, (now + cfg.handshake_timeout).min(login_deadline))?;
+    let handshake_deadline = (now + cfg.handshake_timeout).min(login_deadline);
+    let mut transport = Transport::new(tcp, id, peer, handshake_deadline)?;
     let mut conn = ServerConnection::new(Arc::clone(&shared.tls)).map_err(io::Error::other)?;
     while conn.is_handshaking() {
         let (read, wrote) = conn.complete_io(&mut transport)?;
@@ -191,32 +210,45 @@ pub(super) enum Refusal {
 }
 
 /// The login check both protocols use: lock-out, limits, password (with at most one
-/// check per core at once), then the user's storage.
+/// check per core at once), then the user's storage. The throttle counts the check
+/// before the password is verified, so parallel guesses cannot pass the limit; the
+/// session limits are checked again and taken in one step once it is right.
 pub(super) fn login(
     shared: &Arc<Shared>,
-    peer: SocketAddr,
+    sock: &Transport,
     user: &str,
     password: &str,
 ) -> Result<Session, Refusal> {
     let log = &shared.log;
+    let peer = sock.peer;
     let shown = escape(user);
-    if let Some(left) = shared.throttle.locked(peer.ip()) {
-        log.log(
-            Level::Warn,
-            Some(peer),
-            None,
-            format_args!(
-                "login refused for {shown:?}: locked out for {}s more",
-                left.as_secs() + 1
-            ),
-        );
-        return Err(Refusal::Throttled(left));
-    }
-    let (all, from_ip) = shared.load(peer.ip());
-    // the counts include this connection
-    if all > shared.config.max_sessions || from_ip > shared.config.max_sessions_per_ip {
+    // a check may wait for those in flight as long as the login phase lasts
+    let patience = sock
+        .deadline
+        .unwrap_or_else(|| Instant::now() + CHECK_PATIENCE);
+    let attempt = match shared.throttle.begin(peer.ip(), user, patience) {
+        Ok(a) => a,
+        Err(left) => {
+            log.log(
+                Level::Warn,
+                Some(peer),
+                None,
+                format_args!(
+                    "login refused for {shown:?}: locked out for {}s more",
+                    left.as_secs() + 1
+                ),
+            );
+            return Err(Refusal::Throttled(left));
+        }
+    };
+    let busy = |(all, from_ip): (usize, usize)| {
         log.log(Level::Warn, Some(peer), None, format_args!("login refused for {shown:?}: server busy ({all} sessions, {from_ip} from this address)"));
-        return Err(Refusal::Busy);
+        Refusal::Busy
+    };
+    // a full server spends no password check (the attempt is dropped uncounted)
+    let (all, from_ip) = shared.sessions(peer.ip());
+    if all >= shared.config.max_sessions || from_ip >= shared.config.max_sessions_per_ip {
+        return Err(busy((all, from_ip)));
     }
     let ok = {
         let _permit = shared.logins.acquire();
@@ -229,20 +261,13 @@ pub(super) fn login(
             None,
             format_args!("login failed for {shown:?}"),
         );
-        if let Some(lockout) = shared.throttle.failed(peer.ip()) {
-            log.log(
-                Level::Warn,
-                Some(peer),
-                None,
-                format_args!(
-                    "too many failed logins: locked out for {}s",
-                    lockout.as_secs()
-                ),
-            );
+        if let Some(lockout) = attempt.failed() {
+            log_lockout(shared, peer, &shown, lockout);
         }
         return Err(Refusal::Invalid);
     }
-    shared.throttle.succeeded(peer.ip());
+    attempt.succeeded();
+    shared.promote(sock.id).map_err(busy)?;
     match Session::open(Arc::clone(shared), user) {
         Ok(s) => {
             log.log(
@@ -265,6 +290,111 @@ pub(super) fn login(
                 format_args!("cannot open storage: {detail}"),
             );
             Err(Refusal::Storage)
+        }
+    }
+}
+
+fn log_lockout(shared: &Shared, peer: SocketAddr, shown: &str, lockout: Lockout) {
+    let who = if lockout.address {
+        "this address".to_string()
+    } else {
+        format!("{shown:?} from this address")
+    };
+    shared.log.log(
+        Level::Warn,
+        Some(peer),
+        None,
+        format_args!(
+            "too many failed password checks: {who} locked out for {}s",
+            lockout.length.as_secs()
+        ),
+    );
+}
+
+/// `passwd` for a logged-in `user`: the check of the current password is throttled
+/// and bounded like a login (same counts: guesses here count against logins too).
+/// The reply never names a server path; the log has the details.
+pub(super) fn change_password(
+    shared: &Shared,
+    peer: SocketAddr,
+    user: &str,
+    old: &str,
+    new: &str,
+) -> Result<(), Failure> {
+    let log = &shared.log;
+    let patience = Instant::now() + CHECK_PATIENCE;
+    let attempt = shared
+        .throttle
+        .begin(peer.ip(), user, patience)
+        .map_err(|left| {
+            log.log(
+                Level::Warn,
+                Some(peer),
+                Some(user),
+                format_args!(
+                    "passwd refused: locked out for {}s more",
+                    left.as_secs() + 1
+                ),
+            );
+            Failure::Refused(
+                ErrorCode::Throttled,
+                format!(
+                    "too many wrong passwords; try again in {} s",
+                    left.as_secs() + 1
+                ),
+            )
+        })?;
+    let changed = {
+        let _permit = shared.logins.acquire();
+        shared.users.change_password(user, old, new)
+    };
+    match changed {
+        Ok(true) => {
+            attempt.succeeded();
+            log.log(
+                Level::Info,
+                Some(peer),
+                Some(user),
+                format_args!("password changed"),
+            );
+            Ok(())
+        }
+        Ok(false) => {
+            log.log(
+                Level::Warn,
+                Some(peer),
+                Some(user),
+                format_args!("passwd: wrong current password"),
+            );
+            if let Some(lockout) = attempt.failed() {
+                log_lockout(shared, peer, &escape(user), lockout);
+            }
+            Err(Failure::Refused(
+                ErrorCode::Auth,
+                "the current password is wrong".into(),
+            ))
+        }
+        Err(e) => {
+            // the current password was right: only the change itself failed
+            attempt.succeeded();
+            log.log(
+                Level::Error,
+                Some(peer),
+                Some(user),
+                format_args!("passwd: {e}"),
+            );
+            Err(match e {
+                auth::Error::Io(..) => Failure::Refused(
+                    ErrorCode::Io,
+                    "the server could not update its users file".into(),
+                ),
+                auth::Error::BadPassword(_) | auth::Error::BadUsername(_) => {
+                    Failure::Refused(ErrorCode::Invalid, e.to_string())
+                }
+                auth::Error::NotRewritable(_) => {
+                    Failure::Refused(ErrorCode::Unsupported, e.to_string())
+                }
+            })
         }
     }
 }

@@ -98,7 +98,7 @@ fn run(
         // the Python client takes any other reply for success: always exactly this
         return send_record(stream, b"invalid credentials");
     };
-    let mut session = match login(shared, peer, user, password) {
+    let mut session = match login(shared, &stream.sock, user, password) {
         Ok(s) => s,
         // the real reason is in the log (login() wrote it); the client gets the one
         // reply it understands as a refusal
@@ -348,17 +348,15 @@ fn put(stream: &mut Tls, peer: SocketAddr, session: &Session, path: &str) -> io:
         Ok(p) => p,
         Err(f) => return Ok(red(&format!("put: {}", describe(&f).1))),
     };
+    // the legacy protocol announces no size: the limits are checked while writing,
+    // by the same rules as a native stream's
+    let mut meter = match session.meter(&target, &partial) {
+        Ok(m) => m,
+        Err(f) => return Ok(red(&format!("put: {}", describe(&f).1))),
+    };
     let listener = offer_data_port(stream)?;
     let started = Instant::now();
-    // the legacy protocol announces no size: the limits are checked while writing
     let cfg = &session.shared.config;
-    let limit = match (cfg.max_file_size, cfg.quota) {
-        (max, Some(quota)) => {
-            let room = quota.saturating_sub(session.usage().unwrap_or(quota));
-            Some(max.map_or(room, |m| m.min(room)))
-        }
-        (max, None) => max,
-    };
     let result = (|| -> Result<u64, Failure> {
         let mut data = accept_data(listener, peer.ip(), session)?;
         data.sock.set_read_timeout(Some(cfg.idle_timeout))?;
@@ -372,13 +370,8 @@ fn put(stream: &mut Tls, peer: SocketAddr, session: &Session, path: &str) -> io:
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
                 Err(e) => return Err(e.into()),
             };
+            meter.admit(n as u64)?;
             total += n as u64;
-            if limit.is_some_and(|l| total > l) {
-                return Err(Failure::Refused(
-                    crate::protocol::ErrorCode::Quota,
-                    "the file is over the server's size limit or your quota".into(),
-                ));
-            }
             partial.file().write_all(&buf[..n])?;
         }
         Ok(total)

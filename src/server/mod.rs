@@ -1,6 +1,11 @@
 //! The fos server: binds the session port (5001) and the discovery port (5003),
 //! accepts connections and serves each on a thread of its own (no worker pool, so the
-//! N+1th client never waits for a slot).
+//! N+1th logged-in client never waits for a slot).
+//!
+//! Connections that have not logged in yet are capped per address and in total, apart
+//! from sessions ([`registry`]): a flood from one address gets its few places and a
+//! small waiting room, the rest of it is closed at accept, and other addresses and
+//! logged-in sessions keep their room.
 //!
 //! Each connection gets a TLS handshake and login under one deadline, then speaks
 //! the native protocol if it negotiated ALPN `fos/1` ([`native`]) or the Python tool's
@@ -17,17 +22,17 @@ mod limits;
 mod linger;
 mod manifest;
 mod native;
+mod registry;
 pub mod session;
 mod syncops;
 mod uploads;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -35,6 +40,7 @@ use crate::auth::UserStore;
 use crate::log::{Level, Logger};
 
 pub use limits::Throttle;
+use registry::{Admitted, Refused};
 
 /// Server settings. Every field's default is the one the `fos-server` flags document.
 #[derive(Debug, Clone)]
@@ -63,6 +69,14 @@ pub struct ServerConfig {
     pub max_sessions: usize,
     /// Most sessions from one address. Defaults to 32.
     pub max_sessions_per_ip: usize,
+    /// Most connections from one address that have not logged in yet (TLS handshake,
+    /// hello, login). Beyond it the address's new connections are closed at once.
+    /// Defaults to 8.
+    pub max_prelogin_per_ip: usize,
+    /// Most connections that have not logged in yet, all addresses together. They
+    /// count apart from sessions, so however many there are, logged-in sessions keep
+    /// their room. Defaults to 128.
+    pub max_prelogin: usize,
     /// Largest upload, bytes. Defaults to none.
     pub max_file_size: Option<u64>,
     /// Per-user storage quota, bytes. Defaults to none.
@@ -100,6 +114,8 @@ impl Default for ServerConfig {
             name: crate::sys::hostname().unwrap_or_else(|| "fos".into()),
             max_sessions: 512,
             max_sessions_per_ip: 32,
+            max_prelogin_per_ip: 8,
+            max_prelogin: 128,
             max_file_size: None,
             quota: None,
             handshake_timeout: Duration::from_secs(10),
@@ -156,15 +172,6 @@ const LINGER_MAX: usize = 1024;
 /// How long a finished data socket waits for its peer's close.
 const LINGER_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A live connection, as the shutdown and limit logic sees it.
-#[derive(Debug)]
-struct ConnEntry {
-    tcp: TcpStream,
-    peer: SocketAddr,
-    /// Inside a command or transfer (shutdown lets these finish).
-    busy: Arc<AtomicBool>,
-}
-
 /// State shared by every connection thread.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -183,8 +190,8 @@ pub(crate) struct Shared {
     /// Sockets whose last bytes are sent, kept open until their peer closes.
     pub(crate) linger: Arc<linger::Linger>,
     shutdown: AtomicBool,
-    conns: Mutex<HashMap<u64, ConnEntry>>,
-    next_id: AtomicU64,
+    /// The live connections and their limits.
+    conns: registry::Registry,
     /// The port sessions use, for discovery replies.
     pub(crate) data_port: u16,
 }
@@ -194,11 +201,38 @@ impl Shared {
         self.shutdown.load(Ordering::SeqCst)
     }
 
-    /// Counts sessions now: (all, from this address).
-    fn load(&self, ip: IpAddr) -> (usize, usize) {
-        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
-        let from_ip = conns.values().filter(|c| c.peer.ip() == ip).count();
-        (conns.len(), from_ip)
+    /// Logged-in sessions now: (all, from this address).
+    pub(crate) fn sessions(&self, ip: IpAddr) -> registry::Counts {
+        self.conns.sessions(ip)
+    }
+
+    /// Turns connection `id` into a session if the session limits leave room (checked
+    /// and taken in one step); otherwise returns the session counts that refused it.
+    pub(crate) fn promote(&self, id: u64) -> Result<(), registry::Counts> {
+        self.conns.promote(id)
+    }
+}
+
+/// A connection's place in the registry, given back when this is dropped: when its
+/// thread returns, when it panics (unwinding drops it), or when no thread could be
+/// started for it. Without it a panicking connection would hold its slot for good.
+#[derive(Debug)]
+struct Slot {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let peer = self.shared.conns.remove(self.id);
+        if thread::panicking() {
+            self.shared.log.log(
+                Level::Error,
+                peer,
+                None,
+                format_args!("connection thread panicked; its slot is released"),
+            );
+        }
     }
 }
 
@@ -277,6 +311,7 @@ impl Server {
         let throttle = Throttle::new(config.throttle_base);
         let mut data_tls = (*tls).clone();
         data_tls.send_tls13_tickets = 0;
+        let conns = registry::Registry::new(registry::Limits::new(&config));
         let shared = Arc::new(Shared {
             config,
             tls,
@@ -288,8 +323,7 @@ impl Server {
             uploads: uploads::Uploads::default(),
             linger: Arc::new(linger::Linger::new(LINGER_MAX, LINGER_TIMEOUT)),
             shutdown: AtomicBool::new(false),
-            conns: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(0),
+            conns,
             data_port,
         });
         Ok(Server {
@@ -390,11 +424,24 @@ fn wake_addr(addr: SocketAddr) -> SocketAddr {
 
 /// Pause after an accept error (EMFILE and the like) instead of spinning on it.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// Connections beyond `max_sessions` that still get a thread, to be told "busy".
-const BUSY_MARGIN: usize = 64;
+/// At most one warning about refused connections this often (a flood must not become
+/// a flood of log lines).
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// What serves one accepted connection on its thread.
+type Handler = fn(TcpStream, SocketAddr, u64, &Arc<Shared>, &AtomicBool);
 
 fn accept_loop(listener: TcpListener, shared: &Arc<Shared>) {
+    serve_accepted(listener, shared, conn::handle);
+}
+
+/// Accepts connections until shutdown: each one the pre-login limits admit is
+/// registered and served by `handler` on a thread of its own; the others are closed
+/// at once, before the TLS handshake, so they cost neither a thread nor memory.
+fn serve_accepted(listener: TcpListener, shared: &Arc<Shared>, handler: Handler) {
     let log = &shared.log;
+    let mut refused = 0u64;
+    let mut last_warning: Option<Instant> = None;
     for stream in listener.incoming() {
         if shared.shutting_down() {
             break;
@@ -408,55 +455,71 @@ fn accept_loop(listener: TcpListener, shared: &Arc<Shared>) {
             }
         };
         let Ok(peer) = tcp.peer_addr() else { continue };
-        let (all, _) = shared.load(peer.ip());
-        if all >= shared.config.max_sessions + BUSY_MARGIN {
-            // far over the limit: not even a thread to say so
-            log.log(
-                Level::Warn,
-                Some(peer),
-                None,
-                format_args!("dropped: server full"),
-            );
-            continue;
-        }
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let busy = Arc::new(AtomicBool::new(false));
-        match tcp.try_clone() {
-            Ok(clone) => {
-                let entry = ConnEntry {
-                    tcp: clone,
-                    peer,
-                    busy: Arc::clone(&busy),
-                };
-                shared
-                    .conns
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(id, entry);
+        let admitted = match shared.conns.admit(&tcp, peer, &busy) {
+            Ok(a) => a,
+            Err(Refused::Full { prelogin, waiting }) => {
+                refused += 1;
+                log.log(
+                    Level::Debug,
+                    Some(peer),
+                    None,
+                    format_args!(
+                        "closed: no room before login ({}/{} from this address, {}/{} in all)",
+                        prelogin.1 + waiting.1,
+                        shared.config.max_prelogin_per_ip,
+                        prelogin.0 + waiting.0,
+                        shared.config.max_prelogin
+                    ),
+                );
+                if last_warning.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY) {
+                    log.log(
+                        Level::Warn,
+                        Some(peer),
+                        None,
+                        format_args!(
+                            "closed {refused} connection(s) for which there was no room before login \
+                             (--max-prelogin-per-ip {}, --max-prelogin {}); the latest from this address",
+                            shared.config.max_prelogin_per_ip, shared.config.max_prelogin
+                        ),
+                    );
+                    last_warning = Some(Instant::now());
+                    refused = 0;
+                }
+                continue;
             }
-            Err(e) => {
+            Err(Refused::Io(e)) => {
                 log.warn(format_args!("accept: {e}"));
                 continue;
             }
-        }
-        let conn_shared = Arc::clone(shared);
+        };
+        let slot = Slot {
+            shared: Arc::clone(shared),
+            id: admitted.id(),
+        };
         let spawned = thread::Builder::new().name("conn".into()).spawn(move || {
-            let shared = conn_shared;
-            conn::handle(tcp, peer, &shared, &busy);
-            shared
-                .conns
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
+            // the whole slot lives in this closure: it is given back however it ends
+            let slot = slot;
+            let shared = &slot.shared;
+            if let Admitted::Waiting(id) = admitted {
+                let cfg = &shared.config;
+                let deadline = Instant::now() + cfg.handshake_timeout.min(cfg.login_timeout);
+                if !shared.conns.wait_turn(id, deadline, &shared.shutdown) {
+                    shared.log.log(
+                        Level::Debug,
+                        Some(peer),
+                        None,
+                        format_args!("closed: no room before login within the handshake timeout"),
+                    );
+                    return;
+                }
+            }
+            handler(tcp, peer, slot.id, shared, &busy);
         });
+        // no thread to be had: this client is dropped (its slot with the closure), the
+        // server carries on
         if let Err(e) = spawned {
-            // no thread to be had: this client is dropped, the server carries on
             log.warn(format_args!("spawn: {e}"));
-            shared
-                .conns
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
         }
     }
 }
@@ -465,14 +528,8 @@ fn accept_loop(listener: TcpListener, shared: &Arc<Shared>) {
 /// period, then cut whatever is left.
 fn drain(shared: &Shared) {
     let log = &shared.log;
-    let close_idle = || {
-        let conns = shared.conns.lock().unwrap_or_else(|p| p.into_inner());
-        for c in conns.values().filter(|c| !c.busy.load(Ordering::SeqCst)) {
-            let _ = c.tcp.shutdown(Shutdown::Both);
-        }
-        conns.len()
-    };
-    let open = close_idle();
+    shared.conns.wake_all();
+    let open = shared.conns.close_idle();
     if open > 0 {
         log.info(format_args!(
             "shutdown: waiting up to {:?} for {open} connection(s)",
@@ -481,27 +538,24 @@ fn drain(shared: &Shared) {
     }
     let deadline = Instant::now() + shared.config.shutdown_grace;
     while Instant::now() < deadline {
-        if close_idle() == 0 {
+        if shared.conns.close_idle() == 0 {
             log.info(format_args!("shutdown: all connections finished"));
             return;
         }
         thread::sleep(Duration::from_millis(50));
     }
-    let conns = shared.conns.lock().unwrap_or_else(|p| p.into_inner());
-    for c in conns.values() {
+    for peer in shared.conns.cut_all() {
         log.log(
             Level::Warn,
-            Some(c.peer),
+            Some(peer),
             None,
             format_args!("shutdown: cut after the grace period"),
         );
-        let _ = c.tcp.shutdown(Shutdown::Both);
     }
-    drop(conns);
     // the cut connections fail their next read or write at once; give their threads a
     // moment to clean up (remove partial uploads) before the process exits under them
     let deadline = Instant::now() + CUT_CLEANUP;
-    while Instant::now() < deadline && shared.load(IpAddr::V4(Ipv4Addr::UNSPECIFIED)).0 > 0 {
+    while Instant::now() < deadline && !shared.conns.is_empty() {
         thread::sleep(Duration::from_millis(20));
     }
 }
@@ -600,6 +654,67 @@ pub fn startup_warnings(cfg: &ServerConfig, log: &Logger) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Handler calls so far, for the panic test.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    fn panics(_: TcpStream, _: SocketAddr, _: u64, _: &Arc<Shared>, _: &AtomicBool) {
+        CALLS.fetch_add(1, Ordering::SeqCst);
+        panic!("a bug in a connection handler (this panic is the test)");
+    }
+
+    #[test]
+    fn a_panicking_connection_gives_its_place_back() {
+        use std::io::Read;
+        let t = crate::testutil::TempDir::new();
+        std::fs::write(t.path().join("users"), "u:p\n").unwrap();
+        let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+        let cfg = ServerConfig {
+            port: 0,
+            discovery: false,
+            root: t.path().join("storage"),
+            users: t.path().join("users"),
+            cert: data.join("cert.pem"),
+            key: data.join("key.pem"),
+            name: "t".into(),
+            // two places, and a short wait for one: a leaked place shows at once
+            max_prelogin_per_ip: 2,
+            max_prelogin: 2,
+            handshake_timeout: Duration::from_millis(300),
+            ..ServerConfig::default()
+        };
+        let server = Server::bind(cfg, Arc::new(Logger::silent())).unwrap();
+        let addr = server.local_addr().unwrap();
+        let shared = Arc::clone(&server.shared);
+        let Server { data: listener, .. } = server;
+        let acceptor = {
+            let shared = Arc::clone(&shared);
+            thread::spawn(move || serve_accepted(listener, &shared, panics))
+        };
+        for n in 1..=6 {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            // the server closes its end once the thread is gone (the registry's copy of
+            // the socket included)
+            let got = c.read(&mut [0u8; 1]);
+            assert!(
+                matches!(got, Ok(0))
+                    || got
+                        .as_ref()
+                        .is_err_and(|e| e.kind() == io::ErrorKind::ConnectionReset),
+                "connection {n} was not closed: {got:?}"
+            );
+        }
+        assert_eq!(
+            CALLS.load(Ordering::SeqCst),
+            6,
+            "every connection got a place"
+        );
+        assert!(shared.conns.is_empty());
+        shared.shutdown.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(addr);
+        acceptor.join().unwrap();
+    }
 
     #[test]
     fn sizes() {

@@ -9,10 +9,13 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use super::Shared;
 use super::conn::{Outcome, Refusal, Tls, login};
-use super::session::{Failure, Session, describe};
+use super::session::{Failure, Metered, Session, describe};
 use crate::log::{Level, escape};
 use crate::protocol::command::hex;
-use crate::protocol::frame::{Kind, decode_fields, encode_fields, read_frame, write_frame};
+use crate::protocol::frame::{
+    Kind, MAX_PAYLOAD, MAX_PRELOGIN_PAYLOAD, decode_fields, encode_fields, read_frame_within,
+    write_frame,
+};
 use crate::protocol::{self, ErrorCode, Request};
 use crate::transfer;
 use crate::writeback::{ReadBehind, WriteBehind};
@@ -70,7 +73,12 @@ fn run(
             send_err(stream, ErrorCode::Busy, "server is shutting down")?;
             return Ok(());
         }
-        let kind = read_frame(stream, &mut buf)?;
+        let limit = if session.is_some() {
+            MAX_PAYLOAD
+        } else {
+            MAX_PRELOGIN_PAYLOAD
+        };
+        let kind = read_frame_within(stream, &mut buf, limit)?;
         busy.store(true, Ordering::SeqCst);
         let result = match kind {
             Kind::Request => match Request::decode(&buf) {
@@ -101,7 +109,7 @@ fn run(
 }
 
 fn hello(stream: &mut Tls, shared: &Shared, buf: &mut Vec<u8>) -> Result<(), protocol::Error> {
-    let kind = read_frame(stream, buf)?;
+    let kind = read_frame_within(stream, buf, MAX_PRELOGIN_PAYLOAD)?;
     let fields = decode_fields(buf)?;
     let version = match (kind, &fields[..]) {
         (Kind::Hello, [magic, version, ..]) if *magic == protocol::MAGIC => {
@@ -213,7 +221,9 @@ fn dispatch(
         Request::Glob(pattern) => session
             .glob(&pattern)
             .map(|paths| Reply::Fields(paths.into_iter().map(String::into_bytes).collect())),
-        Request::Passwd { old, new } => passwd(session, &old, &new).map(|()| Reply::Fields(vec![])),
+        Request::Passwd { old, new } => {
+            passwd(session, peer, &old, &new).map(|()| Reply::Fields(vec![]))
+        }
         Request::Get {
             path,
             offset,
@@ -228,10 +238,28 @@ fn dispatch(
             no_clobber,
             resume,
         } => {
-            return put(
-                stream, peer, session, &path, size, mtime, no_clobber, resume,
-            )
-            .map(|()| true);
+            let upload = Upload {
+                path: &path,
+                size: Some(size),
+                mtime,
+                no_clobber,
+                resume,
+            };
+            return put(stream, peer, session, &upload).map(|()| true);
+        }
+        Request::PutStream {
+            path,
+            mtime,
+            no_clobber,
+        } => {
+            let upload = Upload {
+                path: &path,
+                size: None,
+                mtime,
+                no_clobber,
+                resume: false,
+            };
+            return put(stream, peer, session, &upload).map(|()| true);
         }
     };
     match reply {
@@ -310,6 +338,7 @@ fn describe_request(req: &Request) -> String {
         Request::Mv { from, to } => format!("mv {} {}", q(from), q(to)),
         Request::Get { path, offset, .. } => format!("get {} from {offset}", q(path)),
         Request::Put { path, size, .. } => format!("put {} ({size} bytes)", q(path)),
+        Request::PutStream { path, .. } => format!("put {} (size not known beforehand)", q(path)),
         other => other.verb().to_string(),
     }
 }
@@ -322,7 +351,7 @@ fn before_login(
     req: Request,
 ) -> Result<bool, protocol::Error> {
     match req {
-        Request::Login { user, password } => match login(shared, peer, &user, &password) {
+        Request::Login { user, password } => match login(shared, &stream.sock, &user, &password) {
             Ok(session) => {
                 stream.sock.logged_in(shared.config.idle_timeout)?;
                 *slot = Some(session);
@@ -373,25 +402,14 @@ fn before_login(
     }
 }
 
-fn passwd(session: &Session, old: &str, new: &str) -> Result<(), Failure> {
+fn passwd(session: &Session, peer: SocketAddr, old: &str, new: &str) -> Result<(), Failure> {
     if new.is_empty() || new.contains(['\n', '\r']) {
         return Err(Failure::Refused(
             ErrorCode::Invalid,
             "the new password must be non-empty and on one line".into(),
         ));
     }
-    match session
-        .shared
-        .users
-        .change_password(&session.user, old, new)
-    {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(Failure::Refused(
-            ErrorCode::Auth,
-            "the current password is wrong".into(),
-        )),
-        Err(e) => Err(Failure::Refused(ErrorCode::Unsupported, e.to_string())),
-    }
+    super::conn::change_password(&session.shared, peer, &session.user, old, new)
 }
 
 fn get(
@@ -472,32 +490,52 @@ fn get(
     }
 }
 
-#[allow(clippy::too_many_arguments)] // the fields of Request::Put, unpacked
+/// What a `put` asked for.
+struct Upload<'a> {
+    path: &'a str,
+    /// `None`: a stream of unknown size, its size given at the end.
+    size: Option<u64>,
+    mtime: i64,
+    no_clobber: bool,
+    resume: bool,
+}
+
+/// Data a client sends on after its stream was refused mid-way is read and dropped up
+/// to this much (a fos client stops within a chunk or two); beyond it the connection
+/// is dropped.
+const SKIP_LIMIT: u64 = 64 << 20;
+
 fn put(
     stream: &mut Tls,
     peer: SocketAddr,
     session: &Session,
-    path: &str,
-    size: u64,
-    mtime: i64,
-    no_clobber: bool,
-    resume: bool,
+    up: &Upload<'_>,
 ) -> Result<(), protocol::Error> {
     let log = &session.shared.log;
-    let (target, mut partial) =
-        match session.begin_put(path, Some((size, mtime)), no_clobber, resume) {
-            Ok(p) => p,
-            Err(f) => {
-                let (code, msg) = describe(&f);
-                log.log(
-                    Level::Info,
-                    Some(peer),
-                    Some(&session.user),
-                    format_args!("put refused: {msg}"),
-                );
-                return send_err(stream, code, &msg).map_err(Into::into);
-            }
-        };
+    let path = up.path;
+    let refuse = |stream: &mut Tls, f: &Failure| -> Result<(), protocol::Error> {
+        let (code, msg) = describe(f);
+        log.log(
+            Level::Info,
+            Some(peer),
+            Some(&session.user),
+            format_args!("put refused: {msg}"),
+        );
+        send_err(stream, code, &msg).map_err(Into::into)
+    };
+    let announced = up.size.map(|size| (size, up.mtime));
+    let (target, mut partial) = match session.begin_put(path, announced, up.no_clobber, up.resume) {
+        Ok(p) => p,
+        Err(f) => return refuse(stream, &f),
+    };
+    // a stream's limits are checked as it arrives
+    let meter = match up.size {
+        Some(_) => None,
+        None => match session.meter(&target, &partial) {
+            Ok(m) => Some(m),
+            Err(f) => return refuse(stream, &f),
+        },
+    };
     // a resumed partial: hash what is already there, so the client can compare
     // prefixes and the final SHA-256 covers the whole file
     let mut ctx = transfer::sha();
@@ -526,7 +564,11 @@ fn put(
             Level::Info,
             Some(peer),
             Some(&session.user),
-            format_args!("resuming {:?} at {offset} of {size} bytes", escape(path)),
+            format_args!(
+                "resuming {:?} at {offset} of {} bytes",
+                escape(path),
+                up.size.unwrap_or(0)
+            ),
         );
         hex(&transfer::finish(ctx.clone()))
     } else {
@@ -539,11 +581,33 @@ fn put(
         .resumable_id()
         .map(|id| session.shared.uploads.register(id, stream.get_ref().tcp()));
     let started = Instant::now();
+    let mut refusal = None;
     let received = {
         use std::io::Seek;
         let _ = partial.file().seek(std::io::SeekFrom::End(0));
-        let mut w = WriteBehind::buffered(partial.file(), offset, size - offset);
-        transfer::receive(stream, &mut w, size - offset, ctx, &mut |_| {}, &|| false)?
+        match (up.size, meter) {
+            (Some(size), _) => {
+                let mut w = WriteBehind::buffered(partial.file(), offset, size - offset);
+                transfer::receive(stream, &mut w, size - offset, ctx, &mut |_| {}, &|| false)?
+            }
+            (None, meter) => {
+                let mut w = Metered {
+                    inner: WriteBehind::buffered(partial.file(), 0, u64::MAX),
+                    meter,
+                    refusal: None,
+                };
+                let got = transfer::receive_until_error(
+                    stream,
+                    &mut w,
+                    u64::MAX,
+                    ctx,
+                    &mut |_| {},
+                    &|| false,
+                )?;
+                refusal = w.refusal;
+                got
+            }
+        }
     };
     let fail = |stream: &mut Tls, code: ErrorCode, msg: &str| -> Result<(), protocol::Error> {
         log.log(
@@ -556,20 +620,32 @@ fn put(
     };
     if let Some(err) = &received.local_error {
         partial.keep(false);
-        return match err {
-            transfer::LocalError::Write(e) => {
+        let (code, msg) = match (refusal, err) {
+            (Some(f), _) => describe(&f),
+            (None, transfer::LocalError::Write(e)) => {
                 let (code, msg) = describe(&Failure::from(io_clone(e)));
-                fail(stream, code, &format!("upload failed: {msg}"))
+                (code, format!("upload failed: {msg}"))
             }
-            transfer::LocalError::TooLong(n) => fail(
-                stream,
+            (None, transfer::LocalError::TooLong(n)) => (
                 ErrorCode::Invalid,
-                &format!("more data ({}) than announced ({size})", offset + n),
+                format!(
+                    "more data ({}) than announced ({})",
+                    offset + n,
+                    up.size.unwrap_or(0)
+                ),
             ),
         };
+        fail(stream, code, &msg)?;
+        // a stream is refused the moment it fails, before its end: a fos client stops
+        // sending when it sees the reply; the rest is dropped, with the partial
+        if !received.ended {
+            drop(partial);
+            transfer::skip(stream, SKIP_LIMIT)?;
+        }
+        return Ok(());
     }
     let Some(sender_sha) = received.sender_sha else {
-        if received.discard {
+        if received.discard || up.size.is_none() {
             partial.keep(false);
             return fail(
                 stream,
@@ -585,14 +661,18 @@ fn put(
     };
     // anything but a clean end is not worth resuming
     partial.keep(false);
-    if offset + received.bytes != size {
+    let announced_size = up.size.or(received.sender_size);
+    if announced_size != Some(offset + received.bytes) {
         return fail(
             stream,
             ErrorCode::Invalid,
-            &format!(
-                "received {} bytes, {size} were announced",
-                offset + received.bytes
-            ),
+            &match announced_size {
+                Some(size) => format!(
+                    "received {} bytes, {size} were announced",
+                    offset + received.bytes
+                ),
+                None => "the end of the stream did not give its size".to_string(),
+            },
         );
     }
     if sender_sha != received.our_sha {
@@ -603,12 +683,12 @@ fn put(
         );
     }
     let mtime = UNIX_EPOCH
-        .checked_add(Duration::from_secs(mtime.max(0) as u64))
+        .checked_add(Duration::from_secs(up.mtime.max(0) as u64))
         .unwrap_or(UNIX_EPOCH);
     let _ = partial.file().set_modified(mtime);
     // the committed file, still open: its hash goes to the sync hash cache
     let committed = partial.file().try_clone().ok();
-    if let Err(f) = session.commit(partial, &target, no_clobber) {
+    if let Err(f) = session.commit(partial, &target, up.no_clobber) {
         let (code, msg) = describe(&f);
         return fail(stream, code, &msg);
     }
@@ -627,7 +707,14 @@ fn put(
             hex(&received.our_sha)
         ),
     );
-    send_ok(stream, &[hex(&received.our_sha).as_bytes()])?;
+    let sha = hex(&received.our_sha);
+    match up.size {
+        Some(_) => send_ok(stream, &[sha.as_bytes()])?,
+        None => send_ok(
+            stream,
+            &[sha.as_bytes(), received.bytes.to_string().as_bytes()],
+        )?,
+    }
     Ok(())
 }
 

@@ -59,6 +59,10 @@ pub fn describe(f: &Failure) -> (ErrorCode, String) {
                 ErrorCode::Invalid,
                 "not allowed on the root directory".into(),
             ),
+            E::TooDeep => (
+                ErrorCode::Invalid,
+                format!("directory tree deeper than {} levels", sandbox::MAX_DEPTH),
+            ),
             E::Io(io) => (ErrorCode::Io, io_message(io)),
         },
     }
@@ -218,10 +222,20 @@ impl Session {
     /// through the sandbox, so a symlink that leads out expands to nothing. Returns
     /// sorted paths as the user sees them (`/dir/name`).
     pub fn glob(&self, pattern: &str) -> Result<Vec<String>, Failure> {
-        use crate::glob::{MAX_MATCHES, has_wildcards, matches};
+        use crate::glob::{MAX_MATCHES, MAX_STEPS, Pattern, has_wildcards};
         if pattern.len() > sandbox::MAX_PATH || pattern.contains('\0') {
             return Err(Failure::Sandbox(sandbox::Error::InvalidName("bad pattern")));
         }
+        crate::glob::check(pattern)
+            .map_err(|why| Failure::Refused(ErrorCode::Invalid, why.into()))?;
+        // one budget of matching steps for the whole expansion, however many names
+        let mut budget = MAX_STEPS;
+        let too_costly = |_| {
+            Failure::Refused(
+                ErrorCode::Invalid,
+                "pattern too costly to expand; narrow it".into(),
+            )
+        };
         let start = if pattern.starts_with('/') {
             UserPath::root()
         } else {
@@ -243,13 +257,19 @@ impl Session {
                     literal_tail = false;
                 }
                 c if has_wildcards(c) => {
+                    let compiled = Pattern::new(c);
                     for b in &bases {
                         // not a directory, or one the sandbox refuses: no matches there
                         let Ok(entries) = self.sandbox.list(b) else {
                             continue;
                         };
-                        for e in entries.into_iter().filter(|e| matches(c, &e.name)) {
-                            next.push(b.join(&e.name)?);
+                        for e in entries {
+                            if compiled
+                                .matches_within(&e.name, &mut budget)
+                                .map_err(too_costly)?
+                            {
+                                next.push(b.join(&e.name)?);
+                            }
                         }
                         if next.len() > MAX_MATCHES {
                             return Err(Failure::Refused(
@@ -292,7 +312,10 @@ impl Session {
     /// Checks an upload against the limits and starts it: returns the target and a
     /// partial file beside it. With an announced `(size, mtime)` the partial records
     /// them for a later resume, and with `resume` an interrupted upload of the same
-    /// source is continued if there is one (its length is the offset).
+    /// source is continued if there is one (its length is the offset). Without one
+    /// (a stream, or a legacy put) the size is metered as data arrives: see
+    /// [`Session::meter`]. Under a quota, the announced size is reserved before this
+    /// returns (see [`Session::reserve_partial`]).
     pub fn begin_put(
         &self,
         arg: &str,
@@ -305,12 +328,13 @@ impl Session {
             return Err(Failure::Sandbox(sandbox::Error::IsADirectory));
         }
         if let Some((size, _)) = announced {
-            self.check_size(size, &target)?;
+            self.check_max(size)?;
         }
         if no_clobber && self.sandbox.stat(&target).is_ok() {
             return Err(Failure::Sandbox(sandbox::Error::Exists));
         }
         if let (true, Some((size, mtime))) = (resume, announced) {
+            // a resumable partial has reserved its whole size since it was made
             match self.sandbox.resume_partial(&target, size, mtime)? {
                 Resume::Found(p) => return Ok((target, p)),
                 // most likely this client's own upload on a connection that died
@@ -339,18 +363,53 @@ impl Session {
                 Resume::InUse(_) | Resume::Nothing => {}
             }
         }
-        // a small file is cheaper to send again than to track for a resume: its
-        // partial gets no sidecar (one file fewer to create and remove per upload)
-        let meta = announced.filter(|&(size, _)| size >= RESUME_MIN);
-        let partial = self.sandbox.create_partial(&target, meta)?;
+        let partial = self.reserve_partial(&target, announced)?;
         Ok((target, partial))
     }
 
-    /// Refuses a size over `--max-file-size`, or one that would take the user over
-    /// `--quota` (counting the file it replaces as freed).
-    pub fn check_size(&self, size: u64, target: &UserPath) -> Result<(), Failure> {
-        let cfg = &self.shared.config;
-        if let Some(max) = cfg.max_file_size
+    /// Creates the partial of a new upload. Under a quota this is one step under the
+    /// user's usage lock: count the usage (every partial at its reservation), refuse
+    /// if the announced size does not fit, else create the partial with a sidecar
+    /// that reserves that size, so a concurrent upload (on this server or another on
+    /// the same storage) counts it before a byte is written.
+    fn reserve_partial(
+        &self,
+        target: &UserPath,
+        announced: Option<(u64, i64)>,
+    ) -> Result<Partial, Failure> {
+        let Some(quota) = self.shared.config.quota else {
+            // a small file is cheaper to send again than to track for a resume: its
+            // partial gets no sidecar (one file fewer to create and remove per upload)
+            let meta = announced.filter(|&(size, _)| size >= RESUME_MIN);
+            return Ok(self.sandbox.create_partial(target, meta)?);
+        };
+        let _lock = self.sandbox.lock_usage()?;
+        let size = announced.map_or(0, |(size, _)| size);
+        let room = match size {
+            // nothing to reserve yet (a stream reserves as it goes)
+            0 => None,
+            _ => Some(self.room(target, quota)?),
+        };
+        if let Some(room) = room.filter(|r| size > r.free) {
+            return Err(Failure::Refused(
+                ErrorCode::Quota,
+                format!(
+                    "quota exceeded: {} of {quota} bytes used, this file needs {size}",
+                    room.used
+                ),
+            ));
+        }
+        Ok(match announced {
+            Some((size, mtime)) if size >= RESUME_MIN => {
+                self.sandbox.create_partial(target, Some((size, mtime)))?
+            }
+            _ => self.sandbox.create_reserved(target, size)?,
+        })
+    }
+
+    /// Refuses a size over `--max-file-size`.
+    fn check_max(&self, size: u64) -> Result<(), Failure> {
+        if let Some(max) = self.shared.config.max_file_size
             && size > max
         {
             return Err(Failure::Refused(
@@ -358,47 +417,36 @@ impl Session {
                 format!("file of {size} bytes is over the server's limit of {max} bytes"),
             ));
         }
-        if let Some(quota) = cfg.quota {
-            let replaced = match self.sandbox.stat(target) {
-                Ok(e) if e.kind == EntryKind::File => e.size,
-                _ => 0,
-            };
-            let used = self.usage()?;
-            if used.saturating_sub(replaced).saturating_add(size) > quota {
-                return Err(Failure::Refused(
-                    ErrorCode::Quota,
-                    format!("quota exceeded: {used} of {quota} bytes used, this file needs {size}"),
-                ));
-            }
-        }
         Ok(())
     }
 
-    /// Bytes used under the user's root (files only, symlinks not followed).
-    pub fn usage(&self) -> Result<u64, Failure> {
-        fn walk(
-            sb: &Sandbox,
-            dir: &UserPath,
-            depth: usize,
-            total: &mut u64,
-        ) -> Result<(), Failure> {
-            if depth > sandbox::MAX_DEPTH {
-                return Ok(());
-            }
-            for e in sb.list(dir)? {
-                match e.kind {
-                    EntryKind::File => *total += e.size,
-                    EntryKind::Dir => walk(sb, &dir.join(&e.name)?, depth + 1, total)?,
-                    _ => {}
-                }
-            }
-            Ok(())
-        }
-        let mut total = 0;
-        walk(&self.sandbox, &UserPath::root(), 0, &mut total)?;
-        Ok(total)
+    /// The one quota formula, for every kind of upload: what the user may still add
+    /// with an upload to `target`, counting the file it replaces as freed. Call it
+    /// under [`Sandbox::lock_usage`].
+    fn room(&self, target: &UserPath, quota: u64) -> Result<Room, Failure> {
+        let replaced = match self.sandbox.stat(target) {
+            Ok(e) if e.kind == EntryKind::File => e.size,
+            _ => 0,
+        };
+        let used = self.sandbox.usage()?;
+        Ok(Room {
+            used,
+            free: quota.saturating_sub(used.saturating_sub(replaced)),
+        })
     }
 
+    /// The limits of an upload whose size is not known beforehand (a stream, a legacy
+    /// put), enforced as its bytes arrive: pass each piece to [`Meter::admit`] before
+    /// writing it.
+    pub fn meter<'a>(&'a self, target: &UserPath, partial: &Partial) -> Result<Meter<'a>, Failure> {
+        Ok(Meter {
+            session: self,
+            target: target.clone(),
+            reservation: partial.reservation()?,
+            written: 0,
+            reserved: 0,
+        })
+    }
     /// Finishes an upload: renames the partial over the target.
     pub fn commit(
         &self,
@@ -407,6 +455,100 @@ impl Session {
         no_clobber: bool,
     ) -> Result<(), Failure> {
         Ok(partial.commit(target, no_clobber, self.shared.config.fsync)?)
+    }
+}
+
+/// What the quota leaves for one upload.
+struct Room {
+    /// Bytes counted, reservations included.
+    used: u64,
+    /// Bytes the upload may take.
+    free: u64,
+}
+
+/// Smallest step by which a metered upload raises its reservation; each step doubles
+/// it (so a large stream counts the usage a few dozen times, not once per chunk).
+const RESERVE_STEP: u64 = 1 << 20;
+
+/// The limits of an upload of unknown size, checked as its bytes arrive: the file size
+/// limit, and the quota through a reservation that grows ahead of the data under the
+/// user's usage lock (see [`Session::meter`]).
+#[derive(Debug)]
+pub struct Meter<'a> {
+    session: &'a Session,
+    target: UserPath,
+    /// The partial's reservation (none without a quota).
+    reservation: Option<sandbox::Reservation>,
+    written: u64,
+    reserved: u64,
+}
+
+impl Meter<'_> {
+    /// Admits `n` more bytes, or refuses them with `too-large` or `quota`: the upload
+    /// must then stop and its partial be dropped.
+    pub fn admit(&mut self, n: u64) -> Result<(), Failure> {
+        let cfg = &self.session.shared.config;
+        let total = self.written.saturating_add(n);
+        if let Some(max) = cfg.max_file_size
+            && total > max
+        {
+            return Err(Failure::Refused(
+                ErrorCode::TooLarge,
+                format!("the upload is over the server's limit of {max} bytes"),
+            ));
+        }
+        if let (Some(quota), Some(reservation)) = (cfg.quota, &self.reservation)
+            && total > self.reserved
+        {
+            let _lock = self.session.sandbox.lock_usage()?;
+            // the usage counts this partial at its reservation: the rest is everyone else
+            let room = self.session.room(&self.target, quota)?;
+            let free = room.free.saturating_add(self.reserved);
+            if total > free {
+                return Err(Failure::Refused(
+                    ErrorCode::Quota,
+                    format!(
+                        "quota exceeded: this upload reached {total} bytes, and {} of {quota} bytes are used by other files",
+                        room.used.saturating_sub(self.reserved)
+                    ),
+                ));
+            }
+            let want = total.max(self.reserved.saturating_mul(2)).max(RESERVE_STEP);
+            let grant = want.min(free);
+            reservation.set(grant)?;
+            self.reserved = grant;
+        }
+        self.written = total;
+        Ok(())
+    }
+}
+
+/// A destination whose every write is first admitted by a [`Meter`] (when there is
+/// one); a refused write fails, and the refusal is kept for the reply.
+pub struct Metered<'a, W> {
+    /// Where admitted bytes go.
+    pub inner: W,
+    /// The limits; `None` admits everything.
+    pub meter: Option<Meter<'a>>,
+    /// Why a write was refused.
+    pub refusal: Option<Failure>,
+}
+
+impl<W: io::Write> io::Write for Metered<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(meter) = &mut self.meter
+            && let Err(f) = meter.admit(buf.len() as u64)
+        {
+            self.refusal = Some(f);
+            return Err(io::Error::other("refused by the upload limits"));
+        }
+        // admitted as a whole, so written as a whole
+        self.inner.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 

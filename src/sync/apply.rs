@@ -497,7 +497,8 @@ impl<'a> Apply<'a> {
             self.cancel,
         );
         match r {
-            Ok(_) | Err(transfer::SendError::Source(_)) => Ok(()),
+            // a source that failed was aborted; the reply says so
+            Ok(_) | Err(transfer::SendError::Source(_) | transfer::SendError::Answered) => Ok(()),
             Err(transfer::SendError::Cancelled) => Err(Error::Cancelled),
             Err(transfer::SendError::Net(e)) => Err(Error::Protocol(e.into())),
         }

@@ -127,6 +127,11 @@ impl Server {
             "--no-discovery",
             "--max-sessions-per-ip",
             "512",
+            // a hundred clients from this one address log in at once
+            "--max-prelogin-per-ip",
+            "512",
+            "--max-prelogin",
+            "512",
         ];
         if !fsync {
             flags.push("--no-fsync");
