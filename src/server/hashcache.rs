@@ -136,10 +136,14 @@ fn header_ok(b: &[u8]) -> bool {
 }
 
 fn open_cache(root: BorrowedFd<'_>, write: bool) -> io::Result<File> {
-    let flags = if write {
-        oflag::RDWR | oflag::CREAT | oflag::APPEND | oflag::NOFOLLOW
-    } else {
-        oflag::RDONLY | oflag::NOFOLLOW
+    open_cache_with(root, write, true)
+}
+
+fn open_cache_with(root: BorrowedFd<'_>, write: bool, create: bool) -> io::Result<File> {
+    let flags = match (write, create) {
+        (true, true) => oflag::RDWR | oflag::CREAT | oflag::APPEND | oflag::NOFOLLOW,
+        (true, false) => oflag::RDWR | oflag::APPEND | oflag::NOFOLLOW,
+        (false, _) => oflag::RDONLY | oflag::NOFOLLOW,
     };
     Ok(File::from(sys::openat(root, CACHE_NAME, flags, 0o600)?))
 }
@@ -245,6 +249,19 @@ impl HashCache {
 /// Appends records to the cache file, under its exclusive lock. A file with a damaged
 /// header (or none) is started over; a torn last record (a crash mid-append) is cut off.
 pub fn append(root: BorrowedFd<'_>, recs: &[Record]) -> io::Result<()> {
+    append_with(root, recs, true)
+}
+
+/// As [`append`], but only to a cache that exists: plain uploads feed the cache of
+/// users who sync, without leaving one behind for users who never do.
+pub fn append_if_present(root: BorrowedFd<'_>, recs: &[Record]) -> io::Result<()> {
+    match append_with(root, recs, false) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+fn append_with(root: BorrowedFd<'_>, recs: &[Record], create: bool) -> io::Result<()> {
     if recs.is_empty() {
         return Ok(());
     }
@@ -253,7 +270,7 @@ pub fn append(root: BorrowedFd<'_>, recs: &[Record]) -> io::Result<()> {
         out.extend_from_slice(&r.encode());
     }
     for _ in 0..8 {
-        let mut file = open_cache(root, true)?;
+        let mut file = open_cache_with(root, true, create)?;
         file.lock()?;
         if !still_current(root, &file) {
             continue;

@@ -684,13 +684,14 @@ fn rmdir(session: &mut Session, path: &str) -> Result<Vec<Vec<u8>>, Failure> {
 }
 
 /// Records the hash of a file a plain `put` has just committed (`file` is the
-/// committed file, still open), so a later manifest or condition need not read it.
+/// committed file, still open), so a later manifest or condition need not read it;
+/// only for users who have a cache (who sync).
 pub(super) fn record_upload(session: &Session, file: &File, sha: &[u8; 32]) {
     if let Ok(st) = sys::lstatat(file.as_fd(), c"")
         && st.is_file()
     {
         // the cache is an optimisation: failing to extend it changes no answer
-        let _ = hashcache::append(session.sandbox().root_fd(), &[Record::of(&st, *sha)]);
+        let _ = hashcache::append_if_present(session.sandbox().root_fd(), &[Record::of(&st, *sha)]);
     }
 }
 
