@@ -251,6 +251,13 @@ fn push_scenarios_a_to_f_leave_both_sides_identical() {
         out.contains("> big/disk.img") && out.contains("1 files sent"),
         "{out}"
     );
+    // a delta: one 64 KiB block and the lists, not 9 MiB
+    assert!(wire_bytes(&out) < 512 << 10, "{out}");
+    assert_identical(&env.local(), &dst);
+    // most blocks changed: the whole file goes, and still arrives intact
+    write_at(&img, &content(9 << 20, 77), 1_800_000_200);
+    let out = env.sync("push local /dst", true);
+    assert!(wire_bytes(&out) >= 8 << 20, "{out}");
     assert_identical(&env.local(), &dst);
 
     // e. a directory renamed: exactly one rename, nothing sent
@@ -289,6 +296,29 @@ fn push_scenarios_a_to_f_leave_both_sides_identical() {
         .filter(|n| n.starts_with(".fos-part-"))
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
+}
+
+/// The "on the wire" figure of a summary line, in bytes.
+fn wire_bytes(out: &str) -> u64 {
+    let line = out
+        .lines()
+        .find(|l| l.contains(" on the wire"))
+        .expect("a summary");
+    let before: Vec<&str> = line[..line.find(" on the wire").unwrap()]
+        .rsplit(", ")
+        .next()
+        .unwrap()
+        .split(' ')
+        .collect();
+    let n: f64 = before[0].parse().unwrap();
+    let unit = match before[1] {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        u => panic!("unit {u}"),
+    };
+    (n * unit) as u64
 }
 
 fn walk_names(root: &Path) -> Vec<String> {

@@ -109,8 +109,9 @@ pub enum SyncRequest {
     /// Makes every upload answered so far durable, sends the replies held back for
     /// that, then answers itself.
     Flush,
-    /// The SHA-256 of each fixed-size block of a file (for a delta), and the whole
-    /// file's: `Ok [size, block-size, whole-sha, block hashes (32 bytes each)…]`.
+    /// The hash of each fixed-size block of a file (for a delta), and the whole
+    /// file's SHA-256: `Ok [size, block-size, whole-sha hex, block hashes]`, the last
+    /// field [`BLOCK_HASH`] bytes per block.
     Blocks {
         /// Remote path.
         path: String,
@@ -118,8 +119,9 @@ pub enum SyncRequest {
         block: u64,
     },
     /// A conditional upload built from the existing file: `path` must have `expect`'s
-    /// content; the client sends one `Data` frame per changed block (8-byte big-endian
-    /// block index, then the block), then `End` with the new whole-file SHA-256.
+    /// content. The changed bytes follow at once as `Data` frames (an 8-byte
+    /// big-endian offset, then the bytes), then `End` with the new file's SHA-256;
+    /// every range not sent is copied from the old file at the same offset.
     Patch {
         /// Remote path.
         path: String,
@@ -328,6 +330,31 @@ impl SyncRequest {
         };
         Ok(Some(req))
     }
+}
+
+/// Files at least this large are sent as a delta when the other side has an older
+/// version.
+pub const DELTA_MIN: u64 = 8 << 20;
+
+/// Bytes of each block's hash in a `blocks` reply (the start of its SHA-256; the
+/// whole file's SHA-256 is checked at the end, so a collision costs a retry, never a
+/// wrong file).
+pub const BLOCK_HASH: usize = 16;
+
+/// The block size for a delta of a file of `size` bytes: about 4096 blocks, a power
+/// of two within [`BLOCK_RANGE`].
+pub fn block_size_for(size: u64) -> u64 {
+    (size / 4096)
+        .next_power_of_two()
+        .clamp(BLOCK_RANGE.0, BLOCK_RANGE.1)
+}
+
+/// The hash of one block.
+pub fn block_hash(data: &[u8]) -> [u8; BLOCK_HASH] {
+    let d = ring::digest::digest(&ring::digest::SHA256, data);
+    let mut out = [0u8; BLOCK_HASH];
+    out.copy_from_slice(&d.as_ref()[..BLOCK_HASH]);
+    out
 }
 
 /// Whether `b` is a block size `blocks` and `cpatch` accept.

@@ -207,15 +207,19 @@ impl HashCache {
             self.file = Some((st.dev, st.ino));
         }
         file.seek(SeekFrom::Start(self.read_to))?;
-        let mut buf = vec![0u8; (len - self.read_to) as usize];
-        file.read_exact(&mut buf)?;
-        for chunk in buf.chunks_exact(REC) {
-            self.records += 1;
-            if let Some(r) = Record::decode(chunk) {
-                self.map.insert((r.dev, r.ino), r);
+        // a few records at a time: the map is the memory, not the file
+        let mut buf = vec![0u8; REC * 512];
+        while self.read_to < len {
+            let n = ((len - self.read_to) as usize).min(buf.len());
+            file.read_exact(&mut buf[..n])?;
+            for chunk in buf[..n].chunks_exact(REC) {
+                self.records += 1;
+                if let Some(r) = Record::decode(chunk) {
+                    self.map.insert((r.dev, r.ino), r);
+                }
             }
+            self.read_to += n as u64;
         }
-        self.read_to = len;
         Ok(())
     }
 

@@ -699,3 +699,13 @@ pub(super) fn record_upload(session: &Session, file: &File, sha: &[u8; 32]) {
 pub(super) fn holding(session: &mut Session) -> bool {
     !session.sync_parts().1.queue.is_empty()
 }
+
+/// A verified upload to commit (for the delta module, which builds its own).
+pub(super) fn held(partial: Partial, target: UserPath, expect: Expect, sha: [u8; 32]) -> Held {
+    Held {
+        partial,
+        target,
+        expect,
+        sha,
+    }
+}

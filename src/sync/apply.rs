@@ -21,7 +21,7 @@ use super::report::{Change, Event, Stats};
 use super::tree::StatKey;
 use crate::Error;
 use crate::client::native::Native;
-use crate::protocol::sync::{Expect, SyncRequest};
+use crate::protocol::sync::{DELTA_MIN, Expect, SyncRequest, block_size_for};
 use crate::protocol::{ErrorCode, Request};
 use crate::transfer;
 
@@ -445,6 +445,14 @@ impl<'a> Apply<'a> {
             self.fail(k, "its content on the server is not known; left alone");
             return Ok(());
         };
+        if src.size >= DELTA_MIN
+            && let Expect::Sha(old) = expect
+        {
+            self.drain()?;
+            if self.put_delta(k, old)? {
+                return Ok(());
+            }
+        }
         if src.size >= BIG {
             self.drain()?;
             return self.put_resumable(k, expect);
@@ -502,6 +510,68 @@ impl<'a> Apply<'a> {
             Err(transfer::SendError::Cancelled) => Err(Error::Cancelled),
             Err(transfer::SendError::Net(e)) => Err(Error::Protocol(e.into())),
         }
+    }
+
+    /// Sends a large file as a delta against the server's version (whose content the
+    /// plan saw as `old`). `Ok(false)`: not worth it or not possible, send it whole.
+    fn put_delta(&mut self, k: usize, old: [u8; 32]) -> Result<bool, Error> {
+        let Op::Copy { path, .. } = &self.ops[k] else {
+            return Ok(false);
+        };
+        let Some((mut file, st)) = self.source(k) else {
+            return Ok(true);
+        };
+        let block = block_size_for(st.size);
+        let remote = self.rpath(path);
+        // the server makes its block list while this side hashes its file
+        self.n.send_only(&Request::Sync(SyncRequest::Blocks {
+            path: remote.clone(),
+            block,
+        }))?;
+        self.n.flush()?;
+        let local = super::delta::hash_blocks(&mut file, st.size, block);
+        let fields = match self.n.read_reply() {
+            Ok(f) => f,
+            Err(Error::Remote(ErrorCode::Changed | ErrorCode::NotFound, _)) => {
+                self.changed(k, Side::Remote);
+                return Ok(true);
+            }
+            // a server that cannot (or will not) make a block list: the whole file
+            Err(Error::Remote(..)) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let field = |i: usize| fields.get(i).map(Vec::as_slice).unwrap_or_default();
+        let their_block = std::str::from_utf8(field(1))
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok());
+        if crate::protocol::command::unhex32(field(2)) != Some(old) {
+            self.changed(k, Side::Remote);
+            return Ok(true);
+        }
+        if their_block != Some(block) {
+            return Ok(false);
+        }
+        let (ours, sha) = local?;
+        let changed = super::delta::changed_blocks(&ours, field(3));
+        if changed.len() as u64 * block * 2 > st.size {
+            return Ok(false); // most of it differs: a whole-file transfer is cheaper
+        }
+        let req = SyncRequest::Patch {
+            path: remote,
+            size: st.size,
+            mtime_ns: st.mtime_ns,
+            mode: st.mode & 0o7777,
+            block,
+            expect: Expect::Sha(old),
+            no_fsync: !self.fsync,
+        };
+        self.n.send_only(&Request::Sync(req))?;
+        super::delta::send_blocks(self.n.stream(), &file, st.size, block, &changed, &sha)
+            .map_err(|e| Error::Protocol(e.into()))?;
+        self.progress.bytes_done += st.size;
+        let r = self.n.read_reply();
+        self.remote_reply(k, r)?;
+        Ok(true)
     }
 
     fn put_resumable(&mut self, k: usize, expect: Expect) -> Result<(), Error> {

@@ -10,6 +10,7 @@
 //! returns the totals ([`Stats`]).
 
 pub mod apply;
+pub mod delta;
 pub mod filter;
 pub mod index;
 pub mod localfs;
