@@ -53,11 +53,13 @@ certs:
 bench:
 	$(CARGO) bench --bench bench
 
-# The same table with sftp beside fos: installs openssh-server if needed and runs a
-# private sshd on 127.0.0.1 with its own config and keys, stopped afterwards.
+# The same table with sftp, rsync and Unison beside fos: installs openssh-server, rsync
+# and unison if needed and runs a private sshd on 127.0.0.1 with its own config and
+# keys, stopped afterwards.
 bench-peers:
-	@test -x /usr/sbin/sshd && command -v sftp >/dev/null 2>&1 || { \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client; }
+	@test -x /usr/sbin/sshd && command -v sftp >/dev/null && command -v rsync >/dev/null && \
+		command -v unison >/dev/null || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client rsync unison; }
 	@dir=$$(mktemp -d); port=$$(tests/benches/sftp-peer.sh start $$dir) || exit 1; \
 	FOS_BENCH_SFTP="$$port $$dir/client_key $$dir" $(CARGO) bench --bench bench; status=$$?; \
 	tests/benches/sftp-peer.sh stop $$dir; rm -rf $$dir; exit $$status

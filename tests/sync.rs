@@ -241,6 +241,18 @@ fn push_scenarios_a_to_f_leave_both_sides_identical() {
     assert!(out.contains(&format!("{EDITED} files sent")), "{out}");
     assert_identical(&env.local(), &dst);
 
+    // the large file's block list was kept as it was uploaded; damaged, it is rebuilt
+    let blocks = env.remote().join(".fos-sync-blocks");
+    let entries = || -> Vec<PathBuf> {
+        fs::read_dir(&blocks)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect()
+    };
+    assert_eq!(entries().len(), 1, "one block list, for big/disk.img");
+    fs::write(&entries()[0], b"damaged").unwrap();
+
     // d. one byte changed in the large file
     let img = env.local().join("big/disk.img");
     let mut data = fs::read(&img).unwrap();
@@ -252,6 +264,18 @@ fn push_scenarios_a_to_f_leave_both_sides_identical() {
         "{out}"
     );
     // a delta: one 64 KiB block and the lists, not 9 MiB
+    assert!(wire_bytes(&out) < 512 << 10, "{out}");
+    assert_identical(&env.local(), &dst);
+    assert_eq!(
+        entries().len(),
+        1,
+        "the old file's list replaced by the new one's"
+    );
+    // and again, from the list the delta left
+    let mut data = fs::read(&img).unwrap();
+    data[1 << 20] ^= 1;
+    write_at(&img, &data, 1_800_000_150);
+    let out = env.sync("push local /dst", true);
     assert!(wire_bytes(&out) < 512 << 10, "{out}");
     assert_identical(&env.local(), &dst);
     // most blocks changed: the whole file goes, and still arrives intact

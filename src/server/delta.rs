@@ -12,12 +12,13 @@
 //! most blocks differ.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::time::Instant;
 
+use super::blockcache;
 use super::conn::Tls;
 use super::hashcache;
 use super::session::{Failure, Session};
@@ -34,6 +35,8 @@ use crate::transfer;
 const MAX_BLOCKS: u64 = 60_000;
 /// Bytes read at a time when hashing or copying.
 const CHUNK: usize = 256 << 10;
+/// Bytes copied from the old file before they are hashed.
+const STEP: u64 = 8 << 20;
 
 fn refused(code: ErrorCode, msg: &str) -> Failure {
     Failure::Refused(code, msg.to_string())
@@ -63,22 +66,21 @@ fn block_list(session: &mut Session, path: &str, block: u64) -> Result<Vec<Vec<u
     }
     let whole = hashcache::current_sha(&mut state.cache, sb.root_fd(), dir.as_fd(), &name)?
         .ok_or_else(|| refused(ErrorCode::Changed, "the file is changing"))?;
-    let mut hashes = Vec::with_capacity(st.size.div_ceil(block) as usize * BLOCK_HASH);
-    let mut buf = vec![0u8; block as usize];
-    let mut left = st.size;
-    while left > 0 {
-        let n = block.min(left) as usize;
-        file.read_exact(&mut buf[..n])?;
-        hashes.extend_from_slice(&block_hash(&buf[..n]));
-        left -= n as u64;
-    }
-    // changed while it was read: the list would describe no version of the file
-    if sys::lstatat(file.as_fd(), c"")? != st {
-        return Err(refused(
-            ErrorCode::Changed,
-            "the file changed while it was read",
-        ));
-    }
+    let hashes = match blockcache::load(sb.root_fd(), &st, block) {
+        Some(h) => h,
+        None => {
+            let h = blockcache::compute(&mut file, st.size, block)?;
+            // changed while it was read: the list would describe no version of the file
+            if sys::lstatat(file.as_fd(), c"")? != st {
+                return Err(refused(
+                    ErrorCode::Changed,
+                    "the file changed while it was read",
+                ));
+            }
+            blockcache::store(sb.root_fd(), &st, block, &h);
+            h
+        }
+    };
     Ok(vec![
         st.size.to_string().into_bytes(),
         block.to_string().into_bytes(),
@@ -200,13 +202,16 @@ fn build(old: &File, new: &File, received: &[(u64, u64)], size: u64) -> Result<[
         };
         let mut at = 0u64;
         let mut result: Result<(), Failure> = Ok(());
-        for &(a, b) in received.iter().chain(&[(size, size)]) {
-            if a > at {
-                let copied = copy_range(old, new, at, a - at).and_then(|()| feed(old, at, a - at));
-                if let Err(e) = copied {
+        'ranges: for &(a, b) in received.iter().chain(&[(size, size)]) {
+            // a piece at a time, so that hashing one overlaps copying the next
+            let mut c = at;
+            while c < a {
+                let n = (a - c).min(STEP);
+                if let Err(e) = copy_range(old, new, c, n).and_then(|()| feed(old, c, n)) {
                     result = Err(missing(e));
-                    break;
+                    break 'ranges;
                 }
+                c += n;
             }
             if b > a
                 && let Err(e) = feed(new, a, b - a)
@@ -281,7 +286,7 @@ pub(super) fn patch(
     peer: SocketAddr,
     session: &mut Session,
     up: &Upload<'_>,
-    _block: u64,
+    block: u64,
 ) -> Result<(), protocol::Error> {
     let started = Instant::now();
     let prepared = (|| {
@@ -313,6 +318,8 @@ pub(super) fn patch(
         let file = partial.file();
         receive_ranges(stream, file, up.size)?
     };
+    let changed = merge(ranges);
+    let old_stat = sys::lstatat(old.as_fd(), c"").ok();
     let built = (|| {
         if let Some(f) = failure {
             return Err(f);
@@ -325,7 +332,7 @@ pub(super) fn patch(
         };
         let file = partial.file().try_clone()?;
         file.set_len(up.size)?;
-        let ours = build(&old, &file, &merge(ranges), up.size)?;
+        let ours = build(&old, &file, &changed, up.size)?;
         if ours != sender {
             return Err(refused(
                 ErrorCode::Integrity,
@@ -338,6 +345,7 @@ pub(super) fn patch(
         Ok(sha) => sha,
         Err(f) => return syncops::reply(stream, session, syncops::outcome(Err(f))),
     };
+    let blocks = new_block_list(session, &old, &mut partial, &changed, up.size, block);
     drop(old);
     syncops::finish_partial(&mut partial, up.mtime_ns, up.mode);
     session.shared.log.log(
@@ -351,9 +359,58 @@ pub(super) fn patch(
             started.elapsed()
         ),
     );
+    let committed = partial.file().try_clone().ok();
     let held = syncops::held(partial, target, up.expect, sha);
     let o = syncops::outcome(syncops::commit_now(session, held, up.durable));
+    if o.is_ok() {
+        let root = session.sandbox().root_fd();
+        if let Some(old) = old_stat {
+            blockcache::forget(root, &old, block);
+        }
+        if let (Some(f), Some(list)) = (committed, blocks)
+            && let Ok(st) = sys::lstatat(f.as_fd(), c"")
+        {
+            blockcache::store(root, &st, block, &list);
+        }
+    }
     syncops::reply(stream, session, o)
+}
+
+/// The block list of a patched file: the old file's hashes for the blocks copied
+/// from it whole (when its list is cached), the others hashed from the new file.
+fn new_block_list(
+    session: &mut Session,
+    old: &File,
+    new: &mut crate::sandbox::Partial,
+    changed: &[(u64, u64)],
+    size: u64,
+    block: u64,
+) -> Option<Vec<u8>> {
+    let old_st = sys::lstatat(old.as_fd(), c"").ok()?;
+    let old_list = blockcache::load(session.sandbox().root_fd(), &old_st, block);
+    let blocks = size.div_ceil(block);
+    let mut out = Vec::with_capacity(blocks as usize * BLOCK_HASH);
+    let mut buf = vec![0u8; block as usize];
+    let file = new.file();
+    for i in 0..blocks {
+        let (start, end) = (i * block, ((i + 1) * block).min(size));
+        let touched = changed.iter().any(|&(a, b)| a < end && b > start);
+        // the same bytes as the old file's block i, and that block was whole there too
+        let same = !touched && (end - start == block || end == old_st.size) && end <= old_st.size;
+        let reuse = old_list
+            .as_ref()
+            .filter(|_| same)
+            .and_then(|l| l.get(i as usize * BLOCK_HASH..(i as usize + 1) * BLOCK_HASH));
+        match reuse {
+            Some(h) => out.extend_from_slice(h),
+            None => {
+                let n = (end - start) as usize;
+                file.read_exact_at(&mut buf[..n], start).ok()?;
+                out.extend_from_slice(&block_hash(&buf[..n]));
+            }
+        }
+    }
+    Some(out)
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
+use super::blockcache;
 use super::conn::Tls;
 use super::hashcache::{self, HashCache, Record};
 use super::manifest;
@@ -36,7 +37,7 @@ use super::session::{Failure, Session, describe};
 use crate::log::{Level, escape};
 use crate::protocol::command::hex;
 use crate::protocol::frame::{Kind, encode_fields, write_frame};
-use crate::protocol::sync::{Expect, SyncRequest};
+use crate::protocol::sync::{DELTA_MIN, Expect, SyncRequest, block_size_for};
 use crate::protocol::{self, ErrorCode};
 use crate::sandbox::{self, Partial, UserPath};
 use crate::sys;
@@ -552,12 +553,17 @@ fn put_resumable(
     let _running = partial
         .resumable_id()
         .map(|id| shared.uploads.register(id, stream.get_ref().tcp()));
-    let got = {
+    // a large file sent whole from its start: its block list, for the next delta,
+    // is hashed on the way
+    let block = (offset == 0 && up.size >= DELTA_MIN).then(|| block_size_for(up.size));
+    let (got, blocks) = {
         let _ = partial.file().seek(io::SeekFrom::End(0));
-        let mut w = WriteBehind::buffered(partial.file(), offset, up.size - offset);
-        transfer::receive(stream, &mut w, up.size - offset, ctx, &mut |_| {}, &|| {
+        let w = WriteBehind::buffered(partial.file(), offset, up.size - offset);
+        let mut w = blockcache::Hashing::new(w, block);
+        let got = transfer::receive(stream, &mut w, up.size - offset, ctx, &mut |_| {}, &|| {
             false
-        })?
+        })?;
+        (got, block.map(|_| w.finish()))
     };
     if got.sender_sha.is_none() && got.local_error.is_none() && !got.discard {
         // cancelled: the partial stays for a resume
@@ -574,6 +580,7 @@ fn put_resumable(
     };
     finish_partial(&mut partial, up.mtime_ns, up.mode);
     log_received(session, peer, up.path, got.bytes, started);
+    let committed = partial.file().try_clone().ok();
     let held = Held {
         partial,
         target,
@@ -581,6 +588,11 @@ fn put_resumable(
         sha,
     };
     let o = outcome(commit_now(session, held, up.durable));
+    if let (Ok(_), Some(block), Some(list), Some(f)) = (&o, block, blocks, committed)
+        && let Ok(st) = sys::lstatat(f.as_fd(), c"")
+    {
+        blockcache::store(session.sandbox().root_fd(), &st, block, &list);
+    }
     reply(stream, session, o)
 }
 

@@ -8,7 +8,8 @@
 //! round trip; 100 concurrent clients; the server's peak RSS. The server is the real
 //! `fos-server` binary, so its RSS is its own. Then the Python tool's protocol, through
 //! the repo's Python client peer against fos-server and the Python server peer.
-//! `FOS_BENCH_MIB` shrinks the big transfers for a quick look.
+//! `FOS_BENCH_MIB` shrinks the big transfers for a quick look. Last come the sync
+//! scenarios (see `sync_bench`), beside rsync and Unison under `make bench-peers`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -18,6 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
+
+mod sync_bench;
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
@@ -694,5 +697,7 @@ fn main() {
             "(sftp rows: run `make bench-peers`, which starts a private sshd on 127.0.0.1)"
         ),
     }
+    let peers = std::env::var("FOS_BENCH_SFTP").ok();
+    sync_bench::rows(&dir, &users, peers.as_deref(), &row);
     let _ = std::fs::remove_dir_all(&dir);
 }
