@@ -117,7 +117,8 @@ impl Shell {
             },
         );
         bar.clear();
-        let stats = stats?;
+        // a run that stopped part way may leave replies unread: start afresh next time
+        let stats = stats.inspect_err(|_| self.remote = None)?;
         if !quiet {
             let _ = writeln!(out, "{}", stats.summary());
         }
