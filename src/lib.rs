@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod delta;
 pub mod discovery;
 pub mod error;
 pub mod glob;

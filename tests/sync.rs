@@ -393,6 +393,16 @@ fn pull_scenarios_with_changes_made_directly_in_the_storage() {
     );
     assert_identical(&src, &local);
 
+    // d. one byte changed in the large file on the server: a delta comes down
+    let img = src.join("big/disk.img");
+    let mut data = fs::read(&img).unwrap();
+    data[3 << 20] ^= 1;
+    write_at(&img, &data, 1_800_000_100);
+    let out = env.sync("pull /src local/copy", true);
+    assert!(out.contains("> big/disk.img"), "{out}");
+    assert!(wire_bytes(&out) < 512 << 10, "{out}");
+    assert_identical(&src, &local);
+
     // e. a directory renamed in the storage: one local rename (the server's hash
     // cache knows the moved files by inode)
     let _ = env.sync("pull --checksum /src local/copy", true);

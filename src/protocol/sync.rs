@@ -138,7 +138,23 @@ pub enum SyncRequest {
         /// No durability needed before the reply.
         no_fsync: bool,
     },
+    /// Some blocks of a file (for a delta download): `Ok [size]`, then the blocks as
+    /// `Data` frames (an 8-byte big-endian offset, then the bytes) and `End` with the
+    /// whole file's SHA-256. The file must still have `expect`'s content.
+    Fetch {
+        /// Remote path.
+        path: String,
+        /// The SHA-256 the file must have (or [`Expect::Any`]).
+        expect: Expect,
+        /// Block size.
+        block: u64,
+        /// The blocks wanted, by index, increasing.
+        blocks: Vec<u32>,
+    },
 }
+
+/// Most blocks one `fetch` may ask for.
+pub const MAX_FETCH: usize = 65_536;
 
 /// Smallest and largest block size a `blocks` request may ask for.
 pub const BLOCK_RANGE: (u64, u64) = (64 << 10, 64 << 20);
@@ -167,12 +183,29 @@ impl SyncRequest {
             SyncRequest::Flush => "cflush",
             SyncRequest::Blocks { .. } => "blocks",
             SyncRequest::Patch { .. } => "cpatch",
+            SyncRequest::Fetch { .. } => "fetch",
         }
     }
 
     /// The request as fields (the payload of a `Request` frame).
     pub fn encode(&self) -> Vec<u8> {
         let verb = self.verb().to_string();
+        if let SyncRequest::Fetch {
+            path,
+            expect,
+            block,
+            blocks,
+        } = self
+        {
+            let list: Vec<u8> = blocks.iter().flat_map(|b| b.to_be_bytes()).collect();
+            return encode_fields(&[
+                verb.as_bytes(),
+                path.as_bytes(),
+                expect.encode().as_bytes(),
+                block.to_string().as_bytes(),
+                &list,
+            ]);
+        }
         let fields: Vec<String> = match self {
             SyncRequest::Manifest { path, hashes } => {
                 let h = match hashes {
@@ -224,6 +257,7 @@ impl SyncRequest {
                 expect.encode(),
                 flags(false, *no_fsync),
             ],
+            SyncRequest::Fetch { .. } => Vec::new(), // encoded above
         };
         encode_fields(&fields)
     }
@@ -324,6 +358,29 @@ impl SyncRequest {
                     block,
                     expect: Expect::decode(args[5])?,
                     no_fsync,
+                }
+            }
+            "fetch" => {
+                arity(4)?;
+                let block = number(args[2], "block size")?;
+                if !block_size_ok(block)
+                    || !args[3].len().is_multiple_of(4)
+                    || args[3].len() > MAX_FETCH * 4
+                {
+                    return Err(Error::BadRequest("bad block list".into()));
+                }
+                let blocks: Vec<u32> = args[3]
+                    .chunks_exact(4)
+                    .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                if blocks.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err(Error::BadRequest("blocks must be listed in order".into()));
+                }
+                SyncRequest::Fetch {
+                    path: path(0)?,
+                    expect: Expect::decode(args[1])?,
+                    block,
+                    blocks,
                 }
             }
             _ => return Ok(None),
@@ -504,6 +561,12 @@ mod tests {
             path: "big".into(),
             block: 1 << 20,
         });
+        round(SyncRequest::Fetch {
+            path: "big".into(),
+            expect: Expect::Sha([3; 32]),
+            block: 1 << 16,
+            blocks: vec![0, 7, 70_000],
+        });
         round(SyncRequest::Patch {
             path: "big".into(),
             size: 9 << 20,
@@ -528,6 +591,8 @@ mod tests {
             &["cmv", "a", "b"],
             &["blocks", "a", "1000"],
             &["cpatch", "a", "1", "0", "644", "65536", "-", "r"],
+            &["fetch", "a", "*", "65536", "abc"],
+            &["fetch", "a", "*", "1000", ""],
         ];
         for fields in bad {
             assert!(

@@ -25,7 +25,7 @@ use super::session::{Failure, Session};
 use super::syncops::{self, Upload};
 use crate::log::{Level, escape};
 use crate::protocol::command::hex;
-use crate::protocol::frame::{Kind, read_frame};
+use crate::protocol::frame::{Kind, encode_fields, write_frame};
 use crate::protocol::sync::{BLOCK_HASH, Expect, block_hash};
 use crate::protocol::{self, ErrorCode};
 use crate::sys;
@@ -33,10 +33,6 @@ use crate::transfer;
 
 /// Most blocks a `blocks` reply lists (its hashes fit one frame).
 const MAX_BLOCKS: u64 = 60_000;
-/// Bytes read at a time when hashing or copying.
-const CHUNK: usize = 256 << 10;
-/// Bytes copied from the old file before they are hashed.
-const STEP: u64 = 8 << 20;
 
 fn refused(code: ErrorCode, msg: &str) -> Failure {
     Failure::Refused(code, msg.to_string())
@@ -107,177 +103,53 @@ fn open_regular(
     Ok((File::from(fd), st))
 }
 
-/// The ranges received, as sorted, merged `(start, end)` pairs.
-fn merge(mut r: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
-    r.sort_unstable();
-    let mut out: Vec<(u64, u64)> = Vec::with_capacity(r.len());
-    for (a, b) in r {
-        match out.last_mut() {
-            Some(last) if a <= last.1 => last.1 = last.1.max(b),
-            _ => out.push((a, b)),
+/// `fetch path expect block-size blocks`: the blocks asked for, then the whole file's
+/// SHA-256 (the client builds the new version from them and its old one, and checks
+/// that hash).
+pub(super) fn fetch(
+    stream: &mut Tls,
+    session: &mut Session,
+    path: &str,
+    expect: Expect,
+    block: u64,
+    blocks: &[u32],
+) -> Result<(), protocol::Error> {
+    let prepared = (|| {
+        let target = session.path(path)?;
+        let (sb, state) = session.sync_parts();
+        let (dir, name) = sb.open_parent(&target)?;
+        let (file, st) = open_regular(dir.as_fd(), &name)?;
+        let sha = hashcache::current_sha(&mut state.cache, sb.root_fd(), dir.as_fd(), &name)?
+            .ok_or_else(|| refused(ErrorCode::Changed, "the file is changing"))?;
+        if matches!(expect, Expect::Sha(want) if want != sha) {
+            return Err(refused(
+                ErrorCode::Changed,
+                "the file changed since it was listed",
+            ));
         }
-    }
-    out
-}
-
-/// Copies `len` bytes at `off` of `src` to the same offset of `dst`, in the kernel
-/// where it can.
-fn copy_range(src: &File, dst: &File, off: u64, len: u64) -> io::Result<()> {
-    let mut done = 0u64;
-    let mut kernel = true;
-    let mut buf = Vec::new();
-    while done < len {
-        let want = (len - done).min(1 << 30) as usize;
-        if kernel {
-            match sys::copy_file_range(src.as_fd(), off + done, dst.as_fd(), off + done, want) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the old file is shorter than the delta needs",
-                    ));
-                }
-                Ok(n) => {
-                    done += n as u64;
-                    continue;
-                }
-                Err(e)
-                    if matches!(
-                        e.raw_os_error(),
-                        Some(sys::errno::ENOSYS)
-                            | Some(sys::errno::EXDEV)
-                            | Some(sys::errno::EINVAL)
-                            | Some(sys::errno::EOPNOTSUPP)
-                    ) =>
-                {
-                    kernel = false;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        buf.resize(CHUNK, 0);
-        let n = want.min(CHUNK);
-        src.read_exact_at(&mut buf[..n], off + done)?;
-        dst.write_all_at(&buf[..n], off + done)?;
-        done += n as u64;
-    }
-    Ok(())
-}
-
-/// Fills every range of `new` not in `received` (sorted, merged) from `old` at the
-/// same offset, and returns the SHA-256 of the whole new file. The hash is taken in
-/// file order from the bytes each range comes from (the old file's for a copied
-/// range, which the copy leaves identical), on a thread of its own, so the new file
-/// is never read back.
-fn build(old: &File, new: &File, received: &[(u64, u64)], size: u64) -> Result<[u8; 32], Failure> {
-    let missing = |e: io::Error| {
-        if e.kind() == io::ErrorKind::UnexpectedEof {
-            refused(
+        if blocks
+            .last()
+            .is_some_and(|&b| u64::from(b) * block >= st.size)
+        {
+            return Err(refused(
                 ErrorCode::Invalid,
-                "the patch leaves a range the old file does not have",
-            )
-        } else {
-            Failure::from(e)
+                "a block past the end of the file",
+            ));
         }
+        Ok((file, st, sha))
+    })();
+    let (file, st, sha) = match prepared {
+        Ok(p) => p,
+        Err(f) => return syncops::reply(stream, session, syncops::outcome(Err(f))),
     };
-    std::thread::scope(|s| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-        let hasher = s.spawn(move || {
-            let mut ctx = transfer::sha();
-            for b in rx {
-                ctx.update(&b);
-            }
-            transfer::finish(ctx)
-        });
-        let feed = |from: &File, off: u64, len: u64| -> io::Result<()> {
-            let mut at = off;
-            while at < off + len {
-                let n = (off + len - at).min(CHUNK as u64) as usize;
-                let mut buf = vec![0u8; n];
-                from.read_exact_at(&mut buf, at)?;
-                tx.send(buf)
-                    .map_err(|_| io::Error::other("the hashing thread failed"))?;
-                at += n as u64;
-            }
-            Ok(())
-        };
-        let mut at = 0u64;
-        let mut result: Result<(), Failure> = Ok(());
-        'ranges: for &(a, b) in received.iter().chain(&[(size, size)]) {
-            // a piece at a time, so that hashing one overlaps copying the next
-            let mut c = at;
-            while c < a {
-                let n = (a - c).min(STEP);
-                if let Err(e) = copy_range(old, new, c, n).and_then(|()| feed(old, c, n)) {
-                    result = Err(missing(e));
-                    break 'ranges;
-                }
-                c += n;
-            }
-            if b > a
-                && let Err(e) = feed(new, a, b - a)
-            {
-                result = Err(Failure::from(e));
-                break;
-            }
-            at = at.max(b);
-        }
-        drop(tx);
-        let sha = hasher
-            .join()
-            .map_err(|_| Failure::from(io::Error::other("the hashing thread failed")))?;
-        result.map(|()| sha)
-    })
-}
-
-/// What a patch's stream brought: the ranges written, the sender's SHA-256 (`None`:
-/// it aborted) and the first local failure.
-type Ranges = (Vec<(u64, u64)>, Option<[u8; 32]>, Option<Failure>);
-
-/// Receives a patch's ranges into `file` (an empty partial of the new size): returns
-/// the ranges written and the sender's SHA-256 (`None`: it aborted). A local failure
-/// is kept and the stream still read to its end, so the session stays in step.
-fn receive_ranges(stream: &mut Tls, file: &File, size: u64) -> Result<Ranges, protocol::Error> {
-    let mut buf = Vec::new();
-    let mut ranges = Vec::new();
-    let mut failure = None;
-    let mut received = 0u64;
-    loop {
-        match read_frame(stream, &mut buf)? {
-            Kind::Data => {
-                if failure.is_some() {
-                    continue;
-                }
-                let Some((head, data)) = buf.split_first_chunk::<8>() else {
-                    failure = Some(refused(
-                        ErrorCode::Invalid,
-                        "a patch frame without its offset",
-                    ));
-                    continue;
-                };
-                let off = u64::from_be_bytes(*head);
-                let end = off.checked_add(data.len() as u64).filter(|&e| e <= size);
-                received += data.len() as u64;
-                match end {
-                    Some(end) if received <= size => match file.write_all_at(data, off) {
-                        Ok(()) => ranges.push((off, end)),
-                        Err(e) => failure = Some(Failure::from(e)),
-                    },
-                    _ => {
-                        failure = Some(refused(
-                            ErrorCode::Invalid,
-                            "patch data beyond the announced size",
-                        ))
-                    }
-                }
-            }
-            Kind::End => {
-                let sha = <[u8; 32]>::try_from(&buf[..]).map_err(|_| protocol::Error::BadFields)?;
-                return Ok((ranges, Some(sha), failure));
-            }
-            Kind::Abort => return Ok((ranges, None, failure)),
-            other => return Err(protocol::Error::Unexpected(other)),
-        }
-    }
+    write_frame(
+        stream,
+        Kind::Ok,
+        &encode_fields(&[st.size.to_string().as_bytes()]),
+    )?;
+    let list: Vec<u64> = blocks.iter().map(|&b| u64::from(b)).collect();
+    crate::delta::send_blocks(stream, &file, st.size, block, &list, &sha)?;
+    Ok(())
 }
 
 /// `cpatch path size mtime-ns mode block-size expect flags`: the ranges follow at once.
@@ -316,13 +188,17 @@ pub(super) fn patch(
     };
     let (ranges, sender, failure) = {
         let file = partial.file();
-        receive_ranges(stream, file, up.size)?
+        crate::delta::receive_ranges(stream, file, up.size)?
     };
-    let changed = merge(ranges);
+    let changed = crate::delta::merge(ranges);
     let old_stat = sys::lstatat(old.as_fd(), c"").ok();
     let built = (|| {
-        if let Some(f) = failure {
-            return Err(f);
+        match failure {
+            Some(crate::delta::RangeError::Write(e)) => return Err(Failure::from(e)),
+            Some(crate::delta::RangeError::Invalid(why)) => {
+                return Err(refused(ErrorCode::Invalid, why));
+            }
+            None => {}
         }
         let Some(sender) = sender else {
             return Err(refused(
@@ -332,7 +208,16 @@ pub(super) fn patch(
         };
         let file = partial.file().try_clone()?;
         file.set_len(up.size)?;
-        let ours = build(&old, &file, &changed, up.size)?;
+        let ours = crate::delta::build(&old, &file, &changed, up.size).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                refused(
+                    ErrorCode::Invalid,
+                    "the patch leaves a range the old file does not have",
+                )
+            } else {
+                Failure::from(e)
+            }
+        })?;
         if ours != sender {
             return Err(refused(
                 ErrorCode::Integrity,
@@ -411,46 +296,4 @@ fn new_block_list(
         }
     }
     Some(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges_merge() {
-        assert_eq!(
-            merge(vec![(5, 9), (0, 2), (2, 3), (8, 12)]),
-            vec![(0, 3), (5, 12)]
-        );
-        assert!(merge(vec![]).is_empty());
-    }
-
-    #[test]
-    fn ranges_copy_across_files() {
-        let t = crate::testutil::TempDir::new();
-        let a = t.path().join("a");
-        std::fs::write(&a, (0..=255u8).cycle().take(3 << 20).collect::<Vec<_>>()).unwrap();
-        let src = File::open(&a).unwrap();
-        let dst = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(t.path().join("b"))
-            .unwrap();
-        dst.set_len(3 << 20).unwrap();
-        copy_range(&src, &dst, 1000, (2 << 20) + 5).unwrap();
-        let b = std::fs::read(t.path().join("b")).unwrap();
-        let a = std::fs::read(&a).unwrap();
-        assert_eq!(
-            &b[1000..1000 + (2 << 20) + 5],
-            &a[1000..1000 + (2 << 20) + 5]
-        );
-        assert!(b[..1000].iter().all(|&x| x == 0));
-        assert!(
-            copy_range(&src, &dst, (3 << 20) - 10, 20).is_err(),
-            "past the end"
-        );
-    }
 }

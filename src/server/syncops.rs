@@ -157,6 +157,15 @@ pub(super) fn handle(
             let o = outcome(rmdir(session, &path));
             reply(stream, session, o)
         }
+        SyncRequest::Fetch {
+            path,
+            expect,
+            block,
+            blocks,
+        } => {
+            flush(stream, session)?;
+            super::delta::fetch(stream, session, &path, expect, block, &blocks)
+        }
         SyncRequest::Blocks { path, block } => {
             flush(stream, session)?;
             super::delta::blocks(stream, session, &path, block)

@@ -529,7 +529,7 @@ impl<'a> Apply<'a> {
             block,
         }))?;
         self.n.flush()?;
-        let local = super::delta::hash_blocks(&mut file, st.size, block);
+        let local = super::delta::hash_blocks(&mut file, st.size, block, true);
         let fields = match self.n.read_reply() {
             Ok(f) => f,
             Err(Error::Remote(ErrorCode::Changed | ErrorCode::NotFound, _)) => {
@@ -552,6 +552,7 @@ impl<'a> Apply<'a> {
             return Ok(false);
         }
         let (ours, sha) = local?;
+        let sha = sha.ok_or_else(|| Error::Local("no whole-file hash".into()))?;
         let changed = super::delta::changed_blocks(&ours, field(3));
         if changed.len() as u64 * block * 2 > st.size {
             return Ok(false); // most of it differs: a whole-file transfer is cheaper
@@ -566,7 +567,7 @@ impl<'a> Apply<'a> {
             no_fsync: !self.fsync,
         };
         self.n.send_only(&Request::Sync(req))?;
-        super::delta::send_blocks(self.n.stream(), &file, st.size, block, &changed, &sha)
+        crate::delta::send_blocks(self.n.stream(), &file, st.size, block, &changed, &sha)
             .map_err(|e| Error::Protocol(e.into()))?;
         self.progress.bytes_done += st.size;
         let r = self.n.read_reply();
@@ -699,9 +700,18 @@ impl<'a> Apply<'a> {
     // ---- downloads ---------------------------------------------------------------
 
     fn get(&mut self, k: usize) -> Result<(), Error> {
-        let Op::Copy { from, src, .. } = &self.ops[k] else {
+        let Op::Copy {
+            from, src, expect, ..
+        } = &self.ops[k]
+        else {
             return Ok(());
         };
+        if src.size >= DELTA_MIN && matches!(expect, Cond::File { stat: Some(_), .. }) {
+            self.drain()?;
+            if self.get_delta(k)? {
+                return Ok(());
+            }
+        }
         if src.size >= BIG {
             // alone and resumable: a partial kept by an interrupted run continues
             self.drain()?;
@@ -752,6 +762,116 @@ impl<'a> Apply<'a> {
                 Ok(())
             }
         }
+    }
+
+    /// Receives a large file as a delta against the local version (the one the plan
+    /// saw): only the blocks that differ come, the rest is taken from the old file,
+    /// and the whole file's SHA-256 is checked. `Ok(false)`: not worth it or not
+    /// possible, fetch it whole.
+    fn get_delta(&mut self, k: usize) -> Result<bool, Error> {
+        let Op::Copy {
+            path,
+            from,
+            src,
+            expect: Cond::File {
+                stat: Some(want), ..
+            },
+            ..
+        } = &self.ops[k]
+        else {
+            return Ok(false);
+        };
+        let Ok((mut old, st)) = self.local.open_read(path) else {
+            return Ok(false);
+        };
+        if StatKey::of(&st) != *want {
+            self.changed(k, Side::Local);
+            return Ok(true);
+        }
+        let block = block_size_for(src.size);
+        let remote = self.rpath(from);
+        // the server makes its block list while this side hashes its old file
+        self.n.send_only(&Request::Sync(SyncRequest::Blocks {
+            path: remote.clone(),
+            block,
+        }))?;
+        self.n.flush()?;
+        let ours = super::delta::hash_blocks(&mut old, st.size, block, false);
+        let fields = match self.n.read_reply() {
+            Ok(f) => f,
+            Err(Error::Remote(ErrorCode::Changed | ErrorCode::NotFound, _)) => {
+                self.changed(k, Side::Remote);
+                return Ok(true);
+            }
+            Err(Error::Remote(..)) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let field = |i: usize| fields.get(i).map(Vec::as_slice).unwrap_or_default();
+        let num = |i: usize| std::str::from_utf8(field(i)).ok()?.parse::<u64>().ok();
+        let (Some(size), Some(their_block), Some(whole)) =
+            (num(0), num(1), crate::protocol::command::unhex32(field(2)))
+        else {
+            return Ok(false);
+        };
+        if size != src.size || src.sha.is_some_and(|s| s != whole) {
+            self.changed(k, Side::Remote);
+            return Ok(true);
+        }
+        let (ours, _) = ours?;
+        let theirs = field(3);
+        if their_block != block || theirs.len() as u64 != size.div_ceil(block) * 16 {
+            return Ok(false);
+        }
+        let wanted: Vec<u32> = (0..size.div_ceil(block) as usize)
+            .filter(|&i| ours.get(i).map(|h| &h[..]) != theirs.get(i * 16..(i + 1) * 16))
+            .map(|i| i as u32)
+            .collect();
+        if wanted.len() as u64 * block * 2 > size {
+            return Ok(false);
+        }
+        let mut partial = match self.local.partial(path, false) {
+            Ok(p) => p,
+            Err(e) => {
+                self.fail(k, &format!("cannot write here: {e}"));
+                return Ok(true);
+            }
+        };
+        self.n.send_only(&Request::Sync(SyncRequest::Fetch {
+            path: remote,
+            expect: Expect::Sha(whole),
+            block,
+            blocks: wanted,
+        }))?;
+        self.n.flush()?;
+        match self.n.read_reply() {
+            Ok(_) => {}
+            Err(Error::Remote(ErrorCode::Changed | ErrorCode::NotFound, _)) => {
+                self.changed(k, Side::Remote);
+                return Ok(true);
+            }
+            Err(Error::Remote(..)) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        let file = partial.file().try_clone()?;
+        let (ranges, sender, failure) = crate::delta::receive_ranges(self.n.stream(), &file, size)?;
+        if failure.is_some() || sender != Some(whole) {
+            return Ok(false);
+        }
+        file.set_len(size)?;
+        match crate::delta::build(&old, &file, &crate::delta::merge(ranges), size) {
+            Ok(sha) if sha == whole => {}
+            // not what the server has: fetch it whole
+            _ => return Ok(false),
+        }
+        partial.finish(src.mtime_ns, src.mode);
+        self.progress.bytes_done += size;
+        self.held.push(HeldGet {
+            k,
+            partial,
+            sha: whole,
+        });
+        self.commit_held()?;
+        Ok(true)
     }
 
     fn get_resumable(&mut self, k: usize) -> Result<(), Error> {

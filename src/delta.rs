@@ -1,0 +1,292 @@
+//! Block deltas, both directions: the receiver of a delta builds the new version of a
+//! file in a partial from the ranges it is sent plus the unchanged ranges of its old
+//! version, and checks the whole file's SHA-256 before it is renamed into place.
+//!
+//! On the wire a delta's content is `Data` frames of an 8-byte big-endian offset and
+//! the bytes there, then `End` with the SHA-256 of the whole new file. The server uses
+//! this to apply an upload (`cpatch`), the client to apply a download (`fetch`); who
+//! decides which blocks differ is up to the caller (block hashes, see
+//! [`crate::protocol::sync::block_hash`]).
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
+
+use crate::protocol::frame::{self, Kind, write_frame};
+use crate::sys;
+use crate::transfer;
+
+/// Bytes read at a time when hashing or copying.
+const CHUNK: usize = 256 << 10;
+/// Bytes copied from the old file before they are hashed.
+const STEP: u64 = 8 << 20;
+/// Bytes of file content per `Data` frame of a delta (after its 8-byte offset).
+const FRAME: usize = 256 << 10;
+
+/// Why the ranges of a delta could not all be written.
+#[derive(Debug)]
+pub enum RangeError {
+    /// Writing the partial failed.
+    Write(io::Error),
+    /// The stream was malformed (kept reading to its end).
+    Invalid(&'static str),
+}
+
+/// The ranges received, as sorted, merged `(start, end)` pairs.
+pub fn merge(mut r: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    r.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(r.len());
+    for (a, b) in r {
+        match out.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+/// Copies `len` bytes at `off` of `src` to the same offset of `dst`, in the kernel
+/// where it can.
+pub fn copy_range(src: &File, dst: &File, off: u64, len: u64) -> io::Result<()> {
+    let mut done = 0u64;
+    let mut kernel = true;
+    let mut buf = Vec::new();
+    while done < len {
+        let want = (len - done).min(1 << 30) as usize;
+        if kernel {
+            match sys::copy_file_range(src.as_fd(), off + done, dst.as_fd(), off + done, want) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the old file is shorter than the delta needs",
+                    ));
+                }
+                Ok(n) => {
+                    done += n as u64;
+                    continue;
+                }
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(sys::errno::ENOSYS)
+                            | Some(sys::errno::EXDEV)
+                            | Some(sys::errno::EINVAL)
+                            | Some(sys::errno::EOPNOTSUPP)
+                    ) =>
+                {
+                    kernel = false;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        buf.resize(CHUNK, 0);
+        let n = want.min(CHUNK);
+        src.read_exact_at(&mut buf[..n], off + done)?;
+        dst.write_all_at(&buf[..n], off + done)?;
+        done += n as u64;
+    }
+    Ok(())
+}
+
+/// Fills every range of `new` not in `received` (sorted, merged) from `old` at the
+/// same offset, and returns the SHA-256 of the whole new file. The hash is taken in
+/// file order from the bytes each range comes from (the old file's for a copied
+/// range, which the copy leaves identical), on a thread of its own, so the new file
+/// is never read back.
+///
+/// A range the old file does not have is an [`io::ErrorKind::UnexpectedEof`] error.
+pub fn build(old: &File, new: &File, received: &[(u64, u64)], size: u64) -> io::Result<[u8; 32]> {
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let hasher = s.spawn(move || {
+            let mut ctx = transfer::sha();
+            for b in rx {
+                ctx.update(&b);
+            }
+            transfer::finish(ctx)
+        });
+        let feed = |from: &File, off: u64, len: u64| -> io::Result<()> {
+            let mut at = off;
+            while at < off + len {
+                let n = (off + len - at).min(CHUNK as u64) as usize;
+                let mut buf = vec![0u8; n];
+                from.read_exact_at(&mut buf, at)?;
+                tx.send(buf)
+                    .map_err(|_| io::Error::other("the hashing thread failed"))?;
+                at += n as u64;
+            }
+            Ok(())
+        };
+        let mut at = 0u64;
+        let mut result: io::Result<()> = Ok(());
+        'ranges: for &(a, b) in received.iter().chain(&[(size, size)]) {
+            // a piece at a time, so that hashing one overlaps copying the next
+            let mut c = at;
+            while c < a {
+                let n = (a - c).min(STEP);
+                if let Err(e) = copy_range(old, new, c, n).and_then(|()| feed(old, c, n)) {
+                    result = Err(e);
+                    break 'ranges;
+                }
+                c += n;
+            }
+            if b > a
+                && let Err(e) = feed(new, a, b - a)
+            {
+                result = Err(e);
+                break;
+            }
+            at = at.max(b);
+        }
+        drop(tx);
+        let sha = hasher
+            .join()
+            .map_err(|_| io::Error::other("the hashing thread failed"))?;
+        result.map(|()| sha)
+    })
+}
+
+/// What a delta's stream brought: the ranges written, the sender's SHA-256 (`None`:
+/// it aborted) and the first local failure.
+pub type Ranges = (Vec<(u64, u64)>, Option<[u8; 32]>, Option<RangeError>);
+
+/// Receives a patch's ranges into `file` (an empty partial of the new size): returns
+/// the ranges written and the sender's SHA-256 (`None`: it aborted). A local failure
+/// is kept and the stream still read to its end, so the session stays in step.
+pub fn receive_ranges(r: &mut impl Read, file: &File, size: u64) -> Result<Ranges, frame::Error> {
+    let mut buf = Vec::new();
+    let mut ranges = Vec::new();
+    let mut failure = None;
+    let mut received = 0u64;
+    loop {
+        match frame::read_frame(r, &mut buf)? {
+            Kind::Data => {
+                if failure.is_some() {
+                    continue;
+                }
+                let Some((head, data)) = buf.split_first_chunk::<8>() else {
+                    failure = Some(RangeError::Invalid("a range frame without its offset"));
+                    continue;
+                };
+                let off = u64::from_be_bytes(*head);
+                let end = off.checked_add(data.len() as u64).filter(|&e| e <= size);
+                received += data.len() as u64;
+                match end {
+                    Some(end) if received <= size => match file.write_all_at(data, off) {
+                        Ok(()) => ranges.push((off, end)),
+                        Err(e) => failure = Some(RangeError::Write(e)),
+                    },
+                    _ => failure = Some(RangeError::Invalid("data beyond the announced size")),
+                }
+            }
+            Kind::End => {
+                let sha = <[u8; 32]>::try_from(&buf[..]).map_err(|_| frame::Error::BadFields)?;
+                return Ok((ranges, Some(sha), failure));
+            }
+            Kind::Abort => return Ok((ranges, None, failure)),
+            other => return Err(frame::Error::Unexpected(other)),
+        }
+    }
+}
+
+/// Sends the given blocks of `file` as delta frames (offset, bytes), then `End` with
+/// `sha`. Returns the content bytes sent.
+pub fn send_blocks(
+    w: &mut impl Write,
+    file: &File,
+    size: u64,
+    block: u64,
+    blocks: &[u64],
+    sha: &[u8; 32],
+) -> io::Result<u64> {
+    let mut buf = vec![0u8; 8 + FRAME];
+    let mut sent = 0;
+    for &b in blocks {
+        let start = b * block;
+        let end = (start + block).min(size);
+        let mut off = start;
+        while off < end {
+            let n = ((end - off) as usize).min(FRAME);
+            buf[..8].copy_from_slice(&off.to_be_bytes());
+            file.read_exact_at(&mut buf[8..8 + n], off)?;
+            write_frame(w, Kind::Data, &buf[..8 + n])?;
+            off += n as u64;
+            sent += n as u64;
+        }
+    }
+    write_frame(w, Kind::End, sha)?;
+    w.flush()?;
+    Ok(sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_merge() {
+        assert_eq!(
+            merge(vec![(5, 9), (0, 2), (2, 3), (8, 12)]),
+            vec![(0, 3), (5, 12)]
+        );
+        assert!(merge(vec![]).is_empty());
+    }
+
+    #[test]
+    fn a_file_is_built_from_its_old_version_and_the_blocks_sent() {
+        let t = crate::testutil::TempDir::new();
+        let old_data: Vec<u8> = (0..=255u8).cycle().take(3 << 20).collect();
+        let mut new_data = old_data.clone();
+        new_data[100] ^= 1;
+        new_data[(2 << 20) + 7] ^= 1;
+        new_data.extend_from_slice(b"grown");
+        std::fs::write(t.path().join("old"), &old_data).unwrap();
+        std::fs::write(t.path().join("src"), &new_data).unwrap();
+        let src = File::open(t.path().join("src")).unwrap();
+        let block = 1 << 20;
+        let sha = transfer::finish({
+            let mut c = transfer::sha();
+            c.update(&new_data);
+            c
+        });
+        let mut wire = Vec::new();
+        send_blocks(
+            &mut wire,
+            &src,
+            new_data.len() as u64,
+            block,
+            &[0, 2, 3],
+            &sha,
+        )
+        .unwrap();
+        assert!(
+            wire.len() < (2 << 20) + 4096,
+            "two blocks and a short one, not three"
+        );
+        let new = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(t.path().join("new"))
+            .unwrap();
+        let (ranges, sender, failure) =
+            receive_ranges(&mut &wire[..], &new, new_data.len() as u64).unwrap();
+        assert!(failure.is_none());
+        assert_eq!(sender, Some(sha));
+        new.set_len(new_data.len() as u64).unwrap();
+        let old = File::open(t.path().join("old")).unwrap();
+        let built = build(&old, &new, &merge(ranges), new_data.len() as u64).unwrap();
+        assert_eq!(built, sha);
+        assert!(std::fs::read(t.path().join("new")).unwrap() == new_data);
+        // a block the old file lacks, not sent: refused
+        let short = File::options()
+            .write(true)
+            .read(true)
+            .open(t.path().join("new"))
+            .unwrap();
+        let e = build(&old, &short, &[], new_data.len() as u64).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+    }
+}
