@@ -125,7 +125,12 @@ pub fn build(old: &File, new: &File, received: &[(u64, u64)], size: u64) -> io::
             let mut c = at;
             while c < a {
                 let n = (a - c).min(STEP);
-                if let Err(e) = copy_range(old, new, c, n).and_then(|()| feed(old, c, n)) {
+                let step = copy_range(old, new, c, n).and_then(|()| feed(old, c, n));
+                // the old version is on its way out: its pages, read once, are
+                // recycled for the new one's (a fresh page costs more than a copy on
+                // some hosts)
+                let _ = sys::drop_cached(old.as_fd(), c, n);
+                if let Err(e) = step {
                     result = Err(e);
                     break 'ranges;
                 }

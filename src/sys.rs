@@ -1059,6 +1059,25 @@ fn sockaddr(addr: std::net::SocketAddr) -> (libc::sockaddr_storage, libc::sockle
     (storage, len as libc::socklen_t)
 }
 
+/// Asks the kernel to start reading a whole file into the page cache now, in the
+/// background (`POSIX_FADV_WILLNEED`): a file about to be read soon. Advice only.
+pub fn will_need(fd: BorrowedFd<'_>) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: posix_fadvise on a valid descriptor with integer arguments; it returns
+        // the error number instead of setting errno.
+        match unsafe { libc::posix_fadvise(fd.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED) } {
+            0 => Ok(()),
+            e => Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = fd;
+        Err(io::Error::from_raw_os_error(libc::ENOSYS))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
