@@ -276,9 +276,9 @@ mod tests {
         // just written behind: its last windows are still cached, and it is read behind
         let _ = std::fs::remove_file(&path);
         let mut out = std::fs::File::create(&path).unwrap();
-        let mut w = WriteBehind::new(&mut out, 0, src.len() as u64);
-        w.write_all(&src).unwrap();
-        drop(w);
+        WriteBehind::new(&mut out, 0, src.len() as u64)
+            .write_all(&src)
+            .unwrap();
         out.sync_all().unwrap();
         let file = std::fs::File::open(&path).unwrap();
         if cold {
