@@ -309,7 +309,7 @@ impl Shell {
             Ok(report) => {
                 let summary = format!("{}: {}", job.done, report.summary());
                 match job.summary_on_stderr {
-                    true if !self.opts.quiet => eprintln!("{summary}"),
+                    true if !self.opts.quiet => eprintln!("{}", escape(&summary)),
                     true => {}
                     false => self.say(&summary),
                 }
