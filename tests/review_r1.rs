@@ -4,7 +4,6 @@
 mod hostile;
 mod support;
 
-
 use fos::protocol::Request;
 use hostile::Hostile;
 use support::*;
@@ -14,7 +13,14 @@ const TITLE: &str = "\x1b]0;pwned\x07\x1b[2J";
 
 /// Runs `fos-client -c SCRIPT` against `server` in `cwd`.
 fn run_client(cwd: &std::path::Path, server: &str, script: &str) -> std::process::Output {
-    run(client_command(cwd, server, "u", "p", &cert(), &["-c", script]))
+    run(client_command(
+        cwd,
+        server,
+        "u",
+        "p",
+        &cert(),
+        &["-c", script],
+    ))
 }
 
 // issue 10 item 2: `get PATTERN -` names the file the server's glob chose in its
@@ -36,4 +42,62 @@ fn the_summary_of_a_wildcard_get_to_stdout_is_escaped() {
         !err.contains('\x1b') && !err.contains('\x07'),
         "the summary reached the terminal raw: {err:?}"
     );
+}
+
+fn cpu_time(pid: u32) -> std::time::Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // fields after the command name, which is in parentheses and may hold spaces
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    std::time::Duration::from_millis(ticks * 10)
+}
+
+// issue 10 item 8: each `..` multiplies the directories the next `*` lists, and a
+// listing (opened beneath the root, read, every entry stat'ed) was free in the
+// matching budget: one 316-byte pattern over 100 directories listed a 120-deep
+// directory 140 000 times (5 s of server CPU here) and was answered
+#[test]
+fn a_glob_that_multiplies_listings_with_dotdot_runs_out_of_budget() {
+    let fx = Fixture::new("r1-glob-fan");
+    let server = BinServer::start(&fx, &["-q"]);
+    let pid = server.child.id();
+    let mut s = raw_tls(server.addr);
+    login(&mut s);
+    s.get_ref()
+        .set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .unwrap();
+    let depth = 120;
+    let mut deep = fx.storage().join("u");
+    for _ in 0..depth {
+        deep = deep.join("a");
+    }
+    for i in 0..100 {
+        std::fs::create_dir_all(deep.join(format!("d{i:02}/s"))).unwrap();
+    }
+    // 100 directories, then 100 x 100 bases, then 13 rounds of 10 000 listings
+    let pattern = format!("{}*/../*/*/..{}", "a/".repeat(depth), "/*/..".repeat(13));
+    assert!(pattern.len() < 400 && fos::glob::check(&pattern).is_ok());
+    let before = cpu_time(pid);
+    let (kind, fields) = request(&mut s, &Request::Glob(pattern));
+    let used = cpu_time(pid).saturating_sub(before);
+    eprintln!("glob: {used:?} of server CPU");
+    assert_eq!(
+        kind,
+        fos::protocol::frame::Kind::Error,
+        "{} matches",
+        fields.len()
+    );
+    assert!(
+        String::from_utf8_lossy(&fields[1]).contains("too costly"),
+        "{:?}",
+        String::from_utf8_lossy(&fields[1])
+    );
+    // a plain two-level glob over the same directories is still answered
+    let (kind, fields) = request(
+        &mut s,
+        &Request::Glob(format!("{}d*/s", "a/".repeat(depth))),
+    );
+    assert_eq!(kind, fos::protocol::frame::Kind::Ok);
+    assert_eq!(fields.len(), 100);
 }
