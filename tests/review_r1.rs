@@ -101,3 +101,63 @@ fn a_glob_that_multiplies_listings_with_dotdot_runs_out_of_budget() {
     assert_eq!(kind, fos::protocol::frame::Kind::Ok);
     assert_eq!(fields.len(), 100);
 }
+
+/// The client's resident memory now (KiB), if it is still running.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+// issue 10 item 3: `get -r` bounded the entries its held listings have, not their
+// bytes: every level kept its whole listing (up to 32 MiB) while it descended, so 31
+// names of 1 MB per level, 128 levels deep, came to 4 GB. Here 12 levels: 370 MB.
+#[test]
+fn get_r_does_not_hold_every_level_of_huge_names_while_it_descends() {
+    use fos::protocol::frame::{Kind, encode_fields};
+    const LEVELS: usize = 12;
+    let tmp = TempDir::new("r1-held");
+    let server = Hostile::native(|req, w| match req {
+        Request::Ls(Some(p)) => {
+            w.ok(&[])?;
+            if p.matches('/').count() < LEVELS {
+                w.frame(Kind::List, &encode_fields(&[hostile::dir("d").encode()]))?;
+                for i in 0..30u8 {
+                    let mut name = vec![b'n'; 1_000_000];
+                    name[0] = b'a' + i;
+                    let entry = hostile::file(&name, 1).encode();
+                    w.frame(Kind::List, &encode_fields(&[&entry[..]]))?;
+                }
+            }
+            w.frame(Kind::List, &[])
+        }
+        _ => w.err("invalid", b"no"),
+    });
+    let mut child = client_command(
+        tmp.path(),
+        &server.server_arg(),
+        "u",
+        "p",
+        &cert(),
+        &["-c", "get -r top"],
+    )
+    // each refusal names its 1 MB entry: nobody reads that here
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let pid = child.id();
+    let mut peak = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        peak = peak.max(rss_kib(pid).unwrap_or(0));
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let out = wait_with_deadline(child, std::time::Duration::from_secs(5));
+    assert_eq!(out.status.code(), Some(1), "the entries were refused");
+    assert!(
+        tmp.path().join("top").join("d/".repeat(LEVELS)).is_dir(),
+        "the tree of directories was made"
+    );
+    eprintln!("peak RSS {} MiB", peak >> 10);
+    assert!(peak < 150 << 10, "the client grew to {} MiB", peak >> 10);
+}
