@@ -161,3 +161,34 @@ fn get_r_does_not_hold_every_level_of_huge_names_while_it_descends() {
     eprintln!("peak RSS {} MiB", peak >> 10);
     assert!(peak < 150 << 10, "the client grew to {} MiB", peak >> 10);
 }
+
+// issue 10 item 4: `reget` (and every automatic retry, which resumes) reopened any
+// regular file at the partial's name, whoever owned it: in a directory others can
+// write to, a `.NAME.fos-partial` planted by another user (mode 0666) got the whole
+// download written into it and was renamed into place, still theirs to read and change
+#[test]
+fn reget_does_not_continue_a_partial_that_another_user_owns() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let tmp = TempDir::new("r1-foreign-partial");
+    let partial = tmp.path().join(".f.fos-partial");
+    std::fs::write(&partial, b"planted").unwrap();
+    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o666)).unwrap();
+    // another user's file: only root can make one here
+    if std::os::unix::fs::chown(&partial, Some(65534), Some(65534)).is_err() {
+        eprintln!("skipped: not root, cannot plant another user's file");
+        return;
+    }
+    let server = Hostile::native(|req, w| match req {
+        // what the partial holds is not the start of the file: start over
+        Request::Get { offset, .. } if *offset > 0 => w.err("integrity", b"no"),
+        Request::Get { .. } => w.file(b"the secret content"),
+        _ => w.err("invalid", b"no"),
+    });
+    let out = run_client(tmp.path(), &server.server_arg(), "reget f");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let got = tmp.path().join("f");
+    assert_eq!(std::fs::read(&got).unwrap(), b"the secret content");
+    let md = std::fs::metadata(&got).unwrap();
+    assert_eq!(md.uid(), 0, "the download is the other user's file");
+    assert_eq!(md.mode() & 0o077, 0, "mode {:o}", md.mode());
+}
