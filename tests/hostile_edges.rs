@@ -1,5 +1,6 @@
-//! Review r1 of issue 10's fixes: hostile inputs that still got past them, one test
-//! per hole (each names the issue item it belongs to).
+//! Hostile inputs at the edges of the trust rules: a wildcard download to standard
+//! output, a glob that fans out through `..`, listings that are large in bytes rather
+//! than in entries, and a partial download planted by another user.
 
 mod hostile;
 mod support;
@@ -23,11 +24,11 @@ fn run_client(cwd: &std::path::Path, server: &str, script: &str) -> std::process
     ))
 }
 
-// issue 10 item 2: `get PATTERN -` names the file the server's glob chose in its
+// `get PATTERN -` names the file the server's glob chose in its
 // summary on stderr, which was printed raw
 #[test]
 fn the_summary_of_a_wildcard_get_to_stdout_is_escaped() {
-    let tmp = TempDir::new("r1-esc-stdout");
+    let tmp = TempDir::new("edge-esc-stdout");
     let server = Hostile::native(|req, w| match req {
         Request::Glob(_) => w.ok(&[format!("/x{TITLE}").as_bytes()]),
         Request::Get { .. } => w.file(b"data"),
@@ -53,13 +54,13 @@ fn cpu_time(pid: u32) -> std::time::Duration {
     std::time::Duration::from_millis(ticks * 10)
 }
 
-// issue 10 item 8: each `..` multiplies the directories the next `*` lists, and a
+// each `..` multiplies the directories the next `*` lists, and a
 // listing (opened beneath the root, read, every entry stat'ed) was free in the
 // matching budget: one 316-byte pattern over 100 directories listed a 120-deep
 // directory 140 000 times (5 s of server CPU here) and was answered
 #[test]
 fn a_glob_that_multiplies_listings_with_dotdot_runs_out_of_budget() {
-    let fx = Fixture::new("r1-glob-fan");
+    let fx = Fixture::new("edge-glob-fan");
     let server = BinServer::start(&fx, &["-q"]);
     let pid = server.child.id();
     let mut s = raw_tls(server.addr);
@@ -109,14 +110,14 @@ fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-// issue 10 item 3: `get -r` bounded the entries its held listings have, not their
+// `get -r` bounded the entries its held listings have, not their
 // bytes: every level kept its whole listing (up to 32 MiB) while it descended, so 31
 // names of 1 MB per level, 128 levels deep, came to 4 GB. Here 12 levels: 370 MB.
 #[test]
 fn get_r_does_not_hold_every_level_of_huge_names_while_it_descends() {
     use fos::protocol::frame::{Kind, encode_fields};
     const LEVELS: usize = 12;
-    let tmp = TempDir::new("r1-held");
+    let tmp = TempDir::new("edge-held");
     let server = Hostile::native(|req, w| match req {
         Request::Ls(Some(p)) => {
             w.ok(&[])?;
@@ -162,14 +163,14 @@ fn get_r_does_not_hold_every_level_of_huge_names_while_it_descends() {
     assert!(peak < 150 << 10, "the client grew to {} MiB", peak >> 10);
 }
 
-// issue 10 item 4: `reget` (and every automatic retry, which resumes) reopened any
+// `reget` (and every automatic retry, which resumes) reopened any
 // regular file at the partial's name, whoever owned it: in a directory others can
 // write to, a `.NAME.fos-partial` planted by another user (mode 0666) got the whole
 // download written into it and was renamed into place, still theirs to read and change
 #[test]
 fn reget_does_not_continue_a_partial_that_another_user_owns() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let tmp = TempDir::new("r1-foreign-partial");
+    let tmp = TempDir::new("edge-foreign-partial");
     let partial = tmp.path().join(".f.fos-partial");
     std::fs::write(&partial, b"planted").unwrap();
     std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o666)).unwrap();
