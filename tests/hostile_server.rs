@@ -266,9 +266,9 @@ fn names_up_to_255_bytes_download_and_a_cut_partial_fits_too() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_same(&fs::read(local.join(&big)).unwrap(), &data, "reget");
     assert!(
-        !stdout(&out).contains("6.0 MiB in"),
+        !stderr(&out).contains("6.0 MiB in"),
         "it resumed: {}",
-        stdout(&out)
+        stderr(&out)
     );
     assert!(!partial.exists());
 }

@@ -23,7 +23,7 @@ Exit status:
   3  connection, TLS or certificate failure
   4  login refused (wrong credentials or throttled)
   5  server busy
-  130 Ctrl-C at a prompt";
+  130 Ctrl-C at a prompt, or twice within a second";
 
 fn options() -> getopts::Options {
     let mut o = getopts::Options::new();
@@ -183,6 +183,9 @@ fn main() -> ExitCode {
     inv.config.legacy = m.opt_present("legacy");
     inv.config.fsync = !m.opt_present("no-fsync");
     if let Some(t) = num!("timeout") {
+        if t == 0 {
+            return usage_error("--timeout: at least 1 second");
+        }
         inv.config.connect_timeout = Duration::from_secs(t);
     }
     inv.shell.quiet = m.opt_present("quiet");

@@ -122,6 +122,25 @@ pub fn split_host_port(s: &str, default_port: u16) -> Result<(String, u16), Erro
     }
 }
 
+/// The addresses to try for `host`: what the resolver says, and for `localhost` both
+/// loopback addresses, `::1` first, whatever `/etc/hosts` lists (many list only one,
+/// and a server may listen on the other).
+pub fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    if host.eq_ignore_ascii_case("localhost") {
+        addrs.push(SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), port));
+        addrs.push(SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), port));
+    }
+    match (host, port).to_socket_addrs() {
+        Ok(found) => addrs.extend(found),
+        Err(_) if !addrs.is_empty() => {}
+        Err(e) => return Err(Error::Connect(format!("cannot resolve {host}: {e}"))),
+    }
+    let mut seen = std::collections::HashSet::new();
+    addrs.retain(|a| seen.insert(*a));
+    Ok(addrs)
+}
+
 fn server_name_for(host: &str) -> Result<ServerName<'static>, Error> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(ServerName::IpAddress(ip.into()));
@@ -138,8 +157,12 @@ pub fn tls_connect(
     name: ServerName<'static>,
     timeout: Duration,
 ) -> Result<Tls, Error> {
-    let tcp = TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| Error::Connect(format!("cannot connect to {addr}: {e}")))?;
+    let tcp = TcpStream::connect_timeout(&addr, timeout).map_err(|e| {
+        Error::Connect(format!(
+            "cannot connect to {addr}: {}",
+            crate::error::io_text(&e)
+        ))
+    })?;
     handshake(tcp, tls, name, timeout)
 }
 
@@ -168,6 +191,15 @@ pub fn handshake(
                     return Err(Error::Certificate(format!(
                         "{addr}: the server's certificate is not the pinned one; refusing to connect \
                          (it presented SHA-256 fingerprint {fp})"
+                    )));
+                }
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) {
+                    return Err(Error::Connect(format!(
+                        "TLS handshake with {addr} timed out after {} s (--timeout)",
+                        timeout.as_secs_f64()
                     )));
                 }
                 return Err(Error::Connect(format!(
@@ -260,10 +292,7 @@ impl Remote {
         password: &str,
     ) -> Result<Remote, Error> {
         let (host, port) = split_host_port(server, DEFAULT_PORT)?;
-        let addrs: Vec<SocketAddr> = (host.as_str(), port)
-            .to_socket_addrs()
-            .map_err(|e| Error::Connect(format!("cannot resolve {host}: {e}")))?
-            .collect();
+        let addrs = resolve(&host, port)?;
         let trust = cfg.trust()?;
         if let Trust::Pinned(cert) = &trust {
             warn_if_expired(cert, &cfg.cert);
@@ -273,15 +302,26 @@ impl Remote {
             (Some(n), _) => server_name_for(n)?,
             (None, _) => server_name_for(&host)?,
         };
-        let mut last = Error::Connect(format!("{host} has no address"));
-        for addr in addrs {
-            match tls_connect(addr, Arc::clone(&tls), name.clone(), cfg.connect_timeout) {
+        let mut failures = Vec::new();
+        for addr in &addrs {
+            match tls_connect(*addr, Arc::clone(&tls), name.clone(), cfg.connect_timeout) {
                 Ok(stream) => return Remote::login(stream, tls, name, cfg, user, password),
                 Err(e @ Error::Certificate(_)) => return Err(e),
-                Err(e) => last = e,
+                Err(e) => failures.push(e),
             }
         }
-        Err(last)
+        Err(match failures.len() {
+            0 => Error::Connect(format!("{host} has no address")),
+            1 => failures.swap_remove(0),
+            // say what happened at each address (localhost: ::1 and 127.0.0.1)
+            _ => Error::Connect(
+                failures
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+        })
     }
 
     fn login(
@@ -833,6 +873,18 @@ mod tests {
         ] {
             assert!(split_host_port(bad, 5001).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn localhost_is_both_loopback_addresses() {
+        let addrs = resolve("LocalHost", 7).unwrap();
+        assert_eq!(addrs[0], "[::1]:7".parse::<SocketAddr>().unwrap());
+        assert!(addrs.contains(&"127.0.0.1:7".parse().unwrap()));
+        assert_eq!(addrs.len(), 2, "no address twice: {addrs:?}");
+        assert_eq!(
+            resolve("127.0.0.1", 7).unwrap(),
+            ["127.0.0.1:7".parse::<SocketAddr>().unwrap()]
+        );
     }
 
     #[test]

@@ -24,21 +24,28 @@ struct Help {
     about: &'static str,
 }
 
+/// The commands in the order `help` lists them: looking around, transfers, changes on
+/// the server, the local side, the session.
 const HELP: &[Help] = &[
-    Help {
-        name: "reget",
-        syntax: "reget remote [local]",
-        about: "Resume an interrupted download (the server checks the part already here); downloads the whole file if there is nothing to resume.",
-    },
-    Help {
-        name: "reput",
-        syntax: "reput local [remote]",
-        about: "Resume an interrupted upload of the same file (same size and time); uploads the whole file if there is nothing to resume.",
-    },
     Help {
         name: "ls",
         syntax: "ls [-l] [path]",
         about: "List a remote directory (or name a file). -l: type, size, modification time (UTC), name; directories first.",
+    },
+    Help {
+        name: "cd",
+        syntax: "cd [path]",
+        about: "Change the remote directory; without a path, to your root. `/` is your root; `..` never leaves it.",
+    },
+    Help {
+        name: "pwd",
+        syntax: "pwd",
+        about: "Show the remote directory (relative to your root).",
+    },
+    Help {
+        name: "stat",
+        syntax: "stat path",
+        about: "Show type, size and modification time of a remote path.",
     },
     Help {
         name: "cat",
@@ -56,9 +63,14 @@ const HELP: &[Help] = &[
         about: "Upload a file; by default into the remote current directory under its local name. Wildcards (* ? [...]) expand locally. -n: never replace a remote file. -r: a whole directory. `put - NAME` uploads standard input (with -c); a pipe or FIFO is read to its end (such uploads cannot be resumed).",
     },
     Help {
-        name: "rm",
-        syntax: "rm [-r] [-f] path",
-        about: "Remove a remote file (wildcards expand on the server). -r: a directory and everything in it (asks first on a terminal; -f does not). Symlinks are removed, never followed.",
+        name: "reget",
+        syntax: "reget remote [local]",
+        about: "Resume an interrupted download (the server checks the part already here); downloads the whole file if there is nothing to resume.",
+    },
+    Help {
+        name: "reput",
+        syntax: "reput local [remote]",
+        about: "Resume an interrupted upload of the same file (same size and time); uploads the whole file if there is nothing to resume.",
     },
     Help {
         name: "mkdir",
@@ -66,29 +78,24 @@ const HELP: &[Help] = &[
         about: "Make a remote directory.",
     },
     Help {
-        name: "rmdir",
-        syntax: "rmdir path",
-        about: "Remove an empty remote directory.",
-    },
-    Help {
-        name: "cd",
-        syntax: "cd [path]",
-        about: "Change the remote directory; without a path, to your root. `/` is your root; `..` never leaves it.",
-    },
-    Help {
-        name: "pwd",
-        syntax: "pwd",
-        about: "Show the remote directory (relative to your root).",
-    },
-    Help {
         name: "mv",
         syntax: "mv old new",
         about: "Rename or move within your root (atomic; into `new` if it is a directory; never replaces a directory).",
     },
     Help {
-        name: "stat",
-        syntax: "stat path",
-        about: "Show type, size and modification time of a remote path.",
+        name: "rm",
+        syntax: "rm [-r] [-f] path",
+        about: "Remove a remote file (wildcards expand on the server). -r: a directory and everything in it (asks first on a terminal; -f does not). Symlinks are removed, never followed.",
+    },
+    Help {
+        name: "rmdir",
+        syntax: "rmdir path",
+        about: "Remove an empty remote directory.",
+    },
+    Help {
+        name: "passwd",
+        syntax: "passwd",
+        about: "Change your password (asks for the old one and the new one twice).",
     },
     Help {
         name: "lcd",
@@ -104,11 +111,6 @@ const HELP: &[Help] = &[
         name: "lpwd",
         syntax: "lpwd",
         about: "Show the local directory.",
-    },
-    Help {
-        name: "passwd",
-        syntax: "passwd",
-        about: "Change your password (asks for the old one and the new one twice).",
     },
     Help {
         name: "help",
@@ -557,28 +559,11 @@ impl Shell {
     }
 
     fn help(&self, cmd: Option<&str>) -> Result<(), Error> {
-        match cmd {
-            None => {
-                println!("commands:");
-                for h in HELP {
-                    println!(
-                        "  {:26} {}",
-                        h.syntax,
-                        h.about.split(". ").next().unwrap_or("")
-                    );
-                }
-                println!(
-                    "quote names with spaces: put \"my file.txt\"; separate commands with ';'"
-                );
-            }
-            Some(name) => {
-                let h = HELP
-                    .iter()
-                    .find(|h| h.name == name)
-                    .ok_or_else(|| Error::Usage(format!("help: no command {name:?}")))?;
-                println!("{}\n  {}", h.syntax, h.about);
-            }
-        }
+        let text = match cmd {
+            None => help_list(),
+            Some(name) => help_one(name)?,
+        };
+        print!("{text}");
         Ok(())
     }
 
@@ -588,12 +573,80 @@ impl Shell {
         (!self.opts.quiet && io::stderr().is_terminal()).then(|| self.screen.clone())
     }
 
-    /// Transfer summaries: on stdout, unless quiet; escaped, as they name remote files.
+    /// Transfer summaries: on stderr (stdout carries only what commands print), unless
+    /// quiet; escaped, as they name remote files.
     pub(super) fn say(&self, msg: &str) {
         if !self.opts.quiet {
-            println!("{}", escape(msg));
+            eprintln!("{}", escape(msg));
         }
     }
+}
+
+/// Width `help` keeps within.
+const HELP_COLUMNS: usize = 80;
+
+/// The command a name or alias stands for in `HELP`.
+fn help_entry(name: &str) -> Option<&'static Help> {
+    let name = match name {
+        "quit" | "bye" => "exit",
+        "?" => "help",
+        other => other,
+    };
+    HELP.iter().find(|h| h.name == name)
+}
+
+/// `text` broken into lines of at most `width` columns (a longer word stays whole).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let cols = super::width::str_width(&line);
+        if !line.is_empty() && cols + 1 + super::width::str_width(word) > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// `help`: every command's syntax in one column and the first sentence of its
+/// explanation beside it, wrapped to stay within [`HELP_COLUMNS`].
+fn help_list() -> String {
+    let col = HELP.iter().map(|h| h.syntax.len()).max().unwrap_or(0);
+    let mut out = String::from("commands (help CMD explains one):\n");
+    for h in HELP {
+        let first = h.about.split(". ").next().unwrap_or("");
+        let first = first.strip_suffix('.').unwrap_or(first);
+        let lines = wrap(first, HELP_COLUMNS - 3 - col);
+        for (i, line) in lines.iter().enumerate() {
+            let syntax = if i == 0 { h.syntax } else { "" };
+            out.push_str(&format!("  {syntax:col$} {line}\n"));
+        }
+    }
+    out.push_str(
+        "names with spaces: put \"my file.txt\" or put my\\ file.txt; commands end at ';'\n",
+    );
+    out
+}
+
+/// `help CMD`: its syntax and its whole explanation, wrapped.
+fn help_one(name: &str) -> Result<String, Error> {
+    let h = help_entry(name).ok_or_else(|| {
+        Error::Usage(format!(
+            "help: no command {name:?} (type `help` for the list)"
+        ))
+    })?;
+    let mut out = format!("{}\n", h.syntax);
+    for line in wrap(h.about, HELP_COLUMNS - 2) {
+        out.push_str(&format!("  {line}\n"));
+    }
+    Ok(out)
 }
 
 /// Splits leading `-x` options (bundled like `-rf`) from the arguments; `--` ends them.
@@ -743,5 +796,38 @@ mod tests {
             mtime: 0,
         };
         assert_eq!(long_line(&e), "d         4096 1970-01-01T00:00:00Z a b");
+    }
+
+    #[test]
+    fn help_fits_80_columns_and_knows_the_aliases() {
+        let list = help_list();
+        for line in list.lines() {
+            assert!(
+                super::super::width::str_width(line) <= HELP_COLUMNS,
+                "{line:?}"
+            );
+        }
+        // the summaries start in one column
+        let col = HELP.iter().map(|h| h.syntax.len()).max().unwrap();
+        for h in HELP {
+            let line = list
+                .lines()
+                .find(|l| l.starts_with(&format!("  {} ", h.syntax)))
+                .unwrap_or_else(|| panic!("{} listed", h.name));
+            assert_ne!(line.as_bytes()[2 + col + 1], b' ', "{line:?}");
+        }
+        let names: Vec<_> = HELP.iter().map(|h| h.name).collect();
+        let at = |n: &str| names.iter().position(|&x| x == n).unwrap();
+        assert!(at("ls") < at("get") && at("get") < at("reget") && at("put") < at("reput"));
+        assert!(at("mkdir") < at("lcd") && at("lcd") < at("help") && at("help") < at("exit"));
+        assert_eq!(help_one("quit").unwrap(), help_one("exit").unwrap());
+        assert_eq!(help_one("bye").unwrap(), help_one("exit").unwrap());
+        assert_eq!(help_one("?").unwrap(), help_one("help").unwrap());
+        assert!(help_one("frob").is_err());
+        for h in HELP {
+            for line in help_one(h.name).unwrap().lines() {
+                assert!(line.len() <= HELP_COLUMNS || !line.contains(' '), "{line:?}");
+            }
+        }
     }
 }

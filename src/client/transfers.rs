@@ -36,28 +36,25 @@ const STDIO: &str = "-";
 struct Job<'a> {
     verb: &'a str,
     /// The command that resumes it, if it can be resumed.
-    resume_verb: Option<&'a str>,
+    again: Option<String>,
     name: &'a str,
     /// Names it in the summary.
     done: &'a str,
     resume: bool,
     /// Retry network failures.
     retry: bool,
-    /// The summary goes to stderr (the data went to stdout).
-    summary_on_stderr: bool,
 }
 
 impl<'a> Job<'a> {
-    /// A file: retried, resumable.
-    fn file(verb: &'a str, again: &'a str, name: &'a str, done: &'a str, resume: bool) -> Self {
+    /// A file: retried, resumable by `again`, the whole command.
+    fn file(verb: &'a str, again: String, name: &'a str, done: &'a str, resume: bool) -> Self {
         Job {
             verb,
-            resume_verb: Some(again),
+            again: Some(again),
             name,
             done,
             resume,
             retry: true,
-            summary_on_stderr: false,
         }
     }
 
@@ -65,12 +62,11 @@ impl<'a> Job<'a> {
     fn stream(verb: &'a str, name: &'a str, done: &'a str, retry: bool) -> Self {
         Job {
             verb,
-            resume_verb: None,
+            again: None,
             name,
             done,
             resume: false,
             retry,
-            summary_on_stderr: false,
         }
     }
 }
@@ -109,6 +105,18 @@ fn parent_of(path: &str) -> String {
         Some(("", _)) => "/".into(),
         Some((dir, _)) => dir.into(),
         None => ".".into(),
+    }
+}
+
+/// The command that resumes a transfer from `from` to `to`: `verb from`, with `to`
+/// only when it is not the name the transfer would pick by itself (`default`), each
+/// word quoted so the command line reads it back.
+fn resume_command(verb: &str, from: &str, to: &str, default: Option<&str>) -> String {
+    let q = super::complete::quote;
+    if default == Some(to) {
+        format!("{verb} {}", q(from))
+    } else {
+        format!("{verb} {} {}", q(from), q(to))
     }
 }
 
@@ -260,21 +268,18 @@ impl Shell {
             return self.get_stream(remote, sink);
         }
         let done = format!("{remote} -> {}", path.display());
-        let job = Job::file("get", "reget", remote, &done, resume);
+        let again = resume_command("reget", remote, &path.display().to_string(), base_name(remote));
+        let job = Job::file("get", again, remote, &done, resume);
         self.one_transfer(job, |r, cfg, opts| {
             r.get_to(cfg, remote, target, TransferOpts { no_clobber, ..opts })
         })
     }
 
     /// A download into a FIFO, a device or standard output. A retry continues after
-    /// what was written (a fos server checks it first); the summary goes to stderr
-    /// when the data goes to stdout.
+    /// what was written (a fos server checks it first).
     fn get_stream(&mut self, remote: &str, mut sink: Sink) -> Result<Report, Error> {
         let done = format!("{remote} -> {}", sink.label());
-        let job = Job {
-            summary_on_stderr: sink.is_stdout(),
-            ..Job::stream("get", remote, &done, true)
-        };
+        let job = Job::stream("get", remote, &done, true);
         self.one_transfer(job, |r, _, opts| r.get_stream(remote, &mut sink, opts))
     }
 
@@ -285,7 +290,7 @@ impl Shell {
         job: Job<'_>,
         mut op: impl FnMut(&mut Remote, &ClientConfig, TransferOpts<'_>) -> Result<Report, Error>,
     ) -> Result<Report, Error> {
-        let Job { verb, name, .. } = job;
+        let (verb, name) = (job.verb, job.name);
         let bar = Progress::new(&format!("{verb} {name}"), self.show_progress());
         let interrupt = Arc::clone(&self.interrupt);
         let cancel = move || interrupt.load(Ordering::SeqCst);
@@ -307,16 +312,11 @@ impl Shell {
         bar.finish();
         match report {
             Ok(report) => {
-                let summary = format!("{}: {}", job.done, report.summary());
-                match job.summary_on_stderr {
-                    true if !self.opts.quiet => eprintln!("{summary}"),
-                    true => {}
-                    false => self.say(&summary),
-                }
+                self.say(&format!("{}: {}", job.done, report.summary()));
                 Ok(report)
             }
-            Err(Error::Cancelled) => Err(Error::Local(match job.resume_verb {
-                Some(again) => format!("{verb} {name}: cancelled; `{again} {name}` resumes it"),
+            Err(Error::Cancelled) => Err(Error::Local(match &job.again {
+                Some(again) => format!("{verb} {name}: cancelled; `{again}` resumes it"),
                 None => format!("{verb} {name}: cancelled"),
             })),
             Err(e) => Err(e),
@@ -573,7 +573,9 @@ impl Shell {
     ) -> Result<Report, Error> {
         let label = local.display().to_string();
         let done = format!("{label} -> {remote}");
-        let job = Job::file("put", "reput", &label, &done, resume);
+        let own_name = local.file_name().and_then(|n| n.to_str());
+        let again = resume_command("reput", &label, remote, own_name);
+        let job = Job::file("put", again, &label, &done, resume);
         self.one_transfer(job, |r, _, opts| {
             r.put(local, remote, TransferOpts { no_clobber, ..opts })
         })

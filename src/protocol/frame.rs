@@ -91,7 +91,7 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Io(e) => write!(f, "{e}"),
+            Error::Io(e) => f.write_str(&crate::error::io_text(e)),
             Error::Closed => write!(f, "connection closed by peer"),
             Error::FrameTooLong(n) => {
                 write!(f, "frame of {n} bytes exceeds the limit of {MAX_PAYLOAD}")
