@@ -67,6 +67,18 @@ impl Error {
         }
     }
 
+    /// Names what a refusal was about: a server's `no such file or directory` becomes
+    /// `cat nothere: no such file or directory`, and a local failure is prefixed the
+    /// same way. Other errors (the connection, usage) are left as they are.
+    pub fn about(self, what: &str) -> Error {
+        match self {
+            Error::Remote(code, msg) => Error::Remote(code, format!("{what}: {msg}")),
+            Error::Local(msg) => Error::Local(format!("{what}: {msg}")),
+            Error::Io(e) => Error::Local(format!("{what}: {}", io_text(&e))),
+            other => other,
+        }
+    }
+
     /// Whether retrying on a new connection may help (the connection itself failed).
     pub fn is_network(&self) -> bool {
         match self {

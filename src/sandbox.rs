@@ -492,11 +492,20 @@ impl Sandbox {
         if from.is_root() {
             return Err(Error::IsRoot);
         }
+        // `mv a a`, and `mv a /` for an `a` at the root: already there, nothing to do
+        if to == from {
+            self.stat(from)?;
+            return Ok(to.clone());
+        }
         let mut to = to.clone();
         if let Ok(e) = self.stat(&to)
             && e.kind == EntryKind::Dir
         {
             to = to.join(from.file_name().ok_or(Error::IsRoot)?)?;
+        }
+        if to == *from {
+            self.stat(from)?;
+            return Ok(to);
         }
         if to.components().starts_with(from.components()) {
             return Err(Error::InvalidName("cannot move a directory into itself"));
@@ -1438,6 +1447,22 @@ mod tests {
             ));
             assert!(matches!(
                 sb.rename(&path("nope"), &path("z")),
+                Err(Error::NotFound)
+            ));
+            // onto itself, or into the directory it is in: already there
+            assert_eq!(sb.rename(&path("x"), &path("x")).unwrap().to_string(), "/x");
+            assert_eq!(sb.rename(&path("x"), &path("/")).unwrap().to_string(), "/x");
+            assert_eq!(
+                sb.rename(&path("e/f"), &path("e")).unwrap().to_string(),
+                "/e/f"
+            );
+            assert!(sb.stat(&path("x")).is_ok() && sb.stat(&path("e/f")).is_ok());
+            assert!(matches!(
+                sb.rename(&path("nope"), &path("/")),
+                Err(Error::NotFound)
+            ));
+            assert!(matches!(
+                sb.rename(&path("nope"), &path("nope")),
                 Err(Error::NotFound)
             ));
         });

@@ -69,7 +69,10 @@ fn help_is_ordered_aligned_within_80_columns_and_knows_quit() {
                 .unwrap_or_else(|| panic!("{about}: {text}"))
         })
         .collect();
-    assert!(starts.windows(2).all(|w| w[0] == w[1]), "{starts:?}: {text}");
+    assert!(
+        starts.windows(2).all(|w| w[0] == w[1]),
+        "{starts:?}: {text}"
+    );
     let quit = c(&fx.local(), &server.server_arg(), "help quit");
     assert_eq!(quit.status.code(), Some(0), "{}", stderr(&quit));
     assert!(stdout(&quit).starts_with("exit\n"), "{}", stdout(&quit));
@@ -81,11 +84,23 @@ fn a_silent_server_times_out_and_says_so_and_timeout_0_is_a_usage_error() {
     // accepts (the kernel completes the handshake) and never says a word
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = silent.local_addr().unwrap().to_string();
-    let out = client(&fx.local(), &addr, "u", "p", &["--timeout", "1", "-c", "pwd"]);
+    let out = client(
+        &fx.local(),
+        &addr,
+        "u",
+        "p",
+        &["--timeout", "1", "-c", "pwd"],
+    );
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("timed out"), "{}", stderr(&out));
     drop(silent);
-    let out = client(&fx.local(), &addr, "u", "p", &["--timeout", "0", "-c", "pwd"]);
+    let out = client(
+        &fx.local(),
+        &addr,
+        "u",
+        "p",
+        &["--timeout", "0", "-c", "pwd"],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--timeout"), "{}", stderr(&out));
 }
@@ -175,10 +190,7 @@ fn backslashes_escape_spaces_as_in_a_shell() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stdout(&out), "spaced\n");
-    assert_eq!(
-        fs::read(fx.local().join("my file.txt")).unwrap(),
-        b"spaced"
-    );
+    assert_eq!(fs::read(fx.local().join("my file.txt")).unwrap(), b"spaced");
     // the same from a script on standard input
     let out = client_stdin(
         &fx.local(),
@@ -200,4 +212,258 @@ fn exit_130_is_in_the_exit_code_tables() {
     assert!(stdout(&out).contains("130 Ctrl-C"), "{}", stdout(&out));
     let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     assert!(readme.contains("| 130 | Ctrl-C"), "README exit-code table");
+}
+
+/// Runs the client on a pseudo-terminal (util-linux `script`), typing `keys` with pauses
+/// between the pieces; returns its exit code and what the terminal showed.
+fn on_a_terminal(cwd: &std::path::Path, args: &str, keys: &[&[u8]]) -> (Option<i32>, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    // `exec`: no shell stays between `script` and the client
+    let command = format!(
+        "stty cols 80 rows 24; exec {} {args}",
+        env!("CARGO_BIN_EXE_fos-client")
+    );
+    let state = TempDir::new("ux-state");
+    let mut child = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .current_dir(cwd)
+        .env("XDG_STATE_HOME", state.path())
+        .env("XDG_CONFIG_HOME", state.path())
+        .env("FOS_PASSWORD", "p")
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs; make test installs it");
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    for k in keys {
+        stdin.write_all(k).unwrap();
+        stdin.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    drop(stdin);
+    let out = wait_with_deadline(child, std::time::Duration::from_secs(20));
+    (out.status.code(), stdout(&out))
+}
+
+#[test]
+fn errors_name_the_command_the_path_and_where_in_the_script() {
+    let fx = Fixture::new("ux-errors");
+    let server = BinServer::start(&fx, &["-q"]);
+    let s = server.server_arg();
+    let local = fx.local();
+    let root = fx.storage().join("u");
+    fs::create_dir_all(root.join("dir/sub")).unwrap();
+    fs::write(root.join("old.txt"), "server copy").unwrap();
+    // -c: each failure names its command, its path and its place
+    let out = client(
+        &local,
+        &s,
+        "u",
+        "p",
+        &["-k", "-c", "cat nothere; pwd; cat alsonot"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("fos: command 1: cat nothere: no such file or directory"),
+        "{err}"
+    );
+    assert!(
+        err.contains("fos: command 3: cat alsonot: no such file or directory"),
+        "{err}"
+    );
+    // one command alone: just the command
+    let out = c(&local, &s, "cat nothere");
+    assert_eq!(
+        stderr(&out),
+        "fos: cat nothere: no such file or directory\n"
+    );
+    // scripts on standard input: the line
+    let out = client_stdin(&local, &s, "u", "p", &["-k"], "cat nothere\nls gone\n");
+    let err = stderr(&out);
+    assert!(err.contains("line 1: cat nothere: no such file"), "{err}");
+    assert!(err.contains("line 2: ls gone: no such file"), "{err}");
+    // rm of a directory says what would remove it
+    let out = c(&local, &s, "rm dir");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("rm dir: is a directory") && err.contains("rm -r") && err.contains("rmdir"),
+        "{err}"
+    );
+    // the two -n refusals read the same, each naming its side
+    fs::write(local.join("old.txt"), "local copy").unwrap();
+    let put = stderr(&c(&local, &s, "put -n old.txt"));
+    let get = stderr(&c(&local, &s, "get -n old.txt"));
+    assert_eq!(
+        put,
+        "fos: put old.txt: old.txt already exists on the server (-n does not replace it)\n"
+    );
+    assert_eq!(
+        get,
+        "fos: get old.txt: old.txt already exists locally (-n does not replace it)\n"
+    );
+    // mv onto itself, or into the directory it is in: nothing to do, not an error
+    for script in [
+        "mv dir dir",
+        "mv dir /",
+        "mv old.txt old.txt",
+        "mv dir/sub dir",
+    ] {
+        let out = c(&local, &s, script);
+        assert_eq!(out.status.code(), Some(0), "{script}: {}", stderr(&out));
+    }
+    assert!(root.join("dir/sub").is_dir() && root.join("old.txt").is_file());
+    assert!(stderr(&c(&local, &s, "mv dir dir/sub")).contains("into itself"));
+}
+
+#[test]
+fn a_local_write_failure_says_local_and_never_shows_the_partial_name() {
+    let fx = Fixture::new("ux-efbig");
+    let server = BinServer::start(&fx, &["-q"]);
+    fs::create_dir_all(fx.storage().join("u")).unwrap();
+    fs::write(fx.storage().join("u/big.bin"), content(1 << 20, 3)).unwrap();
+    // a file size limit of 64 KiB (dash counts 512-byte blocks): writes past it fail
+    // with EFBIG; the signal that would come with them is ignored
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f 128; exec setsid {} --server {} --user u --cert {} -c 'get big.bin'",
+            env!("CARGO_BIN_EXE_fos-client"),
+            server.server_arg(),
+            cert().display()
+        ))
+        .current_dir(fx.local())
+        .env("FOS_PASSWORD", "p")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let out = run(cmd);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("fos: get big.bin: "), "{err}");
+    assert!(err.contains("local"), "says which side: {err}");
+    assert!(err.contains("big.bin"), "{err}");
+    assert!(
+        !err.contains("fos-partial") && !err.contains("os error"),
+        "{err}"
+    );
+    assert!(!fx.local().join("big.bin").exists());
+}
+
+#[test]
+fn unknown_flags_are_refused_and_mkdir_p_rm_f_work_as_in_a_shell() {
+    let fx = Fixture::new("ux-flags");
+    let server = BinServer::start(&fx, &["-q"]);
+    let s = server.server_arg();
+    let local = fx.local();
+    let root = fx.storage().join("u");
+    fs::create_dir_all(&root).unwrap();
+    fs::write(root.join("f"), "f").unwrap();
+    for script in [
+        "mkdir -x d",
+        "cat -n f",
+        "cd -l /",
+        "pwd -q",
+        "rmdir -r d",
+        "mv -f f g",
+    ] {
+        let out = c(&local, &s, script);
+        assert_eq!(out.status.code(), Some(2), "{script}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("unknown option"),
+            "{script}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(root.join("f").exists() && !root.join("g").exists() && !root.join("d").exists());
+    let out = c(
+        &local,
+        &s,
+        "mkdir -p a/b/c; mkdir -p a/b; mkdir -p /a/b/c/d",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(root.join("a/b/c/d").is_dir());
+    let out = c(&local, &s, "mkdir -p f/x");
+    assert_eq!(out.status.code(), Some(1), "a file in the way");
+    let out = c(
+        &local,
+        &s,
+        "rm -f nothere; rm -f 'none*'; rm -r -f gone; rm -f f",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "quietly");
+    assert!(!root.join("f").exists());
+    let out = c(&local, &s, "rm nothere");
+    assert_eq!(out.status.code(), Some(1), "without -f it is an error");
+}
+
+#[test]
+fn on_a_terminal_rm_r_of_a_missing_path_fails_without_asking() {
+    let fx = Fixture::new("ux-rmr");
+    let server = BinServer::start(&fx, &["-q"]);
+    fs::create_dir_all(fx.storage().join("u/keep")).unwrap();
+    let (code, screen) = on_a_terminal(
+        &fx.local(),
+        &format!(
+            "--server {} --user u --cert {}",
+            server.server_arg(),
+            cert().display()
+        ),
+        &[b"rm -r nothere\n", b"exit\n"],
+    );
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(!screen.contains("[y/N]"), "asked: {screen}");
+    assert!(
+        screen.contains("rm -r nothere: no such file or directory"),
+        "{screen}"
+    );
+    assert!(fx.storage().join("u/keep").is_dir());
+}
+
+#[test]
+fn no_clobber_trees_skip_existing_files_and_count_them() {
+    let fx = Fixture::new("ux-nr");
+    let server = BinServer::start(&fx, &["-q"]);
+    let s = server.server_arg();
+    let local = fx.local();
+    let root = fx.storage().join("u");
+    fs::create_dir_all(local.join("proj/sub")).unwrap();
+    for (name, text) in [("a", "new a"), ("b", "new b"), ("sub/c", "new c")] {
+        fs::write(local.join("proj").join(name), text).unwrap();
+    }
+    fs::create_dir_all(root.join("proj/sub")).unwrap();
+    fs::write(root.join("proj/b"), "old b").unwrap();
+    fs::write(root.join("proj/sub/c"), "old c").unwrap();
+    let out = c(&local, &s, "put -n -r proj");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("put -r proj -> proj: 1 files") && stderr(&out).contains("2 skipped"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fs::read_to_string(root.join("proj/a")).unwrap(), "new a");
+    assert_eq!(fs::read_to_string(root.join("proj/b")).unwrap(), "old b");
+    assert_eq!(
+        fs::read_to_string(root.join("proj/sub/c")).unwrap(),
+        "old c"
+    );
+    // and back: the local copies that exist stay
+    fs::create_dir_all(local.join("copy")).unwrap();
+    fs::write(local.join("copy/a"), "mine").unwrap();
+    let out = c(&local, &s, "get -r -n proj copy");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("1 skipped"), "{}", stderr(&out));
+    assert_eq!(fs::read_to_string(local.join("copy/a")).unwrap(), "mine");
+    assert_eq!(fs::read_to_string(local.join("copy/b")).unwrap(), "old b");
+    assert_eq!(
+        fs::read_to_string(local.join("copy/sub/c")).unwrap(),
+        "old c"
+    );
 }

@@ -249,15 +249,25 @@ mod tests {
             p(r"get docs/my\ file.txt"),
             vec![vec!["get", "docs/my file.txt"]]
         );
-        assert_eq!(p(r"put a\;b \#c \\d"), vec![vec!["put", "a;b", "#c", "\\d"]]);
+        assert_eq!(
+            p(r"put a\;b \#c \\d"),
+            vec![vec!["put", "a;b", "#c", "\\d"]]
+        );
         assert_eq!(p(r#"put \"q\' x"#), vec![vec!["put", "\"q'", "x"]]);
-        assert_eq!(p("mkdir a\\\nb"), vec![vec!["mkdir", "ab"]], "a continued line");
+        assert_eq!(
+            p("mkdir a\\\nb"),
+            vec![vec!["mkdir", "ab"]],
+            "a continued line"
+        );
         assert!(parse("put a\\").is_err(), "a backslash at the very end");
     }
 
     #[test]
     fn ansi_c_quotes_and_shown_names_round_trip() {
-        assert_eq!(p(r"get $'a\tb\x1bc\u00e9'"), vec![vec!["get", "a\tb\u{1b}cé"]]);
+        assert_eq!(
+            p(r"get $'a\tb\x1bc\u00e9'"),
+            vec![vec!["get", "a\tb\u{1b}cé"]]
+        );
         assert_eq!(p(r"get x$'\n'y"), vec![vec!["get", "x\ny"]]);
         assert!(parse(r"get $'\xff'").is_err(), "half a character");
         assert!(parse("get $'open").is_err());
@@ -282,7 +292,11 @@ mod tests {
                 "{name:?} -> {shown}"
             );
         }
-        assert_eq!(shown_name("my file.txt"), "my file.txt", "only what needs it");
+        assert_eq!(
+            shown_name("my file.txt"),
+            "my file.txt",
+            "only what needs it"
+        );
         assert_eq!(shown_name("a\u{1b}b"), r"$'a\x1bb'");
     }
 
@@ -292,7 +306,10 @@ mod tests {
             p("!ls -l; echo 'x'\npwd"),
             vec![vec!["!", "ls -l; echo 'x'"], vec!["pwd"]]
         );
-        assert_eq!(p("cd a; ! uname"), vec![vec!["cd", "a"], vec!["!", "uname"]]);
+        assert_eq!(
+            p("cd a; ! uname"),
+            vec![vec!["cd", "a"], vec!["!", "uname"]]
+        );
         assert_eq!(p("!"), vec![vec!["!", ""]]);
         assert_eq!(p("put a!b"), vec![vec!["put", "a!b"]]);
     }

@@ -244,7 +244,7 @@ impl LocalTarget {
 
     fn fail(&self, what: &str, e: &io::Error) -> Error {
         Error::Local(format!(
-            "{}: {what}: {}",
+            "local {}: {what}: {}",
             self.shown.display(),
             local_reason(e)
         ))
@@ -368,7 +368,9 @@ impl LocalPartial {
                 .set_modified(UNIX_EPOCH + Duration::from_secs(t.max(0) as u64));
         }
         if fsync {
-            self.file.sync_all()?;
+            self.file
+                .sync_all()
+                .map_err(|e| target.fail("writing the download to disk", &e))?;
         }
         let dir = self.dir.as_fd();
         match sys::renameat(dir, &self.name, dir, &target.name, no_clobber) {
@@ -376,18 +378,9 @@ impl LocalPartial {
             Err(e) if e.raw_os_error() == Some(errno::EEXIST) && no_clobber => {
                 // nothing to resume: the download is complete, it just may not land
                 self.keep = false;
-                return Err(Error::Local(format!(
-                    "{}: already exists (-n)",
-                    target.shown.display()
-                )));
+                return Err(super::already_here(&target.shown));
             }
-            Err(e) => {
-                return Err(Error::Local(format!(
-                    "{}: {}",
-                    target.shown.display(),
-                    local_reason(&e)
-                )));
-            }
+            Err(e) => return Err(target.fail("cannot put the download in place", &e)),
         }
         self.done = true;
         if fsync {

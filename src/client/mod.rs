@@ -492,10 +492,7 @@ impl Remote {
     ) -> Result<Report, Error> {
         let local = target.shown();
         if opts.no_clobber && target.exists() {
-            return Err(Error::Local(format!(
-                "{}: already exists (-n)",
-                local.display()
-            )));
+            return Err(already_here(local));
         }
         // a FIFO or device there (or at the end of a symlink) is written in place; any
         // other symlink is refused: a download never replaces one
@@ -550,7 +547,14 @@ impl Remote {
                 };
                 if let Some(e) = got.local_error {
                     partial.keep = false;
-                    return Err(Error::Local(format!("writing {}: {e:?}", local.display())));
+                    let why = match e {
+                        transfer::LocalError::Write(e) => local_reason(&e),
+                        transfer::LocalError::TooLong(_) => "more data than announced".into(),
+                    };
+                    return Err(Error::Local(format!(
+                        "writing the local file {} failed: {why}",
+                        local.display()
+                    )));
                 }
                 if got.sender_sha.is_none() {
                     return Err(Error::Remote(
@@ -644,7 +648,11 @@ impl Remote {
                 sink.finish()?;
                 match got.local_error {
                     Some(transfer::LocalError::Write(e)) => {
-                        return Err(Error::Local(format!("writing {}: {e}", sink.label())));
+                        return Err(Error::Local(format!(
+                            "writing the local {} failed: {}",
+                            sink.label(),
+                            local_reason(&e)
+                        )));
                     }
                     Some(transfer::LocalError::TooLong(_)) => {
                         return Err(Error::Protocol(crate::protocol::Error::BadFields));
@@ -821,12 +829,34 @@ impl Remote {
     }
 }
 
+/// A local I/O failure in the words of the rest of the messages: lowercase, without
+/// the `(os error N)` tail.
 fn local_reason(e: &io::Error) -> String {
     match e.kind() {
-        io::ErrorKind::NotFound => "no such file".into(),
+        io::ErrorKind::NotFound => "no such file or directory".into(),
         io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timed out".into(),
+        _ => {
+            let text = e.to_string();
+            let text = match text.rfind(" (os error ") {
+                Some(at) if text.ends_with(')') => &text[..at],
+                _ => &text,
+            };
+            let mut chars = text.chars();
+            match chars.next() {
+                Some(first) => first.to_lowercase().chain(chars).collect(),
+                None => String::new(),
+            }
+        }
     }
+}
+
+/// What a `get -n` says when the local file is there: worded as `put -n` is.
+fn already_here(local: &Path) -> Error {
+    Error::Local(format!(
+        "{} already exists locally (-n does not replace it)",
+        local.display()
+    ))
 }
 
 /// Warns on stderr when the pinned certificate has expired: the pin is exact, so the

@@ -15,7 +15,7 @@ use super::{ClientConfig, Remote};
 use crate::Error;
 use crate::error::exit;
 use crate::log::{escape, escape_text};
-use crate::protocol::{Entry, EntryKind};
+use crate::protocol::{Entry, EntryKind, ErrorCode};
 
 /// One command's syntax and explanation, for `help`.
 struct Help {
@@ -35,57 +35,57 @@ const HELP: &[Help] = &[
     Help {
         name: "cd",
         syntax: "cd [path]",
-        about: "Change the remote directory; without a path, to your root. `/` is your root; `..` never leaves it.",
+        about: "Change the remote directory. Without a path, to your root. `/` is your root; `..` never leaves it.",
     },
     Help {
         name: "pwd",
         syntax: "pwd",
-        about: "Show the remote directory (relative to your root).",
+        about: "Show the remote directory. It is relative to your root.",
     },
     Help {
         name: "stat",
         syntax: "stat path",
-        about: "Show type, size and modification time of a remote path.",
+        about: "Show a remote path's type, size and time. The time is the modification time, in UTC.",
     },
     Help {
         name: "cat",
         syntax: "cat path",
-        about: "Show the first 1024 bytes of a remote file (binary files are only described).",
+        about: "Show the first 1024 bytes of a remote file. Binary files are only described.",
     },
     Help {
         name: "get",
         syntax: "get [-n] [-r] remote [local]",
-        about: "Download a file; by default into the local current directory under its remote name. Wildcards (* ? [...]) expand on the server. -n: never replace a local file. -r: a whole directory (symlinks are not followed). `get remote -` writes to standard output; a FIFO or device (/dev/null, a terminal) is written in place, its SHA-256 checked at the end. A local symlink is never replaced.",
+        about: "Download a file. By default it goes into the local current directory under its remote name. Wildcards (* ? [...]) expand on the server. -n: never replace a local file. -r: a whole directory (symlinks are not followed). `get remote -` writes to standard output; a FIFO or device (/dev/null, a terminal) is written in place, its SHA-256 checked at the end. A local symlink is never replaced.",
     },
     Help {
         name: "put",
         syntax: "put [-n] [-r] local [remote]",
-        about: "Upload a file; by default into the remote current directory under its local name. Wildcards (* ? [...]) expand locally. -n: never replace a remote file. -r: a whole directory. `put - NAME` uploads standard input (with -c); a pipe or FIFO is read to its end (such uploads cannot be resumed).",
+        about: "Upload a file. By default it goes into the remote current directory under its local name. Wildcards (* ? [...]) expand locally. -n: never replace a remote file. -r: a whole directory. `put - NAME` uploads standard input (with -c); a pipe or FIFO is read to its end (such uploads cannot be resumed).",
     },
     Help {
         name: "reget",
         syntax: "reget remote [local]",
-        about: "Resume an interrupted download (the server checks the part already here); downloads the whole file if there is nothing to resume.",
+        about: "Resume an interrupted download. The server checks the part already here; with nothing to resume, the whole file is downloaded.",
     },
     Help {
         name: "reput",
         syntax: "reput local [remote]",
-        about: "Resume an interrupted upload of the same file (same size and time); uploads the whole file if there is nothing to resume.",
+        about: "Resume an interrupted upload. Only of the same file (same size and time); with nothing to resume, the whole file is uploaded.",
     },
     Help {
         name: "mkdir",
-        syntax: "mkdir path",
-        about: "Make a remote directory.",
+        syntax: "mkdir [-p] path",
+        about: "Make a remote directory. -p: its missing parents too, and no error if it exists.",
     },
     Help {
         name: "mv",
         syntax: "mv old new",
-        about: "Rename or move within your root (atomic; into `new` if it is a directory; never replaces a directory).",
+        about: "Rename or move within your root. Atomic; into `new` if it is a directory; never replaces a directory.",
     },
     Help {
         name: "rm",
         syntax: "rm [-r] [-f] path",
-        about: "Remove a remote file (wildcards expand on the server). -r: a directory and everything in it (asks first on a terminal; -f does not). Symlinks are removed, never followed.",
+        about: "Remove a remote file. Wildcards expand on the server. -r: a directory and everything in it (asks first on a terminal; -f does not). -f: a path that does not exist is no error. Symlinks are removed, never followed.",
     },
     Help {
         name: "rmdir",
@@ -95,7 +95,7 @@ const HELP: &[Help] = &[
     Help {
         name: "passwd",
         syntax: "passwd",
-        about: "Change your password (asks for the old one and the new one twice).",
+        about: "Change your password. It asks for the old one and the new one twice.",
     },
     Help {
         name: "lcd",
@@ -261,12 +261,17 @@ impl Shell {
             }
         };
         let mut first_failure = exit::OK;
-        for words in commands {
-            match self.run(&words) {
+        let several = commands.len() > 1;
+        for (n, words) in commands.iter().enumerate() {
+            match self.run(words) {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Exit) => break,
                 Err(e) => {
-                    self.report_error(&e);
+                    // which of the commands failed, as `line N` does for scripts
+                    match several {
+                        true => self.report_error(&Error::Usage(format!("command {}: {e}", n + 1))),
+                        false => self.report_error(&e),
+                    }
                     if first_failure == exit::OK {
                         first_failure = e.exit_code();
                     }
@@ -413,27 +418,29 @@ impl Shell {
     }
 
     fn dispatch(&mut self, cmd: &str, args: &[String]) -> Result<Flow, Error> {
-        let (flags, args) = split_flags(args);
-        let has = |f: char| flags.contains(&f);
-        let allow = |allowed: &str| -> Result<(), Error> {
-            match flags.iter().find(|f| !allowed.contains(**f)) {
-                Some(f) => Err(Error::Usage(format!(
-                    "{cmd}: unknown option -{f} (see `help {cmd}`)"
-                ))),
-                None => Ok(()),
-            }
+        let Some(entry) = help_entry(cmd) else {
+            return Err(Error::Usage(format!(
+                "unknown command {cmd:?} (type `help` for the list)"
+            )));
         };
+        let (flags, args) = split_flags(args);
+        // every command refuses what its syntax does not list, as shells' commands do
+        if let Some(f) = flags.iter().find(|f| !flags_of(entry.syntax).contains(**f)) {
+            return Err(Error::Usage(format!(
+                "{cmd}: unknown option -{f} (usage: {})",
+                entry.syntax
+            )));
+        }
+        let has = |f: char| flags.contains(&f);
         let arity = |min: usize, max: usize| -> Result<(), Error> {
             if args.len() < min || args.len() > max {
-                let syntax = HELP
-                    .iter()
-                    .find(|h| h.name == cmd)
-                    .map_or(cmd, |h| h.syntax);
-                return Err(Error::Usage(format!("usage: {syntax}")));
+                return Err(Error::Usage(format!("usage: {}", entry.syntax)));
             }
             Ok(())
         };
         let arg = |i: usize| args.get(i).map(String::as_str);
+        // what an error of this command is about: the command and its operands
+        let about = |path: &str| format!("{cmd} {path}");
         match cmd {
             "exit" | "quit" | "bye" => return Ok(Flow::Exit),
             "help" | "?" => {
@@ -442,22 +449,30 @@ impl Shell {
             }
             "pwd" => {
                 arity(0, 0)?;
-                let p = self.remote()?.pwd()?;
+                let p = self.remote()?.pwd().map_err(|e| e.about(cmd))?;
                 println!("{}", escape(&p));
             }
             "cd" => {
                 arity(0, 1)?;
-                self.cwd = self.remote()?.cd(arg(0))?;
+                self.cwd = self
+                    .remote()?
+                    .cd(arg(0))
+                    .map_err(|e| e.about(&about(arg(0).unwrap_or("/"))))?;
             }
             "ls" => {
-                allow("l")?;
                 arity(0, 1)?;
-                let entries = self.remote()?.ls(arg(0))?;
+                let entries = self
+                    .remote()?
+                    .ls(arg(0))
+                    .map_err(|e| e.about(&about(arg(0).unwrap_or("."))))?;
                 print_entries(entries, has('l'));
             }
             "stat" => {
                 arity(1, 1)?;
-                let e = self.remote()?.stat(&args[0])?;
+                let e = self
+                    .remote()?
+                    .stat(&args[0])
+                    .map_err(|e| e.about(&about(&args[0])))?;
                 println!(
                     "{}",
                     long_line(&Entry {
@@ -468,53 +483,48 @@ impl Shell {
             }
             "cat" => {
                 arity(1, 1)?;
-                let head = self.remote()?.cat(&args[0])?;
+                let head = self
+                    .remote()?
+                    .cat(&args[0])
+                    .map_err(|e| e.about(&about(&args[0])))?;
                 print_cat(&head);
             }
             "mkdir" => {
                 arity(1, 1)?;
-                self.remote()?.mkdir(&args[0])?;
+                let made = match has('p') {
+                    true => self.mkdir_parents(&args[0]),
+                    false => self.remote()?.mkdir(&args[0]),
+                };
+                made.map_err(|e| e.about(&about(&args[0])))?;
             }
             "rmdir" => {
                 arity(1, 1)?;
-                self.remote()?.rmdir(&args[0])?;
+                self.remote()?
+                    .rmdir(&args[0])
+                    .map_err(|e| e.about(&about(&args[0])))?;
             }
             "rm" => {
-                allow("rf")?;
                 arity(1, 1)?;
-                let targets = self.expand_remote(&args[0])?;
-                let ask = (has('r') && !has('f'))
-                    .then(crate::term::Terminal::stdin)
-                    .flatten();
-                if let Some(t) = ask
-                    && !t.confirm(&format!(
-                        "remove {} and everything in it?",
-                        escape(&targets.join(", "))
-                    ))?
-                {
-                    return Err(Error::Local("rm: not confirmed".into()));
-                }
-                for t in &targets {
-                    self.remote()?.rm(t, has('r'))?;
-                }
+                self.rm(&args[0], has('r'), has('f'))?;
             }
             "mv" => {
                 arity(2, 2)?;
-                self.remote()?.mv(&args[0], &args[1])?;
+                self.remote()?
+                    .mv(&args[0], &args[1])
+                    .map_err(|e| e.about(&format!("mv {} {}", args[0], args[1])))?;
             }
             "get" | "reget" => {
-                allow("nr")?;
                 arity(1, 2)?;
                 self.get(&args[0], arg(1), has('n'), has('r'), cmd == "reget")?;
             }
             "put" | "reput" => {
-                allow("nr")?;
                 arity(1, 2)?;
                 self.put(&args[0], arg(1), has('n'), has('r'), cmd == "reput")?;
             }
             "lpwd" => {
                 arity(0, 0)?;
-                println!("{}", std::env::current_dir()?.display());
+                let dir = std::env::current_dir().map_err(|e| Error::Io(e).about("lpwd"))?;
+                println!("{}", dir.display());
             }
             "lcd" => {
                 arity(0, 1)?;
@@ -533,9 +543,10 @@ impl Shell {
                 })?;
             }
             "lls" => {
-                allow("l")?;
                 arity(0, 1)?;
-                print_entries(local_list(Path::new(arg(0).unwrap_or(".")))?, has('l'));
+                let dir = arg(0).unwrap_or(".");
+                let entries = local_list(Path::new(dir)).map_err(|e| e.about(&about(dir)))?;
+                print_entries(entries, has('l'));
             }
             "passwd" => {
                 arity(0, 0)?;
@@ -546,7 +557,9 @@ impl Shell {
                         "passwd: the new passwords differ; nothing changed".into(),
                     ));
                 }
-                self.remote()?.passwd(&old, &new)?;
+                self.remote()?
+                    .passwd(&old, &new)
+                    .map_err(|e| e.about(cmd))?;
                 println!("password changed");
             }
             other => {
@@ -556,6 +569,95 @@ impl Shell {
             }
         }
         Ok(Flow::Continue)
+    }
+
+    /// `mkdir -p`: makes `path` and every missing parent; one that exists already must
+    /// be a directory.
+    fn mkdir_parents(&mut self, path: &str) -> Result<(), Error> {
+        let mut prefix = if path.starts_with('/') {
+            String::from("/")
+        } else {
+            String::new()
+        };
+        for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+            if !prefix.is_empty() && !prefix.ends_with('/') {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+            if part == ".." {
+                continue;
+            }
+            match self.remote()?.mkdir(&prefix) {
+                Ok(()) => {}
+                Err(Error::Remote(ErrorCode::Exists, _)) => {
+                    let is_dir = self
+                        .remote()?
+                        .stat(&prefix)
+                        .is_ok_and(|e| e.kind == EntryKind::Dir);
+                    // a Python server has no stat: its mkdir said enough
+                    if !is_dir && !self.remote()?.is_legacy() {
+                        return Err(Error::Remote(
+                            ErrorCode::NotADirectory,
+                            format!("{prefix} exists and is not a directory"),
+                        ));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// `rm [-r] [-f] path`: `-f` makes a missing path no error (and never asks); `-r`
+    /// removes trees, asking first on a terminal, but only about paths that exist.
+    fn rm(&mut self, pattern: &str, recursive: bool, force: bool) -> Result<(), Error> {
+        let cmd = if recursive { "rm -r" } else { "rm" };
+        let missing = |e: &Error| matches!(e, Error::Remote(ErrorCode::NotFound, _));
+        let targets = match self.expand_remote(pattern) {
+            Err(e) if force && missing(&e) => return Ok(()),
+            other => other.map_err(|e| e.about(cmd))?,
+        };
+        let mut existing = Vec::new();
+        for t in targets {
+            // a Python server cannot stat; its rm -r is refused anyway
+            if !recursive || self.remote()?.is_legacy() {
+                existing.push(t);
+                continue;
+            }
+            match self.remote()?.stat(&t) {
+                Ok(_) => existing.push(t),
+                Err(e) if force && missing(&e) => {}
+                Err(e) => return Err(e.about(&format!("{cmd} {t}"))),
+            }
+        }
+        let ask = (recursive && !force)
+            .then(crate::term::Terminal::stdin)
+            .flatten();
+        if let Some(t) = ask
+            && !existing.is_empty()
+            && !t.confirm(&format!(
+                "remove {} and everything in it?",
+                escape(&existing.join(", "))
+            ))?
+        {
+            return Err(Error::Local("rm: not confirmed".into()));
+        }
+        for t in &existing {
+            match self.remote()?.rm(t, recursive) {
+                Ok(()) => {}
+                Err(e) if force && missing(&e) => {}
+                Err(Error::Remote(ErrorCode::IsADirectory, _)) => {
+                    return Err(Error::Remote(
+                        ErrorCode::IsADirectory,
+                        format!(
+                            "rm {t}: is a directory (rm -r removes it and everything in it; rmdir removes it if it is empty)"
+                        ),
+                    ));
+                }
+                Err(e) => return Err(e.about(&format!("{cmd} {t}"))),
+            }
+        }
+        Ok(())
     }
 
     fn help(&self, cmd: Option<&str>) -> Result<(), Error> {
@@ -647,6 +749,15 @@ fn help_one(name: &str) -> Result<String, Error> {
         out.push_str(&format!("  {line}\n"));
     }
     Ok(out)
+}
+
+/// The one-letter options a syntax line lists (`rm [-r] [-f] path`: `rf`).
+fn flags_of(syntax: &str) -> String {
+    syntax
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("[-")?.strip_suffix(']'))
+        .filter(|f| f.len() == 1)
+        .collect()
 }
 
 /// Splits leading `-x` options (bundled like `-rf`) from the arguments; `--` ends them.
@@ -778,6 +889,14 @@ mod tests {
     }
 
     #[test]
+    fn options_come_from_the_syntax() {
+        assert_eq!(flags_of("rm [-r] [-f] path"), "rf");
+        assert_eq!(flags_of("get [-n] [-r] remote [local]"), "nr");
+        assert_eq!(flags_of("cat path"), "");
+        assert_eq!(flags_of("help [command]"), "");
+    }
+
+    #[test]
     fn every_command_has_help() {
         for name in [
             "ls", "cat", "get", "put", "rm", "mkdir", "rmdir", "cd", "pwd", "help", "exit", "mv",
@@ -826,7 +945,10 @@ mod tests {
         assert!(help_one("frob").is_err());
         for h in HELP {
             for line in help_one(h.name).unwrap().lines() {
-                assert!(line.len() <= HELP_COLUMNS || !line.contains(' '), "{line:?}");
+                assert!(
+                    line.len() <= HELP_COLUMNS || !line.contains(' '),
+                    "{line:?}"
+                );
             }
         }
     }

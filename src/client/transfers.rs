@@ -43,6 +43,8 @@ struct Job<'a> {
     resume: bool,
     /// Retry network failures.
     retry: bool,
+    /// What its errors are about (`get NAME`).
+    context: String,
 }
 
 impl<'a> Job<'a> {
@@ -55,6 +57,7 @@ impl<'a> Job<'a> {
             done,
             resume,
             retry: true,
+            context: format!("{verb} {name}"),
         }
     }
 
@@ -67,6 +70,7 @@ impl<'a> Job<'a> {
             done,
             resume: false,
             retry,
+            context: format!("{verb} {name}"),
         }
     }
 }
@@ -79,6 +83,8 @@ struct Totals {
     /// Entries refused (a name from the server that is not one plain component, or
     /// something other than a directory in the way locally).
     refused: u64,
+    /// Files left alone because `-n` found them there already.
+    skipped: u64,
 }
 
 /// Where the top of a `get -r` tree goes.
@@ -105,6 +111,19 @@ fn parent_of(path: &str) -> String {
         Some(("", _)) => "/".into(),
         Some((dir, _)) => dir.into(),
         None => ".".into(),
+    }
+}
+
+/// A server's refusal of an upload, naming the remote path (the command names the
+/// local one); `-n` says so in the words `get -n` uses.
+fn on_the_server(e: Error, remote: &str, no_clobber: bool) -> Error {
+    match e {
+        Error::Remote(ErrorCode::Exists, _) if no_clobber => Error::Remote(
+            ErrorCode::Exists,
+            format!("{remote} already exists on the server (-n does not replace it)"),
+        ),
+        Error::Remote(code, msg) => Error::Remote(code, format!("{remote} on the server: {msg}")),
+        other => other,
     }
 }
 
@@ -203,7 +222,7 @@ impl Shell {
         recursive: bool,
         resume: bool,
     ) -> Result<(), Error> {
-        let sources = self.expand_remote(remote)?;
+        let sources = self.expand_remote(remote).map_err(|e| e.about("get"))?;
         if local == Some(STDIO) {
             if recursive {
                 return Err(Error::Usage(
@@ -268,7 +287,12 @@ impl Shell {
             return self.get_stream(remote, sink);
         }
         let done = format!("{remote} -> {}", path.display());
-        let again = resume_command("reget", remote, &path.display().to_string(), base_name(remote));
+        let again = resume_command(
+            "reget",
+            remote,
+            &path.display().to_string(),
+            base_name(remote),
+        );
         let job = Job::file("get", again, remote, &done, resume);
         self.one_transfer(job, |r, cfg, opts| {
             r.get_to(cfg, remote, target, TransferOpts { no_clobber, ..opts })
@@ -319,7 +343,12 @@ impl Shell {
                 Some(again) => format!("{verb} {name}: cancelled; `{again}` resumes it"),
                 None => format!("{verb} {name}: cancelled"),
             })),
-            Err(e) => Err(e),
+            // what fails between the network and a local file here is the local side
+            Err(Error::Io(e)) => Err(Error::Local(format!(
+                "{verb} {name}: local file: {}",
+                super::local_reason(&e)
+            ))),
+            Err(e) => Err(e.about(&job.context)),
         }
     }
 
@@ -352,8 +381,12 @@ impl Shell {
             size: totals.bytes,
             elapsed: started.elapsed(),
         };
+        let skipped = match totals.skipped {
+            0 => String::new(),
+            n => format!(", {n} skipped (already there; -n does not replace them)"),
+        };
         self.say(&format!(
-            "{label}: {} files, {}",
+            "{label}: {} files, {}{skipped}",
             totals.files,
             report.summary()
         ));
@@ -437,6 +470,11 @@ impl Shell {
                             escape(&target.shown().display().to_string())
                         );
                         refuse(totals, remote, &e.name, &why);
+                        continue;
+                    }
+                    // as cp -n and rsync --ignore-existing: skipped and counted
+                    if no_clobber && target.exists() {
+                        totals.skipped += 1;
                         continue;
                     }
                     let r = self.get_one(&src, &target, no_clobber, false)?;
@@ -561,6 +599,7 @@ impl Shell {
         let job = Job::stream("put", &label, &done, false);
         self.one_transfer(job, |r, _, opts| {
             r.put_stream(&mut input, remote, TransferOpts { no_clobber, ..opts })
+                .map_err(|e| on_the_server(e, remote, no_clobber))
         })
     }
 
@@ -578,6 +617,7 @@ impl Shell {
         let job = Job::file("put", again, &label, &done, resume);
         self.one_transfer(job, |r, _, opts| {
             r.put(local, remote, TransferOpts { no_clobber, ..opts })
+                .map_err(|e| on_the_server(e, remote, no_clobber))
         })
     }
 
@@ -635,7 +675,14 @@ impl Shell {
             if ft.is_dir() {
                 self.put_tree_inner(&e.path(), &dst, no_clobber, depth + 1, totals)?;
             } else if ft.is_file() {
-                let r = self.put_one(&e.path(), &dst, no_clobber, false)?;
+                let r = match self.put_one(&e.path(), &dst, no_clobber, false) {
+                    // the server refuses before any data is sent: skipped and counted
+                    Err(Error::Remote(ErrorCode::Exists, _)) if no_clobber => {
+                        totals.skipped += 1;
+                        continue;
+                    }
+                    other => other?,
+                };
                 totals.files += 1;
                 totals.bytes += r.size;
             } else {
