@@ -215,8 +215,27 @@ fn exit_130_is_in_the_exit_code_tables() {
 }
 
 /// Runs the client on a pseudo-terminal (util-linux `script`), typing `keys` with pauses
-/// between the pieces; returns its exit code and what the terminal showed.
+/// between the pieces; returns its exit code and what the terminal showed. Its history
+/// and configuration go to a fresh directory.
 fn on_a_terminal(cwd: &std::path::Path, args: &str, keys: &[&[u8]]) -> (Option<i32>, String) {
+    let state = TempDir::new("ux-state");
+    on_a_terminal_in(cwd, state.path(), args, keys)
+}
+
+/// [`on_a_terminal`] in the fixture's local directory, with the configuration kept in
+/// the fixture's `conf/` from one run to the next.
+fn on_a_terminal_keeping(fx: &Fixture, args: &str, keys: &[&[u8]]) -> (Option<i32>, String) {
+    let conf = fx.dir.path().join("conf");
+    fs::create_dir_all(&conf).unwrap();
+    on_a_terminal_in(&fx.local(), &conf, args, keys)
+}
+
+fn on_a_terminal_in(
+    cwd: &std::path::Path,
+    state: &std::path::Path,
+    args: &str,
+    keys: &[&[u8]],
+) -> (Option<i32>, String) {
     use std::io::Write;
     use std::process::{Command, Stdio};
     // `exec`: no shell stays between `script` and the client
@@ -224,12 +243,12 @@ fn on_a_terminal(cwd: &std::path::Path, args: &str, keys: &[&[u8]]) -> (Option<i
         "stty cols 80 rows 24; exec {} {args}",
         env!("CARGO_BIN_EXE_fos-client")
     );
-    let state = TempDir::new("ux-state");
     let mut child = Command::new("script")
         .args(["-qfec", &command, "/dev/null"])
         .current_dir(cwd)
-        .env("XDG_STATE_HOME", state.path())
-        .env("XDG_CONFIG_HOME", state.path())
+        .env("XDG_STATE_HOME", state)
+        .env("XDG_CONFIG_HOME", state)
+        .env("HOME", state)
         .env("FOS_PASSWORD", "p")
         .env("NO_COLOR", "1")
         .env("TERM", "xterm")
@@ -466,4 +485,162 @@ fn no_clobber_trees_skip_existing_files_and_count_them() {
         fs::read_to_string(local.join("copy/sub/c")).unwrap(),
         "old c"
     );
+}
+
+/// The SHA-256 fingerprint of a test certificate, as the client prints it.
+fn fingerprint(pem: &str) -> String {
+    let certs = fos::tls::load_certs(&data_dir().join(pem)).unwrap();
+    fos::x509::fingerprint(&certs[0])
+}
+
+/// The client without `--cert`, in `cwd`, with its configuration under `conf`
+/// (`XDG_CONFIG_HOME`) and `home` (`HOME`), running `-c pwd`.
+fn unpinned(
+    cwd: &std::path::Path,
+    conf: Option<&std::path::Path>,
+    home: &std::path::Path,
+    server: &str,
+) -> std::process::Output {
+    let mut cmd = without_terminal(env!("CARGO_BIN_EXE_fos-client"));
+    cmd.current_dir(cwd)
+        .env("FOS_PASSWORD", "p")
+        .env("NO_COLOR", "1")
+        .env("HOME", home)
+        .env_remove("XDG_CONFIG_HOME")
+        .args(["--server", server, "--user", "u", "-c", "pwd"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if let Some(conf) = conf {
+        cmd.env("XDG_CONFIG_HOME", conf);
+    }
+    run(cmd)
+}
+
+#[test]
+fn without_cert_the_pin_is_looked_for_in_certs_then_the_config_directory() {
+    let fx = Fixture::new("ux-pin");
+    let server = BinServer::start(&fx, &["-q"]);
+    let s = server.server_arg();
+    let (cwd, conf, home) = (
+        fx.dir.path().join("elsewhere"),
+        fx.dir.path().join("conf"),
+        fx.dir.path().join("home"),
+    );
+    for d in [&cwd, &conf.join("fos"), &home.join(".config/fos")] {
+        fs::create_dir_all(d).unwrap();
+    }
+    // $XDG_CONFIG_HOME/fos/cert.pem, from a directory with no certs/
+    fs::copy(cert(), conf.join("fos/cert.pem")).unwrap();
+    let out = unpinned(&cwd, Some(&conf), &home, &s);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // ~/.config/fos/cert.pem without XDG_CONFIG_HOME
+    fs::copy(cert(), home.join(".config/fos/cert.pem")).unwrap();
+    let out = unpinned(&cwd, None, &home, &s);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // ./certs/cert.pem comes first: here it is another server's, and says so
+    fs::create_dir_all(cwd.join("certs")).unwrap();
+    fs::copy(
+        data_dir().join("other-cert.pem"),
+        cwd.join("certs/cert.pem"),
+    )
+    .unwrap();
+    let out = unpinned(&cwd, Some(&conf), &home, &s);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the pin is certs/cert.pem"),
+        "{}",
+        stderr(&out)
+    );
+    // --cert pins exactly as before, whatever is lying around
+    let out = client(&cwd, &s, "u", "p", &["-c", "pwd"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn with_no_pin_an_unknown_server_is_exit_3_in_scripts_and_a_changed_one_is_refused() {
+    let fx = Fixture::new("ux-tofu");
+    let server = BinServer::start(&fx, &["-q"]);
+    let s = server.server_arg();
+    let (cwd, conf) = (fx.dir.path().join("cwd"), fx.dir.path().join("conf"));
+    fs::create_dir_all(&cwd).unwrap();
+    let fp = fingerprint("cert.pem");
+    let out = unpinned(&cwd, Some(&conf), &conf, &s);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains(&fp), "the fingerprint is shown: {err}");
+    assert!(
+        err.contains("certs/cert.pem")
+            && err.contains(&format!("{}", conf.join("fos/cert.pem").display()))
+            && err.contains("/etc/fos/cert.pem"),
+        "where it looked: {err}"
+    );
+    let known = conf.join("fos/known_servers");
+    let line = format!("{s} {fp}");
+    assert!(err.contains(&line), "the line that trusts it: {err}");
+    assert!(!known.exists(), "nothing recorded from a script");
+    // recorded by hand: trusted
+    fs::create_dir_all(known.parent().unwrap()).unwrap();
+    fs::write(&known, format!("# mine\n{line}\n")).unwrap();
+    let out = unpinned(&cwd, Some(&conf), &conf, &s);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "/\n");
+    // a known server that presents another certificate: refused, loudly
+    drop(server);
+    let other = BinServer::launch(&fx, "127.0.0.1", 0, None, "other-", &["-q"]);
+    let s2 = other.server_arg();
+    fs::write(&known, format!("{line}\n{s2} {fp}\n")).unwrap();
+    let out = unpinned(&cwd, Some(&conf), &conf, &s2);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("HAS CHANGED"), "{err}");
+    assert!(
+        err.contains(&fingerprint("other-cert.pem")) && err.contains("line 2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn on_a_terminal_an_unknown_server_shows_its_fingerprint_and_is_trusted_on_yes() {
+    let fx = Fixture::new("ux-tofu-pty");
+    let server = BinServer::start(&fx, &["-q"]);
+    let args = format!("--server {} --user u", server.server_arg());
+    let fp = fingerprint("cert.pem");
+    // no: nothing is recorded, exit 3
+    let (code, screen) = on_a_terminal(&fx.local(), &args, &[b"n\n"]);
+    assert_eq!(code, Some(3), "{screen}");
+    assert!(screen.contains(&fp) && screen.contains("[y/N]"), "{screen}");
+    // yes: recorded (in the same state directory the helper gives each run)
+    let (code, screen) = on_a_terminal_keeping(&fx, &args, &[b"y\n", b"pwd\n", b"exit\n"]);
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("Remembered"), "{screen}");
+    let known = fs::read_to_string(fx.dir.path().join("conf/fos/known_servers")).unwrap();
+    assert_eq!(known, format!("{} {fp}\n", server.server_arg()));
+    // known now: no question
+    let (code, screen) = on_a_terminal_keeping(&fx, &args, &[b"exit\n"]);
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(!screen.contains("[y/N]"), "{screen}");
+}
+
+#[test]
+fn a_known_servers_pin_is_checked_in_the_handshake_too() {
+    let fx = Fixture::new("ux-known-lib");
+    let server = LibServer::start(fx.config());
+    let known = fx.dir.path().join("known_servers");
+    let s = server.addr.to_string();
+    let cfg = fos::client::ClientConfig {
+        known_servers: Some(known.clone()),
+        fsync: false,
+        ..Default::default()
+    };
+    // recorded: the handshake's signature is checked with the presented certificate
+    fs::write(&known, format!("{s} {}\n", fingerprint("cert.pem"))).unwrap();
+    let r = fos::client::Remote::connect(&cfg, &s, "u", "p");
+    assert!(r.is_ok(), "{:?}", r.err());
+    // recorded with another certificate: refused before any credentials are sent
+    fs::write(&known, format!("{s} {}\n", fingerprint("other-cert.pem"))).unwrap();
+    match fos::client::Remote::connect(&cfg, &s, "u", "p") {
+        Err(fos::Error::Certificate(m)) => assert!(m.contains(&fingerprint("cert.pem")), "{m}"),
+        other => panic!("{other:?}"),
+    }
 }

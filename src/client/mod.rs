@@ -19,6 +19,7 @@ mod prompt;
 pub mod shell;
 pub mod stream;
 mod transfers;
+pub mod trust;
 mod width;
 
 use std::fs::File;
@@ -63,6 +64,10 @@ pub struct ClientConfig {
     pub io_timeout: Duration,
     /// fsync downloads before renaming them into place. Defaults to true.
     pub fsync: bool,
+    /// Trust on first use: when set (and not `ca`), a server is trusted if its
+    /// certificate has the fingerprint this file records for it (see [`trust`]),
+    /// instead of the `cert` pin. Defaults to `None`.
+    pub known_servers: Option<PathBuf>,
 }
 
 impl Default for ClientConfig {
@@ -76,18 +81,43 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(10),
             io_timeout: Duration::from_secs(60),
             fsync: true,
+            known_servers: None,
         }
     }
 }
 
 impl ClientConfig {
-    /// The trust settings this configuration describes.
+    /// The trust settings this configuration describes, for any server (discovery:
+    /// with `known_servers`, every certificate recorded there).
     pub fn trust(&self) -> Result<Trust, Error> {
         if self.ca {
             return Ok(Trust::ca(self.cafile.as_deref())?);
         }
+        if let Some(path) = &self.known_servers {
+            return Ok(Trust::Known(
+                trust::KnownServers::load(path)?.fingerprints(),
+            ));
+        }
         let trust = Trust::pinned_file(&self.cert)?;
         Ok(trust)
+    }
+
+    /// The trust settings for the server `server` (`host[:port]`): with
+    /// `known_servers`, only the certificate recorded for it, or for a server recorded
+    /// under no name of its own (one found by discovery), any certificate recorded
+    /// there.
+    pub fn trust_for(&self, server: &str) -> Result<Trust, Error> {
+        match &self.known_servers {
+            Some(path) if !self.ca => {
+                let key = trust::server_key(server)?;
+                let known = trust::KnownServers::load(path)?;
+                Ok(Trust::Known(match known.get(&key) {
+                    Some(found) => vec![found.fingerprint.clone()],
+                    None => known.fingerprints(),
+                }))
+            }
+            _ => self.trust(),
+        }
     }
 }
 
@@ -293,7 +323,7 @@ impl Remote {
     ) -> Result<Remote, Error> {
         let (host, port) = split_host_port(server, DEFAULT_PORT)?;
         let addrs = resolve(&host, port)?;
-        let trust = cfg.trust()?;
+        let trust = cfg.trust_for(server)?;
         if let Trust::Pinned(cert) = &trust {
             warn_if_expired(cert, &cfg.cert);
         }
@@ -306,6 +336,13 @@ impl Remote {
         for addr in &addrs {
             match tls_connect(*addr, Arc::clone(&tls), name.clone(), cfg.connect_timeout) {
                 Ok(stream) => return Remote::login(stream, tls, name, cfg, user, password),
+                // say which pin it was: it may have been found rather than given
+                Err(Error::Certificate(m)) if matches!(trust, Trust::Pinned(_)) => {
+                    return Err(Error::Certificate(format!(
+                        "{m}; the pin is {}",
+                        cfg.cert.display()
+                    )));
+                }
                 Err(e @ Error::Certificate(_)) => return Err(e),
                 Err(e) => failures.push(e),
             }
