@@ -278,6 +278,11 @@ fn names_up_to_255_bytes_download_and_a_cut_partial_fits_too() {
 const TITLE: &str = "\x1b]0;pwned\x07\x1b[2J";
 /// How the client shows [`TITLE`].
 const TITLE_SHOWN: &str = "\\u{1b}]0;pwned\\u{7}\\u{1b}[2J";
+/// How a listing shows a name made of `prefix` and [`TITLE`]: in `$'...'`, which reads
+/// back as the same name when pasted into a command.
+fn listed(prefix: &str) -> String {
+    format!("$'{prefix}\\x1b]0;pwned\\x07\\x1b[2J'")
+}
 /// A file with colour codes in it, for `cat`.
 const COLOURED: &[u8] = b"hello \x1b[31mred\x1b[0m\n";
 
@@ -319,7 +324,7 @@ fn server_text_is_escaped_and_cat_to_a_pipe_stays_exact() {
     // after the byte-exact cat: the listing (the transfer summary is on stderr)
     let rest = &text[head.len()..];
     assert_no_escapes(rest, "a name in a listing");
-    assert!(rest.contains(&format!("e{TITLE_SHOWN}\n")), "{rest:?}");
+    assert!(rest.contains(&format!("{}\n", listed("e"))), "{rest:?}");
     let err = stderr(&out);
     assert_no_escapes(&err, "an error message or a summary");
     assert!(
@@ -348,7 +353,7 @@ fn legacy_replies_are_escaped_too() {
     });
     let out = run_client(tmp.path(), &server.server_arg(), &[], "ls; cat f; cd d");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let listing = format!("a{TITLE_SHOWN}\nb\n");
+    let listing = format!("{}\nb\n", listed("a"));
     // cat to a pipe is byte-exact, escapes and all
     assert_eq!(stdout(&out), format!("{listing}plain{TITLE} text\n"));
     let err = stderr(&out);

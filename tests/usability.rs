@@ -644,3 +644,138 @@ fn a_known_servers_pin_is_checked_in_the_handshake_too() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn bang_runs_a_local_command_and_never_eats_a_script() {
+    let fx = Fixture::new("ux-bang");
+    let server = BinServer::start(&fx, &["-q"]);
+    let s = server.server_arg();
+    let out = c(
+        &fx.local(),
+        &s,
+        "!echo hi > made.txt; echo there >> made.txt\npwd",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        fs::read_to_string(fx.local().join("made.txt")).unwrap(),
+        "hi\nthere\n",
+        "the whole line went to the shell, `;` included"
+    );
+    assert_eq!(stdout(&out), "/\n");
+    let out = c(&fx.local(), &s, "!exit 3");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("!exit 3: exit status 3"),
+        "{}",
+        stderr(&out)
+    );
+    // from a script on standard input the command gets no input: the script goes on
+    let out = client_stdin(&fx.local(), &s, "u", "p", &[], "!cat\npwd\n");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "/\n");
+}
+
+#[test]
+fn df_and_quota_errors_speak_human_units() {
+    let fx = Fixture::new("ux-df");
+    let server = BinServer::start(&fx, &["-q", "--quota", "10M", "--max-file-size", "4M"]);
+    let s = server.server_arg();
+    fs::write(fx.local().join("three.bin"), content(3 << 20, 1)).unwrap();
+    fs::write(fx.local().join("four.bin"), content(4 << 20, 2)).unwrap();
+    let out = c(&fx.local(), &s, "put three.bin; df");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "      Used      Quota       Free  Use%\n   3.0 MiB   10.0 MiB    7.0 MiB   30%\nlargest upload: 4.0 MiB\n"
+    );
+    let out = c(&fx.local(), &s, "put four.bin; put four.bin again.bin");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("quota exceeded: 7.0 MiB of 10.0 MiB used, this file needs 4.0 MiB"),
+        "{}",
+        stderr(&out)
+    );
+    let plain = BinServer::start(&fx, &["-q"]);
+    let out = c(&fx.local(), &plain.server_arg(), "df -h");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("7.0 MiB       none"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn ls_h_names_with_control_characters_and_the_cat_marker() {
+    let fx = Fixture::new("ux-ls");
+    let server = BinServer::start(&fx, &["-q"]);
+    let s = server.server_arg();
+    let root = fx.storage().join("u");
+    fs::create_dir_all(&root).unwrap();
+    fs::write(root.join("k.bin"), vec![0u8; 1536]).unwrap();
+    fs::write(root.join("a\x1bb"), "esc").unwrap();
+    let text: String = (0..500).map(|i| format!("line {i}\n")).collect();
+    fs::write(root.join("long.txt"), &text).unwrap();
+    let out = c(&fx.local(), &s, "ls -h k.bin; ls");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let listing = stdout(&out);
+    assert!(listing.starts_with("-      1.5 KiB "), "{listing}");
+    assert!(
+        listing.contains("\n$'a\\x1bb'\nk.bin\nlong.txt\n"),
+        "{listing}"
+    );
+    // the name as shown reads back as the same name
+    let out = c(&fx.local(), &s, "get $'a\\x1bb' copy.txt");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(fs::read(fx.local().join("copy.txt")).unwrap(), b"esc");
+    // cat: the head exactly on stdout, the marker on stderr
+    let out = c(&fx.local(), &s, "cat long.txt");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let head = &text.as_bytes()[..1024];
+    assert!(
+        head.ends_with(b"\n"),
+        "the test's text is cut at a line's end"
+    );
+    assert_same(&out.stdout, head, "cat to a pipe");
+    let left = text.len() - 1024;
+    assert!(
+        stderr(&out).contains(&format!(
+            "[... {left} more bytes ({} in all) not shown; `get long.txt` downloads the whole file]",
+            text.len()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let out = c(&fx.local(), &s, "cat k.bin");
+    assert!(stdout(&out).contains("binary"), "{}", stdout(&out));
+}
+
+#[test]
+fn on_a_terminal_ls_prints_columns_and_cat_ends_with_its_marker() {
+    let fx = Fixture::new("ux-cols");
+    let server = BinServer::start(&fx, &["-q"]);
+    let root = fx.storage().join("u");
+    fs::create_dir_all(&root).unwrap();
+    for n in ["alpha", "beta", "gamma", "delta", "epsilon"] {
+        fs::write(root.join(n), n).unwrap();
+    }
+    fs::write(root.join("zlong.txt"), "x".repeat(2000)).unwrap();
+    let (code, screen) = on_a_terminal(
+        &fx.local(),
+        &format!(
+            "--server {} --user u --cert {}",
+            server.server_arg(),
+            cert().display()
+        ),
+        &[b"ls\n", b"cat zlong.txt\n", b"exit\n"],
+    );
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(
+        screen.contains("alpha  beta  delta  epsilon  gamma  zlong.txt"),
+        "{screen:?}"
+    );
+    assert!(
+        screen.contains("[... 976 more bytes (2000 in all) not shown"),
+        "{screen:?}"
+    );
+}

@@ -274,20 +274,20 @@ impl Report {
     }
 }
 
-/// Bytes in binary units.
+/// Bytes in binary units (see [`crate::log::human_bytes`]).
 pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    crate::log::human_bytes(n)
+}
+
+/// What `df` shows: the user's usage and the server's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// Bytes used, as the quota counts them.
+    pub used: u64,
+    /// The quota, if the server has one.
+    pub quota: Option<u64>,
+    /// The largest upload, if the server limits it.
+    pub max_file_size: Option<u64>,
 }
 
 /// Options of one transfer.
@@ -428,10 +428,48 @@ impl Remote {
 
     /// `cat`: up to 1024 bytes.
     pub fn cat(&mut self, path: &str) -> Result<Vec<u8>, Error> {
+        self.cat_sized(path).map(|(head, _)| head)
+    }
+
+    /// `cat`: up to 1024 bytes, and the whole file's size when the server says it (a
+    /// Python server does not).
+    pub fn cat_sized(&mut self, path: &str) -> Result<(Vec<u8>, Option<u64>), Error> {
         match self {
-            Remote::Native(n) => n.cat(path).map(|(head, _)| head),
-            Remote::Legacy(l) => l.cat(path),
+            Remote::Native(n) => n.cat(path).map(|(head, size)| (head, Some(size))),
+            Remote::Legacy(l) => l.cat(path).map(|head| (head, None)),
         }
+    }
+
+    /// `df`: the user's usage and the server's limits.
+    pub fn df(&mut self) -> Result<Usage, Error> {
+        let Remote::Native(n) = self else {
+            return Err(Self::unsupported("df"));
+        };
+        let fields = match n.call(&Request::Df) {
+            // a fos server from before `df`
+            Err(Error::Remote(ErrorCode::Invalid, m)) if m.contains("unknown command") => {
+                return Err(Error::Remote(
+                    ErrorCode::Unsupported,
+                    "this server does not report usage (it predates df)".into(),
+                ));
+            }
+            other => other?,
+        };
+        let number = |i: usize| -> Result<Option<u64>, Error> {
+            match fields.get(i).map(Vec::as_slice) {
+                None | Some(b"") => Ok(None),
+                Some(f) => std::str::from_utf8(f)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .map(Some)
+                    .ok_or(Error::Protocol(crate::protocol::Error::BadFields)),
+            }
+        };
+        Ok(Usage {
+            used: number(0)?.ok_or(Error::Protocol(crate::protocol::Error::BadFields))?,
+            quota: number(1)?,
+            max_file_size: number(2)?,
+        })
     }
 
     /// `mkdir`.

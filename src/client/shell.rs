@@ -5,6 +5,7 @@
 
 use std::fs;
 use std::io::{self, BufRead, IsTerminal, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,8 +30,8 @@ struct Help {
 const HELP: &[Help] = &[
     Help {
         name: "ls",
-        syntax: "ls [-l] [path]",
-        about: "List a remote directory (or name a file). -l: type, size, modification time (UTC), name; directories first.",
+        syntax: "ls [-l] [-h] [path]",
+        about: "List a remote directory (or name a file). -l: type, size, modification time (UTC), name; directories first. -h: sizes in KiB, MiB, ... (and implies -l). On a terminal the names are shown in columns, else one per line; a name with control characters is shown as $'...', which reads back as the same name when pasted into a command.",
     },
     Help {
         name: "cd",
@@ -93,6 +94,11 @@ const HELP: &[Help] = &[
         about: "Remove an empty remote directory.",
     },
     Help {
+        name: "df",
+        syntax: "df [-h]",
+        about: "Show your usage and quota on the server. In KiB, MiB, ...; uploads in progress count at their full size, as the quota counts them. -h changes nothing (sftp has it).",
+    },
+    Help {
         name: "passwd",
         syntax: "passwd",
         about: "Change your password. It asks for the old one and the new one twice.",
@@ -104,13 +110,18 @@ const HELP: &[Help] = &[
     },
     Help {
         name: "lls",
-        syntax: "lls [-l] [dir]",
-        about: "List a local directory.",
+        syntax: "lls [-l] [-h] [dir]",
+        about: "List a local directory. The options are those of ls.",
     },
     Help {
         name: "lpwd",
         syntax: "lpwd",
         about: "Show the local directory.",
+    },
+    Help {
+        name: "!",
+        syntax: "!command",
+        about: "Run a command in the local shell. The rest of the line is the command (`;` included); `!` alone starts an interactive shell, and leaving it comes back here.",
     },
     Help {
         name: "help",
@@ -423,6 +434,10 @@ impl Shell {
                 "unknown command {cmd:?} (type `help` for the list)"
             )));
         };
+        if cmd == "!" {
+            self.local_shell(args.first().map_or("", String::as_str))?;
+            return Ok(Flow::Continue);
+        }
         let (flags, args) = split_flags(args);
         // every command refuses what its syntax does not list, as shells' commands do
         if let Some(f) = flags.iter().find(|f| !flags_of(entry.syntax).contains(**f)) {
@@ -465,7 +480,7 @@ impl Shell {
                     .remote()?
                     .ls(arg(0))
                     .map_err(|e| e.about(&about(arg(0).unwrap_or("."))))?;
-                print_entries(entries, has('l'));
+                print_entries(entries, Listing::of(has('l'), has('h')));
             }
             "stat" => {
                 arity(1, 1)?;
@@ -475,19 +490,22 @@ impl Shell {
                     .map_err(|e| e.about(&about(&args[0])))?;
                 println!(
                     "{}",
-                    long_line(&Entry {
-                        name: args[0].clone(),
-                        ..e
-                    })
+                    long_line(
+                        &Entry {
+                            name: args[0].clone(),
+                            ..e
+                        },
+                        false
+                    )
                 );
             }
             "cat" => {
                 arity(1, 1)?;
-                let head = self
+                let (head, size) = self
                     .remote()?
-                    .cat(&args[0])
+                    .cat_sized(&args[0])
                     .map_err(|e| e.about(&about(&args[0])))?;
-                print_cat(&head);
+                print_cat(&head, size, &args[0]);
             }
             "mkdir" => {
                 arity(1, 1)?;
@@ -546,7 +564,12 @@ impl Shell {
                 arity(0, 1)?;
                 let dir = arg(0).unwrap_or(".");
                 let entries = local_list(Path::new(dir)).map_err(|e| e.about(&about(dir)))?;
-                print_entries(entries, has('l'));
+                print_entries(entries, Listing::of(has('l'), has('h')));
+            }
+            "df" => {
+                arity(0, 0)?;
+                let usage = self.remote()?.df().map_err(|e| e.about(cmd))?;
+                print!("{}", df_table(&usage));
             }
             "passwd" => {
                 arity(0, 0)?;
@@ -569,6 +592,32 @@ impl Shell {
             }
         }
         Ok(Flow::Continue)
+    }
+
+    /// `!command`: runs `command` with `sh -c`, or with nothing, an interactive
+    /// `$SHELL`. It gets this terminal; when the commands themselves come from standard
+    /// input (a script), it gets no standard input, so it cannot eat the script.
+    fn local_shell(&mut self, command: &str) -> Result<(), Error> {
+        use std::process::{Command, Stdio};
+        let mut child = if command.is_empty() {
+            Command::new(std::env::var_os("SHELL").unwrap_or_else(|| "/bin/sh".into()))
+        } else {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c").arg(command);
+            c
+        };
+        if self.commands_on_stdin && !io::stdin().is_terminal() {
+            child.stdin(Stdio::null());
+        }
+        let _ = io::stdout().flush();
+        let status = child
+            .status()
+            .map_err(|e| Error::Local(format!("!{command}: {}", super::local_reason(&e))))?;
+        match status.code() {
+            Some(0) => Ok(()),
+            Some(n) => Err(Error::Local(format!("!{command}: exit status {n}"))),
+            None => Err(Error::Local(format!("!{command}: ended by a signal"))),
+        }
     }
 
     /// `mkdir -p`: makes `path` and every missing parent; one that exists already must
@@ -780,37 +829,162 @@ fn split_flags(args: &[String]) -> (Vec<char>, &[String]) {
     (flags, &args[i..])
 }
 
-/// `d         4096 2026-11-24T12:00:00Z name`: directories first, then by name.
-fn print_entries(mut entries: Vec<Entry>, long: bool) {
-    if long {
-        entries.sort_by(|a, b| {
-            (a.kind != EntryKind::Dir, &a.name).cmp(&(b.kind != EntryKind::Dir, &b.name))
-        });
-        let mut out = io::stdout().lock();
-        for e in &entries {
-            let _ = writeln!(out, "{}", long_line(e));
-        }
-    } else {
-        let mut out = io::stdout().lock();
-        for e in &entries {
-            let _ = writeln!(out, "{}", crate::log::escape(&e.name));
+/// How `ls` and `lls` show entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listing {
+    /// Names: in columns on a terminal, else one per line.
+    Names,
+    /// One entry per line with its type, size and time (`human`: sizes in KiB, ...).
+    Long { human: bool },
+}
+
+impl Listing {
+    /// From the options `-l` and `-h` (which implies `-l`).
+    fn of(long: bool, human: bool) -> Listing {
+        match (long, human) {
+            (_, true) => Listing::Long { human: true },
+            (true, false) => Listing::Long { human: false },
+            (false, false) => Listing::Names,
         }
     }
 }
 
-fn long_line(e: &Entry) -> String {
+/// `d         4096 2026-11-24T12:00:00Z name`: directories first, then by name. Names
+/// alone go in columns when stdout is a terminal.
+fn print_entries(mut entries: Vec<Entry>, how: Listing) {
+    let mut out = io::stdout().lock();
+    match how {
+        Listing::Long { human } => {
+            entries.sort_by(|a, b| {
+                (a.kind != EntryKind::Dir, &a.name).cmp(&(b.kind != EntryKind::Dir, &b.name))
+            });
+            for e in &entries {
+                let _ = writeln!(out, "{}", long_line(e, human));
+            }
+        }
+        Listing::Names => {
+            let names: Vec<String> = entries
+                .iter()
+                .map(|e| super::line::shown_name(&e.name))
+                .collect();
+            let width = out
+                .is_terminal()
+                .then(|| crate::sys::window_size(io::stdout().as_fd()))
+                .flatten()
+                .map(|(cols, _)| usize::from(cols));
+            let text = match width {
+                Some(cols) => columns(&names, cols),
+                None => names.iter().map(|n| format!("{n}\n")).collect(),
+            };
+            let _ = out.write_all(text.as_bytes());
+        }
+    }
+}
+
+/// `names` in columns filled top to bottom, as `ls` does on a terminal: as many
+/// columns as fit in `width`, two spaces apart.
+fn columns(names: &[String], width: usize) -> String {
+    const GAP: usize = 2;
+    let widths: Vec<usize> = names.iter().map(|n| super::width::str_width(n)).collect();
+    let n = names.len();
+    if n == 0 {
+        return String::new();
+    }
+    // the fewest rows whose columns fit; one name per row if none do
+    let rows = (1..=n)
+        .find(|&rows| {
+            let cols = n.div_ceil(rows);
+            let total: usize = (0..cols)
+                .map(|c| {
+                    widths[c * rows..((c + 1) * rows).min(n)]
+                        .iter()
+                        .max()
+                        .copied()
+                        .unwrap_or(0)
+                })
+                .sum::<usize>()
+                + GAP * cols.saturating_sub(1);
+            total <= width
+        })
+        .unwrap_or(n);
+    let cols = n.div_ceil(rows);
+    let col_width: Vec<usize> = (0..cols)
+        .map(|c| {
+            widths[c * rows..((c + 1) * rows).min(n)]
+                .iter()
+                .max()
+                .copied()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in 0..rows {
+        let mut line = String::new();
+        for c in 0..cols {
+            let i = c * rows + r;
+            if i >= n {
+                break;
+            }
+            line.push_str(&names[i]);
+            let last = c + 1 == cols || (c + 1) * rows + r >= n;
+            if !last {
+                line.push_str(&" ".repeat(col_width[c] - widths[i] + GAP));
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// One entry on one line: type, size (`human`: in KiB, ...), time, name.
+fn long_line(e: &Entry, human: bool) -> String {
+    let size = match human {
+        true => super::human_bytes(e.size),
+        false => e.size.to_string(),
+    };
     format!(
-        "{} {:>12} {}Z {}",
+        "{} {size:>12} {}Z {}",
         e.kind.letter(),
-        e.size,
         crate::log::utc_seconds(e.mtime),
-        crate::log::escape(&e.name)
+        super::line::shown_name(&e.name)
     )
 }
 
+/// `df`: usage, quota, what is free and the share used, in human units; the largest
+/// upload when the server limits it.
+fn df_table(u: &super::Usage) -> String {
+    let h = super::human_bytes;
+    let (quota, free, share) = match u.quota {
+        Some(q) => (
+            h(q),
+            h(q.saturating_sub(u.used)),
+            format!(
+                "{}%",
+                (u.used as f64 * 100.0 / q.max(1) as f64).ceil() as u64
+            ),
+        ),
+        None => ("none".into(), "-".into(), "-".into()),
+    };
+    let mut out = format!(
+        "{:>10} {:>10} {:>10} {:>5}\n{:>10} {quota:>10} {free:>10} {share:>5}\n",
+        "Used",
+        "Quota",
+        "Free",
+        "Use%",
+        h(u.used)
+    );
+    if let Some(max) = u.max_file_size {
+        out.push_str(&format!("largest upload: {}\n", h(max)));
+    }
+    out
+}
+
 /// The head of a remote file: byte for byte into a pipe or file, with control
-/// characters escaped on a terminal (newlines and tabs kept).
-fn print_cat(head: &[u8]) {
+/// characters escaped on a terminal (newlines and tabs kept). A file longer than what
+/// was shown ends with a marker saying how much was left out (on stderr unless stdout
+/// is a terminal, so a pipe gets only the file's bytes).
+fn print_cat(head: &[u8], size: Option<u64>, path: &str) {
     let binary =
         head.contains(&0) || std::str::from_utf8(head).is_err_and(|e| e.error_len().is_some());
     if binary {
@@ -818,13 +992,36 @@ fn print_cat(head: &[u8]) {
         return;
     }
     let mut out = io::stdout().lock();
-    if out.is_terminal() {
+    let terminal = out.is_terminal();
+    if terminal {
         let _ = out.write_all(escape_text(&String::from_utf8_lossy(head)).as_bytes());
     } else {
         let _ = out.write_all(head);
     }
     if !head.ends_with(b"\n") {
         let _ = out.write_all(b"\n");
+    }
+    let shown = head.len() as u64;
+    let marker = match size {
+        Some(size) if size > shown => format!(
+            "[... {} more bytes ({} in all) not shown; `get {}` downloads the whole file]",
+            size - shown,
+            size,
+            super::complete::quote(path)
+        ),
+        // a Python server says no size: a full head may have been cut
+        None if shown >= 1020 => format!(
+            "[... the file may go on: a Python server shows only its first 1024 bytes; `get {}` downloads the whole file]",
+            super::complete::quote(path)
+        ),
+        _ => return,
+    };
+    let marker = escape(&marker);
+    if terminal {
+        let _ = writeln!(out, "{marker}");
+    } else {
+        let _ = out.flush();
+        eprintln!("{marker}");
     }
 }
 
@@ -914,7 +1111,58 @@ mod tests {
             size: 4096,
             mtime: 0,
         };
-        assert_eq!(long_line(&e), "d         4096 1970-01-01T00:00:00Z a b");
+        assert_eq!(
+            long_line(&e, false),
+            "d         4096 1970-01-01T00:00:00Z a b"
+        );
+        let e = Entry {
+            name: "x\u{1b}y".into(),
+            kind: EntryKind::File,
+            size: 1536,
+            ..e
+        };
+        assert_eq!(
+            long_line(&e, true),
+            "-      1.5 KiB 1970-01-01T00:00:00Z $'x\\x1by'"
+        );
+    }
+
+    #[test]
+    fn names_go_in_columns_that_fit() {
+        let names: Vec<String> = ["a", "bb", "ccc", "dddd", "e"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(columns(&names, 80), "a  bb  ccc  dddd  e\n");
+        // top to bottom, then left to right
+        assert_eq!(columns(&names, 10), "a    dddd\nbb   e\nccc\n");
+        assert_eq!(columns(&names, 3), "a\nbb\nccc\ndddd\ne\n", "too narrow");
+        assert_eq!(columns(&[], 80), "");
+        for line in columns(&names, 12).lines() {
+            assert!(line.len() <= 12, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn df_in_human_units() {
+        let u = super::super::Usage {
+            used: 3 << 20,
+            quota: Some(10 << 20),
+            max_file_size: Some(1 << 30),
+        };
+        assert_eq!(
+            df_table(&u),
+            "      Used      Quota       Free  Use%\n   3.0 MiB   10.0 MiB    7.0 MiB   30%\nlargest upload: 1.0 GiB\n"
+        );
+        let u = super::super::Usage {
+            used: 12,
+            quota: None,
+            max_file_size: None,
+        };
+        assert_eq!(
+            df_table(&u),
+            "      Used      Quota       Free  Use%\n      12 B       none          -     -\n"
+        );
     }
 
     #[test]

@@ -92,6 +92,8 @@ pub enum Request {
         /// New password.
         new: String,
     },
+    /// The user's storage: bytes used, and the quota and file size limit if any.
+    Df,
     /// Discovery: name, protocol version and data port.
     Discover,
     /// End the session.
@@ -148,6 +150,7 @@ impl Request {
             Request::Mv { .. } => "mv",
             Request::Glob(_) => "glob",
             Request::Passwd { .. } => "passwd",
+            Request::Df => "df",
             Request::Discover => "discover",
             Request::Bye => "bye",
         }
@@ -158,7 +161,7 @@ impl Request {
         let verb = self.verb().to_string();
         let fields: Vec<String> = match self {
             Request::Login { user, password } => vec![verb, user.clone(), password.clone()],
-            Request::Pwd | Request::Discover | Request::Bye => vec![verb],
+            Request::Pwd | Request::Df | Request::Discover | Request::Bye => vec![verb],
             Request::Cd(p) | Request::Ls(p) => std::iter::once(verb).chain(p.clone()).collect(),
             Request::Stat(p)
             | Request::Cat(p)
@@ -247,6 +250,7 @@ impl Request {
                 }
             }
             "pwd" => arity(0, 0).map(|()| Request::Pwd)?,
+            "df" => arity(0, 0).map(|()| Request::Df)?,
             "discover" => arity(0, 0).map(|()| Request::Discover)?,
             "bye" => arity(0, 0).map(|()| Request::Bye)?,
             "cd" => {
@@ -565,6 +569,7 @@ mod tests {
             old: "o".into(),
             new: "n".into(),
         });
+        round(Request::Df);
         round(Request::Discover);
         round(Request::Bye);
     }
@@ -585,6 +590,7 @@ mod tests {
             &["put", "a", "-", "x", ""],
             &["rm", "a", "x"],
             &["login", "u"],
+            &["df", "x"],
         ];
         for fields in bad {
             assert!(

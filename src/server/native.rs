@@ -186,6 +186,14 @@ fn dispatch(
             return Ok(false);
         }
         Request::Discover => Ok(discover_reply(shared)),
+        Request::Df => session.df().map(|d| {
+            let limit = |v: Option<u64>| v.map_or_else(Vec::new, |v| v.to_string().into_bytes());
+            Reply::Fields(vec![
+                d.used.to_string().into_bytes(),
+                limit(d.quota),
+                limit(d.max_file_size),
+            ])
+        }),
         Request::Pwd => Ok(Reply::Fields(vec![session.pwd().into_bytes()])),
         Request::Cd(arg) => session
             .cd(arg.as_deref())

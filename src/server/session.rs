@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::Shared;
 use super::uploads::Uploads;
+use crate::log::human_bytes;
 use crate::protocol::{Entry, EntryKind, ErrorCode};
 use crate::sandbox::{self, Partial, Resume, Sandbox, UserPath};
 
@@ -91,6 +92,17 @@ pub struct Cat {
     pub size: u64,
 }
 
+/// What `df` reports.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    /// Bytes the user's storage takes, as the quota counts them.
+    pub used: u64,
+    /// `--quota`, if set.
+    pub quota: Option<u64>,
+    /// `--max-file-size`, if set.
+    pub max_file_size: Option<u64>,
+}
+
 /// A logged-in session.
 #[derive(Debug)]
 pub struct Session {
@@ -156,6 +168,16 @@ impl Session {
         Ok(Cat {
             head,
             size: st.size,
+        })
+    }
+
+    /// The user's usage as the quota counts it (uploads in progress at their
+    /// reservation), with the limits that apply.
+    pub fn df(&self) -> Result<Usage, Failure> {
+        Ok(Usage {
+            used: self.sandbox.usage()?,
+            quota: self.shared.config.quota,
+            max_file_size: self.shared.config.max_file_size,
         })
     }
 
@@ -365,8 +387,10 @@ impl Session {
             return Err(Failure::Refused(
                 ErrorCode::Quota,
                 format!(
-                    "quota exceeded: {} of {quota} bytes used, this file needs {size}",
-                    room.used
+                    "quota exceeded: {} of {} used, this file needs {}",
+                    human_bytes(room.used),
+                    human_bytes(quota),
+                    human_bytes(size)
                 ),
             ));
         }
@@ -479,8 +503,10 @@ impl Meter<'_> {
                 return Err(Failure::Refused(
                     ErrorCode::Quota,
                     format!(
-                        "quota exceeded: this upload reached {total} bytes, and {} of {quota} bytes are used by other files",
-                        room.used.saturating_sub(self.reserved)
+                        "quota exceeded: this upload reached {}, and {} of {} are used by other files",
+                        human_bytes(total),
+                        human_bytes(room.used.saturating_sub(self.reserved)),
+                        human_bytes(quota)
                     ),
                 ));
             }
