@@ -920,7 +920,7 @@ fn columns(names: &[String], width: usize) -> String {
     let mut out = String::new();
     for r in 0..rows {
         let mut line = String::new();
-        for c in 0..cols {
+        for (c, col) in col_width.iter().enumerate() {
             let i = c * rows + r;
             if i >= n {
                 break;
@@ -928,7 +928,7 @@ fn columns(names: &[String], width: usize) -> String {
             line.push_str(&names[i]);
             let last = c + 1 == cols || (c + 1) * rows + r >= n;
             if !last {
-                line.push_str(&" ".repeat(col_width[c] - widths[i] + GAP));
+                line.push_str(&" ".repeat(col - widths[i] + GAP));
             }
         }
         out.push_str(&line);
