@@ -379,12 +379,13 @@ fn the_local_side_lcd_lls_lpwd() {
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].ends_with("/local/sub"), "{text}");
     assert_eq!(&lines[1..3], &["f.txt", "inner"]);
+    // type and permission bits (owner's at least rwx / rw), then size, time, name
     assert!(
-        lines[3].starts_with("d ") && lines[3].ends_with(" inner"),
+        lines[3].starts_with("drwx") && lines[3].ends_with(" inner"),
         "directories first: {text}"
     );
     assert!(
-        lines[4].starts_with("- ") && lines[4].contains(" 5 "),
+        lines[4].starts_with("-rw") && lines[4].contains(" 5 "),
         "{text}"
     );
     assert_eq!(

@@ -713,13 +713,14 @@ fn ls_h_names_with_control_characters_and_the_cat_marker() {
     let root = fx.storage().join("u");
     fs::create_dir_all(&root).unwrap();
     fs::write(root.join("k.bin"), vec![0u8; 1536]).unwrap();
+    set_mode(&root.join("k.bin"), 0o644);
     fs::write(root.join("a\x1bb"), "esc").unwrap();
     let text: String = (0..500).map(|i| format!("line {i}\n")).collect();
     fs::write(root.join("long.txt"), &text).unwrap();
     let out = c(&fx.local(), &s, "ls -h k.bin; ls");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let listing = stdout(&out);
-    assert!(listing.starts_with("-      1.5 KiB "), "{listing}");
+    assert!(listing.starts_with("-rw-r--r--      1.5 KiB "), "{listing}");
     assert!(
         listing.contains("\n$'a\\x1bb'\nk.bin\nlong.txt\n"),
         "{listing}"
@@ -778,4 +779,198 @@ fn on_a_terminal_ls_prints_columns_and_cat_ends_with_its_marker() {
         screen.contains("[... 976 more bytes (2000 in all) not shown"),
         "{screen:?}"
     );
+}
+
+/// `path`'s permission bits.
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn set_time(path: &std::path::Path, secs: u64) {
+    fs::File::open(path)
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .unwrap();
+}
+
+fn time_of(path: &std::path::Path) -> u64 {
+    fs::metadata(path)
+        .unwrap()
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The real server with umask 022, whatever the test runner's is.
+fn server_with_umask(fx: &Fixture) -> BinServer {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", "umask 022; exec setsid \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_fos-server"))
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-fsync",
+            "--no-discovery",
+            "-q",
+        ])
+        .arg("--root")
+        .arg(fx.storage())
+        .arg("--users")
+        .arg(fx.users())
+        .arg("--cert")
+        .arg(cert())
+        .arg("--key")
+        .arg(data_dir().join("key.pem"));
+    BinServer::spawn(cmd)
+}
+
+/// `-c CMDS` with umask 022 on the client's side too.
+fn c_umask(cwd: &std::path::Path, server: &str, cmds: &str) -> std::process::Output {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", "umask 022; exec setsid \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_fos-client"))
+        .args(["--server", server, "--user", "u", "-q", "--cert"])
+        .arg(cert())
+        .args(["-c", cmds])
+        .current_dir(cwd)
+        .env("FOS_PASSWORD", "p")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    run(cmd)
+}
+
+#[test]
+fn permission_bits_travel_both_ways_as_cp_carries_them() {
+    let fx = Fixture::new("ux-modes");
+    let server = server_with_umask(&fx);
+    let s = server.server_arg();
+    let (local, root) = (fx.local(), fx.storage().join("u"));
+    for (name, mode) in [
+        ("run.sh", 0o755),
+        ("data.txt", 0o640),
+        ("open.txt", 0o666),
+        ("g.txt", 0o775),
+    ] {
+        fs::write(local.join(name), name).unwrap();
+        set_mode(&local.join(name), mode);
+    }
+    let out = c_umask(
+        &local,
+        &s,
+        "put run.sh; put data.txt; put open.txt; put -p g.txt",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(mode_of(&root.join("run.sh")), 0o755, "+x travels");
+    assert_eq!(mode_of(&root.join("data.txt")), 0o640);
+    assert_eq!(
+        mode_of(&root.join("open.txt")),
+        0o644,
+        "the server's umask applies"
+    );
+    assert_eq!(
+        mode_of(&root.join("g.txt")),
+        0o755,
+        "-p, within the server's policy"
+    );
+    // a replaced file never gets wider bits, unless -p says so
+    set_mode(&root.join("run.sh"), 0o700);
+    let out = c_umask(&local, &s, "put run.sh");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(mode_of(&root.join("run.sh")), 0o700);
+    let out = c_umask(&local, &s, "put -p run.sh");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(mode_of(&root.join("run.sh")), 0o755);
+    // downloads: the server's bits, the local umask, never wider than the file replaced
+    let back = local.join("back");
+    fs::create_dir_all(&back).unwrap();
+    fs::write(back.join("data.txt"), "old").unwrap();
+    set_mode(&back.join("data.txt"), 0o600);
+    let out = c_umask(
+        &local,
+        &s,
+        "get run.sh back; get data.txt back; get open.txt back",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(mode_of(&back.join("run.sh")), 0o755, "not 0600 any more");
+    assert_eq!(
+        mode_of(&back.join("data.txt")),
+        0o600,
+        "never wider than it was"
+    );
+    assert_eq!(mode_of(&back.join("open.txt")), 0o644);
+    let out = c_umask(&local, &s, "get -p data.txt back");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(mode_of(&back.join("data.txt")), 0o640, "-p: exactly");
+    // ls -l shows them; chmod changes them, octal or symbolic, within the policy
+    fs::create_dir_all(root.join("d")).unwrap();
+    set_mode(&root.join("d"), 0o755);
+    let out = c_umask(&local, &s, "ls -l");
+    let text = stdout(&out);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("drwxr-xr-x ") && l.ends_with(" d")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("-rwxr-xr-x ") && l.ends_with(" run.sh")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("-rw-r----- ") && l.ends_with(" data.txt")),
+        "{text}"
+    );
+    let out = c_umask(
+        &local,
+        &s,
+        "chmod 600 run.sh; chmod g+r,u-w data.txt; chmod 777 d; chmod 4777 open.txt",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(mode_of(&root.join("run.sh")), 0o600);
+    assert_eq!(mode_of(&root.join("data.txt")), 0o440);
+    assert_eq!(
+        mode_of(&root.join("d")),
+        0o755,
+        "never writable by group or others"
+    );
+    assert_eq!(mode_of(&root.join("open.txt")), 0o755, "never setuid");
+    let out = c_umask(&local, &s, "chmod 9 run.sh");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn trees_keep_directory_times_both_ways() {
+    let fx = Fixture::new("ux-dirtimes");
+    let server = server_with_umask(&fx);
+    let s = server.server_arg();
+    let (local, root) = (fx.local(), fx.storage().join("u"));
+    fs::create_dir_all(local.join("proj/sub")).unwrap();
+    fs::write(local.join("proj/sub/f"), "f").unwrap();
+    fs::write(local.join("proj/g"), "g").unwrap();
+    set_time(&local.join("proj/sub"), 978_307_200);
+    set_time(&local.join("proj"), 1_000_000_000);
+    let out = c_umask(&local, &s, "put -r proj");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(time_of(&root.join("proj/sub")), 978_307_200);
+    assert_eq!(time_of(&root.join("proj")), 1_000_000_000);
+    set_time(&root.join("proj/sub"), 1_100_000_000);
+    set_time(&root.join("proj"), 1_200_000_000);
+    let out = c_umask(&local, &s, "get -r proj copy");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(time_of(&local.join("copy/sub")), 1_100_000_000);
+    assert_eq!(time_of(&local.join("copy")), 1_200_000_000);
+    assert_eq!(fs::read(local.join("copy/sub/f")).unwrap(), b"f");
 }

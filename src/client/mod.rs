@@ -300,6 +300,9 @@ pub struct TransferOpts<'a> {
     pub cancel: &'a dyn Fn() -> bool,
     /// Continue an interrupted transfer of the same file (`reget`, `reput`, retries).
     pub resume: bool,
+    /// Keep the permission bits exactly (`-p`): the receiver's umask and the mode of
+    /// the file replaced do not narrow them.
+    pub preserve: bool,
 }
 
 impl Default for TransferOpts<'_> {
@@ -309,6 +312,7 @@ impl Default for TransferOpts<'_> {
             progress: &|_, _| {},
             cancel: &|| false,
             resume: false,
+            preserve: false,
         }
     }
 }
@@ -583,9 +587,10 @@ impl Remote {
             progress,
             cancel,
             resume,
+            preserve,
         } = opts;
         let started = Instant::now();
-        let (partial, bytes, size, mtime) = match self {
+        let (partial, bytes, size, mtime, sent_mode) = match self {
             Remote::Native(n) => {
                 let mut partial = LocalPartial::open(target, resume)?;
                 let mut ctx = transfer::sha();
@@ -644,7 +649,7 @@ impl Remote {
                         "SHA-256 mismatch: the download was corrupted; nothing was saved".into(),
                     ));
                 }
-                (partial, got.bytes, hdr.size, Some(hdr.mtime))
+                (partial, got.bytes, hdr.size, Some(hdr.mtime), hdr.mode)
             }
             Remote::Legacy(l) => {
                 if resume && target.partial_exists() {
@@ -660,7 +665,7 @@ impl Remote {
                     io::Write::flush(&mut w)?;
                     n
                 };
-                (partial, n, n, None)
+                (partial, n, n, None, None)
             }
         };
         // a symlink made meanwhile is not replaced either
@@ -670,6 +675,7 @@ impl Remote {
                 local.display()
             )));
         }
+        partial.set_mode(download_mode(sent_mode, preserve, target.file_mode()))?;
         partial.commit(target, mtime, no_clobber, cfg.fsync)?;
         Ok(Report {
             bytes,
@@ -804,15 +810,30 @@ impl Remote {
             progress,
             cancel,
             resume,
+            preserve,
         } = opts;
+        let mode = std::os::unix::fs::PermissionsExt::mode(&md.permissions()) & 0o7777;
         let bytes = match self {
             Remote::Native(n) => {
-                let req = |resume| Request::Put {
-                    path: remote.into(),
-                    size,
-                    mtime,
-                    no_clobber,
-                    resume,
+                // the permission bits travel where the server takes them
+                let modes = n.has("modes");
+                let req = |resume| match modes {
+                    true => Request::PutWithMode {
+                        path: remote.into(),
+                        size: Some(size),
+                        mtime,
+                        no_clobber,
+                        resume,
+                        mode,
+                        exact: preserve,
+                    },
+                    false => Request::Put {
+                        path: remote.into(),
+                        size,
+                        mtime,
+                        no_clobber,
+                        resume,
+                    },
                 };
                 let (mut offset, server_prefix) = n.put_start(&req(resume))?;
                 let mut ctx = transfer::sha();
@@ -895,6 +916,26 @@ impl Remote {
         })
     }
 
+    /// Sets the permission bits and/or modification time of a remote path (`chmod`;
+    /// a directory's time after `put -r`); returns its mode then. A server from before
+    /// modes, or a Python server, cannot.
+    pub fn set_attrs(
+        &mut self,
+        path: &str,
+        mode: Option<u32>,
+        mtime: Option<i64>,
+    ) -> Result<Option<u32>, Error> {
+        match self {
+            Remote::Native(n) => n.set_attrs(path, mode, mtime),
+            Remote::Legacy(_) => Err(Self::unsupported("setting permissions or times")),
+        }
+    }
+
+    /// Whether the server keeps permission bits (and can set them and times).
+    pub fn has_modes(&self) -> bool {
+        matches!(self, Remote::Native(n) if n.has("modes"))
+    }
+
     /// Ends the session politely.
     pub fn close(self) {
         match self {
@@ -923,6 +964,22 @@ fn local_reason(e: &io::Error) -> String {
                 None => String::new(),
             }
         }
+    }
+}
+
+/// The mode a download gets, as `cp` gives a copy: the server's bits (or, from a
+/// server that says none, `0o666`) without those the umask clears, and never wider than
+/// the file it replaces (`existing`); with `preserve` (`-p`) the server's bits exactly.
+/// Never setuid, setgid or sticky.
+pub fn download_mode(sent: Option<u32>, preserve: bool, existing: Option<u32>) -> u32 {
+    let sent = sent.unwrap_or(0o666) & 0o777;
+    if preserve {
+        return sent;
+    }
+    let mode = sent & !crate::sys::umask();
+    match existing {
+        Some(old) => mode & old,
+        None => mode,
     }
 }
 
@@ -990,6 +1047,25 @@ mod tests {
             resolve("127.0.0.1", 7).unwrap(),
             ["127.0.0.1:7".parse::<SocketAddr>().unwrap()]
         );
+    }
+
+    #[test]
+    fn downloads_get_modes_as_cp_gives_them() {
+        let mask = crate::sys::umask();
+        assert_eq!(download_mode(Some(0o755), false, None), 0o755 & !mask);
+        assert_eq!(download_mode(Some(0o755), true, None), 0o755);
+        assert_eq!(
+            download_mode(Some(0o4755), true, None),
+            0o755,
+            "never setuid"
+        );
+        assert_eq!(
+            download_mode(Some(0o644), false, Some(0o600)),
+            0o600 & !mask,
+            "never wider than the file replaced"
+        );
+        assert_eq!(download_mode(Some(0o644), true, Some(0o600)), 0o644);
+        assert_eq!(download_mode(None, false, None), 0o666 & !mask);
     }
 
     #[test]

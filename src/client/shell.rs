@@ -55,22 +55,22 @@ const HELP: &[Help] = &[
     },
     Help {
         name: "get",
-        syntax: "get [-n] [-r] remote [local]",
-        about: "Download a file. By default it goes into the local current directory under its remote name. Wildcards (* ? [...]) expand on the server. -n: never replace a local file. -r: a whole directory (symlinks are not followed). `get remote -` writes to standard output; a FIFO or device (/dev/null, a terminal) is written in place, its SHA-256 checked at the end. A local symlink is never replaced.",
+        syntax: "get [-n] [-p] [-r] remote [local]",
+        about: "Download a file. By default it goes into the local current directory under its remote name. Wildcards (* ? [...]) expand on the server. -n: never replace a local file. -p: keep the permission bits exactly (else, as cp does, without what your umask clears and never wider than a file replaced). -r: a whole directory (symlinks are not followed), directory times kept. `get remote -` writes to standard output; a FIFO or device (/dev/null, a terminal) is written in place, its SHA-256 checked at the end. A local symlink is never replaced.",
     },
     Help {
         name: "put",
-        syntax: "put [-n] [-r] local [remote]",
-        about: "Upload a file. By default it goes into the remote current directory under its local name. Wildcards (* ? [...]) expand locally. -n: never replace a remote file. -r: a whole directory. `put - NAME` uploads standard input (with -c); a pipe or FIFO is read to its end (such uploads cannot be resumed).",
+        syntax: "put [-n] [-p] [-r] local [remote]",
+        about: "Upload a file. By default it goes into the remote current directory under its local name. Wildcards (* ? [...]) expand locally. -n: never replace a remote file. -p: keep the permission bits exactly (else without what the server's umask clears, never wider than a file replaced; the server never gives group or others write). -r: a whole directory, directory times kept. `put - NAME` uploads standard input (with -c); a pipe or FIFO is read to its end (such uploads cannot be resumed).",
     },
     Help {
         name: "reget",
-        syntax: "reget remote [local]",
+        syntax: "reget [-p] remote [local]",
         about: "Resume an interrupted download. The server checks the part already here; with nothing to resume, the whole file is downloaded.",
     },
     Help {
         name: "reput",
-        syntax: "reput local [remote]",
+        syntax: "reput [-p] local [remote]",
         about: "Resume an interrupted upload. Only of the same file (same size and time); with nothing to resume, the whole file is uploaded.",
     },
     Help {
@@ -82,6 +82,11 @@ const HELP: &[Help] = &[
         name: "mv",
         syntax: "mv old new",
         about: "Rename or move within your root. Atomic; into `new` if it is a directory; never replaces a directory.",
+    },
+    Help {
+        name: "chmod",
+        syntax: "chmod mode path",
+        about: "Change the permission bits of a remote file or directory. The mode is octal (644, 0755) or symbolic (u+x, go-w, a=r, +x; clauses joined by commas). The server never gives group or others write, nor setuid, setgid or sticky, and the owner keeps read (and rwx on directories). Wildcards expand on the server.",
     },
     Help {
         name: "rm",
@@ -198,6 +203,8 @@ pub struct Shell {
     pub(super) commands_on_stdin: bool,
     /// Shared by the progress bars and the signal thread (resizes, Ctrl-C during a bar).
     pub screen: Screen,
+    /// `-p` of the transfer command running: permission bits kept exactly.
+    pub(super) preserve: bool,
 }
 
 impl Shell {
@@ -215,6 +222,7 @@ impl Shell {
             prompt: Arc::new(std::sync::Mutex::new(None)),
             commands_on_stdin: false,
             screen: Screen::default(),
+            preserve: false,
         }
     }
 
@@ -533,11 +541,21 @@ impl Shell {
             }
             "get" | "reget" => {
                 arity(1, 2)?;
-                self.get(&args[0], arg(1), has('n'), has('r'), cmd == "reget")?;
+                self.preserve = has('p');
+                let done = self.get(&args[0], arg(1), has('n'), has('r'), cmd == "reget");
+                self.preserve = false;
+                done?;
             }
             "put" | "reput" => {
                 arity(1, 2)?;
-                self.put(&args[0], arg(1), has('n'), has('r'), cmd == "reput")?;
+                self.preserve = has('p');
+                let done = self.put(&args[0], arg(1), has('n'), has('r'), cmd == "reput");
+                self.preserve = false;
+                done?;
+            }
+            "chmod" => {
+                arity(2, 2)?;
+                self.chmod(&args[0], &args[1])?;
             }
             "lpwd" => {
                 arity(0, 0)?;
@@ -618,6 +636,43 @@ impl Shell {
             Some(n) => Err(Error::Local(format!("!{command}: exit status {n}"))),
             None => Err(Error::Local(format!("!{command}: ended by a signal"))),
         }
+    }
+
+    /// `chmod MODE PATH`: the new bits for each path the pattern names; a symbolic
+    /// mode is applied to each path's current bits.
+    fn chmod(&mut self, spec: &str, pattern: &str) -> Result<(), Error> {
+        let bad = || {
+            Error::Usage(format!(
+                "chmod: {spec:?} is not a mode (644, 0755, u+x, go-w, a=r)"
+            ))
+        };
+        if chmod_mode(spec, 0).is_none() {
+            return Err(bad());
+        }
+        let targets = self.expand_remote(pattern).map_err(|e| e.about("chmod"))?;
+        let octal = spec.bytes().all(|b| b.is_ascii_digit());
+        for t in &targets {
+            let about = format!("chmod {spec} {t}");
+            let current = match octal {
+                true => 0,
+                false => self
+                    .remote()?
+                    .stat(t)
+                    .map_err(|e| e.about(&about))?
+                    .mode
+                    .ok_or_else(|| {
+                        Error::Remote(
+                            ErrorCode::Unsupported,
+                            format!("{about}: this server keeps no permission bits"),
+                        )
+                    })?,
+            };
+            let mode = chmod_mode(spec, current).ok_or_else(bad)?;
+            self.remote()?
+                .set_attrs(t, Some(mode), None)
+                .map_err(|e| e.about(&about))?;
+        }
+        Ok(())
     }
 
     /// `mkdir -p`: makes `path` and every missing parent; one that exists already must
@@ -944,11 +999,77 @@ fn long_line(e: &Entry, human: bool) -> String {
         false => e.size.to_string(),
     };
     format!(
-        "{} {size:>12} {}Z {}",
+        "{}{} {size:>12} {}Z {}",
         e.kind.letter(),
+        permissions(e.mode),
         crate::log::utc_seconds(e.mtime),
         super::line::shown_name(&e.name)
     )
+}
+
+/// `rwxr-xr-x`, as `ls -l` writes permission bits (setuid `s`/`S`, setgid, sticky
+/// `t`/`T`); `?????????` when the server did not say.
+fn permissions(mode: Option<u32>) -> String {
+    let Some(m) = mode else {
+        return "?".repeat(9);
+    };
+    let mut out = String::with_capacity(9);
+    let groups = [
+        (6, 0o4000, 's', 'S'),
+        (3, 0o2000, 's', 'S'),
+        (0, 0o1000, 't', 'T'),
+    ];
+    for (shift, special, on, off) in groups {
+        let bits = (m >> shift) & 7;
+        out.push(if bits & 4 != 0 { 'r' } else { '-' });
+        out.push(if bits & 2 != 0 { 'w' } else { '-' });
+        out.push(match (bits & 1 != 0, m & special != 0) {
+            (true, true) => on,
+            (false, true) => off,
+            (true, false) => 'x',
+            (false, false) => '-',
+        });
+    }
+    out
+}
+
+/// The bits `spec` (`chmod`'s mode: octal, or symbolic clauses like `u+x,go-w`) gives
+/// a path whose bits are `current`; `None` if it is neither.
+fn chmod_mode(spec: &str, current: u32) -> Option<u32> {
+    if !spec.is_empty() && spec.len() <= 4 && spec.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return u32::from_str_radix(spec, 8).ok();
+    }
+    let mut mode = current & 0o7777;
+    for clause in spec.split(',') {
+        let op_at = clause.find(['+', '-', '='])?;
+        let (who, rest) = clause.split_at(op_at);
+        let mut who_bits = if who.is_empty() { 0o7777 } else { 0 };
+        for c in who.chars() {
+            who_bits |= match c {
+                'u' => 0o4700,
+                'g' => 0o2070,
+                'o' => 0o1007,
+                'a' => 0o7777,
+                _ => return None,
+            };
+        }
+        let mut perm = 0;
+        for c in rest[1..].chars() {
+            perm |= match c {
+                'r' => 0o444,
+                'w' => 0o222,
+                'x' => 0o111,
+                _ => return None,
+            };
+        }
+        let bits = perm & who_bits;
+        mode = match &rest[..1] {
+            "+" => mode | bits,
+            "-" => mode & !bits,
+            _ => (mode & !(who_bits & 0o777)) | bits,
+        };
+    }
+    Some(mode)
 }
 
 /// `df`: usage, quota, what is free and the share used, in human units; the largest
@@ -1053,6 +1174,7 @@ fn local_list(dir: &Path) -> Result<Vec<Entry>, Error> {
             kind,
             size: md.len(),
             mtime,
+            mode: Some(std::os::unix::fs::PermissionsExt::mode(&md.permissions()) & 0o7777),
         }
     };
     if !md.is_dir() {
@@ -1088,7 +1210,7 @@ mod tests {
     #[test]
     fn options_come_from_the_syntax() {
         assert_eq!(flags_of("rm [-r] [-f] path"), "rf");
-        assert_eq!(flags_of("get [-n] [-r] remote [local]"), "nr");
+        assert_eq!(flags_of("get [-n] [-p] [-r] remote [local]"), "npr");
         assert_eq!(flags_of("cat path"), "");
         assert_eq!(flags_of("help [command]"), "");
     }
@@ -1110,10 +1232,19 @@ mod tests {
             kind: EntryKind::Dir,
             size: 4096,
             mtime: 0,
+            mode: None,
         };
         assert_eq!(
             long_line(&e, false),
-            "d         4096 1970-01-01T00:00:00Z a b"
+            "d?????????         4096 1970-01-01T00:00:00Z a b"
+        );
+        let e = Entry {
+            mode: Some(0o755),
+            ..e
+        };
+        assert_eq!(
+            long_line(&e, false),
+            "drwxr-xr-x         4096 1970-01-01T00:00:00Z a b"
         );
         let e = Entry {
             name: "x\u{1b}y".into(),
@@ -1123,8 +1254,30 @@ mod tests {
         };
         assert_eq!(
             long_line(&e, true),
-            "-      1.5 KiB 1970-01-01T00:00:00Z $'x\\x1by'"
+            "-rwxr-xr-x      1.5 KiB 1970-01-01T00:00:00Z $'x\\x1by'"
         );
+    }
+
+    #[test]
+    fn permission_bits_as_ls_writes_them() {
+        assert_eq!(permissions(Some(0o644)), "rw-r--r--");
+        assert_eq!(permissions(Some(0o4755)), "rwsr-xr-x");
+        assert_eq!(permissions(Some(0o1770)), "rwxrwx--T");
+        assert_eq!(permissions(None), "?????????");
+    }
+
+    #[test]
+    fn chmod_modes_octal_and_symbolic() {
+        assert_eq!(chmod_mode("755", 0), Some(0o755));
+        assert_eq!(chmod_mode("0600", 0o777), Some(0o600));
+        assert_eq!(chmod_mode("u+x", 0o644), Some(0o744));
+        assert_eq!(chmod_mode("+x", 0o644), Some(0o755));
+        assert_eq!(chmod_mode("go-rw", 0o666), Some(0o600));
+        assert_eq!(chmod_mode("a=r,u+w", 0o777), Some(0o644));
+        assert_eq!(chmod_mode("o=", 0o757), Some(0o750));
+        for bad in ["", "9", "88888", "u+q", "z+x", "u", "rwx"] {
+            assert_eq!(chmod_mode(bad, 0o644), None, "{bad}");
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::{ClientConfig, Remote, Report, TransferOpts};
 use crate::Error;
 use crate::glob::{expand_local, has_wildcards};
 use crate::log::escape;
-use crate::protocol::{EntryKind, ErrorCode};
+use crate::protocol::{Entry, EntryKind, ErrorCode};
 
 /// First pause before a retry; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -320,6 +320,7 @@ impl Shell {
         let cancel = move || interrupt.load(Ordering::SeqCst);
         let progress = |done, total| bar.update(done, total);
         let tries = if job.retry { self.opts.retries } else { 1 };
+        let preserve = self.preserve;
         let what = format!("{verb} {name}");
         let report = self.with_retry(&what, job.resume, tries, |r, cfg, resume| {
             op(
@@ -330,6 +331,7 @@ impl Shell {
                     progress: &progress,
                     cancel: &cancel,
                     resume,
+                    preserve,
                 },
             )
         });
@@ -358,8 +360,14 @@ impl Shell {
             TreeTop::Inside(dir, name) => dir.shown_child(name),
         };
         let label = format!("get -r {remote} -> {}", shown.display());
+        // the top's own time and mode, for after its contents are written (a server
+        // that cannot say leaves the local time as the writing left it)
+        let attrs = match self.remote()?.is_legacy() {
+            true => None,
+            false => self.remote()?.stat(remote).ok(),
+        };
         self.tree(&label, |shell, totals| {
-            shell.get_tree_inner(remote, top, no_clobber, 0, 0, totals)
+            shell.get_tree_inner(remote, top, attrs.as_ref(), no_clobber, 0, 0, totals)
         })
     }
 
@@ -404,10 +412,12 @@ impl Shell {
     /// and fills it. Every name from the listing is checked before it is used, and
     /// every level is opened relative to its parent without following symlinks.
     /// `held` counts the entries of the parents' listings, still held.
+    #[allow(clippy::too_many_arguments)] // one level of a walk: its place and its tallies
     fn get_tree_inner(
         &mut self,
         remote: &str,
         top: TreeTop<'_>,
+        attrs: Option<&Entry>,
         no_clobber: bool,
         depth: usize,
         held: usize,
@@ -460,7 +470,8 @@ impl Shell {
             match e.kind {
                 EntryKind::Dir => {
                     let sub = TreeTop::Inside(dir.clone(), &e.name);
-                    self.get_tree_inner(&src, sub, no_clobber, depth + 1, held, totals)?;
+                    let e = Some(&e);
+                    self.get_tree_inner(&src, sub, e, no_clobber, depth + 1, held, totals)?;
                 }
                 EntryKind::File => {
                     let target = dir.target(&e.name)?;
@@ -486,6 +497,14 @@ impl Shell {
                     "fos: get -r: skipping {} (not a regular file or directory)",
                     escape(&src)
                 ),
+            }
+        }
+        // last, as writing its contents changed it: the server's time (and with -p,
+        // its mode)
+        if let Some(a) = attrs {
+            let mode = a.mode.filter(|_| self.preserve);
+            if let Err(e) = dir.set_attrs(Some(a.mtime), mode) {
+                eprintln!("fos: get -r: {}", escape(&e.to_string()));
             }
         }
         Ok(())
@@ -657,6 +676,9 @@ impl Shell {
             .flatten()
             .collect();
         entries.sort_by_key(|e| e.file_name());
+        let dir_md = std::fs::metadata(local).map_err(|e| {
+            Error::Local(format!("{}: {}", local.display(), super::local_reason(&e)))
+        })?;
         for e in entries {
             if self.interrupted() {
                 return Err(Error::Cancelled);
@@ -691,6 +713,19 @@ impl Shell {
                     e.path().display()
                 );
             }
+        }
+        // last, as uploading its contents changed it: the local time (and with -p, mode)
+        if self.remote()?.has_modes() {
+            use std::os::unix::fs::PermissionsExt;
+            let mtime = dir_md
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs() as i64);
+            let mode = self.preserve.then(|| dir_md.permissions().mode() & 0o7777);
+            self.remote()?
+                .set_attrs(remote, mode, mtime)
+                .map_err(|e| e.about(&format!("put -r {}", local.display())))?;
         }
         Ok(())
     }
