@@ -155,7 +155,7 @@ fn kind(cmd: &str, n: usize) -> Option<Kind> {
     Some(match (cmd, n) {
         ("ls" | "cat" | "rm" | "stat" | "mv", _) => remote,
         ("cd" | "mkdir" | "rmdir", 0) => Kind::Remote { dirs_only: true },
-        ("get" | "reget", 0) | ("put" | "reput", 1) => remote,
+        ("get" | "reget", 0) | ("put" | "reput", 1) | ("chmod", 1) => remote,
         ("get" | "reget", 1) | ("put" | "reput" | "lls", 0) => local,
         ("lcd", 0) => Kind::Local { dirs_only: true },
         ("help" | "?", 0) => Kind::Command,
