@@ -197,14 +197,18 @@ fn check_known(
     looked: &[PathBuf],
     ask: bool,
 ) -> Result<(), Error> {
-    let Some(path) = cfg.known_servers.as_ref().filter(|_| !cfg.ca) else {
-        if cfg.known_servers.is_none() && !looked.is_empty() && !cfg.ca {
-            return Err(Error::Certificate(format!(
-                "no certificate to check the server with: no pin in {}, and neither XDG_CONFIG_HOME nor HOME is set for known_servers (use --cert FILE)",
-                trust::listed(looked)
-            )));
-        }
+    if cfg.ca {
         return Ok(());
+    }
+    let Some(path) = &cfg.known_servers else {
+        // a pin was found or given; or none was, and there is nowhere to keep servers
+        if looked.is_empty() {
+            return Ok(());
+        }
+        return Err(Error::Certificate(format!(
+            "no certificate to check the server with: no pin in {}, and neither XDG_CONFIG_HOME nor HOME is set for known_servers (use --cert FILE)",
+            trust::listed(looked)
+        )));
     };
     let key = trust::server_key(server)?;
     let mut known = trust::KnownServers::load(path)?;
