@@ -40,9 +40,15 @@ fn every_command_through_the_binaries() {
         .map(|l| l.split_whitespace().collect())
         .collect();
     // the type, then the permission bits as ls writes them
-    assert!(long[0][0].starts_with("drwx") && long[0][0].len() == 10, "{text}");
+    assert!(
+        long[0][0].starts_with("drwx") && long[0][0].len() == 10,
+        "{text}"
+    );
     assert_eq!(long[0][3], "d");
-    assert!(long[1][0].starts_with("-rw") && long[1][0].len() == 10, "{text}");
+    assert!(
+        long[1][0].starts_with("-rw") && long[1][0].len() == 10,
+        "{text}"
+    );
     assert_eq!((long[1][1], long[1][3]), ("3145728", "data.bin"));
     assert_eq!((long[2][1], long[2][3]), ("12", "hello.txt"));
     assert!(
