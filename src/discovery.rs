@@ -430,28 +430,46 @@ pub fn choose_server(cfg: &ClientConfig, opts: &Options) -> Result<String, Error
             "no server found (try --scan CIDR or --server HOST)".into(),
         ));
     }
+    // only servers that passed the certificate check are offered; the others are
+    // shown, so a misconfigured one is not a mystery
+    let trusted: Vec<&Found> = report
+        .found
+        .iter()
+        .filter(|f| f.kind != Kind::Untrusted)
+        .collect();
     eprintln!("Servers:");
-    for (n, f) in report.found.iter().enumerate() {
+    let mut n = 0;
+    for f in &report.found {
         let kind = match f.kind {
             Kind::Fos => "fos server",
             Kind::Python => "Python server",
-            Kind::Untrusted => "untrusted certificate",
+            Kind::Untrusted => "untrusted certificate: not offered",
+        };
+        let number = if f.kind == Kind::Untrusted {
+            "-)".to_string()
+        } else {
+            n += 1;
+            format!("{n})")
         };
         eprintln!(
-            "  {}) {} {}:{} ({kind})",
-            n + 1,
+            "  {number} {} {}:{} ({kind})",
             crate::log::escape(&f.name),
             f.addr,
             f.port
         );
     }
-    let f = &report.found[pick(report.found.len(), "Connect to which one?")? - 1];
-    if f.kind == Kind::Untrusted {
-        return Err(Error::Certificate(format!(
-            "{} presents a certificate other than the pinned one; refusing to log in",
-            f.addr
-        )));
-    }
+    let f = match trusted.len() {
+        0 => {
+            return Err(Error::Certificate(
+                "no server found with a trusted certificate (the ones above present another; use --server HOST to check one)".into(),
+            ));
+        }
+        1 => {
+            eprintln!("Connecting to the only trusted server.");
+            trusted[0]
+        }
+        n => trusted[pick(n, "Connect to which one?")? - 1],
+    };
     Ok(format!("{}:{}", f.addr, f.port))
 }
 

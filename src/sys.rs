@@ -19,6 +19,7 @@
 //!   Nagle on are not held up by a delayed ACK.
 //! - `bind` before `connect`: a client socket from a chosen local address (tests);
 //!   `recv(MSG_PEEK | MSG_DONTWAIT)`: has a waiting client gone, without reading.
+//! - `geteuid`: a local partial download is continued only if this user owns it.
 //!
 //! Every function here takes and returns safe types (`BorrowedFd`, `OwnedFd`, `CStr`,
 //! `io::Result`); nothing outside this module needs to reason about raw pointers.
@@ -1078,9 +1079,50 @@ pub fn will_need(fd: BorrowedFd<'_>) -> io::Result<()> {
     }
 }
 
+/// The effective user id of this process (a local partial download is continued only
+/// if this user owns it).
+pub fn euid() -> u32 {
+    // SAFETY: geteuid takes no arguments, touches no memory and cannot fail
+    unsafe { libc::geteuid() }
+}
+
+/// The process's file mode creation mask. Read from `/proc/self/status` where Linux
+/// has it (reading it there changes nothing); else with `umask(2)`, which can only be
+/// read by setting it, so it is set back at once (a file another thread creates in that
+/// instant gets mode `0o022`'s mask: no wider than usual).
+pub fn umask() -> u32 {
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status")
+        && let Some(mask) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Umask:"))
+            .and_then(|m| u32::from_str_radix(m.trim(), 8).ok())
+    {
+        return mask;
+    }
+    // SAFETY: umask cannot fail and touches no memory; the old mask is put back.
+    let old = unsafe { libc::umask(0o022) };
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    #[allow(clippy::unnecessary_cast)] // mode_t is u16 on macOS
+    let old = old as u32;
+    old
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_umask_reads_back_as_set() {
+        // the mask of this test process, read the slow way, is what umask() says
+        // SAFETY: as in umask(); the mask is restored at once.
+        let old = unsafe { libc::umask(0o027) };
+        // SAFETY: as above.
+        unsafe { libc::umask(old) };
+        #[allow(clippy::unnecessary_cast)]
+        let expected = old as u32;
+        assert_eq!(umask(), expected);
+    }
 
     #[test]
     fn interfaces_include_loopback_with_a_mask() {
