@@ -225,6 +225,209 @@ pub fn send_blocks(
     Ok(sent)
 }
 
+/// What [`apply_stream`] made of a delta.
+#[derive(Debug)]
+pub struct Applied {
+    /// The ranges received (sorted, merged).
+    pub changed: Vec<(u64, u64)>,
+    /// The sender's SHA-256 of the whole new file (`None`: it aborted).
+    pub sender: Option<[u8; 32]>,
+    /// The SHA-256 of the file built (`None` when building failed).
+    pub ours: Option<[u8; 32]>,
+    /// The first failure: a write, a range out of order or past the end, a range the
+    /// old file lacks. The stream was still read to its end.
+    pub failure: Option<RangeError>,
+}
+
+/// Receives a delta and builds the new file `new` (of `size` bytes) as it arrives:
+/// the ranges must come in increasing order, and each gap before one is filled from
+/// `old` at the same offset at once, so the build keeps pace with the sender instead
+/// of waiting for its end. The whole new file is hashed in order on a thread of its
+/// own, from the bytes each range comes from.
+pub fn apply_stream(
+    r: &mut impl Read,
+    old: &File,
+    new: &File,
+    size: u64,
+) -> Result<Applied, frame::Error> {
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+        let hasher = s.spawn(move || {
+            let mut ctx = transfer::sha();
+            for b in rx {
+                ctx.update(&b);
+            }
+            transfer::finish(ctx)
+        });
+        let send = |b: Vec<u8>| {
+            tx.send(b)
+                .map_err(|_| io::Error::other("the hashing thread failed"))
+        };
+        // fills [from, to) from the old file, a piece at a time
+        let fill = |from: u64, to: u64| -> io::Result<()> {
+            let mut c = from;
+            while c < to {
+                let n = (to - c).min(STEP);
+                copy_range(old, new, c, n)?;
+                let mut at = c;
+                while at < c + n {
+                    let k = (c + n - at).min(CHUNK as u64) as usize;
+                    let mut buf = vec![0u8; k];
+                    old.read_exact_at(&mut buf, at)?;
+                    send(buf)?;
+                    at += k as u64;
+                }
+                // the old version is on its way out: its pages, read once, are
+                // recycled for the new one's (a fresh page costs more than a copy on
+                // some hosts)
+                let _ = sys::drop_cached(old.as_fd(), c, n);
+                c += n;
+            }
+            Ok(())
+        };
+        let mut buf = Vec::new();
+        let mut at = 0u64;
+        let mut changed = Vec::new();
+        let mut failure: Option<RangeError> = None;
+        let fail = |failure: &mut Option<RangeError>, e: RangeError| {
+            if failure.is_none() {
+                *failure = Some(e);
+            }
+        };
+        let sender = loop {
+            match frame::read_frame(r, &mut buf)? {
+                Kind::Data => {
+                    if failure.is_some() {
+                        continue;
+                    }
+                    let Some((head, data)) = buf.split_first_chunk::<8>() else {
+                        fail(
+                            &mut failure,
+                            RangeError::Invalid("a range frame without its offset"),
+                        );
+                        continue;
+                    };
+                    let off = u64::from_be_bytes(*head);
+                    let end = off.checked_add(data.len() as u64);
+                    let Some(end) = end.filter(|&e| off >= at && e <= size) else {
+                        fail(
+                            &mut failure,
+                            RangeError::Invalid("ranges out of order or past the end"),
+                        );
+                        continue;
+                    };
+                    let step = fill(at, off)
+                        .and_then(|()| new.write_all_at(data, off))
+                        .and_then(|()| send(data.to_vec()));
+                    match step {
+                        Ok(()) => {
+                            changed.push((off, end));
+                            at = end;
+                        }
+                        Err(e) => fail(&mut failure, RangeError::Write(e)),
+                    }
+                }
+                Kind::End => {
+                    let sha =
+                        <[u8; 32]>::try_from(&buf[..]).map_err(|_| frame::Error::BadFields)?;
+                    if failure.is_none()
+                        && let Err(e) = fill(at, size)
+                    {
+                        fail(&mut failure, RangeError::Write(e));
+                    }
+                    break Some(sha);
+                }
+                Kind::Abort => break None,
+                other => return Err(frame::Error::Unexpected(other)),
+            }
+        };
+        drop(tx);
+        let ours = hasher
+            .join()
+            .ok()
+            .filter(|_| failure.is_none() && sender.is_some());
+        Ok(Applied {
+            changed: merge(changed),
+            sender,
+            ours,
+            failure,
+        })
+    })
+}
+
+/// How [`stream_blocks`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Streamed {
+    /// Every changed block sent, then `End` with this SHA-256 of the whole file.
+    Sent([u8; 32]),
+    /// More than the limit differed: an `Abort` was sent instead of the rest.
+    TooMany,
+}
+
+/// Sends `file` (of `size` bytes) as a delta against a version whose block list is
+/// `theirs` ([`BLOCK_HASH`] bytes per `block`-sized block): reads it once, in order,
+/// hashing each block and sending at once each one that differs, while a second
+/// thread hashes the whole file for the `End` frame. Gives up with an `Abort` once
+/// more than `max_changed` bytes differ.
+pub fn stream_blocks(
+    w: &mut impl Write,
+    file: &mut File,
+    size: u64,
+    block: u64,
+    theirs: &[u8],
+    max_changed: u64,
+) -> io::Result<Streamed> {
+    use crate::protocol::sync::{BLOCK_HASH, block_hash};
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let hasher = s.spawn(move || {
+            let mut ctx = transfer::sha();
+            for b in rx {
+                ctx.update(&b);
+            }
+            transfer::finish(ctx)
+        });
+        let mut frame = vec![0u8; 8 + FRAME];
+        let mut changed = 0u64;
+        let mut off = 0u64;
+        let mut i = 0usize;
+        while off < size {
+            let n = block.min(size - off) as usize;
+            let mut buf = vec![0u8; n];
+            file.read_exact(&mut buf)?;
+            let differs =
+                theirs.get(i * BLOCK_HASH..(i + 1) * BLOCK_HASH) != Some(&block_hash(&buf)[..]);
+            if differs {
+                changed += n as u64;
+                if changed > max_changed {
+                    drop(tx);
+                    let _ = hasher.join();
+                    write_frame(w, Kind::Abort, transfer::DISCARD)?;
+                    w.flush()?;
+                    return Ok(Streamed::TooMany);
+                }
+                for (k, piece) in buf.chunks(FRAME).enumerate() {
+                    let at = off + (k * FRAME) as u64;
+                    frame[..8].copy_from_slice(&at.to_be_bytes());
+                    frame[8..8 + piece.len()].copy_from_slice(piece);
+                    write_frame(w, Kind::Data, &frame[..8 + piece.len()])?;
+                }
+            }
+            tx.send(buf)
+                .map_err(|_| io::Error::other("the hashing thread failed"))?;
+            off += n as u64;
+            i += 1;
+        }
+        drop(tx);
+        let sha = hasher
+            .join()
+            .map_err(|_| io::Error::other("the hashing thread failed"))?;
+        write_frame(w, Kind::End, &sha)?;
+        w.flush()?;
+        Ok(Streamed::Sent(sha))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +488,51 @@ mod tests {
         let built = build(&old, &new, &merge(ranges), new_data.len() as u64).unwrap();
         assert_eq!(built, sha);
         assert!(std::fs::read(t.path().join("new")).unwrap() == new_data);
+        // the same delta, streamed: built as it arrives
+        let mut wire = Vec::new();
+        let mut src = File::open(t.path().join("src")).unwrap();
+        let mut theirs = Vec::new();
+        for chunk in old_data.chunks(block as usize) {
+            theirs.extend_from_slice(&crate::protocol::sync::block_hash(chunk));
+        }
+        let sent = stream_blocks(
+            &mut wire,
+            &mut src,
+            new_data.len() as u64,
+            block,
+            &theirs,
+            u64::MAX,
+        )
+        .unwrap();
+        assert_eq!(sent, Streamed::Sent(sha));
+        assert!(wire.len() < (2 << 20) + 4096, "only what changed");
+        let fresh = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(t.path().join("streamed"))
+            .unwrap();
+        fresh.set_len(new_data.len() as u64).unwrap();
+        let applied = apply_stream(&mut &wire[..], &old, &fresh, new_data.len() as u64).unwrap();
+        assert!(applied.failure.is_none(), "{:?}", applied.failure);
+        assert_eq!((applied.sender, applied.ours), (Some(sha), Some(sha)));
+        assert!(std::fs::read(t.path().join("streamed")).unwrap() == new_data);
+        // too much changed: it gives up with an Abort, which the receiver sees
+        let mut wire = Vec::new();
+        let mut src = File::open(t.path().join("src")).unwrap();
+        let gave_up = stream_blocks(
+            &mut wire,
+            &mut src,
+            new_data.len() as u64,
+            block,
+            &[],
+            1 << 20,
+        )
+        .unwrap();
+        assert_eq!(gave_up, Streamed::TooMany);
+        let applied = apply_stream(&mut &wire[..], &old, &fresh, new_data.len() as u64).unwrap();
+        assert_eq!(applied.sender, None);
         // a block the old file lacks, not sent: refused
         let short = File::options()
             .write(true)

@@ -191,46 +191,43 @@ pub(super) fn patch(
             return syncops::reply(stream, session, syncops::outcome(Err(f)));
         }
     };
-    let (ranges, sender, failure) = {
-        let file = partial.file();
-        crate::delta::receive_ranges(stream, file, up.size)?
+    // built as it arrives: the client streams the changed blocks in file order
+    let applied = match partial
+        .file()
+        .try_clone()
+        .and_then(|f| f.set_len(up.size).map(|()| f))
+    {
+        Ok(file) => crate::delta::apply_stream(stream, &old, &file, up.size)?,
+        Err(e) => {
+            transfer::skip(stream, u64::MAX)?;
+            return syncops::reply(stream, session, syncops::outcome(Err(Failure::from(e))));
+        }
     };
-    let changed = crate::delta::merge(ranges);
+    let changed = applied.changed;
     let old_stat = sys::lstatat(old.as_fd(), c"").ok();
-    let built = (|| {
-        match failure {
-            Some(crate::delta::RangeError::Write(e)) => return Err(Failure::from(e)),
-            Some(crate::delta::RangeError::Invalid(why)) => {
-                return Err(refused(ErrorCode::Invalid, why));
-            }
-            None => {}
+    let built = match (applied.failure, applied.sender, applied.ours) {
+        (Some(crate::delta::RangeError::Write(e)), _, _)
+            if e.kind() == io::ErrorKind::UnexpectedEof =>
+        {
+            Err(refused(
+                ErrorCode::Invalid,
+                "the patch leaves a range the old file does not have",
+            ))
         }
-        let Some(sender) = sender else {
-            return Err(refused(
-                ErrorCode::Aborted,
-                "upload cancelled by the client",
-            ));
-        };
-        let file = partial.file().try_clone()?;
-        file.set_len(up.size)?;
-        let ours = crate::delta::build(&old, &file, &changed, up.size).map_err(|e| {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                refused(
-                    ErrorCode::Invalid,
-                    "the patch leaves a range the old file does not have",
-                )
-            } else {
-                Failure::from(e)
-            }
-        })?;
-        if ours != sender {
-            return Err(refused(
-                ErrorCode::Integrity,
-                "SHA-256 mismatch: the patched file is not the client's; nothing was saved",
-            ));
+        (Some(crate::delta::RangeError::Write(e)), _, _) => Err(Failure::from(e)),
+        (Some(crate::delta::RangeError::Invalid(why)), _, _) => {
+            Err(refused(ErrorCode::Invalid, why))
         }
-        Ok(ours)
-    })();
+        (None, None, _) => Err(refused(
+            ErrorCode::Aborted,
+            "upload cancelled by the client",
+        )),
+        (None, Some(sender), Some(ours)) if ours == sender => Ok(ours),
+        (None, Some(_), _) => Err(refused(
+            ErrorCode::Integrity,
+            "SHA-256 mismatch: the patched file is not the client's; nothing was saved",
+        )),
+    };
     let sha = match built {
         Ok(sha) => sha,
         Err(f) => return syncops::reply(stream, session, syncops::outcome(Err(f))),

@@ -523,14 +523,10 @@ impl<'a> Apply<'a> {
         };
         let block = block_size_for(st.size);
         let remote = self.rpath(path);
-        // the server makes its block list while this side hashes its file
-        self.n.send_only(&Request::Sync(SyncRequest::Blocks {
+        let fields = match self.n.call(&Request::Sync(SyncRequest::Blocks {
             path: remote.clone(),
             block,
-        }))?;
-        self.n.flush()?;
-        let local = super::delta::hash_blocks(&mut file, st.size, block, true);
-        let fields = match self.n.read_reply() {
+        })) {
             Ok(f) => f,
             Err(Error::Remote(ErrorCode::Changed | ErrorCode::NotFound, _)) => {
                 self.changed(k, Side::Remote);
@@ -551,12 +547,6 @@ impl<'a> Apply<'a> {
         if their_block != Some(block) {
             return Ok(false);
         }
-        let (ours, sha) = local?;
-        let sha = sha.ok_or_else(|| Error::Local("no whole-file hash".into()))?;
-        let changed = super::delta::changed_blocks(&ours, field(3));
-        if changed.len() as u64 * block * 2 > st.size {
-            return Ok(false); // most of it differs: a whole-file transfer is cheaper
-        }
         let req = SyncRequest::Patch {
             path: remote,
             size: st.size,
@@ -567,12 +557,31 @@ impl<'a> Apply<'a> {
             no_fsync: !self.fsync,
         };
         self.n.send_only(&Request::Sync(req))?;
-        crate::delta::send_blocks(self.n.stream(), &file, st.size, block, &changed, &sha)
-            .map_err(|e| Error::Protocol(e.into()))?;
-        self.progress.bytes_done += st.size;
+        // the changed blocks go as they are found, while the server builds the file;
+        // past half the file it is cheaper to send it whole
+        let theirs = field(3).to_vec();
+        let streamed = crate::delta::stream_blocks(
+            self.n.stream(),
+            &mut file,
+            st.size,
+            block,
+            &theirs,
+            st.size / 2,
+        )
+        .map_err(|e| Error::Protocol(e.into()))?;
         let r = self.n.read_reply();
-        self.remote_reply(k, r)?;
-        Ok(true)
+        match streamed {
+            crate::delta::Streamed::Sent(_) => {
+                self.progress.bytes_done += st.size;
+                self.remote_reply(k, r)?;
+                Ok(true)
+            }
+            crate::delta::Streamed::TooMany => match r {
+                Err(Error::Remote(..)) => Ok(false),
+                Ok(_) => Err(Error::Protocol(crate::protocol::Error::BadFields)),
+                Err(e) => Err(e),
+            },
+        }
     }
 
     fn put_resumable(&mut self, k: usize, expect: Expect) -> Result<(), Error> {
