@@ -242,12 +242,17 @@ fn push_scenarios_a_to_f_leave_both_sides_identical() {
     assert_identical(&env.local(), &dst);
 
     // the large file's block list was kept as it was uploaded; damaged, it is rebuilt
-    let blocks = env.remote().join(".fos-sync-blocks");
     let entries = || -> Vec<PathBuf> {
-        fs::read_dir(&blocks)
+        fs::read_dir(env.remote())
             .unwrap()
             .flatten()
             .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(".fos-sync-b-")
+            })
             .collect()
     };
     assert_eq!(entries().len(), 1, "one block list, for big/disk.img");

@@ -1,8 +1,9 @@
 //! The per-user cache of block hashes for deltas: for a large file, the hash of each
 //! fixed-size block, so that a `blocks` request does not read the whole file again.
 //!
-//! One small file per cached file in the reserved directory `.fos-sync-blocks/` of the
-//! user's root, named by device, inode and block size, holding the size, mtime and
+//! One small reserved file per cached file in the user's root (`.fos-sync-b-…`, so it
+//! is neither listed nor counted against the quota), named by device, inode and block
+//! size, holding the size, mtime and
 //! ctime (ns) the list is valid for, the hashes, and a check over all of it. A list is
 //! used only while the file's stat is exactly the recorded one (any change changes the
 //! ctime), and it is written to a temporary name and renamed into place, so servers
@@ -11,38 +12,24 @@
 //! when a `blocks` request had to read the file. A lost or damaged entry costs a read
 //! of the file, never a wrong delta (the whole file's SHA-256 is checked anyway).
 
-use std::ffi::CStr;
+use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::BorrowedFd;
+use std::os::unix::ffi::OsStrExt;
 
 use crate::protocol::sync::{BLOCK_HASH, block_hash};
-use crate::sys::{self, FileStat, errno, oflag};
+use crate::sys::{self, FileStat, oflag};
 
-/// The cache directory, in the user's root (reserved).
-const DIR: &CStr = c".fos-sync-blocks";
-/// More entries than this and the directory is cleared (entries of deleted files
-/// linger otherwise).
+/// What the names of the entries start with, in the user's root (reserved).
+const PREFIX: &str = ".fos-sync-b-";
+/// More entries than this and they are all removed (entries of deleted files linger
+/// otherwise).
 const MAX_ENTRIES: usize = 4096;
 const MAGIC: &[u8; 8] = b"fosblk1\n";
 
 fn name(st: &FileStat, block: u64) -> String {
-    format!("{:x}-{:x}-{block:x}", st.dev, st.ino)
-}
-
-fn open_dir(root: BorrowedFd<'_>, create: bool) -> io::Result<OwnedFd> {
-    if create {
-        match sys::mkdirat(root, DIR, 0o700) {
-            Err(e) if e.raw_os_error() != Some(errno::EEXIST) => return Err(e),
-            _ => {}
-        }
-    }
-    sys::openat(
-        root,
-        DIR,
-        oflag::RDONLY | oflag::DIRECTORY | oflag::NOFOLLOW,
-        0,
-    )
+    format!("{PREFIX}{:x}-{:x}-{block:x}", st.dev, st.ino)
 }
 
 fn check(body: &[u8]) -> [u8; 16] {
@@ -53,9 +40,8 @@ fn check(body: &[u8]) -> [u8; 16] {
 
 /// The cached block list of a file in stat `st`, if there is a valid one.
 pub fn load(root: BorrowedFd<'_>, st: &FileStat, block: u64) -> Option<Vec<u8>> {
-    let dir = open_dir(root, false).ok()?;
     let n = sys::cstring(name(st, block).as_bytes()).ok()?;
-    let fd = sys::openat(dir.as_fd(), &n, oflag::RDONLY | oflag::NOFOLLOW, 0).ok()?;
+    let fd = sys::openat(root, &n, oflag::RDONLY | oflag::NOFOLLOW, 0).ok()?;
     let blocks = st.size.div_ceil(block) as usize;
     let want = 48 + blocks * BLOCK_HASH + 16;
     let mut bytes = Vec::with_capacity(want);
@@ -85,11 +71,14 @@ pub fn store(root: BorrowedFd<'_>, st: &FileStat, block: u64, hashes: &[u8]) {
 }
 
 fn try_store(root: BorrowedFd<'_>, st: &FileStat, block: u64, hashes: &[u8]) -> io::Result<()> {
-    let dir = open_dir(root, true)?;
-    if sys::read_dir(dir.as_fd())?.len() >= MAX_ENTRIES {
-        for n in sys::read_dir(dir.as_fd())? {
-            let n = sys::cstring(std::os::unix::ffi::OsStrExt::as_bytes(n.as_os_str()))?;
-            let _ = sys::unlinkat(dir.as_fd(), &n, false);
+    let ours: Vec<CString> = sys::read_dir(root)?
+        .into_iter()
+        .filter(|n| n.as_bytes().starts_with(PREFIX.as_bytes()))
+        .filter_map(|n| sys::cstring(n.as_bytes()).ok())
+        .collect();
+    if ours.len() >= MAX_ENTRIES {
+        for n in &ours {
+            let _ = sys::unlinkat(root, n, false);
         }
     }
     let mut body = Vec::with_capacity(48 + hashes.len() + 16);
@@ -107,28 +96,26 @@ fn try_store(root: BorrowedFd<'_>, st: &FileStat, block: u64, hashes: &[u8]) -> 
     let c = check(&body);
     body.extend_from_slice(&c);
     let final_name = sys::cstring(name(st, block).as_bytes())?;
-    let tmp = sys::cstring(format!(".tmp-{}", crate::sandbox::random_hex(6)).as_bytes())?;
+    let tmp = sys::cstring(format!("{PREFIX}tmp-{}", crate::sandbox::random_hex(6)).as_bytes())?;
     let fd = sys::openat(
-        dir.as_fd(),
+        root,
         &tmp,
         oflag::WRONLY | oflag::CREAT | oflag::EXCL | oflag::NOFOLLOW,
         0o600,
     )?;
     let r = File::from(fd)
         .write_all(&body)
-        .and_then(|()| sys::renameat(dir.as_fd(), &tmp, dir.as_fd(), &final_name, false));
+        .and_then(|()| sys::renameat(root, &tmp, root, &final_name, false));
     if r.is_err() {
-        let _ = sys::unlinkat(dir.as_fd(), &tmp, false);
+        let _ = sys::unlinkat(root, &tmp, false);
     }
     r
 }
 
 /// Forgets the lists of a file that is gone (replaced by a new version).
 pub fn forget(root: BorrowedFd<'_>, st: &FileStat, block: u64) {
-    if let Ok(dir) = open_dir(root, false)
-        && let Ok(n) = sys::cstring(name(st, block).as_bytes())
-    {
-        let _ = sys::unlinkat(dir.as_fd(), &n, false);
+    if let Ok(n) = sys::cstring(name(st, block).as_bytes()) {
+        let _ = sys::unlinkat(root, &n, false);
     }
 }
 
@@ -212,6 +199,7 @@ pub fn compute(file: &mut File, size: u64, block: u64) -> io::Result<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::testutil::TempDir;
+    use std::os::fd::{AsFd, OwnedFd};
 
     #[test]
     fn lists_are_used_only_for_the_same_stat() {
