@@ -248,6 +248,19 @@ impl HashCache {
     pub fn wants_compaction(&self, live: usize) -> bool {
         self.records > 2 * live as u64 + SLACK
     }
+
+    /// Compacts the file down to the latest record of each inode it names, when most
+    /// of its records are superseded ones (a walk of the whole root also drops the
+    /// inodes that are gone: see [`compact`]).
+    pub fn dedupe(&mut self, root: BorrowedFd<'_>) {
+        if !self.wants_compaction(self.map.len()) {
+            return;
+        }
+        let live: Vec<Record> = self.map.values().copied().collect();
+        // best effort: a cache that stays long only costs reading time
+        let _ = compact(root, &live);
+        *self = HashCache::default();
+    }
 }
 
 /// Appends records to the cache file, under its exclusive lock. A file with a damaged
@@ -482,5 +495,22 @@ mod tests {
         again.refresh(r.as_fd());
         assert_eq!(again.get(&st(c"b")), None);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), REC as u64);
+    }
+
+    #[test]
+    fn superseded_records_are_compacted_away() {
+        let t = TempDir::new();
+        std::fs::write(t.path().join("f"), b"x").unwrap();
+        let r = root(&t);
+        let st = sys::lstatat(r.as_fd(), c"f").unwrap();
+        let recs = vec![Record::of(&st, [1; 32]); SLACK as usize + 10];
+        append(r.as_fd(), &recs).unwrap();
+        let mut cache = HashCache::default();
+        cache.refresh(r.as_fd());
+        cache.dedupe(r.as_fd());
+        let path = t.path().join(".fos-sync-hashes");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 2 * REC as u64);
+        cache.refresh(r.as_fd());
+        assert_eq!(cache.get(&st), Some([1; 32]));
     }
 }

@@ -98,11 +98,12 @@ pub(super) fn serve(
     walk.save_fresh();
     match result {
         Ok(()) => {
-            if let Some(live) = &walk.live
-                && walk.cache.wants_compaction(live.len())
-            {
-                // best effort: a cache that stays long only costs reading time
-                let _ = hashcache::compact(walk.root, live);
+            match &walk.live {
+                Some(live) if walk.cache.wants_compaction(live.len()) => {
+                    // best effort: a cache that stays long only costs reading time
+                    let _ = hashcache::compact(walk.root, live);
+                }
+                _ => walk.cache.dedupe(walk.root),
             }
             write_frame(walk.out, Kind::List, b"")?;
             walk.out.flush()?;
