@@ -5,7 +5,9 @@
 //! `make bench-peers` rsync and Unison over the private sshd on the same tree in the
 //! same run, each figure beside its ratio.
 //!
-//! Each tool starts from a fresh copy of the tree and an empty destination:
+//! Each tool works on its own fresh copy of the tree into an empty destination, and
+//! the tools take each step in turn (a for all, then b for all, ...), so a busy moment
+//! of the shared machine falls on all of them alike. The steps:
 //! a. first sync; b. again, nothing changed (median of three); c. 10 small files
 //! edited; d. one byte changed in the largest file; e. the directory with the most
 //! files renamed; f. 100 files deleted. Then, with nothing changed (medians of three):
@@ -245,73 +247,13 @@ fn fos_wire(out: &str) -> Option<u64> {
     Some((n * scale) as u64)
 }
 
-struct Fos<'a> {
-    addr: String,
-    state: PathBuf,
-    cwd: &'a Path,
-}
-
-impl Fos<'_> {
-    fn run(&self, sync_args: &str) -> (Step, u64) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fos-client"));
-        cmd.current_dir(self.cwd)
-            .env("FOS_PASSWORD", "p")
-            .env("XDG_STATE_HOME", &self.state)
-            .args(["--server", &self.addr, "--user", "u", "--cert"])
-            .arg(super::data_dir().join("cert.pem"))
-            .args(["-c", &format!("sync {sync_args}")])
-            .stdin(Stdio::null());
-        let (secs, out, rss) = timed(cmd);
-        (
-            Step {
-                secs,
-                wire: fos_wire(&out),
-            },
-            rss,
-        )
-    }
-}
-
-/// The fos sequence on a fresh copy `w` of the tree, into `/dst-TAG`.
-fn fos_run(
-    fos: &Fos<'_>,
-    tree: &Path,
-    w: &Path,
-    flags: &str,
-    tag: &str,
-    client_rss: &mut u64,
-) -> Run {
-    copy_tree(tree, w);
-    let wname = w.file_name().unwrap().to_string_lossy().into_owned();
-    let push = format!("push --delete {flags} {wname} /dst-{tag}");
-    let mut run = Run::default();
-    let mut renamed = None;
-    for step in 0..6 {
-        change(w, step, &mut renamed);
-        let s = if step == 1 {
-            median((0..3).map(|_| fos.run(&push).0).collect())
-        } else {
-            let (s, rss) = fos.run(&push);
-            *client_rss = (*client_rss).max(rss);
-            s
-        };
-        run.steps.push(s);
-    }
-    let cs = format!("push --delete --checksum {flags} {wname} /dst-{tag}");
-    run.checksum = Some(median((0..3).map(|_| fos.run(&cs).0).collect()));
-    let tw = format!("{flags} {wname} /dst-{tag}");
-    let _ = fos.run(&tw); // the first two-way run takes the push's index as its base
-    run.two_way = Some(median((0..3).map(|_| fos.run(&tw).0).collect()));
-    run
-}
-
 /// The private sshd of `make bench-peers`.
-struct Ssh<'a> {
-    port: &'a str,
-    key: &'a str,
+struct Ssh {
+    port: String,
+    key: String,
 }
 
-impl Ssh<'_> {
+impl Ssh {
     fn opts(&self) -> String {
         format!(
             "-p {} -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
@@ -320,95 +262,202 @@ impl Ssh<'_> {
     }
 }
 
-fn rsync_run(ssh: &Ssh<'_>, tree: &Path, w: &Path, dst: &Path) -> Option<Run> {
-    Command::new("rsync").arg("--version").output().ok()?;
-    copy_tree(tree, w);
-    let _ = std::fs::remove_dir_all(dst);
-    std::fs::create_dir_all(dst).unwrap();
-    let go = |extra: &str| -> Step {
-        let mut cmd = Command::new("rsync");
-        cmd.args(["-a", "--delete", "--stats"]);
-        if !extra.is_empty() {
-            cmd.arg(extra);
-        }
-        cmd.args(["-e", &format!("ssh {}", ssh.opts())])
-            .arg(format!("{}/", w.display()))
-            .arg(format!("root@127.0.0.1:{}/", dst.display()));
-        let (secs, out, _) = timed(cmd);
-        let num = |key: &str| -> Option<u64> {
-            let l = out.lines().find(|l| l.starts_with(key))?;
-            l[key.len()..]
-                .split_whitespace()
-                .next()?
-                .replace(',', "")
-                .parse()
-                .ok()
-        };
-        let wire = match (num("Total bytes sent:"), num("Total bytes received:")) {
-            (Some(a), Some(b)) => Some(a + b),
-            _ => None,
-        };
-        Step { secs, wire }
-    };
-    let mut run = Run::default();
-    let mut renamed = None;
-    for step in 0..6 {
-        change(w, step, &mut renamed);
-        run.steps.push(if step == 1 {
-            median((0..3).map(|_| go("")).collect())
-        } else {
-            go("")
-        });
-    }
-    run.checksum = Some(median((0..3).map(|_| go("-c")).collect()));
-    Some(run)
+/// How a tool syncs its work copy to its destination.
+enum How {
+    /// `fos-client sync push --delete FLAGS` into `/DST` on the fos server.
+    Fos {
+        addr: String,
+        state: PathBuf,
+        flags: &'static str,
+        dst: String,
+    },
+    /// `rsync -a --delete` over the private sshd.
+    Rsync { ssh: std::rc::Rc<Ssh>, dst: PathBuf },
+    /// Unison over the private sshd, its archives beside the bench's files.
+    Unison {
+        ssh: std::rc::Rc<Ssh>,
+        dst: PathBuf,
+        home: PathBuf,
+    },
 }
 
-fn unison_run(ssh: &Ssh<'_>, tree: &Path, w: &Path, dst: &Path, home: &Path) -> Option<Run> {
-    Command::new("unison").arg("-version").output().ok()?;
-    copy_tree(tree, w);
-    let _ = std::fs::remove_dir_all(dst);
-    let server_home = PathBuf::from(format!("{}-server", home.display()));
-    for h in [home, server_home.as_path()] {
-        let _ = std::fs::remove_dir_all(h);
-        std::fs::create_dir_all(h).unwrap();
+/// Which kind of run.
+#[derive(Clone, Copy, PartialEq)]
+enum Variant {
+    Plain,
+    /// `--checksum` / `rsync -c`.
+    Checksum,
+    /// Two-way (fos `sync`; Unison is always two-way).
+    TwoWay,
+}
+
+/// One tool with its own copy of the tree and its own destination.
+struct Tool {
+    how: How,
+    w: PathBuf,
+    renamed: Option<PathBuf>,
+    run: Run,
+    rss: u64,
+}
+
+impl Tool {
+    fn go(&mut self, variant: Variant) -> Step {
+        let w = self.w.display().to_string();
+        match &self.how {
+            How::Fos {
+                addr,
+                state,
+                flags,
+                dst,
+            } => {
+                let args = match variant {
+                    Variant::Plain => format!("push --delete {flags} {w} {dst}"),
+                    Variant::Checksum => format!("push --delete --checksum {flags} {w} {dst}"),
+                    Variant::TwoWay => format!("{flags} {w} {dst}"),
+                };
+                let mut cmd = Command::new(env!("CARGO_BIN_EXE_fos-client"));
+                cmd.env("FOS_PASSWORD", "p")
+                    .env("XDG_STATE_HOME", state)
+                    .args(["--server", addr, "--user", "u", "--cert"])
+                    .arg(super::data_dir().join("cert.pem"))
+                    .args(["-c", &format!("sync {args}")])
+                    .stdin(Stdio::null());
+                let (secs, out, rss) = timed(cmd);
+                self.rss = self.rss.max(rss);
+                Step {
+                    secs,
+                    wire: fos_wire(&out),
+                }
+            }
+            How::Rsync { ssh, dst } => {
+                let mut cmd = Command::new("rsync");
+                cmd.args(["-a", "--delete", "--stats"]);
+                if variant == Variant::Checksum {
+                    cmd.arg("-c");
+                }
+                cmd.args(["-e", &format!("ssh {}", ssh.opts())])
+                    .arg(format!("{w}/"))
+                    .arg(format!("root@127.0.0.1:{}/", dst.display()));
+                let (secs, out, _) = timed(cmd);
+                let num = |key: &str| -> Option<u64> {
+                    let l = out.lines().find(|l| l.starts_with(key))?;
+                    l[key.len()..]
+                        .split_whitespace()
+                        .next()?
+                        .replace(',', "")
+                        .parse()
+                        .ok()
+                };
+                let wire = match (num("Total bytes sent:"), num("Total bytes received:")) {
+                    (Some(a), Some(b)) => Some(a + b),
+                    _ => None,
+                };
+                Step { secs, wire }
+            }
+            How::Unison { ssh, dst, home } => {
+                let mut cmd = Command::new("unison");
+                cmd.env("UNISON", home)
+                    .arg(&self.w)
+                    .arg(format!("ssh://root@127.0.0.1/{}", dst.display()))
+                    .args([
+                        "-batch",
+                        "-auto",
+                        "-times",
+                        "-silent",
+                        "-confirmbigdel=false",
+                        "-ui",
+                        "text",
+                    ])
+                    .args(["-sshargs", &ssh.opts()])
+                    // the server side keeps its archives beside ours, not in ~/.unison
+                    .args([
+                        "-servercmd",
+                        &format!("env UNISON={}-server unison", home.display()),
+                    ]);
+                let (secs, _, _) = timed(cmd);
+                Step { secs, wire: None }
+            }
+        }
     }
-    std::fs::create_dir_all(dst).unwrap();
-    let go = || -> Step {
-        let mut cmd = Command::new("unison");
-        cmd.env("UNISON", home)
-            .arg(w)
-            .arg(format!("ssh://root@127.0.0.1/{}", dst.display()))
-            .args([
-                "-batch",
-                "-auto",
-                "-times",
-                "-silent",
-                "-confirmbigdel=false",
-                "-ui",
-                "text",
-            ])
-            .args(["-sshargs", &ssh.opts()])
-            // the server side keeps its archives beside ours, not in ~/.unison
-            .args([
-                "-servercmd",
-                &format!("env UNISON={}-server unison", home.display()),
-            ]);
-        let (secs, _, _) = timed(cmd);
-        Step { secs, wire: None }
-    };
-    let mut run = Run::default();
-    let mut renamed = None;
+}
+
+fn tool(how: How, tree: &Path, w: PathBuf) -> Tool {
+    copy_tree(tree, &w);
+    match &how {
+        How::Rsync { dst, .. } => {
+            let _ = std::fs::remove_dir_all(dst);
+            std::fs::create_dir_all(dst).unwrap();
+        }
+        How::Unison { dst, home, .. } => {
+            let _ = std::fs::remove_dir_all(dst);
+            std::fs::create_dir_all(dst).unwrap();
+            let server_home = PathBuf::from(format!("{}-server", home.display()));
+            for h in [home, &server_home] {
+                let _ = std::fs::remove_dir_all(h);
+                std::fs::create_dir_all(h).unwrap();
+            }
+        }
+        How::Fos { .. } => {}
+    }
+    Tool {
+        how,
+        w,
+        renamed: None,
+        run: Run::default(),
+        rss: 0,
+    }
+}
+
+/// Runs scenarios a–f and the no-change extras with every tool, one step at a time
+/// for all of them in turn, so that a busy moment of the machine falls on all alike.
+fn run_all(tools: &mut [Tool]) {
     for step in 0..6 {
-        change(w, step, &mut renamed);
-        run.steps.push(if step == 1 {
-            median((0..3).map(|_| go()).collect())
-        } else {
-            go()
-        });
+        for t in tools.iter_mut() {
+            change(&t.w, step, &mut t.renamed);
+        }
+        let rounds = if step == 1 { 3 } else { 1 };
+        let mut got: Vec<Vec<Step>> = vec![Vec::new(); tools.len()];
+        for _ in 0..rounds {
+            for (i, t) in tools.iter_mut().enumerate() {
+                got[i].push(t.go(Variant::Plain));
+            }
+        }
+        for (t, g) in tools.iter_mut().zip(got) {
+            t.run.steps.push(median(g));
+        }
     }
-    run.two_way = Some(median((0..3).map(|_| go()).collect()));
-    Some(run)
+    for variant in [Variant::Checksum, Variant::TwoWay] {
+        let mut got: Vec<Vec<Step>> = vec![Vec::new(); tools.len()];
+        for round in 0..4 {
+            for (i, t) in tools.iter_mut().enumerate() {
+                let wanted = match (&t.how, variant) {
+                    (How::Fos { .. }, _) => true,
+                    (How::Rsync { .. }, v) => v == Variant::Checksum,
+                    (How::Unison { .. }, v) => v == Variant::TwoWay,
+                };
+                if !wanted {
+                    continue;
+                }
+                let s = t.go(variant);
+                // the first two-way run of fos takes the push's index as its base
+                let warm_up =
+                    round == 0 && variant == Variant::TwoWay && matches!(t.how, How::Fos { .. });
+                if !warm_up {
+                    got[i].push(s);
+                }
+            }
+        }
+        for (t, g) in tools.iter_mut().zip(got) {
+            if g.is_empty() {
+                continue;
+            }
+            let m = Some(median(g));
+            match variant {
+                Variant::Checksum => t.run.checksum = m,
+                _ => t.run.two_way = m,
+            }
+        }
+    }
 }
 
 fn bytes(n: Option<u64>) -> String {
@@ -428,26 +477,72 @@ fn ratio(a: f64, b: Option<f64>) -> String {
 /// Prints the sync rows. `peers`: the `FOS_BENCH_SFTP` spec of the private sshd.
 pub fn rows(dir: &Path, users: &Path, peers: Option<&str>, row: &dyn Fn(&str, String, String)) {
     let Some(tree) = source_tree() else { return };
-    let tree_files = files(&tree).len() as u64;
+    let all = files(&tree);
+    let tree_files = all.len() as u64;
     println!(
         "sync: {} files, {:.2} GB ({}); ratios: fos / rsync (time, bytes), two-way fos / Unison",
         tree_files,
-        files(&tree).iter().map(|(_, s)| s).sum::<u64>() as f64 / 1e9,
+        all.iter().map(|(_, s)| s).sum::<u64>() as f64 / 1e9,
         tree.display()
     );
     let root = dir.join("sync-storage");
     let server = super::Server::start(&root, users, true);
     let work = dir.join("sync-work");
     std::fs::create_dir_all(&work).unwrap();
-    let fos = Fos {
+    let state = dir.join("sync-state");
+    let fos = |flags: &'static str, dst: &str| How::Fos {
         addr: server.addr.to_string(),
-        state: dir.join("sync-state"),
-        cwd: &work,
+        state: state.clone(),
+        flags,
+        dst: dst.to_string(),
     };
-    let w = work.join("tree");
-    let mut client_rss = 0;
-    let fast = fos_run(&fos, &tree, &w, "--no-fsync", "nofsync", &mut client_rss);
-    let index_bytes: u64 = std::fs::read_dir(fos.state.join("fos/sync"))
+    let mut tools = vec![
+        tool(
+            fos("--no-fsync", "/dst-nofsync"),
+            &tree,
+            work.join("fos-nofsync"),
+        ),
+        tool(fos("", "/dst-fsync"), &tree, work.join("fos-fsync")),
+    ];
+    let peers: Option<Vec<String>> =
+        peers.map(|s| s.split_whitespace().map(String::from).collect());
+    let files_dir = peers
+        .as_ref()
+        .filter(|p| p.len() == 3)
+        .map(|p| Path::new(&p[2]).join("files"));
+    if let (Some(p), Some(files_dir)) = (&peers, &files_dir) {
+        let ssh = std::rc::Rc::new(Ssh {
+            port: p[0].clone(),
+            key: p[1].clone(),
+        });
+        let have = |cmd: &str, arg: &str| Command::new(cmd).arg(arg).output().is_ok();
+        if have("rsync", "--version") {
+            tools.push(tool(
+                How::Rsync {
+                    ssh: ssh.clone(),
+                    dst: files_dir.join("rsync-dst"),
+                },
+                &tree,
+                work.join("rsync"),
+            ));
+        }
+        if have("unison", "-version") {
+            tools.push(tool(
+                How::Unison {
+                    ssh,
+                    dst: files_dir.join("unison-dst"),
+                    home: dir.join("unison-home"),
+                },
+                &tree,
+                work.join("unison"),
+            ));
+        }
+        if tools.len() < 4 {
+            println!("(rsync or unison is missing: `make bench-peers` installs them)");
+        }
+    }
+    run_all(&mut tools);
+    let index_bytes: u64 = std::fs::read_dir(state.join("fos/sync"))
         .map(|rd| {
             rd.flatten()
                 .filter_map(|e| e.metadata().ok())
@@ -456,37 +551,20 @@ pub fn rows(dir: &Path, users: &Path, peers: Option<&str>, row: &dyn Fn(&str, St
                 .unwrap_or(0)
         })
         .unwrap_or(0);
-    let durable = fos_run(&fos, &tree, &w, "", "fsync", &mut client_rss);
     let server_rss = server.peak_rss_kib().unwrap_or(0);
     drop(server);
     let _ = std::fs::remove_dir_all(&root);
-
-    let (rsync, unison) = match peers.map(|s| s.split_whitespace().collect::<Vec<_>>()) {
-        Some(p) if p.len() == 3 => {
-            let ssh = Ssh {
-                port: p[0],
-                key: p[1],
-            };
-            let files_dir = Path::new(p[2]).join("files");
-            let r = rsync_run(&ssh, &tree, &w, &files_dir.join("rsync-dst"));
-            let _ = std::fs::remove_dir_all(files_dir.join("rsync-dst"));
-            let u = unison_run(
-                &ssh,
-                &tree,
-                &w,
-                &files_dir.join("unison-dst"),
-                &dir.join("unison-home"),
-            );
-            let _ = std::fs::remove_dir_all(files_dir.join("unison-dst"));
-            if r.is_none() || u.is_none() {
-                println!("(rsync or unison is missing: `make bench-peers` installs them)");
-            }
-            (r, u)
-        }
-        _ => (None, None),
-    };
     let _ = std::fs::remove_dir_all(&work);
-
+    if let Some(f) = &files_dir {
+        let _ = std::fs::remove_dir_all(f.join("rsync-dst"));
+        let _ = std::fs::remove_dir_all(f.join("unison-dst"));
+    }
+    let client_rss = tools[0].rss.max(tools[1].rss);
+    let find = |pred: fn(&How) -> bool| tools.iter().find(|t| pred(&t.how)).map(|t| &t.run);
+    let fast = &tools[0].run;
+    let durable = &tools[1].run;
+    let rsync = find(|h| matches!(h, How::Rsync { .. }));
+    let unison = find(|h| matches!(h, How::Unison { .. }));
     for (i, name) in NAMES.iter().enumerate() {
         let f = fast.steps[i];
         let r = rsync.as_ref().map(|r| r.steps[i]);
