@@ -960,3 +960,91 @@ fn sync_works_in_scripts_on_standard_input() {
     assert_identical(&env.local(), &env.remote().join("d"));
     assert_identical(&env.local(), &env.fx.dir.path().join("copy"));
 }
+
+#[path = "hostile/mod.rs"]
+mod hostile;
+
+#[test]
+fn names_from_a_hostile_server_never_leave_the_local_directory() {
+    use fos::protocol::EntryKind;
+    use fos::protocol::frame::{Kind, encode_fields};
+    use fos::protocol::sync::{ManifestEntry, SyncRequest};
+    let env = Env::new("sync-hostile");
+    let content = b"the server's bytes".to_vec();
+    let entry = |path: &str, kind: EntryKind| ManifestEntry {
+        path: path.into(),
+        kind,
+        size: if kind == EntryKind::File {
+            content.len() as u64
+        } else {
+            0
+        },
+        mtime_ns: 1_700_000_000_000_000_000,
+        mode: 0o644,
+        sha: None,
+    };
+    let f = EntryKind::File;
+    let entries: Vec<Vec<u8>> = [
+        entry("good", f),
+        entry("../up", f),
+        entry("/abs", f),
+        entry("a/../../b", f),
+        entry("dir", EntryKind::Dir),
+        entry("dir/../../x", f),
+        entry("dir/ok", f),
+        entry("nul\0x", f),
+        entry(".good.fos-partial", f),
+        entry("missing-parent/f", f),
+        entry(&"n".repeat(256), f),
+    ]
+    .iter()
+    .map(ManifestEntry::encode)
+    .collect();
+    let body = content.clone();
+    let server = hostile::Hostile::native(move |req, w| match req {
+        fos::protocol::Request::Pwd => w.ok(&[b"/"]),
+        fos::protocol::Request::Sync(SyncRequest::Manifest { .. }) => {
+            w.ok(&[b"/h"])?;
+            w.frame(Kind::List, &encode_fields(&entries))?;
+            w.frame(Kind::List, &[])
+        }
+        fos::protocol::Request::Sync(SyncRequest::Flush) => w.ok(&[]),
+        fos::protocol::Request::Get { .. } => w.file(&body),
+        _ => w.err("invalid", b"no"),
+    });
+    let before = snapshot(env.fx.dir.path());
+    let mut c = client_command(
+        env.fx.dir.path(),
+        &server.server_arg(),
+        "u",
+        "p",
+        &cert(),
+        &["-c", "sync pull /h local"],
+    );
+    c.env("XDG_STATE_HOME", env.state());
+    let out = run(c);
+    let text = stdout(&out) + &stderr(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        walk_names(&env.local())
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>(),
+        ["good", "dir", "ok"]
+            .map(String::from)
+            .into_iter()
+            .collect(),
+        "{text}"
+    );
+    assert_eq!(fs::read(env.local().join("good")).unwrap(), content);
+    assert!(text.contains("ignored a name from the server"), "{text}");
+    // nothing appeared anywhere else beside the local directory
+    let after: Vec<_> = snapshot(env.fx.dir.path())
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with("local") && !p.starts_with("state"))
+        .collect();
+    let before: Vec<_> = before
+        .into_iter()
+        .filter(|(p, _)| !p.starts_with("local") && !p.starts_with("state"))
+        .collect();
+    assert_eq!(after, before);
+}
