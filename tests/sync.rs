@@ -1048,3 +1048,49 @@ fn names_from_a_hostile_server_never_leave_the_local_directory() {
         .collect();
     assert_eq!(after, before);
 }
+
+#[test]
+fn a_sync_cut_by_the_network_reconnects_and_finishes() {
+    let env = Env::new("sync-cut");
+    small_tree(&env.local());
+    // push: cut while the replies come back; pull: cut in the middle of the data
+    for (cmd, cut, a, b) in [
+        (
+            "sync push local /dst",
+            5_000u64,
+            env.local(),
+            env.remote().join("dst"),
+        ),
+        (
+            "sync pull /dst back",
+            5 << 20,
+            env.remote().join("dst"),
+            env.fx.dir.path().join("back"),
+        ),
+    ] {
+        let proxy = Proxy::start(
+            env.server.addr,
+            Faults {
+                drop_down_after: Some(cut),
+                ..Faults::default()
+            },
+        );
+        let mut c = client_command(
+            env.fx.dir.path(),
+            &proxy.addr.to_string(),
+            "u",
+            "p",
+            &cert(),
+            &["-c", cmd],
+        );
+        c.env("XDG_STATE_HOME", env.state());
+        let out = run(c);
+        let text = stdout(&out) + &stderr(&out);
+        assert!(out.status.success(), "{cmd}: {text}");
+        assert!(
+            text.contains("reconnecting"),
+            "{cmd}: the cut happened: {text}"
+        );
+        assert_identical(&a, &b);
+    }
+}

@@ -61,10 +61,51 @@ impl Bar {
     }
 }
 
+/// First pause before a sync is tried again on a new connection; it doubles up to
+/// [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// Longest pause between tries.
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
 impl Shell {
-    /// `sync push|pull|LOCAL REMOTE …`.
+    /// `sync push|pull|LOCAL REMOTE …`. A run cut by the network is tried again on a
+    /// new connection (0.5 s doubling to 8 s, `--retries` tries): it plans afresh, so
+    /// what was done is not done again, and large files resume where they stopped.
     pub(super) fn sync(&mut self, args: &[String]) -> Result<(), Error> {
         let opts = options::parse(args)?;
+        let tries = self.opts.retries.max(1);
+        let mut delay = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            let err = match self.sync_once(&opts) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            if !err.is_network()
+                || attempt >= tries
+                || self.login.is_none()
+                || self.interrupt.load(Ordering::SeqCst)
+            {
+                return Err(err);
+            }
+            eprintln!(
+                "fos: sync: {err}; reconnecting in {:.1} s (try {} of {tries}), then syncing again",
+                delay.as_secs_f64(),
+                attempt + 1
+            );
+            let until = Instant::now() + delay;
+            while Instant::now() < until {
+                if self.interrupt.load(Ordering::SeqCst) {
+                    return Err(Error::Cancelled);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            delay = (delay * 2).min(MAX_BACKOFF);
+            attempt += 1;
+        }
+    }
+
+    fn sync_once(&mut self, opts: &options::Options) -> Result<(), Error> {
         let quiet = opts.quiet || self.opts.quiet;
         let user = self
             .login
@@ -88,7 +129,7 @@ impl Shell {
         let stats = crate::sync::run(
             n,
             &user,
-            &opts,
+            opts,
             &|| interrupt.load(Ordering::SeqCst),
             &mut |ev| match ev {
                 Event::Change(c) => {
