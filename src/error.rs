@@ -67,6 +67,13 @@ impl Error {
         }
     }
 
+    /// Whether the server asked for the request to be tried again shortly: an upload
+    /// it would resume is still held by an earlier one (on it or on another server
+    /// of the same storage) that has not let go yet.
+    pub fn is_in_use(&self) -> bool {
+        matches!(self, Error::Remote(ErrorCode::InUse, _))
+    }
+
     /// Whether retrying on a new connection may help (the connection itself failed).
     pub fn is_network(&self) -> bool {
         match self {

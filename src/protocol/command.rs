@@ -377,6 +377,9 @@ pub enum ErrorCode {
     Unsupported,
     /// The transfer was aborted by its sender.
     Aborted,
+    /// Another running upload holds the partial this resume needs, and did not let go
+    /// in time (it may run on another server sharing the storage): try again shortly.
+    InUse,
 }
 
 impl ErrorCode {
@@ -398,12 +401,13 @@ impl ErrorCode {
             ErrorCode::Io => "io",
             ErrorCode::Unsupported => "unsupported",
             ErrorCode::Aborted => "aborted",
+            ErrorCode::InUse => "in-use",
         }
     }
 
     /// Parses a wire code; unknown codes (from a newer server) become `Invalid`.
     pub fn parse(s: &[u8]) -> ErrorCode {
-        const ALL: [ErrorCode; 15] = [
+        const ALL: [ErrorCode; 16] = [
             ErrorCode::NotFound,
             ErrorCode::Exists,
             ErrorCode::NotEmpty,
@@ -419,6 +423,7 @@ impl ErrorCode {
             ErrorCode::Io,
             ErrorCode::Unsupported,
             ErrorCode::Aborted,
+            ErrorCode::InUse,
         ];
         ALL.into_iter()
             .find(|c| c.as_str().as_bytes() == s)

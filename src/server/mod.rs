@@ -83,6 +83,10 @@ pub struct ServerConfig {
     pub login_timeout: Duration,
     /// A logged-in session with no request for this long is closed. Defaults to 15 min.
     pub idle_timeout: Duration,
+    /// A resumable upload whose client sends nothing for this long is cut, and its
+    /// partial kept for a resume (through this server or another on the storage).
+    /// Defaults to 60 s.
+    pub transfer_timeout: Duration,
     /// fsync uploads (file, then directory) before acknowledging. Defaults to true.
     pub fsync: bool,
     /// How long running commands may finish after SIGINT/SIGTERM. Defaults to 30 s.
@@ -117,6 +121,7 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             login_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(15 * 60),
+            transfer_timeout: Duration::from_secs(60),
             fsync: true,
             shutdown_grace: Duration::from_secs(30),
             throttle_base: Duration::from_secs(60),
@@ -190,6 +195,9 @@ pub(crate) struct Shared {
     conns: registry::Registry,
     /// The port sessions use, for discovery replies.
     pub(crate) data_port: u16,
+    /// This server as the partials it writes record their holder: its name, address
+    /// and process (see `Sandbox::with_holder`).
+    pub(crate) holder: String,
 }
 
 impl Shared {
@@ -303,6 +311,12 @@ impl Server {
             .local_addr()
             .map_err(|e| Error::Bind(SocketAddr::new(config.bind, config.port), e))?
             .port();
+        let holder = format!(
+            "{} at {}, pid {}",
+            config.name,
+            SocketAddr::new(config.bind, data_port),
+            std::process::id()
+        );
         let logins = limits::Semaphore::new(thread::available_parallelism().map_or(2, |n| n.get()));
         let throttle = Throttle::new(config.throttle_base);
         let mut data_tls = (*tls).clone();
@@ -321,6 +335,7 @@ impl Server {
             shutdown: AtomicBool::new(false),
             conns,
             data_port,
+            holder,
         });
         Ok(Server {
             shared,

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use super::Shared;
-use super::conn::{Outcome, Refusal, Tls, login};
+use super::conn::{Outcome, Refusal, Tls, Watch, login};
 use super::session::{Failure, Metered, Session, describe};
 use crate::log::{Level, escape};
 use crate::protocol::command::hex;
@@ -573,6 +573,12 @@ fn put(
     let _running = partial
         .resumable_id()
         .map(|id| session.shared.uploads.register(id, stream.get_ref().tcp()));
+    // a resumable upload lets go of its partial when a resume elsewhere asks, or when
+    // its client falls silent: the client may be resuming through another server
+    if let Some(takeover) = partial.takeover_watch() {
+        let idle = session.shared.config.transfer_timeout;
+        stream.sock.watch(Some(Watch { takeover, idle }))?;
+    }
     let started = Instant::now();
     let mut refusal = None;
     let received = {
@@ -602,6 +608,7 @@ fn put(
             }
         }
     };
+    stream.sock.watch(None)?;
     let fail = |stream: &mut Tls, code: ErrorCode, msg: &str| -> Result<(), protocol::Error> {
         log.log(
             Level::Warn,
