@@ -21,6 +21,7 @@ mod linger;
 mod native;
 mod registry;
 pub mod session;
+mod shared_records;
 mod uploads;
 
 use std::fmt;
@@ -167,6 +168,10 @@ impl From<crate::auth::Error> for Error {
         Error::Auth(e)
     }
 }
+
+/// The directory of the storage root where the servers sharing it keep their login
+/// throttle's records (a user name never starts with a dot).
+const THROTTLE_DIR: &str = ".fos-throttle";
 
 /// Most data sockets lingering for their peer's close at once (see `linger`).
 const LINGER_MAX: usize = 1024;
@@ -318,7 +323,11 @@ impl Server {
             std::process::id()
         );
         let logins = limits::Semaphore::new(thread::available_parallelism().map_or(2, |n| n.get()));
-        let throttle = Throttle::new(config.throttle_base);
+        let throttle = Throttle::shared(
+            config.throttle_base,
+            &config.root.join(THROTTLE_DIR),
+            Arc::clone(&log),
+        );
         let mut data_tls = (*tls).clone();
         data_tls.send_tls13_tickets = 0;
         let conns = registry::Registry::new(registry::Limits::new(&config));
