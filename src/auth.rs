@@ -353,7 +353,7 @@ impl Users {
 #[derive(Debug)]
 pub struct UserStore {
     path: PathBuf,
-    state: Mutex<(Users, Option<(SystemTime, u64, u64)>)>,
+    state: Mutex<(Users, Option<Stamp>)>,
 }
 
 impl UserStore {
@@ -411,7 +411,11 @@ impl UserStore {
     }
 }
 
-fn stamp(path: &Path) -> Option<(SystemTime, u64, u64)> {
+/// What tells a rewritten users file from the one read: modification time, length
+/// and inode.
+type Stamp = (SystemTime, u64, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
     use std::os::unix::fs::MetadataExt;
     let md = fs::metadata(path).ok()?;
     // the inode too: a rewrite renames a new file into place, and two rewrites within
