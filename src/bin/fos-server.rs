@@ -99,6 +99,12 @@ fn options() -> getopts::Options {
     );
     o.optopt(
         "",
+        "transfer-timeout",
+        "cut a resumable upload whose client sends nothing for this many seconds, keeping its partial for a resume (default 60)",
+        "SECS",
+    );
+    o.optopt(
+        "",
         "shutdown-grace",
         "on SIGINT/SIGTERM, seconds running transfers may finish (default 30)",
         "SECS",
@@ -269,6 +275,9 @@ fn try_main() -> Result<(), Box<dyn Error>> {
     }
     if let Some(v) = parse::<u64>(&m, "idle-timeout")? {
         cfg.idle_timeout = Duration::from_secs(v.max(1));
+    }
+    if let Some(v) = parse::<u64>(&m, "transfer-timeout")? {
+        cfg.transfer_timeout = Duration::from_secs(v.max(1));
     }
     if let Some(v) = parse::<u64>(&m, "partial-max-age")? {
         cfg.partial_max_age = Duration::from_secs(v);

@@ -22,6 +22,7 @@ mod native;
 mod registry;
 pub mod session;
 mod shared_records;
+mod sweeper;
 mod uploads;
 
 use std::fmt;
@@ -96,8 +97,12 @@ pub struct ServerConfig {
     /// Defaults to 60 s.
     pub throttle_base: Duration,
     /// Interrupted uploads kept for a resume are removed after this long untouched
-    /// (checked at start-up and every hour). Defaults to one day.
+    /// (checked at start-up and every [`ServerConfig::sweep_every`], by one server of
+    /// those sharing the storage). Defaults to one day.
     pub partial_max_age: Duration,
+    /// How often the server elected among those sharing the storage looks for stale
+    /// partial uploads (no flag). Defaults to one hour.
+    pub sweep_every: Duration,
 }
 
 impl Default for ServerConfig {
@@ -127,6 +132,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             throttle_base: Duration::from_secs(60),
             partial_max_age: Duration::from_secs(24 * 3600),
+            sweep_every: Duration::from_secs(3600),
         }
     }
 }
@@ -405,24 +411,31 @@ impl Server {
     }
 }
 
-/// How often stale partial uploads are looked for.
-const SWEEP_EVERY: Duration = Duration::from_secs(3600);
-
-/// Removes stale partial uploads at start-up and then every hour, until shutdown.
+/// Removes stale partial uploads at start-up and then every `sweep_every`, until
+/// shutdown, while this server is the one elected to sweep the storage (see
+/// [`sweeper`]).
 fn sweep_partials(shared: &Shared) {
-    let mut next = Instant::now();
+    let cfg = &shared.config;
+    let log = &shared.log;
+    let mut sweeper = sweeper::Sweeper::new(&cfg.root, &shared.holder, cfg.sweep_every);
+    let mut failing = false;
     while !shared.shutting_down() {
-        if Instant::now() >= next {
-            let n = crate::sandbox::remove_stale_partials(
-                &shared.config.root,
-                shared.config.partial_max_age,
-            );
+        let tick = sweeper.tick(|| {
+            let n = crate::sandbox::remove_stale_partials(&cfg.root, cfg.partial_max_age);
             if n > 0 {
-                shared
-                    .log
-                    .info(format_args!("removed {n} stale partial upload file(s)"));
+                log.info(format_args!("removed {n} stale partial upload file(s)"));
             }
-            next = Instant::now() + SWEEP_EVERY;
+        });
+        match tick {
+            Ok(sweeper::Tick::Elected(_)) => log.info(format_args!(
+                "this server sweeps stale partial uploads for every server on this storage"
+            )),
+            Ok(_) => failing = false,
+            Err(e) if !failing => {
+                failing = true;
+                log.warn(format_args!("stale partial sweep: {e}"));
+            }
+            Err(_) => {}
         }
         thread::sleep(Duration::from_millis(200));
     }
