@@ -550,3 +550,171 @@ fn one_server_sweeps_the_stale_partials_of_both() {
         .count();
     assert_eq!(elected, 1, "A: {}\nB: {}", a.log(), b.log());
 }
+
+/// A TCP relay on 127.0.0.1 in front of `upstream`, at most `rate` bytes a second in
+/// each direction, counting what it relays: it slows a transfer enough for a server
+/// to be killed in the middle of it, and tells which server the client chose.
+struct Relay {
+    addr: std::net::SocketAddr,
+    bytes: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Relay {
+    fn start(upstream: std::net::SocketAddr, rate: u64) -> Relay {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = Arc::clone(&bytes);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                // the upstream refusing (its server killed): the client sees a close
+                let Ok(server) = std::net::TcpStream::connect(upstream) else {
+                    continue;
+                };
+                for (from, to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let count = Arc::clone(&count);
+                    std::thread::spawn(move || relay(from, to, rate, &count));
+                }
+            }
+        });
+        Relay { addr, bytes }
+    }
+
+    fn relayed(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
+
+fn relay(
+    mut from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+    rate: u64,
+    count: &std::sync::atomic::AtomicU64,
+) {
+    use std::io::{Read, Write};
+    let mut buf = vec![0u8; 64 * 1024];
+    let started = Instant::now();
+    let mut total = 0u64;
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 || to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        total += n as u64;
+        count.fetch_add(n as u64, Ordering::Relaxed);
+        let due = Duration::from_secs_f64(total as f64 / rate as f64);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+    let _ = from.shutdown(std::net::Shutdown::Both);
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}
+
+/// Size of the failover transfers: large enough to kill a server in the middle of
+/// one, small enough for `make test` on two cores (`make test-cluster` sets
+/// `FOS_CLUSTER_FAILOVER_MIB=1024`).
+fn failover_size() -> usize {
+    std::env::var("FOS_CLUSTER_FAILOVER_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+        * MIB
+}
+
+/// Relays' rate: the whole transfer takes a few seconds.
+const RELAY_RATE: u64 = 64 << 20;
+
+/// Runs `script` with the client given both servers (through relays), kills the
+/// server that carries the transfer once a quarter of `size` has gone through it,
+/// and returns the client's output, how long it took and which server survived.
+fn kill_the_chosen_server(
+    c: &Cluster,
+    nodes: &mut [Node; 2],
+    size: usize,
+    script: &str,
+) -> (std::process::Output, Duration, usize) {
+    let relays = [
+        Relay::start(nodes[0].addr(), RELAY_RATE),
+        Relay::start(nodes[1].addr(), RELAY_RATE),
+    ];
+    let servers = format!("{},{}", relays[0].addr, relays[1].addr);
+    let started = Instant::now();
+    let child = client_command(
+        c.local(),
+        &servers,
+        "u",
+        "p",
+        &cert(),
+        &["--no-fsync", "-c", script],
+    )
+    .spawn()
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let victim = loop {
+        if let Some(i) = (0..2).find(|&i| relays[i].relayed() >= (size / 4) as u64) {
+            break i;
+        }
+        assert!(Instant::now() < deadline, "the transfer did not get going");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    nodes[victim].kill();
+    let out = wait_with_deadline(child, Duration::from_secs(120));
+    (out, started.elapsed(), 1 - victim)
+}
+
+#[test]
+fn a_put_whose_server_is_killed_finishes_through_the_other_resumed() {
+    let c = Cluster::new("failover-put");
+    let mut nodes = [c.server(0, &[]), c.server(1, &[])];
+    let size = failover_size();
+    let src = c.local().join("big.bin");
+    fs::write(&src, content(size, 81)).unwrap();
+    let (out, took, survivor) = kill_the_chosen_server(&c, &mut nodes, size, "put big.bin");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+    assert!(stderr(&out).contains("reconnecting"), "{}", stderr(&out));
+    let whole = format!("{}.0 MiB in", size / MIB);
+    assert!(
+        !stdout(&out).contains(&whole),
+        "resumed, not restarted: {}",
+        stdout(&out)
+    );
+    assert!(
+        nodes[survivor].log().contains("resuming"),
+        "{}",
+        nodes[survivor].log()
+    );
+    let dir = c.user_dir(survivor);
+    assert_eq!(sha_file(&dir.join("big.bin")), sha_file(&src), "byte-exact");
+    assert_eq!(names(&dir), vec!["big.bin"], "no partial left");
+}
+
+#[test]
+fn a_get_whose_server_is_killed_finishes_through_the_other_resumed() {
+    let c = Cluster::new("failover-get");
+    let size = failover_size();
+    fs::create_dir_all(c.user_dir(0)).unwrap();
+    let stored = c.user_dir(0).join("big.bin");
+    fs::write(&stored, content(size, 82)).unwrap();
+    let mut nodes = [c.server(0, &[]), c.server(1, &[])];
+    let (out, took, _) = kill_the_chosen_server(&c, &mut nodes, size, "get big.bin");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+    assert!(stderr(&out).contains("reconnecting"), "{}", stderr(&out));
+    let whole = format!("{}.0 MiB in", size / MIB);
+    assert!(
+        !stdout(&out).contains(&whole),
+        "resumed, not restarted: {}",
+        stdout(&out)
+    );
+    assert_eq!(
+        sha_file(&c.local().join("big.bin")),
+        sha_file(&stored),
+        "byte-exact"
+    );
+    assert!(!c.local().join(".big.bin.fos-partial").exists());
+}

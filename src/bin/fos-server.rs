@@ -57,6 +57,12 @@ fn options() -> getopts::Options {
     );
     o.optopt(
         "",
+        "cluster",
+        "announce membership of this cluster to discovery: the servers over one shared --root give one name, and clients use them as one (default none)",
+        "NAME",
+    );
+    o.optopt(
+        "",
         "max-sessions",
         "most sessions at once (default 512)",
         "N",
@@ -250,6 +256,17 @@ fn try_main() -> Result<(), Box<dyn Error>> {
     if let Some(v) = m.opt_str("name") {
         cfg.name = v;
     }
+    if let Some(v) = m.opt_str("cluster") {
+        let ok = !v.is_empty() && v.len() <= 64 && !v.chars().any(char::is_control);
+        if !ok {
+            return Err(UsageError(format!(
+                "--cluster: {:?}: give a name of 1 to 64 bytes without control characters",
+                fos::log::escape(&v)
+            ))
+            .into());
+        }
+        cfg.cluster = Some(v);
+    }
     if let Some(v) = parse(&m, "max-sessions")? {
         cfg.max_sessions = v;
     }
@@ -290,10 +307,13 @@ fn try_main() -> Result<(), Box<dyn Error>> {
     let addr = server.local_addr()?;
     match server.greet_addr() {
         Some(g) => println!(
-            "fos-server {}: listening on {addr} (discovery on {g}), serving {} as {:?}",
+            "fos-server {}: listening on {addr} (discovery on {g}), serving {} as {:?}{}",
             fos::VERSION,
             cfg.root.display(),
-            cfg.name
+            cfg.name,
+            cfg.cluster
+                .as_ref()
+                .map_or_else(String::new, |c| format!(" in cluster {c:?}"))
         ),
         None => println!(
             "fos-server {}: listening on {addr} (discovery off), serving {} as {:?}",

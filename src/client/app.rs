@@ -18,8 +18,10 @@ const MAX_PASSWORD_FILE: u64 = 64 * 1024;
 pub struct Invocation {
     /// Connection settings.
     pub config: ClientConfig,
-    /// `--server HOST[:PORT]`; `None` means discover.
+    /// `--server HOST[:PORT]` (or several, comma-separated); `None` means discover.
     pub server: Option<String>,
+    /// `--cluster NAME`: without `--server`, discover that cluster's servers.
+    pub cluster: Option<String>,
     /// `--user NAME`; `None` means ask.
     pub user: Option<String>,
     /// The password (from `FOS_PASSWORD`); `None` means ask without echo.
@@ -54,9 +56,10 @@ fn try_run(mut inv: Invocation) -> Result<i32, Error> {
     if inv.list {
         return crate::discovery::list_command(&inv.config, &inv.discovery);
     }
-    let server = match inv.server.take() {
-        Some(s) => s,
-        None => crate::discovery::choose_server(&inv.config, &inv.discovery)?,
+    let server = match (inv.server.take(), &inv.cluster) {
+        (Some(s), _) => s,
+        (None, Some(c)) => crate::discovery::cluster_servers(&inv.config, &inv.discovery, c)?,
+        (None, None) => crate::discovery::choose_server(&inv.config, &inv.discovery)?,
     };
     let user = match inv.user.take() {
         Some(u) => u,
@@ -74,7 +77,10 @@ fn try_run(mut inv: Invocation) -> Result<i32, Error> {
             })?
             .read_secret(&format!("password for {user}: "))?,
     };
-    let remote = Remote::connect(&inv.config, &server, &user, &password)?;
+    // several servers (a cluster): one at random, so clients spread over them
+    let servers = super::server_list(&server)?;
+    let first = super::pick_first(servers.len());
+    let (remote, member) = Remote::connect_from(&inv.config, &servers, first, &user, &password)?;
     let interactive = inv.commands.is_none() && io::stdin().is_terminal();
     if interactive {
         let kind = if remote.is_legacy() {
@@ -82,6 +88,7 @@ fn try_run(mut inv: Invocation) -> Result<i32, Error> {
         } else {
             "a fos server"
         };
+        let server = &servers[member];
         println!("Connected to {server} as {user}: {kind}. Type `help` for the commands.");
     }
     let login = Login {
@@ -89,7 +96,9 @@ fn try_run(mut inv: Invocation) -> Result<i32, Error> {
         user: user.clone(),
         password,
     };
-    let mut shell = Shell::new(remote, inv.config.clone(), inv.shell.clone()).with_login(login);
+    let mut shell = Shell::new(remote, inv.config.clone(), inv.shell.clone())
+        .with_login(login)
+        .with_member(member);
     watch_ctrl_c(&shell);
     let code = match &inv.commands {
         Some(text) => shell.run_text(text),

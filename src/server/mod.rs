@@ -63,6 +63,10 @@ pub struct ServerConfig {
     pub key: PathBuf,
     /// Name announced to discovery. Defaults to the host name.
     pub name: String,
+    /// The cluster this server belongs to (`--cluster`): servers over one shared
+    /// storage announce one cluster name, and clients that find several members use
+    /// them as one, moving to another when theirs fails. Defaults to none.
+    pub cluster: Option<String>,
     /// Most sessions at once. Defaults to 512.
     pub max_sessions: usize,
     /// Most sessions from one address. Defaults to 32.
@@ -118,6 +122,7 @@ impl Default for ServerConfig {
             cert: PathBuf::from("certs/cert.pem"),
             key: PathBuf::from("certs/key.pem"),
             name: crate::sys::hostname().unwrap_or_else(|| "fos".into()),
+            cluster: None,
             max_sessions: 512,
             max_sessions_per_ip: 32,
             max_prelogin_per_ip: 8,

@@ -272,11 +272,19 @@ enum Reply {
     List(Vec<crate::protocol::Entry>),
 }
 
+/// `K [name, version, session port, cluster]`: the cluster is empty for a server
+/// that belongs to none (older clients read the first three fields only).
 fn discover_reply(shared: &Shared) -> Reply {
     Reply::Fields(vec![
         shared.config.name.clone().into_bytes(),
         protocol::VERSION.to_string().into_bytes(),
         shared.data_port.to_string().into_bytes(),
+        shared
+            .config
+            .cluster
+            .clone()
+            .unwrap_or_default()
+            .into_bytes(),
     ])
 }
 
