@@ -17,6 +17,11 @@ pub const MAX_WILD_COMPONENTS: usize = 16;
 /// Matching steps one server-side expansion may spend over all names it looks at
 /// (tens of milliseconds of CPU); beyond it the pattern is refused as too costly.
 pub const MAX_STEPS: u64 = 16_000_000;
+/// Steps of that budget one directory listing costs a server-side expansion. A listing
+/// (opened beneath the root, read, every entry stat'ed) costs far more than matching a
+/// name, and `..` lets a pattern list the same directories again and again
+/// (`*/../*/..`): such a pattern must run out of budget, not take seconds of CPU.
+pub const LIST_STEPS: u64 = 4096;
 
 /// Whether `s` contains any wildcard character.
 pub fn has_wildcards(s: &str) -> bool {

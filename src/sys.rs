@@ -19,6 +19,7 @@
 //!   Nagle on are not held up by a delayed ACK.
 //! - `bind` before `connect`: a client socket from a chosen local address (tests);
 //!   `recv(MSG_PEEK | MSG_DONTWAIT)`: has a waiting client gone, without reading.
+//! - `geteuid`: a local partial download is continued only if this user owns it.
 //!
 //! Every function here takes and returns safe types (`BorrowedFd`, `OwnedFd`, `CStr`,
 //! `io::Result`); nothing outside this module needs to reason about raw pointers.
@@ -912,6 +913,13 @@ fn sockaddr(addr: std::net::SocketAddr) -> (libc::sockaddr_storage, libc::sockle
         }
     };
     (storage, len as libc::socklen_t)
+}
+
+/// The effective user id of this process (a local partial download is continued only
+/// if this user owns it).
+pub fn euid() -> u32 {
+    // SAFETY: geteuid takes no arguments, touches no memory and cannot fail
+    unsafe { libc::geteuid() }
 }
 
 #[cfg(test)]

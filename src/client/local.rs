@@ -303,7 +303,8 @@ impl LocalPartial {
         })
     }
 
-    /// The partial already there, if it is a regular file (not through a symlink).
+    /// The partial already there, if it is a regular file of this user's with one link
+    /// (not through a symlink).
     fn reopen(dir: BorrowedFd<'_>, name: &CString) -> io::Result<Option<OwnedFd>> {
         // NONBLOCK: a FIFO planted under the name must not hang the open
         match sys::openat(
@@ -313,12 +314,16 @@ impl LocalPartial {
             0,
         ) {
             Ok(fd) => {
-                let regular = sys::fstatat(fd.as_fd(), c"", false)?.is_file();
-                if !regular {
+                use std::os::unix::fs::MetadataExt;
+                let file = File::from(fd);
+                let md = file.metadata()?;
+                // only a file of our own, linked nowhere else: another user's (planted
+                // in a shared directory) would get the download and keep it theirs
+                if !md.is_file() || md.uid() != sys::euid() || md.nlink() != 1 {
                     return Ok(None);
                 }
-                sys::set_blocking(fd.as_fd())?;
-                Ok(Some(fd))
+                sys::set_blocking(file.as_fd())?;
+                Ok(Some(OwnedFd::from(file)))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             // a symlink: start over with a new file

@@ -318,7 +318,7 @@ impl Shell {
             Ok(report) => {
                 let summary = format!("{}: {}", job.done, report.summary());
                 match job.summary_on_stderr {
-                    true if !self.opts.quiet => eprintln!("{summary}"),
+                    true if !self.opts.quiet => eprintln!("{}", escape(&summary)),
                     true => {}
                     false => self.say(&summary),
                 }
@@ -424,13 +424,21 @@ impl Shell {
                 }
             },
         };
+        // names that cannot be used are refused now, not held while the walk descends:
+        // each level's listing may hold up to 32 MiB of them
+        let entries: Vec<_> = entries
+            .into_iter()
+            .filter(|e| match local::check_name(&e.name) {
+                Ok(()) => true,
+                Err(why) => {
+                    refuse(totals, remote, &e.name, why);
+                    false
+                }
+            })
+            .collect();
         for e in entries {
             if self.interrupted() {
                 return Err(Error::Cancelled);
-            }
-            if let Err(why) = local::check_name(&e.name) {
-                refuse(totals, remote, &e.name, why);
-                continue;
             }
             let src = format!("{}/{}", remote.trim_end_matches('/'), e.name);
             match e.kind {

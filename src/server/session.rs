@@ -209,7 +209,7 @@ impl Session {
     /// through the sandbox, so a symlink that leads out expands to nothing. Returns
     /// sorted paths as the user sees them (`/dir/name`).
     pub fn glob(&self, pattern: &str) -> Result<Vec<String>, Failure> {
-        use crate::glob::{MAX_MATCHES, MAX_STEPS, Pattern, has_wildcards};
+        use crate::glob::{LIST_STEPS, MAX_MATCHES, MAX_STEPS, Pattern, has_wildcards};
         if pattern.len() > sandbox::MAX_PATH || pattern.contains('\0') {
             return Err(Failure::Sandbox(sandbox::Error::InvalidName("bad pattern")));
         }
@@ -246,6 +246,10 @@ impl Session {
                 c if has_wildcards(c) => {
                     let compiled = Pattern::new(c);
                     for b in &bases {
+                        budget = budget
+                            .checked_sub(LIST_STEPS)
+                            .ok_or(crate::glob::TooCostly)
+                            .map_err(too_costly)?;
                         // not a directory, or one the sandbox refuses: no matches there
                         let Ok(entries) = self.sandbox.list(b) else {
                             continue;

@@ -601,6 +601,7 @@ fn main() {
             format!("{get:.0} MiB/s"),
             format!("{:.2} ({:.2})", get / bare_sha, get / bare_files),
         );
+        row("  get / put", format!("{:.2}", get / put), String::new());
         let _ = std::fs::remove_file(&back);
         let _ = std::fs::remove_file(root.join("u/big.bin"));
 
