@@ -956,3 +956,6 @@ mod tests {
         assert_eq!(cstring(b"ab").unwrap().as_bytes(), b"ab");
     }
 }
+
+/// The signal `fos-server` takes as "reopen the log file" (after a log rotation).
+pub const SIGHUP: i32 = libc::SIGHUP;

@@ -144,15 +144,18 @@ fn usage(o: &getopts::Options) -> String {
     o.usage(
         "Usage: fos-server [OPTIONS]\n       fos-server passwd USER [--users FILE]\n\n\
          Serves per-user storage over TLS to fos clients and to the Python tool's clients.\n\
-         SIGINT/SIGTERM stop it gracefully. Exit status: 0 after a clean shutdown, 1 on a\n\
-         start-up failure, 2 on a usage error.",
+         SIGINT/SIGTERM stop it gracefully; SIGHUP reopens --log. Exit status: 0 after a\n\
+         clean shutdown, 1 on a start-up failure, 2 on a usage error.",
     )
 }
+
+/// SIGINT and SIGTERM stop the server gracefully; SIGHUP reopens `--log`.
+const SIGNALS: [i32; 3] = [fos::sys::SIGINT, fos::sys::SIGTERM, fos::sys::SIGHUP];
 
 fn main() -> ExitCode {
     // before any thread exists, so every thread inherits the mask and only the
     // signal thread receives SIGINT/SIGTERM
-    if let Err(e) = fos::sys::block_signals(&[fos::sys::SIGINT, fos::sys::SIGTERM]) {
+    if let Err(e) = fos::sys::block_signals(&SIGNALS) {
         eprintln!("fos-server: cannot set up signal handling: {e}");
         return ExitCode::from(1);
     }
@@ -223,12 +226,9 @@ fn try_main() -> Result<(), Box<dyn Error>> {
     };
     let mut log = Logger::new(level);
     if let Some(path) = m.opt_str("log") {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
+        log = log
+            .with_log_file(std::path::Path::new(&path))
             .map_err(|e| format!("--log {path}: {e}"))?;
-        log = log.with_file(file);
     }
     let log = Arc::new(log);
     cfg.bind = match parse(&m, "bind")? {
@@ -327,7 +327,16 @@ fn try_main() -> Result<(), Box<dyn Error>> {
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Ok(sig) = fos::sys::wait_signal(&[fos::sys::SIGINT, fos::sys::SIGTERM]) {
+            while let Ok(sig) = fos::sys::wait_signal(&SIGNALS) {
+                if sig == fos::sys::SIGHUP {
+                    match signal_log.reopen() {
+                        Ok(()) => signal_log.info(format_args!("SIGHUP: log file reopened")),
+                        Err(e) => signal_log.warn(format_args!(
+                            "SIGHUP: cannot reopen the log file ({e}); still writing to the old one"
+                        )),
+                    }
+                    continue;
+                }
                 let name = if sig == fos::sys::SIGINT {
                     "SIGINT"
                 } else {
@@ -337,6 +346,7 @@ fn try_main() -> Result<(), Box<dyn Error>> {
                     "{name}: shutting down (new connections refused)"
                 ));
                 handle.shutdown();
+                break;
             }
         })?;
     server.run()?;
