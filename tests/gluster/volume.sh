@@ -6,8 +6,8 @@
 #
 #   - glusterd runs with its own volfile, working directory and CLI socket under DIR,
 #     inside a private mount namespace where /var/lib/glusterd, /var/log/glusterfs and
-#     /var/run/gluster (which the bricks and the self-heal daemon use whatever the
-#     configuration says) are DIR's own directories;
+#     /var/run/gluster (which the bricks, the self-heal daemon and the CLI use whatever
+#     the configuration says) are DIR's own directories;
 #   - `option transport.socket.bind-address 127.0.0.1` keeps glusterd and the bricks on
 #     loopback; the bricks are named by a host name added to /etc/hosts for the run
 #     (the CLI refuses 127.0.0.1 and localhost as brick hosts) and removed after;
@@ -30,13 +30,18 @@ port=24007
 
 say() { echo "gluster: $*" >&2; }
 cannot() { say "cannot run here: $*"; exit 77; }
-cli() { gluster --glusterd-sock="$dir/glusterd.socket" --mode=script --log-file="$dir/log/cli.log" "$@"; }
+# The gluster CLI, in glusterd's mount namespace: it writes to /var/lib/glusterd too.
+cli() {
+	nsenter --mount --target "$(cat "$dir/glusterd.pid")" \
+		gluster --glusterd-sock="$dir/glusterd.socket" --mode=script --log-file="$dir/log/cli.log" "$@"
+}
 
 start() {
 	[ "$(id -u)" = 0 ] || cannot "needs root (glusterd, FUSE mounts, /etc/hosts)"
 	command -v glusterd >/dev/null && command -v gluster >/dev/null ||
 		cannot "glusterd is not installed (apt-get install glusterfs-server)"
-	command -v unshare >/dev/null || cannot "unshare (util-linux) is missing"
+	command -v unshare >/dev/null && command -v nsenter >/dev/null ||
+		cannot "unshare and nsenter (util-linux) are missing"
 	if [ ! -e /dev/fuse ] || ! grep -qw fuse /proc/filesystems; then
 		modprobe fuse 2>/dev/null
 		[ -e /dev/fuse ] || cannot "no /dev/fuse (FUSE is not available, modprobe fuse failed)"
@@ -80,7 +85,7 @@ start() {
 		"${binds}exec glusterd -f '$dir/glusterd.vol' -p '$dir/glusterd.pid' -l '$dir/log/glusterd.log'" ||
 		{ say "glusterd did not start (see $dir/log/glusterd.log)"; return 1; }
 	local tries=0
-	until cli volume list >/dev/null 2>&1; do
+	until [ -s "$dir/glusterd.pid" ] && cli volume list >/dev/null 2>&1; do
 		tries=$((tries + 1))
 		[ $tries -lt 100 ] || { say "glusterd does not answer (see $dir/log/glusterd.log)"; return 1; }
 		sleep 0.2
