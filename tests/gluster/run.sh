@@ -20,8 +20,9 @@ trap 'exit 130' INT TERM
 mounts=$(tests/gluster/volume.sh start "$dir")
 status=$?
 if [ $status = 77 ]; then
-	echo "make $what-cluster: SKIPPED: GlusterFS cannot run on this machine (see the reason above)" >&2
-	[ -n "${FOS_CLUSTER_SKIPPED:-}" ] && echo "GlusterFS cannot run on this machine" >"$FOS_CLUSTER_SKIPPED"
+	reason="GlusterFS cannot run on this machine: $(cat "$dir/cannot-run" 2>/dev/null)"
+	echo "make $what-cluster: SKIPPED: $reason" >&2
+	[ -n "${FOS_CLUSTER_SKIPPED:-}" ] && echo "$reason" >"$FOS_CLUSTER_SKIPPED"
 	exit 77
 fi
 [ $status = 0 ] || exit $status

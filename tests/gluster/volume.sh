@@ -29,7 +29,11 @@ vol=fosvol
 port=24007
 
 say() { echo "gluster: $*" >&2; }
-cannot() { say "cannot run here: $*"; exit 77; }
+cannot() {
+	say "cannot run here: $*"
+	echo "$*" >"$dir/cannot-run"
+	exit 77
+}
 # The gluster CLI, in glusterd's mount namespace: it writes to /var/lib/glusterd too.
 cli() {
 	nsenter --mount --target "$(cat "$dir/glusterd.pid")" \
