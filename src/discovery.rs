@@ -466,47 +466,66 @@ pub fn choose_server(cfg: &ClientConfig, opts: &Options) -> Result<String, Error
             "no server found (try --scan CIDR or --server HOST)".into(),
         ));
     }
+    // only servers that passed the certificate check are offered; the others are
+    // shown, so a misconfigured one is not a mystery
+    let trusted: Vec<&Found> = report
+        .found
+        .iter()
+        .filter(|f| f.kind != Kind::Untrusted)
+        .collect();
     eprintln!("Servers:");
-    for (n, f) in report.found.iter().enumerate() {
+    let mut n = 0;
+    for f in &report.found {
         let kind = match f.kind {
             Kind::Fos => "fos server",
             Kind::Python => "Python server",
-            Kind::Untrusted => "untrusted certificate",
+            Kind::Untrusted => "untrusted certificate: not offered",
+        };
+        let number = if f.kind == Kind::Untrusted {
+            "-)".to_string()
+        } else {
+            n += 1;
+            format!("{n})")
         };
         let cluster = f.cluster.as_deref().map_or_else(String::new, |c| {
             format!(", cluster {}", crate::log::escape(c))
         });
         eprintln!(
-            "  {}) {} {}:{} ({kind}{cluster})",
-            n + 1,
+            "  {number} {} {}:{} ({kind}{cluster})",
             crate::log::escape(&f.name),
             f.addr,
             f.port
         );
     }
+    // a cluster (trusted fos servers announcing one name) is one more choice
     let clusters = clusters(&report.found);
-    for (n, (name, members)) in clusters.iter().enumerate() {
+    for (i, (name, members)) in clusters.iter().enumerate() {
         eprintln!(
             "  {}) cluster {}: {} servers, one chosen for you, another if it fails",
-            report.found.len() + n + 1,
+            trusted.len() + i + 1,
             crate::log::escape(name),
             members.len()
         );
     }
-    let choice = pick(report.found.len() + clusters.len(), "Connect to which one?")? - 1;
+    let choice = match trusted.len() + clusters.len() {
+        0 => {
+            return Err(Error::Certificate(
+                "no server found with a trusted certificate (the ones above present another; use --server HOST to check one)".into(),
+            ));
+        }
+        1 => {
+            eprintln!("Connecting to the only trusted server.");
+            0
+        }
+        n => pick(n, "Connect to which one?")? - 1,
+    };
     if let Some((_, members)) = choice
-        .checked_sub(report.found.len())
+        .checked_sub(trusted.len())
         .and_then(|i| clusters.get(i))
     {
         return Ok(server_list(members));
     }
-    let f = &report.found[choice];
-    if f.kind == Kind::Untrusted {
-        return Err(Error::Certificate(format!(
-            "{} presents a certificate other than the pinned one; refusing to log in",
-            f.addr
-        )));
-    }
+    let f = trusted[choice];
     Ok(format!("{}:{}", f.addr, f.port))
 }
 

@@ -74,6 +74,18 @@ impl Error {
         matches!(self, Error::Remote(ErrorCode::InUse, _))
     }
 
+    /// Names what a refusal was about: a server's `no such file or directory` becomes
+    /// `cat nothere: no such file or directory`, and a local failure is prefixed the
+    /// same way. Other errors (the connection, usage) are left as they are.
+    pub fn about(self, what: &str) -> Error {
+        match self {
+            Error::Remote(code, msg) => Error::Remote(code, format!("{what}: {msg}")),
+            Error::Local(msg) => Error::Local(format!("{what}: {msg}")),
+            Error::Io(e) => Error::Local(format!("{what}: {}", io_text(&e))),
+            other => other,
+        }
+    }
+
     /// Whether retrying on a new connection may help (the connection itself failed).
     pub fn is_network(&self) -> bool {
         match self {
@@ -105,12 +117,23 @@ impl fmt::Display for Error {
             Error::Server(e) => write!(f, "{e}"),
             Error::Cancelled => f.write_str("cancelled"),
             Error::Interrupted => f.write_str("interrupted"),
-            Error::Io(e) => write!(f, "{e}"),
+            Error::Io(e) => f.write_str(&io_text(e)),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+/// An I/O error in words: a read or write that ran into its timeout (which the socket
+/// reports as `WouldBlock`) says "timed out", everything else as the OS puts it.
+pub fn io_text(e: &io::Error) -> String {
+    match e.kind() {
+        // a timeout that says more than that (why, what was kept) keeps its words
+        io::ErrorKind::TimedOut if e.get_ref().is_some() => e.to_string(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timed out".into(),
+        _ => e.to_string(),
+    }
+}
 
 impl From<crate::protocol::Error> for Error {
     fn from(e: crate::protocol::Error) -> Self {
@@ -153,6 +176,16 @@ mod tests {
             "{}",
             std::mem::size_of::<Error>()
         );
+    }
+
+    #[test]
+    fn timeouts_say_so() {
+        let e = Error::Io(io::Error::from(io::ErrorKind::WouldBlock));
+        assert_eq!(e.to_string(), "timed out");
+        let e = Error::Protocol(crate::protocol::Error::Io(io::Error::from(
+            io::ErrorKind::WouldBlock,
+        )));
+        assert_eq!(e.to_string(), "connection: timed out");
     }
 
     #[test]

@@ -151,6 +151,22 @@ fn open_log(path: &std::path::Path) -> std::io::Result<File> {
         .open(path)
 }
 
+/// Bytes in binary units, as people read them: `12 B`, `1.5 KiB`, `10.0 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
 /// Escapes a client-chosen string for a log line or a terminal: backslash, control
 /// characters, line and paragraph separators, and the bidirectional and invisible
 /// format characters (which can make a line display as another). The result prints

@@ -398,6 +398,38 @@ impl Sandbox {
         Err(Error::TooDeep)
     }
 
+    /// Sets the permission bits and/or the modification time of `path` (a symlink is
+    /// followed only as far as it stays beneath the root, as every lookup here);
+    /// `mode` is passed the path's current mode and whether it is a directory, and
+    /// gives the mode to set (the caller's policy). Returns the entry as it is then.
+    pub fn set_attrs(
+        &self,
+        path: &UserPath,
+        mode: Option<&dyn Fn(u32, bool) -> u32>,
+        mtime: Option<i64>,
+    ) -> Result<Entry> {
+        use std::os::unix::fs::PermissionsExt;
+        // O_NONBLOCK: a FIFO here must not hang the session
+        let fd = self.open_beneath(path, oflag::RDONLY | oflag::NONBLOCK, 0)?;
+        let st = sys::fstatat(fd.as_fd(), c"", true)?;
+        if !st.is_file() && !st.is_dir() {
+            return Err(Error::NotRegular);
+        }
+        let file = File::from(fd);
+        if let Some(mode) = mode {
+            let bits = mode(st.mode & 0o7777, st.is_dir());
+            file.set_permissions(std::fs::Permissions::from_mode(bits))?;
+        }
+        if let Some(t) = mtime {
+            let when = std::time::UNIX_EPOCH
+                .checked_add(std::time::Duration::from_secs(t.max(0) as u64))
+                .unwrap_or(std::time::UNIX_EPOCH);
+            file.set_modified(when)?;
+        }
+        let st = sys::fstatat(file.as_fd(), c"", true)?;
+        Ok(entry(path.file_name().unwrap_or("/").to_string(), &st))
+    }
+
     /// Removes an empty directory.
     pub fn rmdir(&self, path: &UserPath) -> Result<()> {
         let (dir, name) = self.parent(path)?;
@@ -504,11 +536,20 @@ impl Sandbox {
         if from.is_root() {
             return Err(Error::IsRoot);
         }
+        // `mv a a`, and `mv a /` for an `a` at the root: already there, nothing to do
+        if to == from {
+            self.stat(from)?;
+            return Ok(to.clone());
+        }
         let mut to = to.clone();
         if let Ok(e) = self.stat(&to)
             && e.kind == EntryKind::Dir
         {
             to = to.join(from.file_name().ok_or(Error::IsRoot)?)?;
+        }
+        if to == *from {
+            self.stat(from)?;
+            return Ok(to);
         }
         if to.components().starts_with(from.components()) {
             return Err(Error::InvalidName("cannot move a directory into itself"));
@@ -1092,6 +1133,7 @@ fn entry(name: String, st: &sys::Stat) -> Entry {
         kind,
         size: st.size,
         mtime: st.mtime,
+        mode: Some(st.mode & 0o7777),
     }
 }
 
@@ -1168,6 +1210,14 @@ impl Partial {
             .map(File::try_clone)
             .transpose()?
             .map(Reservation))
+    }
+
+    /// Sets the permission bits the file will have once committed.
+    pub fn set_mode(&self, mode: u32) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        Ok(self
+            .file
+            .set_permissions(std::fs::Permissions::from_mode(mode))?)
     }
 
     /// Whether nothing has been written yet.
@@ -1622,6 +1672,22 @@ mod tests {
             ));
             assert!(matches!(
                 sb.rename(&path("nope"), &path("z")),
+                Err(Error::NotFound)
+            ));
+            // onto itself, or into the directory it is in: already there
+            assert_eq!(sb.rename(&path("x"), &path("x")).unwrap().to_string(), "/x");
+            assert_eq!(sb.rename(&path("x"), &path("/")).unwrap().to_string(), "/x");
+            assert_eq!(
+                sb.rename(&path("e/f"), &path("e")).unwrap().to_string(),
+                "/e/f"
+            );
+            assert!(sb.stat(&path("x")).is_ok() && sb.stat(&path("e/f")).is_ok());
+            assert!(matches!(
+                sb.rename(&path("nope"), &path("/")),
+                Err(Error::NotFound)
+            ));
+            assert!(matches!(
+                sb.rename(&path("nope"), &path("nope")),
                 Err(Error::NotFound)
             ));
         });

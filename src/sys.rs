@@ -924,9 +924,43 @@ pub fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// The process's file mode creation mask. Read from `/proc/self/status` where Linux
+/// has it (reading it there changes nothing); else with `umask(2)`, which can only be
+/// read by setting it, so it is set back at once (a file another thread creates in that
+/// instant gets mode `0o022`'s mask: no wider than usual).
+pub fn umask() -> u32 {
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status")
+        && let Some(mask) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Umask:"))
+            .and_then(|m| u32::from_str_radix(m.trim(), 8).ok())
+    {
+        return mask;
+    }
+    // SAFETY: umask cannot fail and touches no memory; the old mask is put back.
+    let old = unsafe { libc::umask(0o022) };
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    #[allow(clippy::unnecessary_cast)] // mode_t is u16 on macOS
+    let old = old as u32;
+    old
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_umask_reads_back_as_set() {
+        // the mask of this test process, read the slow way, is what umask() says
+        // SAFETY: as in umask(); the mask is restored at once.
+        let old = unsafe { libc::umask(0o027) };
+        // SAFETY: as above.
+        unsafe { libc::umask(old) };
+        #[allow(clippy::unnecessary_cast)]
+        let expected = old as u32;
+        assert_eq!(umask(), expected);
+    }
 
     #[test]
     fn interfaces_include_loopback_with_a_mask() {

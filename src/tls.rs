@@ -6,6 +6,10 @@
 //!   certificate in the client's `cert.pem`, compared as DER; handshake signatures are
 //!   verified with that certificate's own key, taken out by [`crate::x509`] because
 //!   webpki refuses v1 certificates. No host name check, since the pin is exact.
+//! - **known** (trust on first use, when no pin file is found): the server's
+//!   certificate must have one of the SHA-256 fingerprints recorded for it in the
+//!   client's `known_servers`; handshake signatures are verified with the key of the
+//!   certificate presented, which that fingerprint identifies.
 //! - **CA** (`--ca`): ordinary WebPKI verification against the webpki roots or a CA
 //!   file, with host name checking.
 
@@ -134,6 +138,9 @@ pub enum Trust {
     Pinned(CertificateDer<'static>),
     /// WebPKI verification with these roots, and this name checked.
     Ca(Arc<rustls::RootCertStore>),
+    /// A certificate with one of these SHA-256 fingerprints (as [`x509::fingerprint`]
+    /// writes them), from the client's `known_servers`.
+    Known(Vec<String>),
 }
 
 impl Trust {
@@ -177,6 +184,13 @@ pub fn client_config(trust: &Trust, alpn: bool) -> Result<Arc<rustls::ClientConf
             .with_no_client_auth(),
         Trust::Ca(roots) => builder
             .with_root_certificates(Arc::clone(roots))
+            .with_no_client_auth(),
+        Trust::Known(fingerprints) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(KnownVerifier {
+                fingerprints: fingerprints.clone(),
+                algorithms: provider.signature_verification_algorithms,
+            }))
             .with_no_client_auth(),
     };
     if alpn {
@@ -227,38 +241,49 @@ impl PinnedVerifier {
         dss: &DigitallySignedStruct,
         tls13: bool,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let bad = || rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature);
-        let info = x509::parse(&self.cert).ok_or(rustls::Error::InvalidCertificate(
-            rustls::CertificateError::BadEncoding,
-        ))?;
-        let candidates = self
-            .algorithms
-            .mapping
-            .iter()
-            .find(|(scheme, _)| *scheme == dss.scheme)
-            .map(|(_, algs)| *algs)
-            .ok_or_else(|| {
-                rustls::Error::PeerMisbehaved(
-                    rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
-                )
-            })?;
-        // TLS 1.3 binds the scheme to one algorithm (the first); TLS 1.2 may try each
-        let candidates = if tls13 {
-            &candidates[..1.min(candidates.len())]
-        } else {
-            candidates
-        };
-        for alg in candidates {
-            if alg.public_key_alg_id().as_ref() != info.key_algorithm {
-                continue;
-            }
-            return alg
-                .verify_signature(info.public_key, message, dss.signature())
-                .map(|()| HandshakeSignatureValid::assertion())
-                .map_err(|_| bad());
-        }
-        Err(bad())
+        verify_signature(&self.cert, &self.algorithms, message, dss, tls13)
     }
+}
+
+/// Verifies a handshake signature with the key of `cert`, which the verifier has
+/// already accepted (X.509 v1 included: the key is taken out by [`x509`]).
+fn verify_signature(
+    cert: &CertificateDer<'_>,
+    algorithms: &WebPkiSupportedAlgorithms,
+    message: &[u8],
+    dss: &DigitallySignedStruct,
+    tls13: bool,
+) -> Result<HandshakeSignatureValid, rustls::Error> {
+    let bad = || rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature);
+    let info = x509::parse(cert).ok_or(rustls::Error::InvalidCertificate(
+        rustls::CertificateError::BadEncoding,
+    ))?;
+    let candidates = algorithms
+        .mapping
+        .iter()
+        .find(|(scheme, _)| *scheme == dss.scheme)
+        .map(|(_, algs)| *algs)
+        .ok_or_else(|| {
+            rustls::Error::PeerMisbehaved(
+                rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
+            )
+        })?;
+    // TLS 1.3 binds the scheme to one algorithm (the first); TLS 1.2 may try each
+    let candidates = if tls13 {
+        &candidates[..1.min(candidates.len())]
+    } else {
+        candidates
+    };
+    for alg in candidates {
+        if alg.public_key_alg_id().as_ref() != info.key_algorithm {
+            continue;
+        }
+        return alg
+            .verify_signature(info.public_key, message, dss.signature())
+            .map(|()| HandshakeSignatureValid::assertion())
+            .map_err(|_| bad());
+    }
+    Err(bad())
 }
 
 impl ServerCertVerifier for PinnedVerifier {
@@ -300,6 +325,68 @@ impl ServerCertVerifier for PinnedVerifier {
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
         self.verify(message, dss, true)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// Accepts a certificate whose SHA-256 fingerprint is one of a list (the client's
+/// `known_servers`), and verifies handshake signatures with that certificate's key.
+#[derive(Debug)]
+struct KnownVerifier {
+    fingerprints: Vec<String>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl KnownVerifier {
+    fn check(&self, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        let presented = x509::fingerprint(cert);
+        if self.fingerprints.contains(&presented) {
+            return Ok(());
+        }
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::Other(rustls::OtherError(Arc::new(PinMismatch {
+                presented,
+            }))),
+        ))
+    }
+}
+
+impl ServerCertVerifier for KnownVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // as with a pin, expiry is not checked: the fingerprint is exact
+        self.check(end_entity)
+            .map(|()| ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        // the certificate whose key signs is the one the fingerprint identified
+        self.check(cert)?;
+        verify_signature(cert, &self.algorithms, message, dss, false)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.check(cert)?;
+        verify_signature(cert, &self.algorithms, message, dss, true)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

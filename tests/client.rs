@@ -171,9 +171,9 @@ fn trees_both_ways_and_rm_r() {
     let out = client(&local, &s, "u", "p", &["-c", "put -r proj"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("put -r proj -> proj: 3 files"),
+        stderr(&out).contains("put -r proj -> proj: 3 files"),
         "one summary: {}",
-        stdout(&out)
+        stderr(&out)
     );
     assert_eq!(
         snapshot(&tree).len(),
@@ -303,9 +303,10 @@ fn ctrl_c_cancels_a_get_and_reget_completes_it() {
     .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     use std::io::Write;
-    stdin.write_all(b"get big.bin\n").unwrap();
+    // to another local name: the cancel hint must name it too
+    stdin.write_all(b"get big.bin copy.bin\n").unwrap();
     stdin.flush().unwrap();
-    let partial = local.join(".big.bin.fos-partial");
+    let partial = local.join(".copy.bin.fos-partial");
     let deadline = Instant::now() + Duration::from_secs(20);
     while fs::metadata(&partial).map_or(0, |m| m.len()) < 2 << 20 {
         assert!(Instant::now() < deadline, "the download did not start");
@@ -327,7 +328,7 @@ fn ctrl_c_cancels_a_get_and_reget_completes_it() {
     }
     let kept = fs::metadata(&partial).expect("the partial is kept").len();
     assert!(kept > 0 && kept < data.len() as u64);
-    stdin.write_all(b"reget big.bin\npwd\n").unwrap();
+    stdin.write_all(b"reget big.bin copy.bin\npwd\n").unwrap();
     drop(stdin);
     let out = wait_with_deadline(child, Duration::from_secs(60));
     assert_eq!(
@@ -336,13 +337,17 @@ fn ctrl_c_cancels_a_get_and_reget_completes_it() {
         "-k exits with the cancelled get's code: {}",
         stderr(&out)
     );
-    assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cancelled; `reget big.bin copy.bin` resumes it"),
+        "{}",
+        stderr(&out)
+    );
     assert!(
         stdout(&out).ends_with("/\n"),
         "the next commands ran: {}",
         stdout(&out)
     );
-    assert_same(&fs::read(local.join("big.bin")).unwrap(), &data, "reget");
+    assert_same(&fs::read(local.join("copy.bin")).unwrap(), &data, "reget");
     assert!(!partial.exists());
 }
 
@@ -374,12 +379,13 @@ fn the_local_side_lcd_lls_lpwd() {
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].ends_with("/local/sub"), "{text}");
     assert_eq!(&lines[1..3], &["f.txt", "inner"]);
+    // type and permission bits (owner's at least rwx / rw), then size, time, name
     assert!(
-        lines[3].starts_with("d ") && lines[3].ends_with(" inner"),
+        lines[3].starts_with("drwx") && lines[3].ends_with(" inner"),
         "directories first: {text}"
     );
     assert!(
-        lines[4].starts_with("- ") && lines[4].contains(" 5 "),
+        lines[4].starts_with("-rw") && lines[4].contains(" 5 "),
         "{text}"
     );
     assert_eq!(

@@ -39,12 +39,17 @@ fn every_command_through_the_binaries() {
         .iter()
         .map(|l| l.split_whitespace().collect())
         .collect();
-    assert_eq!(long[0][0], "d");
-    assert_eq!(long[0][3], "d");
-    assert_eq!(
-        (long[1][0], long[1][1], long[1][3]),
-        ("-", "3145728", "data.bin")
+    // the type, then the permission bits as ls writes them
+    assert!(
+        long[0][0].starts_with("drwx") && long[0][0].len() == 10,
+        "{text}"
     );
+    assert_eq!(long[0][3], "d");
+    assert!(
+        long[1][0].starts_with("-rw") && long[1][0].len() == 10,
+        "{text}"
+    );
+    assert_eq!((long[1][1], long[1][3]), ("3145728", "data.bin"));
     assert_eq!((long[2][1], long[2][3]), ("12", "hello.txt"));
     assert!(
         long[2][2].ends_with('Z') && long[2][2].contains('T'),
@@ -56,7 +61,7 @@ fn every_command_through_the_binaries() {
     assert_eq!(lines[11], "spaced");
     assert!(lines[12].contains("binary file"), "{}", lines[12]);
     assert!(
-        lines[13].starts_with("d ") && lines[13].ends_with(" d"),
+        lines[13].starts_with("drwx") && lines[13].ends_with(" d"),
         "{}",
         lines[13]
     );
@@ -64,7 +69,7 @@ fn every_command_through_the_binaries() {
     // the final ls after rmdir
     assert_eq!(&lines[16..18], &["data.bin", "my file.txt"]);
     assert!(
-        text.contains("get [-n] [-r] remote [local]"),
+        text.contains("get [-n] [-p] [-r] remote [local]"),
         "help lists syntax"
     );
     assert_eq!(fs::read(local.join("back.bin")).unwrap(), big);

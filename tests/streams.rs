@@ -104,9 +104,9 @@ fn put_from_a_fifo_sends_everything_and_reports_the_real_size() {
         "uploaded from a FIFO",
     );
     assert!(
-        stdout(&out).contains("ff -> up.bin: 3.0 MiB in"),
+        stderr(&out).contains("ff -> up.bin: 3.0 MiB in"),
         "{}",
-        stdout(&out)
+        stderr(&out)
     );
     assert_eq!(names(&fx.storage().join("u")), vec!["up.bin"]);
 }
@@ -125,9 +125,9 @@ fn put_dash_and_dev_stdin_read_standard_input() {
         "put -",
     );
     assert!(
-        stdout(&out).contains("standard input -> in.bin: 1.0 MiB in"),
+        stderr(&out).contains("standard input -> in.bin: 1.0 MiB in"),
         "{}",
-        stdout(&out)
+        stderr(&out)
     );
     // /dev/stdin, a pipe here, is read to its end too
     let out = with_input(&fx, &s, "put /dev/stdin dev.bin", data.clone());
@@ -245,7 +245,7 @@ fn get_into_a_fifo_writes_it_in_place() {
         "the FIFO was replaced"
     );
     assert_same(&reader.join().unwrap(), &data, "read from the FIFO");
-    assert!(stdout(&out).contains("f.bin -> "), "{}", stdout(&out));
+    assert!(stderr(&out).contains("f.bin -> "), "{}", stderr(&out));
     assert_eq!(names(&fx.local()), vec!["ff"], "no partial file");
 }
 
@@ -299,9 +299,9 @@ fn get_dash_writes_standard_output_byte_exact() {
     ));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stdout(&out).starts_with("f.bin -> null: 293.0 KiB in"),
+        stderr(&out).starts_with("f.bin -> null: 293.0 KiB in"),
         "{}",
-        stdout(&out)
+        stderr(&out)
     );
     for link in ["out", "null"] {
         assert!(

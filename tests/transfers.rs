@@ -57,7 +57,7 @@ fn a_download_cut_mid_way_resumes_by_itself() {
         "resumed download",
     );
     // it resumed: the second transfer moved less than the whole file
-    let summary = stdout(&out);
+    let summary = stderr(&out);
     assert!(!summary.contains("8.0 MiB in"), "{summary}");
     assert!(!fx.local().join(".big.bin.fos-partial").exists());
 }
@@ -118,9 +118,9 @@ fn a_killed_client_upload_is_completed_by_reput() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(sha_file(&root.join("up.bin")), sha_file(&src));
     assert!(
-        !stdout(&out).contains("200.0 MiB in"),
+        !stderr(&out).contains("200.0 MiB in"),
         "resumed, not restarted: {}",
-        stdout(&out)
+        stderr(&out)
     );
     let names: Vec<_> = fs::read_dir(&root)
         .unwrap()
@@ -154,9 +154,9 @@ fn an_upload_whose_connection_went_silent_is_resumed_not_restarted() {
     let root = fx.storage().join("u");
     assert_eq!(sha_file(&root.join("up.bin")), sha_file(&src));
     assert!(
-        !stdout(&out).contains("48.0 MiB in"),
+        !stderr(&out).contains("48.0 MiB in"),
         "the retry took the partial over and resumed: {}",
-        stdout(&out)
+        stderr(&out)
     );
     let names: Vec<_> = fs::read_dir(&root)
         .unwrap()
@@ -296,9 +296,9 @@ fn a_corrupted_resume_prefix_is_caught_and_nothing_bad_is_committed() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("6.0 MiB in"),
+        stderr(&out).contains("6.0 MiB in"),
         "the mismatch restarted from zero: {}",
-        stdout(&out)
+        stderr(&out)
     );
     assert_same(
         &fs::read(root.join("p.bin")).unwrap(),

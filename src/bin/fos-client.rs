@@ -24,7 +24,7 @@ Exit status:
   3  connection, TLS or certificate failure
   4  login refused (wrong credentials or throttled)
   5  server busy
-  130 Ctrl-C at a prompt";
+  130 Ctrl-C at a prompt, or twice within a second";
 
 fn options() -> getopts::Options {
     let mut o = getopts::Options::new();
@@ -56,7 +56,7 @@ fn options() -> getopts::Options {
     o.optopt(
         "",
         "cert",
-        "pinned server certificate (default certs/cert.pem)",
+        "pin exactly this server certificate (default: the first of ./certs/cert.pem, $XDG_CONFIG_HOME/fos/cert.pem or ~/.config/fos/cert.pem, /etc/fos/cert.pem; with none, servers are trusted on first use and kept in known_servers beside the second)",
         "FILE",
     );
     o.optflag(
@@ -182,15 +182,16 @@ fn main() -> ExitCode {
     inv.password = std::env::var("FOS_PASSWORD").ok();
     inv.password_file = m.opt_str("password-file").map(PathBuf::from);
     inv.commands = m.opt_str("c");
-    if let Some(c) = m.opt_str("cert") {
-        inv.config.cert = PathBuf::from(c);
-    }
+    inv.pin = m.opt_str("cert").map(PathBuf::from);
     inv.config.ca = m.opt_present("ca") || m.opt_present("cafile");
     inv.config.cafile = m.opt_str("cafile").map(PathBuf::from);
     inv.config.server_name = m.opt_str("server-name");
     inv.config.legacy = m.opt_present("legacy");
     inv.config.fsync = !m.opt_present("no-fsync");
     if let Some(t) = num!("timeout") {
+        if t == 0 {
+            return usage_error("--timeout: at least 1 second");
+        }
         inv.config.connect_timeout = Duration::from_secs(t);
     }
     inv.shell.quiet = m.opt_present("quiet");

@@ -1,13 +1,16 @@
-//! What `fos-client` does once its flags are parsed: pick a server (or discover
-//! one), get credentials, connect, then run `-c` commands, a script on standard
+//! What `fos-client` does once its flags are parsed: decide what to trust (`--cert`,
+//! else the first pin file found, else `known_servers`), pick a server (or discover
+//! one), check it against `known_servers` (asking, on a terminal, whether to trust a
+//! new one), get credentials, connect, then run `-c` commands, a script on standard
 //! input, or the interactive prompt. Returns the documented exit code.
 
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::shell::{Login, Shell, ShellOptions};
-use super::{ClientConfig, Remote};
+use super::{ClientConfig, Remote, trust};
 use crate::Error;
+use crate::log::escape;
 use crate::term::Terminal;
 
 /// Largest `--password-file` read.
@@ -18,6 +21,9 @@ const MAX_PASSWORD_FILE: u64 = 64 * 1024;
 pub struct Invocation {
     /// Connection settings.
     pub config: ClientConfig,
+    /// `--cert FILE`: pin exactly this certificate. `None`: the first pin file found
+    /// (see [`super::trust::pin_candidates`]), else trust on first use.
+    pub pin: Option<PathBuf>,
     /// `--server HOST[:PORT]` (or several, comma-separated); `None` means discover.
     pub server: Option<String>,
     /// `--cluster NAME`: without `--server`, discover that cluster's servers.
@@ -53,6 +59,7 @@ pub fn run(inv: Invocation) -> i32 {
 }
 
 fn try_run(mut inv: Invocation) -> Result<i32, Error> {
+    let looked = choose_trust(&mut inv);
     if inv.list {
         return crate::discovery::list_command(&inv.config, &inv.discovery);
     }
@@ -61,6 +68,9 @@ fn try_run(mut inv: Invocation) -> Result<i32, Error> {
         (None, Some(c)) => crate::discovery::cluster_servers(&inv.config, &inv.discovery, c)?,
         (None, None) => crate::discovery::choose_server(&inv.config, &inv.discovery)?,
     };
+    // before any credentials are asked for, as ssh checks the host key first
+    let dialogue = inv.commands.is_none() && io::stdin().is_terminal();
+    check_known_all(&inv.config, &server, &looked, dialogue)?;
     let user = match inv.user.take() {
         Some(u) => u,
         None => ask("username: ")?,
@@ -160,6 +170,134 @@ fn watch_ctrl_c(shell: &Shell) {
     if let Err(e) = spawned {
         eprintln!("fos-client: no Ctrl-C handling: {e}");
     }
+}
+
+/// Decides what the server must present: `--cert` exactly; else the first pin file
+/// found; else (no pin anywhere) the certificate recorded in `known_servers`. Returns
+/// where it looked for a pin, to say so.
+fn choose_trust(inv: &mut Invocation) -> Vec<PathBuf> {
+    if let Some(pin) = inv.pin.take() {
+        inv.config.cert = pin;
+        return Vec::new();
+    }
+    if inv.config.ca {
+        return Vec::new();
+    }
+    match trust::find_pin() {
+        Some(pin) => {
+            inv.config.cert = pin;
+            Vec::new()
+        }
+        None => {
+            inv.config.known_servers = trust::config_dir().map(|d| d.join(trust::KNOWN_SERVERS));
+            trust::pin_candidates()
+        }
+    }
+}
+
+/// Trust on first use: the certificate `server` presents must be the one
+/// `known_servers` records for it. A known server presenting another is refused,
+/// loudly; an unknown one is shown with its fingerprint, and on a terminal (`ask`)
+/// the user may trust it, which records it; in scripts it is exit 3, with the line
+/// that would trust it.
+/// [`check_known`] for each server of a `--server` list (a cluster): one that cannot
+/// be reached now is passed over (the connection picks among the others), and at
+/// least one must answer. A changed or refused certificate ends it at once.
+fn check_known_all(
+    cfg: &ClientConfig,
+    servers: &str,
+    looked: &[PathBuf],
+    ask: bool,
+) -> Result<(), Error> {
+    let mut unreachable = None;
+    let mut answered = false;
+    for server in super::server_list(servers)? {
+        match check_known(cfg, &server, looked, ask) {
+            Ok(()) => answered = true,
+            Err(e) if e.is_network() => unreachable = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    match (answered, unreachable) {
+        (false, Some(e)) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn check_known(
+    cfg: &ClientConfig,
+    server: &str,
+    looked: &[PathBuf],
+    ask: bool,
+) -> Result<(), Error> {
+    if cfg.ca {
+        return Ok(());
+    }
+    let Some(path) = &cfg.known_servers else {
+        // a pin was found or given; or none was, and there is nowhere to keep servers
+        if looked.is_empty() {
+            return Ok(());
+        }
+        return Err(Error::Certificate(format!(
+            "no certificate to check the server with: no pin in {}, and neither XDG_CONFIG_HOME nor HOME is set for known_servers (use --cert FILE)",
+            trust::listed(looked)
+        )));
+    };
+    let key = trust::server_key(server)?;
+    let mut known = trust::KnownServers::load(path)?;
+    let presented = trust::presented(server, cfg.connect_timeout)?;
+    match known.get(&key) {
+        Some(k) if k.fingerprint == presented => return Ok(()),
+        Some(k) => {
+            // as loud as ssh: this is what an impersonation looks like
+            let key = escape(&key);
+            eprintln!("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@");
+            eprintln!("@    WARNING: THE CERTIFICATE OF {key} HAS CHANGED!");
+            eprintln!("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@");
+            eprintln!("Someone may be impersonating the server, or its certificate was replaced.");
+            eprintln!(
+                "{} line {} records SHA-256 {}",
+                path.display(),
+                k.line,
+                k.fingerprint
+            );
+            eprintln!("the server now presents SHA-256 {presented}");
+            eprintln!("If the change is expected, remove that line and connect again.");
+            return Err(Error::Certificate(format!(
+                "{key}: the certificate changed; refusing to connect"
+            )));
+        }
+        // a certificate known under another name (discovery found this server by
+        // its address): the same certificate, so the same trust
+        None if known.fingerprints().contains(&presented) => return Ok(()),
+        None => {}
+    }
+    let shown = escape(&key);
+    eprintln!(
+        "No pinned certificate was found (looked for {}), so servers are checked against {}.",
+        trust::listed(looked),
+        path.display()
+    );
+    eprintln!("{shown} is not known yet; its certificate's SHA-256 fingerprint is\n  {presented}");
+    eprintln!("(fos-server logs its fingerprint at start-up; compare the two)");
+    if !ask {
+        eprintln!(
+            "To trust it, connect once at the prompt, or add this line to {}:\n  {shown} {presented}",
+            path.display()
+        );
+        return Err(Error::Certificate(format!(
+            "{shown}: unknown server; not trusted in a script"
+        )));
+    }
+    let terminal = Terminal::stdin().ok_or_else(|| {
+        Error::Certificate(format!("{key}: unknown server and no terminal to ask"))
+    })?;
+    if !terminal.confirm("Trust this server and remember it?")? {
+        return Err(Error::Certificate(format!("{key}: not trusted")));
+    }
+    known.add(&key, &presented)?;
+    eprintln!("Remembered {key} in {}.", path.display());
+    Ok(())
 }
 
 /// The first line of the password file (without its line ending).

@@ -85,6 +85,12 @@ pub fn word_at(line: &str, cursor: usize) -> Option<Word> {
                     w.push(c);
                 }
             }
+            '\\' => {
+                let w = &mut word.get_or_insert((i, String::new())).1;
+                if let Some((_, c)) = chars.next() {
+                    w.push(c);
+                }
+            }
             '#' if word.is_none() => return None,
             ';' | '\n' => {
                 word = None;
@@ -110,7 +116,7 @@ pub fn word_at(line: &str, cursor: usize) -> Option<Word> {
 /// when nothing in it is special, else in single quotes, else (it has a `'`) in double
 /// quotes with `\"` and `\\`.
 pub fn quote(s: &str) -> String {
-    let special = |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ';');
+    let special = |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ';' | '\\' | '$');
     if !s.is_empty() && !s.starts_with('#') && !s.chars().any(special) {
         return s.to_string();
     }
@@ -149,7 +155,7 @@ fn kind(cmd: &str, n: usize) -> Option<Kind> {
     Some(match (cmd, n) {
         ("ls" | "cat" | "rm" | "stat" | "mv", _) => remote,
         ("cd" | "mkdir" | "rmdir", 0) => Kind::Remote { dirs_only: true },
-        ("get" | "reget", 0) | ("put" | "reput", 1) => remote,
+        ("get" | "reget", 0) | ("put" | "reput", 1) | ("chmod", 1) => remote,
         ("get" | "reget", 1) | ("put" | "reput" | "lls", 0) => local,
         ("lcd", 0) => Kind::Local { dirs_only: true },
         ("help" | "?", 0) => Kind::Command,
@@ -374,6 +380,9 @@ mod tests {
             "it's here",
             "both ' and \"",
             "back\\slash \"q\"",
+            "lone\\slash",
+            "dollar$'x'",
+            "$HOME",
             "#hash",
             "a#b",
             "semi;colon",
@@ -403,6 +412,8 @@ mod tests {
         let w = word_at(r#"ls; put -r "a \"b" 'c d'x"#, 25).unwrap();
         assert_eq!((w.start, w.value.as_str()), (19, "c dx"));
         assert_eq!(w.before, ["put", "-r", "a \"b"]);
+        let w = word_at(r"get my\ fi", 10).unwrap();
+        assert_eq!((w.start, w.value.as_str()), (4, "my fi"));
         let w = word_at("cd ", 3).unwrap();
         assert_eq!((w.start, w.value.as_str()), (3, ""));
         assert_eq!(word_at("ls # comm", 9), None);

@@ -142,6 +142,7 @@ impl Legacy {
                 kind: EntryKind::Other,
                 size: 0,
                 mtime: 0,
+                mode: None,
             })
             .collect())
     }

@@ -165,6 +165,29 @@ impl LocalDir {
         }
     }
 
+    /// Sets this directory's modification time and, if given, its permission bits (a
+    /// tree's directories after `get -r` filled them).
+    pub fn set_attrs(&self, mtime: Option<i64>, mode: Option<u32>) -> Result<(), Error> {
+        use std::os::unix::fs::PermissionsExt;
+        let fail = |e: io::Error| {
+            Error::Local(format!(
+                "local {}: {}",
+                self.shown.display(),
+                local_reason(&e)
+            ))
+        };
+        let dir = File::from(self.fd.try_clone().map_err(fail)?);
+        if let Some(mode) = mode {
+            dir.set_permissions(std::fs::Permissions::from_mode(mode & 0o777))
+                .map_err(fail)?;
+        }
+        if let Some(t) = mtime {
+            dir.set_modified(UNIX_EPOCH + Duration::from_secs(t.max(0) as u64))
+                .map_err(fail)?;
+        }
+        Ok(())
+    }
+
     /// The file `name` in this directory, as a download target.
     pub fn target(&self, name: &str) -> Result<LocalTarget, Error> {
         Ok(LocalTarget {
@@ -220,6 +243,12 @@ impl LocalTarget {
         self.stat().is_some()
     }
 
+    /// The permission bits of the regular file at the target's name, if there is one
+    /// (a download never gets wider ones than the file it replaces).
+    pub fn file_mode(&self) -> Option<u32> {
+        self.stat().filter(|s| s.is_file()).map(|s| s.mode & 0o7777)
+    }
+
     /// Whether the target's name is a directory (a symlink is not followed).
     pub fn is_dir(&self) -> bool {
         self.stat().is_some_and(|s| s.is_dir())
@@ -244,7 +273,7 @@ impl LocalTarget {
 
     fn fail(&self, what: &str, e: &io::Error) -> Error {
         Error::Local(format!(
-            "{}: {what}: {}",
+            "local {}: {what}: {}",
             self.shown.display(),
             local_reason(e)
         ))
@@ -332,6 +361,19 @@ impl LocalPartial {
         }
     }
 
+    /// Sets the permission bits the download will have in place.
+    pub fn set_mode(&self, mode: u32) -> Result<(), Error> {
+        use std::os::unix::fs::PermissionsExt;
+        self.file
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(|e| {
+                Error::Local(format!(
+                    "setting the mode of the download: {}",
+                    local_reason(&e)
+                ))
+            })
+    }
+
     /// Bytes in the partial file.
     pub(super) fn len(&self) -> Result<u64, Error> {
         Ok(self.file.metadata()?.len())
@@ -373,7 +415,9 @@ impl LocalPartial {
                 .set_modified(UNIX_EPOCH + Duration::from_secs(t.max(0) as u64));
         }
         if fsync {
-            self.file.sync_all()?;
+            self.file
+                .sync_all()
+                .map_err(|e| target.fail("writing the download to disk", &e))?;
         }
         let dir = self.dir.as_fd();
         match sys::renameat(dir, &self.name, dir, &target.name, no_clobber) {
@@ -381,18 +425,9 @@ impl LocalPartial {
             Err(e) if e.raw_os_error() == Some(errno::EEXIST) && no_clobber => {
                 // nothing to resume: the download is complete, it just may not land
                 self.keep = false;
-                return Err(Error::Local(format!(
-                    "{}: already exists (-n)",
-                    target.shown.display()
-                )));
+                return Err(super::already_here(&target.shown));
             }
-            Err(e) => {
-                return Err(Error::Local(format!(
-                    "{}: {}",
-                    target.shown.display(),
-                    local_reason(&e)
-                )));
-            }
+            Err(e) => return Err(target.fail("cannot put the download in place", &e)),
         }
         self.done = true;
         if fsync {

@@ -19,6 +19,7 @@ mod prompt;
 pub mod shell;
 pub mod stream;
 mod transfers;
+pub mod trust;
 mod width;
 
 use std::fs::File;
@@ -63,6 +64,10 @@ pub struct ClientConfig {
     pub io_timeout: Duration,
     /// fsync downloads before renaming them into place. Defaults to true.
     pub fsync: bool,
+    /// Trust on first use: when set (and not `ca`), a server is trusted if its
+    /// certificate has the fingerprint this file records for it (see [`trust`]),
+    /// instead of the `cert` pin. Defaults to `None`.
+    pub known_servers: Option<PathBuf>,
 }
 
 impl Default for ClientConfig {
@@ -76,18 +81,43 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(10),
             io_timeout: Duration::from_secs(60),
             fsync: true,
+            known_servers: None,
         }
     }
 }
 
 impl ClientConfig {
-    /// The trust settings this configuration describes.
+    /// The trust settings this configuration describes, for any server (discovery:
+    /// with `known_servers`, every certificate recorded there).
     pub fn trust(&self) -> Result<Trust, Error> {
         if self.ca {
             return Ok(Trust::ca(self.cafile.as_deref())?);
         }
+        if let Some(path) = &self.known_servers {
+            return Ok(Trust::Known(
+                trust::KnownServers::load(path)?.fingerprints(),
+            ));
+        }
         let trust = Trust::pinned_file(&self.cert)?;
         Ok(trust)
+    }
+
+    /// The trust settings for the server `server` (`host[:port]`): with
+    /// `known_servers`, only the certificate recorded for it, or for a server recorded
+    /// under no name of its own (one found by discovery), any certificate recorded
+    /// there.
+    pub fn trust_for(&self, server: &str) -> Result<Trust, Error> {
+        match &self.known_servers {
+            Some(path) if !self.ca => {
+                let key = trust::server_key(server)?;
+                let known = trust::KnownServers::load(path)?;
+                Ok(Trust::Known(match known.get(&key) {
+                    Some(found) => vec![found.fingerprint.clone()],
+                    None => known.fingerprints(),
+                }))
+            }
+            _ => self.trust(),
+        }
     }
 }
 
@@ -122,6 +152,25 @@ pub fn split_host_port(s: &str, default_port: u16) -> Result<(String, u16), Erro
     }
 }
 
+/// The addresses to try for `host`: what the resolver says, and for `localhost` both
+/// loopback addresses, `::1` first, whatever `/etc/hosts` lists (many list only one,
+/// and a server may listen on the other).
+pub fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, Error> {
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    if host.eq_ignore_ascii_case("localhost") {
+        addrs.push(SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), port));
+        addrs.push(SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), port));
+    }
+    match (host, port).to_socket_addrs() {
+        Ok(found) => addrs.extend(found),
+        Err(_) if !addrs.is_empty() => {}
+        Err(e) => return Err(Error::Connect(format!("cannot resolve {host}: {e}"))),
+    }
+    let mut seen = std::collections::HashSet::new();
+    addrs.retain(|a| seen.insert(*a));
+    Ok(addrs)
+}
+
 fn server_name_for(host: &str) -> Result<ServerName<'static>, Error> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(ServerName::IpAddress(ip.into()));
@@ -138,8 +187,12 @@ pub fn tls_connect(
     name: ServerName<'static>,
     timeout: Duration,
 ) -> Result<Tls, Error> {
-    let tcp = TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| Error::Connect(format!("cannot connect to {addr}: {e}")))?;
+    let tcp = TcpStream::connect_timeout(&addr, timeout).map_err(|e| {
+        Error::Connect(format!(
+            "cannot connect to {addr}: {}",
+            crate::error::io_text(&e)
+        ))
+    })?;
     handshake(tcp, tls, name, timeout)
 }
 
@@ -168,6 +221,15 @@ pub fn handshake(
                     return Err(Error::Certificate(format!(
                         "{addr}: the server's certificate is not the pinned one; refusing to connect \
                          (it presented SHA-256 fingerprint {fp})"
+                    )));
+                }
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) {
+                    return Err(Error::Connect(format!(
+                        "TLS handshake with {addr} timed out after {} s (--timeout)",
+                        timeout.as_secs_f64()
                     )));
                 }
                 return Err(Error::Connect(format!(
@@ -212,20 +274,20 @@ impl Report {
     }
 }
 
-/// Bytes in binary units.
+/// Bytes in binary units (see [`crate::log::human_bytes`]).
 pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    crate::log::human_bytes(n)
+}
+
+/// What `df` shows: the user's usage and the server's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// Bytes used, as the quota counts them.
+    pub used: u64,
+    /// The quota, if the server has one.
+    pub quota: Option<u64>,
+    /// The largest upload, if the server limits it.
+    pub max_file_size: Option<u64>,
 }
 
 /// Options of one transfer.
@@ -238,6 +300,9 @@ pub struct TransferOpts<'a> {
     pub cancel: &'a dyn Fn() -> bool,
     /// Continue an interrupted transfer of the same file (`reget`, `reput`, retries).
     pub resume: bool,
+    /// Keep the permission bits exactly (`-p`): the receiver's umask and the mode of
+    /// the file replaced do not narrow them.
+    pub preserve: bool,
 }
 
 impl Default for TransferOpts<'_> {
@@ -247,6 +312,7 @@ impl Default for TransferOpts<'_> {
             progress: &|_, _| {},
             cancel: &|| false,
             resume: false,
+            preserve: false,
         }
     }
 }
@@ -331,11 +397,8 @@ impl Remote {
         password: &str,
     ) -> Result<Remote, Error> {
         let (host, port) = split_host_port(server, DEFAULT_PORT)?;
-        let addrs: Vec<SocketAddr> = (host.as_str(), port)
-            .to_socket_addrs()
-            .map_err(|e| Error::Connect(format!("cannot resolve {host}: {e}")))?
-            .collect();
-        let trust = cfg.trust()?;
+        let addrs = resolve(&host, port)?;
+        let trust = cfg.trust_for(server)?;
         if let Trust::Pinned(cert) = &trust {
             warn_if_expired(cert, &cfg.cert);
         }
@@ -344,15 +407,33 @@ impl Remote {
             (Some(n), _) => server_name_for(n)?,
             (None, _) => server_name_for(&host)?,
         };
-        let mut last = Error::Connect(format!("{host} has no address"));
-        for addr in addrs {
-            match tls_connect(addr, Arc::clone(&tls), name.clone(), cfg.connect_timeout) {
+        let mut failures = Vec::new();
+        for addr in &addrs {
+            match tls_connect(*addr, Arc::clone(&tls), name.clone(), cfg.connect_timeout) {
                 Ok(stream) => return Remote::login(stream, tls, name, cfg, user, password),
+                // say which pin it was: it may have been found rather than given
+                Err(Error::Certificate(m)) if matches!(trust, Trust::Pinned(_)) => {
+                    return Err(Error::Certificate(format!(
+                        "{m}; the pin is {}",
+                        cfg.cert.display()
+                    )));
+                }
                 Err(e @ Error::Certificate(_)) => return Err(e),
-                Err(e) => last = e,
+                Err(e) => failures.push(e),
             }
         }
-        Err(last)
+        Err(match failures.len() {
+            0 => Error::Connect(format!("{host} has no address")),
+            1 => failures.swap_remove(0),
+            // say what happened at each address (localhost: ::1 and 127.0.0.1)
+            _ => Error::Connect(
+                failures
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+        })
     }
 
     fn login(
@@ -422,10 +503,48 @@ impl Remote {
 
     /// `cat`: up to 1024 bytes.
     pub fn cat(&mut self, path: &str) -> Result<Vec<u8>, Error> {
+        self.cat_sized(path).map(|(head, _)| head)
+    }
+
+    /// `cat`: up to 1024 bytes, and the whole file's size when the server says it (a
+    /// Python server does not).
+    pub fn cat_sized(&mut self, path: &str) -> Result<(Vec<u8>, Option<u64>), Error> {
         match self {
-            Remote::Native(n) => n.cat(path).map(|(head, _)| head),
-            Remote::Legacy(l) => l.cat(path),
+            Remote::Native(n) => n.cat(path).map(|(head, size)| (head, Some(size))),
+            Remote::Legacy(l) => l.cat(path).map(|head| (head, None)),
         }
+    }
+
+    /// `df`: the user's usage and the server's limits.
+    pub fn df(&mut self) -> Result<Usage, Error> {
+        let Remote::Native(n) = self else {
+            return Err(Self::unsupported("df"));
+        };
+        let fields = match n.call(&Request::Df) {
+            // a fos server from before `df`
+            Err(Error::Remote(ErrorCode::Invalid, m)) if m.contains("unknown command") => {
+                return Err(Error::Remote(
+                    ErrorCode::Unsupported,
+                    "this server does not report usage (it predates df)".into(),
+                ));
+            }
+            other => other?,
+        };
+        let number = |i: usize| -> Result<Option<u64>, Error> {
+            match fields.get(i).map(Vec::as_slice) {
+                None | Some(b"") => Ok(None),
+                Some(f) => std::str::from_utf8(f)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .map(Some)
+                    .ok_or(Error::Protocol(crate::protocol::Error::BadFields)),
+            }
+        };
+        Ok(Usage {
+            used: number(0)?.ok_or(Error::Protocol(crate::protocol::Error::BadFields))?,
+            quota: number(1)?,
+            max_file_size: number(2)?,
+        })
     }
 
     /// `mkdir`.
@@ -523,10 +642,7 @@ impl Remote {
     ) -> Result<Report, Error> {
         let local = target.shown();
         if opts.no_clobber && target.exists() {
-            return Err(Error::Local(format!(
-                "{}: already exists (-n)",
-                local.display()
-            )));
+            return Err(already_here(local));
         }
         // a FIFO or device there (or at the end of a symlink) is written in place; any
         // other symlink is refused: a download never replaces one
@@ -542,9 +658,10 @@ impl Remote {
             progress,
             cancel,
             resume,
+            preserve,
         } = opts;
         let started = Instant::now();
-        let (partial, bytes, size, mtime) = match self {
+        let (partial, bytes, size, mtime, sent_mode) = match self {
             Remote::Native(n) => {
                 let mut partial = LocalPartial::open(target, resume)?;
                 let mut ctx = transfer::sha();
@@ -581,7 +698,14 @@ impl Remote {
                 };
                 if let Some(e) = got.local_error {
                     partial.keep = false;
-                    return Err(Error::Local(format!("writing {}: {e:?}", local.display())));
+                    let why = match e {
+                        transfer::LocalError::Write(e) => local_reason(&e),
+                        transfer::LocalError::TooLong(_) => "more data than announced".into(),
+                    };
+                    return Err(Error::Local(format!(
+                        "writing the local file {} failed: {why}",
+                        local.display()
+                    )));
                 }
                 if got.sender_sha.is_none() {
                     return Err(Error::Remote(
@@ -596,7 +720,7 @@ impl Remote {
                         "SHA-256 mismatch: the download was corrupted; nothing was saved".into(),
                     ));
                 }
-                (partial, got.bytes, hdr.size, Some(hdr.mtime))
+                (partial, got.bytes, hdr.size, Some(hdr.mtime), hdr.mode)
             }
             Remote::Legacy(l) => {
                 if resume && target.partial_exists() {
@@ -612,7 +736,7 @@ impl Remote {
                     io::Write::flush(&mut w)?;
                     n
                 };
-                (partial, n, n, None)
+                (partial, n, n, None, None)
             }
         };
         // a symlink made meanwhile is not replaced either
@@ -622,6 +746,7 @@ impl Remote {
                 local.display()
             )));
         }
+        partial.set_mode(download_mode(sent_mode, preserve, target.file_mode()))?;
         partial.commit(target, mtime, no_clobber, cfg.fsync)?;
         Ok(Report {
             bytes,
@@ -675,7 +800,11 @@ impl Remote {
                 sink.finish()?;
                 match got.local_error {
                     Some(transfer::LocalError::Write(e)) => {
-                        return Err(Error::Local(format!("writing {}: {e}", sink.label())));
+                        return Err(Error::Local(format!(
+                            "writing the local {} failed: {}",
+                            sink.label(),
+                            local_reason(&e)
+                        )));
                     }
                     Some(transfer::LocalError::TooLong(_)) => {
                         return Err(Error::Protocol(crate::protocol::Error::BadFields));
@@ -752,15 +881,30 @@ impl Remote {
             progress,
             cancel,
             resume,
+            preserve,
         } = opts;
+        let mode = std::os::unix::fs::PermissionsExt::mode(&md.permissions()) & 0o7777;
         let bytes = match self {
             Remote::Native(n) => {
-                let req = |resume| Request::Put {
-                    path: remote.into(),
-                    size,
-                    mtime,
-                    no_clobber,
-                    resume,
+                // the permission bits travel where the server takes them
+                let modes = n.has("modes");
+                let req = |resume| match modes {
+                    true => Request::PutWithMode {
+                        path: remote.into(),
+                        size: Some(size),
+                        mtime,
+                        no_clobber,
+                        resume,
+                        mode,
+                        exact: preserve,
+                    },
+                    false => Request::Put {
+                        path: remote.into(),
+                        size,
+                        mtime,
+                        no_clobber,
+                        resume,
+                    },
                 };
                 let (mut offset, server_prefix) = n.put_start(&req(resume))?;
                 let mut ctx = transfer::sha();
@@ -843,6 +987,26 @@ impl Remote {
         })
     }
 
+    /// Sets the permission bits and/or modification time of a remote path (`chmod`;
+    /// a directory's time after `put -r`); returns its mode then. A server from before
+    /// modes, or a Python server, cannot.
+    pub fn set_attrs(
+        &mut self,
+        path: &str,
+        mode: Option<u32>,
+        mtime: Option<i64>,
+    ) -> Result<Option<u32>, Error> {
+        match self {
+            Remote::Native(n) => n.set_attrs(path, mode, mtime),
+            Remote::Legacy(_) => Err(Self::unsupported("setting permissions or times")),
+        }
+    }
+
+    /// Whether the server keeps permission bits (and can set them and times).
+    pub fn has_modes(&self) -> bool {
+        matches!(self, Remote::Native(n) if n.has("modes"))
+    }
+
     /// Ends the session politely.
     pub fn close(self) {
         match self {
@@ -852,12 +1016,50 @@ impl Remote {
     }
 }
 
+/// A local I/O failure in the words of the rest of the messages: lowercase, without
+/// the `(os error N)` tail.
 fn local_reason(e: &io::Error) -> String {
     match e.kind() {
-        io::ErrorKind::NotFound => "no such file".into(),
+        io::ErrorKind::NotFound => "no such file or directory".into(),
         io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timed out".into(),
+        _ => {
+            let text = e.to_string();
+            let text = match text.rfind(" (os error ") {
+                Some(at) if text.ends_with(')') => &text[..at],
+                _ => &text,
+            };
+            let mut chars = text.chars();
+            match chars.next() {
+                Some(first) => first.to_lowercase().chain(chars).collect(),
+                None => String::new(),
+            }
+        }
     }
+}
+
+/// The mode a download gets, as `cp` gives a copy: the server's bits (or, from a
+/// server that says none, `0o666`) without those the umask clears, and never wider than
+/// the file it replaces (`existing`); with `preserve` (`-p`) the server's bits exactly.
+/// Never setuid, setgid or sticky.
+pub fn download_mode(sent: Option<u32>, preserve: bool, existing: Option<u32>) -> u32 {
+    let sent = sent.unwrap_or(0o666) & 0o777;
+    if preserve {
+        return sent;
+    }
+    let mode = sent & !crate::sys::umask();
+    match existing {
+        Some(old) => mode & old,
+        None => mode,
+    }
+}
+
+/// What a `get -n` says when the local file is there: worded as `put -n` is.
+fn already_here(local: &Path) -> Error {
+    Error::Local(format!(
+        "{} already exists locally (-n does not replace it)",
+        local.display()
+    ))
 }
 
 /// Warns on stderr when the pinned certificate has expired: the pin is exact, so the
@@ -910,6 +1112,37 @@ mod tests {
         ] {
             assert!(split_host_port(bad, 5001).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn localhost_is_both_loopback_addresses() {
+        let addrs = resolve("LocalHost", 7).unwrap();
+        assert_eq!(addrs[0], "[::1]:7".parse::<SocketAddr>().unwrap());
+        assert!(addrs.contains(&"127.0.0.1:7".parse().unwrap()));
+        assert_eq!(addrs.len(), 2, "no address twice: {addrs:?}");
+        assert_eq!(
+            resolve("127.0.0.1", 7).unwrap(),
+            ["127.0.0.1:7".parse::<SocketAddr>().unwrap()]
+        );
+    }
+
+    #[test]
+    fn downloads_get_modes_as_cp_gives_them() {
+        let mask = crate::sys::umask();
+        assert_eq!(download_mode(Some(0o755), false, None), 0o755 & !mask);
+        assert_eq!(download_mode(Some(0o755), true, None), 0o755);
+        assert_eq!(
+            download_mode(Some(0o4755), true, None),
+            0o755,
+            "never setuid"
+        );
+        assert_eq!(
+            download_mode(Some(0o644), false, Some(0o600)),
+            0o600 & !mask,
+            "never wider than the file replaced"
+        );
+        assert_eq!(download_mode(Some(0o644), true, Some(0o600)), 0o644);
+        assert_eq!(download_mode(None, false, None), 0o666 & !mask);
     }
 
     #[test]

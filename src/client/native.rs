@@ -47,6 +47,8 @@ pub struct Native {
     buf: Vec<u8>,
     /// The name the server announced in its hello.
     pub server_name: String,
+    /// What it announced it can do beyond version 1 (`modes`).
+    features: Vec<String>,
 }
 
 /// What the server said before sending a file.
@@ -58,6 +60,8 @@ pub struct GetHeader {
     pub mtime: i64,
     /// Where the data starts.
     pub offset: u64,
+    /// The file's permission bits, from a server that says them.
+    pub mode: Option<u32>,
 }
 
 fn too_large(what: String) -> Error {
@@ -71,6 +75,16 @@ fn field_str(f: &[u8]) -> String {
 fn field_num<T: std::str::FromStr>(f: Option<&Vec<u8>>) -> Result<T, Error> {
     f.and_then(|f| std::str::from_utf8(f).ok()?.parse().ok())
         .ok_or(Error::Protocol(protocol::Error::BadFields))
+}
+
+/// Permission bits in octal, from a field a server may leave out or empty.
+fn field_mode(f: Option<&Vec<u8>>) -> Result<Option<u32>, Error> {
+    match f.map(Vec::as_slice) {
+        None | Some(b"") => Ok(None),
+        Some(m) => protocol::command::octal_mode(m)
+            .map(Some)
+            .map_err(|_| Error::Protocol(protocol::Error::BadFields)),
+    }
 }
 
 impl Native {
@@ -87,7 +101,7 @@ impl Native {
         let kind = read_frame(&mut stream, &mut buf)?;
         let fields = decode_fields(&buf)?;
         match (kind, &fields[..]) {
-            (Kind::Hello, [magic, v, name, ..]) if *magic == protocol::MAGIC => {
+            (Kind::Hello, [magic, v, name, rest @ ..]) if *magic == protocol::MAGIC => {
                 if *v != version.as_bytes() {
                     return Err(Error::Connect(format!(
                         "server speaks protocol version {}",
@@ -95,10 +109,15 @@ impl Native {
                     )));
                 }
                 let server_name = field_str(name);
+                let features = rest
+                    .first()
+                    .map(|f| field_str(f).split(' ').map(str::to_string).collect())
+                    .unwrap_or_default();
                 Ok(Native {
                     stream,
                     buf,
                     server_name,
+                    features,
                 })
             }
             (Kind::Error, [code, msg, ..]) => {
@@ -136,6 +155,11 @@ impl Native {
             }
             other => Err(Error::Protocol(protocol::Error::Unexpected(other))),
         }
+    }
+
+    /// Whether the server announced `feature` in its hello.
+    pub fn has(&self, feature: &str) -> bool {
+        self.features.iter().any(|f| f == feature)
     }
 
     /// Sends a request and reads its reply.
@@ -177,7 +201,12 @@ impl Native {
     /// `ls`: the entries of a directory (or the one file named), at most
     /// [`MAX_LIST_ENTRIES`] of them and [`MAX_LIST_BYTES`] in all.
     pub fn ls(&mut self, path: Option<&str>) -> Result<Vec<Entry>, Error> {
-        self.call(&Request::Ls(path.map(Into::into)))?;
+        let modes = self.has("modes");
+        let path = path.map(Into::into);
+        self.call(&match modes {
+            true => Request::LsWithModes(path),
+            false => Request::Ls(path),
+        })?;
         let mut entries = Vec::new();
         let mut bytes = 0usize;
         loop {
@@ -198,7 +227,10 @@ impl Native {
                         )));
                     }
                     for f in fields {
-                        entries.push(Entry::decode(f)?);
+                        entries.push(match modes {
+                            true => Entry::decode_with_mode(f)?,
+                            false => Entry::decode(f)?,
+                        });
                     }
                 }
                 other => return Err(Error::Protocol(protocol::Error::Unexpected(other))),
@@ -209,10 +241,36 @@ impl Native {
     /// `stat`.
     pub fn stat(&mut self, path: &str) -> Result<Entry, Error> {
         let f = self.call(&Request::Stat(path.into()))?;
-        Ok(Entry::decode(
+        let entry = Entry::decode(
             f.first()
                 .ok_or(Error::Protocol(protocol::Error::BadFields))?,
-        )?)
+        )?;
+        Ok(Entry {
+            mode: field_mode(f.get(1))?,
+            ..entry
+        })
+    }
+
+    /// `setattr`: sets the permission bits and/or modification time of `path`;
+    /// returns the mode it has then.
+    pub fn set_attrs(
+        &mut self,
+        path: &str,
+        mode: Option<u32>,
+        mtime: Option<i64>,
+    ) -> Result<Option<u32>, Error> {
+        if !self.has("modes") {
+            return Err(Error::Remote(
+                ErrorCode::Unsupported,
+                "this server keeps no permission bits (it predates modes)".into(),
+            ));
+        }
+        let f = self.call(&Request::SetAttr {
+            path: path.into(),
+            mode,
+            mtime,
+        })?;
+        field_mode(f.first())
     }
 
     /// `cat`: up to 1024 bytes and the whole size.
@@ -238,6 +296,7 @@ impl Native {
             size: field_num(f.first())?,
             mtime: field_num(f.get(1))?,
             offset: field_num(f.get(2))?,
+            mode: field_mode(f.get(3))?,
         })
     }
 

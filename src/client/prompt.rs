@@ -17,7 +17,7 @@ const INTERRUPTED: i32 = 130;
 
 /// Commands after which the remote listings cached for completion still hold.
 const READ_ONLY: &[&str] = &[
-    "ls", "cat", "cd", "pwd", "stat", "get", "reget", "lcd", "lls", "lpwd", "help", "?",
+    "ls", "cat", "cd", "pwd", "stat", "get", "reget", "lcd", "lls", "lpwd", "help", "?", "df", "!",
 ];
 
 impl Shell {

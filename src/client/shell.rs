@@ -5,6 +5,7 @@
 
 use std::fs;
 use std::io::{self, BufRead, IsTerminal, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +16,7 @@ use super::{ClientConfig, Remote};
 use crate::Error;
 use crate::error::exit;
 use crate::log::{escape, escape_text};
-use crate::protocol::{Entry, EntryKind};
+use crate::protocol::{Entry, EntryKind, ErrorCode};
 
 /// One command's syntax and explanation, for `help`.
 struct Help {
@@ -24,46 +25,73 @@ struct Help {
     about: &'static str,
 }
 
+/// The commands in the order `help` lists them: looking around, transfers, changes on
+/// the server, the local side, the session.
 const HELP: &[Help] = &[
     Help {
-        name: "reget",
-        syntax: "reget remote [local]",
-        about: "Resume an interrupted download (the server checks the part already here); downloads the whole file if there is nothing to resume.",
-    },
-    Help {
-        name: "reput",
-        syntax: "reput local [remote]",
-        about: "Resume an interrupted upload of the same file (same size and time); uploads the whole file if there is nothing to resume.",
-    },
-    Help {
         name: "ls",
-        syntax: "ls [-l] [path]",
-        about: "List a remote directory (or name a file). -l: type, size, modification time (UTC), name; directories first.",
+        syntax: "ls [-l] [-h] [path]",
+        about: "List a remote directory (or name a file). -l: type, size, modification time (UTC), name; directories first. -h: sizes in KiB, MiB, ... (and implies -l). On a terminal the names are shown in columns, else one per line; a name with control characters is shown as $'...', which reads back as the same name when pasted into a command.",
+    },
+    Help {
+        name: "cd",
+        syntax: "cd [path]",
+        about: "Change the remote directory. Without a path, to your root. `/` is your root; `..` never leaves it.",
+    },
+    Help {
+        name: "pwd",
+        syntax: "pwd",
+        about: "Show the remote directory. It is relative to your root.",
+    },
+    Help {
+        name: "stat",
+        syntax: "stat path",
+        about: "Show a remote path's type, size and time. The time is the modification time, in UTC.",
     },
     Help {
         name: "cat",
         syntax: "cat path",
-        about: "Show the first 1024 bytes of a remote file (binary files are only described).",
+        about: "Show the first 1024 bytes of a remote file. Binary files are only described.",
     },
     Help {
         name: "get",
-        syntax: "get [-n] [-r] remote [local]",
-        about: "Download a file; by default into the local current directory under its remote name. Wildcards (* ? [...]) expand on the server. -n: never replace a local file. -r: a whole directory (symlinks are not followed). `get remote -` writes to standard output; a FIFO or device (/dev/null, a terminal) is written in place, its SHA-256 checked at the end. A local symlink is never replaced.",
+        syntax: "get [-n] [-p] [-r] remote [local]",
+        about: "Download a file. By default it goes into the local current directory under its remote name. Wildcards (* ? [...]) expand on the server. -n: never replace a local file. -p: keep the permission bits exactly (else, as cp does, without what your umask clears and never wider than a file replaced). -r: a whole directory (symlinks are not followed), directory times kept. `get remote -` writes to standard output; a FIFO or device (/dev/null, a terminal) is written in place, its SHA-256 checked at the end. A local symlink is never replaced.",
     },
     Help {
         name: "put",
-        syntax: "put [-n] [-r] local [remote]",
-        about: "Upload a file; by default into the remote current directory under its local name. Wildcards (* ? [...]) expand locally. -n: never replace a remote file. -r: a whole directory. `put - NAME` uploads standard input (with -c); a pipe or FIFO is read to its end (such uploads cannot be resumed).",
+        syntax: "put [-n] [-p] [-r] local [remote]",
+        about: "Upload a file. By default it goes into the remote current directory under its local name. Wildcards (* ? [...]) expand locally. -n: never replace a remote file. -p: keep the permission bits exactly (else without what the server's umask clears, never wider than a file replaced; the server never gives group or others write). -r: a whole directory, directory times kept. `put - NAME` uploads standard input (with -c); a pipe or FIFO is read to its end (such uploads cannot be resumed).",
+    },
+    Help {
+        name: "reget",
+        syntax: "reget [-p] remote [local]",
+        about: "Resume an interrupted download. The server checks the part already here; with nothing to resume, the whole file is downloaded.",
+    },
+    Help {
+        name: "reput",
+        syntax: "reput [-p] local [remote]",
+        about: "Resume an interrupted upload. Only of the same file (same size and time); with nothing to resume, the whole file is uploaded.",
+    },
+    Help {
+        name: "mkdir",
+        syntax: "mkdir [-p] path",
+        about: "Make a remote directory. -p: its missing parents too, and no error if it exists.",
+    },
+    Help {
+        name: "mv",
+        syntax: "mv old new",
+        about: "Rename or move within your root. Atomic; into `new` if it is a directory; never replaces a directory.",
+    },
+    Help {
+        name: "chmod",
+        syntax: "chmod mode path",
+        about: "Change the permission bits of a remote file or directory. The mode is octal (644, 0755) or symbolic (u+x, go-w, a=r, +x; clauses joined by commas). The server never gives group or others write, nor setuid, setgid or sticky, and the owner keeps read (and rwx on directories). Wildcards expand on the server.",
     },
     Help {
         name: "rm",
         syntax: "rm [-r] [-f] path",
-        about: "Remove a remote file (wildcards expand on the server). -r: a directory and everything in it (asks first on a terminal; -f does not). Symlinks are removed, never followed.",
-    },
-    Help {
-        name: "mkdir",
-        syntax: "mkdir path",
-        about: "Make a remote directory.",
+        about: "Remove a remote file. Wildcards expand on the server. -r: a directory and everything in it (asks first on a terminal; -f does not). -f: a path that does not exist is no error. Symlinks are removed, never followed.",
     },
     Help {
         name: "rmdir",
@@ -71,24 +99,14 @@ const HELP: &[Help] = &[
         about: "Remove an empty remote directory.",
     },
     Help {
-        name: "cd",
-        syntax: "cd [path]",
-        about: "Change the remote directory; without a path, to your root. `/` is your root; `..` never leaves it.",
+        name: "df",
+        syntax: "df [-h]",
+        about: "Show your usage and quota on the server. In KiB, MiB, ...; uploads in progress count at their full size, as the quota counts them. -h changes nothing (sftp has it).",
     },
     Help {
-        name: "pwd",
-        syntax: "pwd",
-        about: "Show the remote directory (relative to your root).",
-    },
-    Help {
-        name: "mv",
-        syntax: "mv old new",
-        about: "Rename or move within your root (atomic; into `new` if it is a directory; never replaces a directory).",
-    },
-    Help {
-        name: "stat",
-        syntax: "stat path",
-        about: "Show type, size and modification time of a remote path.",
+        name: "passwd",
+        syntax: "passwd",
+        about: "Change your password. It asks for the old one and the new one twice.",
     },
     Help {
         name: "lcd",
@@ -97,8 +115,8 @@ const HELP: &[Help] = &[
     },
     Help {
         name: "lls",
-        syntax: "lls [-l] [dir]",
-        about: "List a local directory.",
+        syntax: "lls [-l] [-h] [dir]",
+        about: "List a local directory. The options are those of ls.",
     },
     Help {
         name: "lpwd",
@@ -106,9 +124,9 @@ const HELP: &[Help] = &[
         about: "Show the local directory.",
     },
     Help {
-        name: "passwd",
-        syntax: "passwd",
-        about: "Change your password (asks for the old one and the new one twice).",
+        name: "!",
+        syntax: "!command",
+        about: "Run a command in the local shell. The rest of the line is the command (`;` included); `!` alone starts an interactive shell, and leaving it comes back here.",
     },
     Help {
         name: "help",
@@ -188,6 +206,8 @@ pub struct Shell {
     pub(super) commands_on_stdin: bool,
     /// Shared by the progress bars and the signal thread (resizes, Ctrl-C during a bar).
     pub screen: Screen,
+    /// `-p` of the transfer command running: permission bits kept exactly.
+    pub(super) preserve: bool,
 }
 
 impl Shell {
@@ -206,6 +226,7 @@ impl Shell {
             prompt: Arc::new(std::sync::Mutex::new(None)),
             commands_on_stdin: false,
             screen: Screen::default(),
+            preserve: false,
         }
     }
 
@@ -276,12 +297,17 @@ impl Shell {
             }
         };
         let mut first_failure = exit::OK;
-        for words in commands {
-            match self.run(&words) {
+        let several = commands.len() > 1;
+        for (n, words) in commands.iter().enumerate() {
+            match self.run(words) {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Exit) => break,
                 Err(e) => {
-                    self.report_error(&e);
+                    // which of the commands failed, as `line N` does for scripts
+                    match several {
+                        true => self.report_error(&Error::Usage(format!("command {}: {e}", n + 1))),
+                        false => self.report_error(&e),
+                    }
                     if first_failure == exit::OK {
                         first_failure = e.exit_code();
                     }
@@ -428,27 +454,33 @@ impl Shell {
     }
 
     fn dispatch(&mut self, cmd: &str, args: &[String]) -> Result<Flow, Error> {
-        let (flags, args) = split_flags(args);
-        let has = |f: char| flags.contains(&f);
-        let allow = |allowed: &str| -> Result<(), Error> {
-            match flags.iter().find(|f| !allowed.contains(**f)) {
-                Some(f) => Err(Error::Usage(format!(
-                    "{cmd}: unknown option -{f} (see `help {cmd}`)"
-                ))),
-                None => Ok(()),
-            }
+        let Some(entry) = help_entry(cmd) else {
+            return Err(Error::Usage(format!(
+                "unknown command {cmd:?} (type `help` for the list)"
+            )));
         };
+        if cmd == "!" {
+            self.local_shell(args.first().map_or("", String::as_str))?;
+            return Ok(Flow::Continue);
+        }
+        let (flags, args) = split_flags(args);
+        // every command refuses what its syntax does not list, as shells' commands do
+        if let Some(f) = flags.iter().find(|f| !flags_of(entry.syntax).contains(**f)) {
+            return Err(Error::Usage(format!(
+                "{cmd}: unknown option -{f} (usage: {})",
+                entry.syntax
+            )));
+        }
+        let has = |f: char| flags.contains(&f);
         let arity = |min: usize, max: usize| -> Result<(), Error> {
             if args.len() < min || args.len() > max {
-                let syntax = HELP
-                    .iter()
-                    .find(|h| h.name == cmd)
-                    .map_or(cmd, |h| h.syntax);
-                return Err(Error::Usage(format!("usage: {syntax}")));
+                return Err(Error::Usage(format!("usage: {}", entry.syntax)));
             }
             Ok(())
         };
         let arg = |i: usize| args.get(i).map(String::as_str);
+        // what an error of this command is about: the command and its operands
+        let about = |path: &str| format!("{cmd} {path}");
         match cmd {
             "exit" | "quit" | "bye" => return Ok(Flow::Exit),
             "help" | "?" => {
@@ -457,79 +489,95 @@ impl Shell {
             }
             "pwd" => {
                 arity(0, 0)?;
-                let p = self.remote()?.pwd()?;
+                let p = self.remote()?.pwd().map_err(|e| e.about(cmd))?;
                 println!("{}", escape(&p));
             }
             "cd" => {
                 arity(0, 1)?;
-                self.cwd = self.remote()?.cd(arg(0))?;
+                self.cwd = self
+                    .remote()?
+                    .cd(arg(0))
+                    .map_err(|e| e.about(&about(arg(0).unwrap_or("/"))))?;
             }
             "ls" => {
-                allow("l")?;
                 arity(0, 1)?;
-                let entries = self.remote()?.ls(arg(0))?;
-                print_entries(entries, has('l'));
+                let entries = self
+                    .remote()?
+                    .ls(arg(0))
+                    .map_err(|e| e.about(&about(arg(0).unwrap_or("."))))?;
+                print_entries(entries, Listing::of(has('l'), has('h')));
             }
             "stat" => {
                 arity(1, 1)?;
-                let e = self.remote()?.stat(&args[0])?;
+                let e = self
+                    .remote()?
+                    .stat(&args[0])
+                    .map_err(|e| e.about(&about(&args[0])))?;
                 println!(
                     "{}",
-                    long_line(&Entry {
-                        name: args[0].clone(),
-                        ..e
-                    })
+                    long_line(
+                        &Entry {
+                            name: args[0].clone(),
+                            ..e
+                        },
+                        false
+                    )
                 );
             }
             "cat" => {
                 arity(1, 1)?;
-                let head = self.remote()?.cat(&args[0])?;
-                print_cat(&head);
+                let (head, size) = self
+                    .remote()?
+                    .cat_sized(&args[0])
+                    .map_err(|e| e.about(&about(&args[0])))?;
+                print_cat(&head, size, &args[0]);
             }
             "mkdir" => {
                 arity(1, 1)?;
-                self.remote()?.mkdir(&args[0])?;
+                let made = match has('p') {
+                    true => self.mkdir_parents(&args[0]),
+                    false => self.remote()?.mkdir(&args[0]),
+                };
+                made.map_err(|e| e.about(&about(&args[0])))?;
             }
             "rmdir" => {
                 arity(1, 1)?;
-                self.remote()?.rmdir(&args[0])?;
+                self.remote()?
+                    .rmdir(&args[0])
+                    .map_err(|e| e.about(&about(&args[0])))?;
             }
             "rm" => {
-                allow("rf")?;
                 arity(1, 1)?;
-                let targets = self.expand_remote(&args[0])?;
-                let ask = (has('r') && !has('f'))
-                    .then(crate::term::Terminal::stdin)
-                    .flatten();
-                if let Some(t) = ask
-                    && !t.confirm(&format!(
-                        "remove {} and everything in it?",
-                        escape(&targets.join(", "))
-                    ))?
-                {
-                    return Err(Error::Local("rm: not confirmed".into()));
-                }
-                for t in &targets {
-                    self.remote()?.rm(t, has('r'))?;
-                }
+                self.rm(&args[0], has('r'), has('f'))?;
             }
             "mv" => {
                 arity(2, 2)?;
-                self.remote()?.mv(&args[0], &args[1])?;
+                self.remote()?
+                    .mv(&args[0], &args[1])
+                    .map_err(|e| e.about(&format!("mv {} {}", args[0], args[1])))?;
             }
             "get" | "reget" => {
-                allow("nr")?;
                 arity(1, 2)?;
-                self.get(&args[0], arg(1), has('n'), has('r'), cmd == "reget")?;
+                self.preserve = has('p');
+                let done = self.get(&args[0], arg(1), has('n'), has('r'), cmd == "reget");
+                self.preserve = false;
+                done?;
             }
             "put" | "reput" => {
-                allow("nr")?;
                 arity(1, 2)?;
-                self.put(&args[0], arg(1), has('n'), has('r'), cmd == "reput")?;
+                self.preserve = has('p');
+                let done = self.put(&args[0], arg(1), has('n'), has('r'), cmd == "reput");
+                self.preserve = false;
+                done?;
+            }
+            "chmod" => {
+                arity(2, 2)?;
+                self.chmod(&args[0], &args[1])?;
             }
             "lpwd" => {
                 arity(0, 0)?;
-                println!("{}", std::env::current_dir()?.display());
+                let dir = std::env::current_dir().map_err(|e| Error::Io(e).about("lpwd"))?;
+                println!("{}", dir.display());
             }
             "lcd" => {
                 arity(0, 1)?;
@@ -548,9 +596,15 @@ impl Shell {
                 })?;
             }
             "lls" => {
-                allow("l")?;
                 arity(0, 1)?;
-                print_entries(local_list(Path::new(arg(0).unwrap_or(".")))?, has('l'));
+                let dir = arg(0).unwrap_or(".");
+                let entries = local_list(Path::new(dir)).map_err(|e| e.about(&about(dir)))?;
+                print_entries(entries, Listing::of(has('l'), has('h')));
+            }
+            "df" => {
+                arity(0, 0)?;
+                let usage = self.remote()?.df().map_err(|e| e.about(cmd))?;
+                print!("{}", df_table(&usage));
             }
             "passwd" => {
                 arity(0, 0)?;
@@ -561,7 +615,9 @@ impl Shell {
                         "passwd: the new passwords differ; nothing changed".into(),
                     ));
                 }
-                self.remote()?.passwd(&old, &new)?;
+                self.remote()?
+                    .passwd(&old, &new)
+                    .map_err(|e| e.about(cmd))?;
                 println!("password changed");
             }
             other => {
@@ -573,29 +629,164 @@ impl Shell {
         Ok(Flow::Continue)
     }
 
-    fn help(&self, cmd: Option<&str>) -> Result<(), Error> {
-        match cmd {
-            None => {
-                println!("commands:");
-                for h in HELP {
-                    println!(
-                        "  {:26} {}",
-                        h.syntax,
-                        h.about.split(". ").next().unwrap_or("")
-                    );
-                }
-                println!(
-                    "quote names with spaces: put \"my file.txt\"; separate commands with ';'"
-                );
+    /// `!command`: runs `command` with `sh -c`, or with nothing, an interactive
+    /// `$SHELL`. It gets this terminal; when the commands themselves come from standard
+    /// input (a script), it gets no standard input, so it cannot eat the script.
+    fn local_shell(&mut self, command: &str) -> Result<(), Error> {
+        use std::process::{Command, Stdio};
+        let mut child = if command.is_empty() {
+            Command::new(std::env::var_os("SHELL").unwrap_or_else(|| "/bin/sh".into()))
+        } else {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c").arg(command);
+            c
+        };
+        if self.commands_on_stdin && !io::stdin().is_terminal() {
+            child.stdin(Stdio::null());
+        }
+        let _ = io::stdout().flush();
+        let status = child
+            .status()
+            .map_err(|e| Error::Local(format!("!{command}: {}", super::local_reason(&e))))?;
+        match status.code() {
+            Some(0) => Ok(()),
+            Some(n) => Err(Error::Local(format!("!{command}: exit status {n}"))),
+            None => Err(Error::Local(format!("!{command}: ended by a signal"))),
+        }
+    }
+
+    /// `chmod MODE PATH`: the new bits for each path the pattern names; a symbolic
+    /// mode is applied to each path's current bits.
+    fn chmod(&mut self, spec: &str, pattern: &str) -> Result<(), Error> {
+        let bad = || {
+            Error::Usage(format!(
+                "chmod: {spec:?} is not a mode (644, 0755, u+x, go-w, a=r)"
+            ))
+        };
+        if chmod_mode(spec, 0).is_none() {
+            return Err(bad());
+        }
+        let targets = self.expand_remote(pattern).map_err(|e| e.about("chmod"))?;
+        let octal = spec.bytes().all(|b| b.is_ascii_digit());
+        for t in &targets {
+            let about = format!("chmod {spec} {t}");
+            let current = match octal {
+                true => 0,
+                false => self
+                    .remote()?
+                    .stat(t)
+                    .map_err(|e| e.about(&about))?
+                    .mode
+                    .ok_or_else(|| {
+                        Error::Remote(
+                            ErrorCode::Unsupported,
+                            format!("{about}: this server keeps no permission bits"),
+                        )
+                    })?,
+            };
+            let mode = chmod_mode(spec, current).ok_or_else(bad)?;
+            self.remote()?
+                .set_attrs(t, Some(mode), None)
+                .map_err(|e| e.about(&about))?;
+        }
+        Ok(())
+    }
+
+    /// `mkdir -p`: makes `path` and every missing parent; one that exists already must
+    /// be a directory.
+    fn mkdir_parents(&mut self, path: &str) -> Result<(), Error> {
+        let mut prefix = if path.starts_with('/') {
+            String::from("/")
+        } else {
+            String::new()
+        };
+        for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+            if !prefix.is_empty() && !prefix.ends_with('/') {
+                prefix.push('/');
             }
-            Some(name) => {
-                let h = HELP
-                    .iter()
-                    .find(|h| h.name == name)
-                    .ok_or_else(|| Error::Usage(format!("help: no command {name:?}")))?;
-                println!("{}\n  {}", h.syntax, h.about);
+            prefix.push_str(part);
+            if part == ".." {
+                continue;
+            }
+            match self.remote()?.mkdir(&prefix) {
+                Ok(()) => {}
+                Err(Error::Remote(ErrorCode::Exists, _)) => {
+                    let is_dir = self
+                        .remote()?
+                        .stat(&prefix)
+                        .is_ok_and(|e| e.kind == EntryKind::Dir);
+                    // a Python server has no stat: its mkdir said enough
+                    if !is_dir && !self.remote()?.is_legacy() {
+                        return Err(Error::Remote(
+                            ErrorCode::NotADirectory,
+                            format!("{prefix} exists and is not a directory"),
+                        ));
+                    }
+                }
+                Err(e) => return Err(e),
             }
         }
+        Ok(())
+    }
+
+    /// `rm [-r] [-f] path`: `-f` makes a missing path no error (and never asks); `-r`
+    /// removes trees, asking first on a terminal, but only about paths that exist.
+    fn rm(&mut self, pattern: &str, recursive: bool, force: bool) -> Result<(), Error> {
+        let cmd = if recursive { "rm -r" } else { "rm" };
+        let missing = |e: &Error| matches!(e, Error::Remote(ErrorCode::NotFound, _));
+        let targets = match self.expand_remote(pattern) {
+            Err(e) if force && missing(&e) => return Ok(()),
+            other => other.map_err(|e| e.about(cmd))?,
+        };
+        let mut existing = Vec::new();
+        for t in targets {
+            // a Python server cannot stat; its rm -r is refused anyway
+            if !recursive || self.remote()?.is_legacy() {
+                existing.push(t);
+                continue;
+            }
+            match self.remote()?.stat(&t) {
+                Ok(_) => existing.push(t),
+                Err(e) if force && missing(&e) => {}
+                Err(e) => return Err(e.about(&format!("{cmd} {t}"))),
+            }
+        }
+        let ask = (recursive && !force)
+            .then(crate::term::Terminal::stdin)
+            .flatten();
+        if let Some(t) = ask
+            && !existing.is_empty()
+            && !t.confirm(&format!(
+                "remove {} and everything in it?",
+                escape(&existing.join(", "))
+            ))?
+        {
+            return Err(Error::Local("rm: not confirmed".into()));
+        }
+        for t in &existing {
+            match self.remote()?.rm(t, recursive) {
+                Ok(()) => {}
+                Err(e) if force && missing(&e) => {}
+                Err(Error::Remote(ErrorCode::IsADirectory, _)) => {
+                    return Err(Error::Remote(
+                        ErrorCode::IsADirectory,
+                        format!(
+                            "rm {t}: is a directory (rm -r removes it and everything in it; rmdir removes it if it is empty)"
+                        ),
+                    ));
+                }
+                Err(e) => return Err(e.about(&format!("{cmd} {t}"))),
+            }
+        }
+        Ok(())
+    }
+
+    fn help(&self, cmd: Option<&str>) -> Result<(), Error> {
+        let text = match cmd {
+            None => help_list(),
+            Some(name) => help_one(name)?,
+        };
+        print!("{text}");
         Ok(())
     }
 
@@ -605,12 +796,89 @@ impl Shell {
         (!self.opts.quiet && io::stderr().is_terminal()).then(|| self.screen.clone())
     }
 
-    /// Transfer summaries: on stdout, unless quiet; escaped, as they name remote files.
+    /// Transfer summaries: on stderr (stdout carries only what commands print), unless
+    /// quiet; escaped, as they name remote files.
     pub(super) fn say(&self, msg: &str) {
         if !self.opts.quiet {
-            println!("{}", escape(msg));
+            eprintln!("{}", escape(msg));
         }
     }
+}
+
+/// Width `help` keeps within.
+const HELP_COLUMNS: usize = 80;
+
+/// The command a name or alias stands for in `HELP`.
+fn help_entry(name: &str) -> Option<&'static Help> {
+    let name = match name {
+        "quit" | "bye" => "exit",
+        "?" => "help",
+        other => other,
+    };
+    HELP.iter().find(|h| h.name == name)
+}
+
+/// `text` broken into lines of at most `width` columns (a longer word stays whole).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let cols = super::width::str_width(&line);
+        if !line.is_empty() && cols + 1 + super::width::str_width(word) > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// `help`: every command's syntax in one column and the first sentence of its
+/// explanation beside it, wrapped to stay within [`HELP_COLUMNS`].
+fn help_list() -> String {
+    let col = HELP.iter().map(|h| h.syntax.len()).max().unwrap_or(0);
+    let mut out = String::from("commands (help CMD explains one):\n");
+    for h in HELP {
+        let first = h.about.split(". ").next().unwrap_or("");
+        let first = first.strip_suffix('.').unwrap_or(first);
+        let lines = wrap(first, HELP_COLUMNS - 3 - col);
+        for (i, line) in lines.iter().enumerate() {
+            let syntax = if i == 0 { h.syntax } else { "" };
+            out.push_str(&format!("  {syntax:col$} {line}\n"));
+        }
+    }
+    out.push_str(
+        "names with spaces: put \"my file.txt\" or put my\\ file.txt; commands end at ';'\n",
+    );
+    out
+}
+
+/// `help CMD`: its syntax and its whole explanation, wrapped.
+fn help_one(name: &str) -> Result<String, Error> {
+    let h = help_entry(name).ok_or_else(|| {
+        Error::Usage(format!(
+            "help: no command {name:?} (type `help` for the list)"
+        ))
+    })?;
+    let mut out = format!("{}\n", h.syntax);
+    for line in wrap(h.about, HELP_COLUMNS - 2) {
+        out.push_str(&format!("  {line}\n"));
+    }
+    Ok(out)
+}
+
+/// The one-letter options a syntax line lists (`rm [-r] [-f] path`: `rf`).
+fn flags_of(syntax: &str) -> String {
+    syntax
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("[-")?.strip_suffix(']'))
+        .filter(|f| f.len() == 1)
+        .collect()
 }
 
 /// Splits leading `-x` options (bundled like `-rf`) from the arguments; `--` ends them.
@@ -633,37 +901,228 @@ fn split_flags(args: &[String]) -> (Vec<char>, &[String]) {
     (flags, &args[i..])
 }
 
-/// `d         4096 2026-11-24T12:00:00Z name`: directories first, then by name.
-fn print_entries(mut entries: Vec<Entry>, long: bool) {
-    if long {
-        entries.sort_by(|a, b| {
-            (a.kind != EntryKind::Dir, &a.name).cmp(&(b.kind != EntryKind::Dir, &b.name))
-        });
-        let mut out = io::stdout().lock();
-        for e in &entries {
-            let _ = writeln!(out, "{}", long_line(e));
-        }
-    } else {
-        let mut out = io::stdout().lock();
-        for e in &entries {
-            let _ = writeln!(out, "{}", crate::log::escape(&e.name));
+/// How `ls` and `lls` show entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listing {
+    /// Names: in columns on a terminal, else one per line.
+    Names,
+    /// One entry per line with its type, size and time (`human`: sizes in KiB, ...).
+    Long { human: bool },
+}
+
+impl Listing {
+    /// From the options `-l` and `-h` (which implies `-l`).
+    fn of(long: bool, human: bool) -> Listing {
+        match (long, human) {
+            (_, true) => Listing::Long { human: true },
+            (true, false) => Listing::Long { human: false },
+            (false, false) => Listing::Names,
         }
     }
 }
 
-fn long_line(e: &Entry) -> String {
+/// `d         4096 2026-11-24T12:00:00Z name`: directories first, then by name. Names
+/// alone go in columns when stdout is a terminal.
+fn print_entries(mut entries: Vec<Entry>, how: Listing) {
+    let mut out = io::stdout().lock();
+    match how {
+        Listing::Long { human } => {
+            entries.sort_by(|a, b| {
+                (a.kind != EntryKind::Dir, &a.name).cmp(&(b.kind != EntryKind::Dir, &b.name))
+            });
+            for e in &entries {
+                let _ = writeln!(out, "{}", long_line(e, human));
+            }
+        }
+        Listing::Names => {
+            let names: Vec<String> = entries
+                .iter()
+                .map(|e| super::line::shown_name(&e.name))
+                .collect();
+            let width = out
+                .is_terminal()
+                .then(|| crate::sys::window_size(io::stdout().as_fd()))
+                .flatten()
+                .map(|(cols, _)| usize::from(cols));
+            let text = match width {
+                Some(cols) => columns(&names, cols),
+                None => names.iter().map(|n| format!("{n}\n")).collect(),
+            };
+            let _ = out.write_all(text.as_bytes());
+        }
+    }
+}
+
+/// `names` in columns filled top to bottom, as `ls` does on a terminal: as many
+/// columns as fit in `width`, two spaces apart.
+fn columns(names: &[String], width: usize) -> String {
+    const GAP: usize = 2;
+    let widths: Vec<usize> = names.iter().map(|n| super::width::str_width(n)).collect();
+    let n = names.len();
+    if n == 0 {
+        return String::new();
+    }
+    // the fewest rows whose columns fit; one name per row if none do
+    let rows = (1..=n)
+        .find(|&rows| {
+            let cols = n.div_ceil(rows);
+            let total: usize = (0..cols)
+                .map(|c| {
+                    widths[c * rows..((c + 1) * rows).min(n)]
+                        .iter()
+                        .max()
+                        .copied()
+                        .unwrap_or(0)
+                })
+                .sum::<usize>()
+                + GAP * cols.saturating_sub(1);
+            total <= width
+        })
+        .unwrap_or(n);
+    let cols = n.div_ceil(rows);
+    let col_width: Vec<usize> = (0..cols)
+        .map(|c| {
+            widths[c * rows..((c + 1) * rows).min(n)]
+                .iter()
+                .max()
+                .copied()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in 0..rows {
+        let mut line = String::new();
+        for (c, col) in col_width.iter().enumerate() {
+            let i = c * rows + r;
+            if i >= n {
+                break;
+            }
+            line.push_str(&names[i]);
+            let last = c + 1 == cols || (c + 1) * rows + r >= n;
+            if !last {
+                line.push_str(&" ".repeat(col - widths[i] + GAP));
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// One entry on one line: type, size (`human`: in KiB, ...), time, name.
+fn long_line(e: &Entry, human: bool) -> String {
+    let size = match human {
+        true => super::human_bytes(e.size),
+        false => e.size.to_string(),
+    };
     format!(
-        "{} {:>12} {}Z {}",
+        "{}{} {size:>12} {}Z {}",
         e.kind.letter(),
-        e.size,
+        permissions(e.mode),
         crate::log::utc_seconds(e.mtime),
-        crate::log::escape(&e.name)
+        super::line::shown_name(&e.name)
     )
 }
 
+/// `rwxr-xr-x`, as `ls -l` writes permission bits (setuid `s`/`S`, setgid, sticky
+/// `t`/`T`); `?????????` when the server did not say.
+fn permissions(mode: Option<u32>) -> String {
+    let Some(m) = mode else {
+        return "?".repeat(9);
+    };
+    let mut out = String::with_capacity(9);
+    let groups = [
+        (6, 0o4000, 's', 'S'),
+        (3, 0o2000, 's', 'S'),
+        (0, 0o1000, 't', 'T'),
+    ];
+    for (shift, special, on, off) in groups {
+        let bits = (m >> shift) & 7;
+        out.push(if bits & 4 != 0 { 'r' } else { '-' });
+        out.push(if bits & 2 != 0 { 'w' } else { '-' });
+        out.push(match (bits & 1 != 0, m & special != 0) {
+            (true, true) => on,
+            (false, true) => off,
+            (true, false) => 'x',
+            (false, false) => '-',
+        });
+    }
+    out
+}
+
+/// The bits `spec` (`chmod`'s mode: octal, or symbolic clauses like `u+x,go-w`) gives
+/// a path whose bits are `current`; `None` if it is neither.
+fn chmod_mode(spec: &str, current: u32) -> Option<u32> {
+    if !spec.is_empty() && spec.len() <= 4 && spec.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return u32::from_str_radix(spec, 8).ok();
+    }
+    let mut mode = current & 0o7777;
+    for clause in spec.split(',') {
+        let op_at = clause.find(['+', '-', '='])?;
+        let (who, rest) = clause.split_at(op_at);
+        let mut who_bits = if who.is_empty() { 0o7777 } else { 0 };
+        for c in who.chars() {
+            who_bits |= match c {
+                'u' => 0o4700,
+                'g' => 0o2070,
+                'o' => 0o1007,
+                'a' => 0o7777,
+                _ => return None,
+            };
+        }
+        let mut perm = 0;
+        for c in rest[1..].chars() {
+            perm |= match c {
+                'r' => 0o444,
+                'w' => 0o222,
+                'x' => 0o111,
+                _ => return None,
+            };
+        }
+        let bits = perm & who_bits;
+        mode = match &rest[..1] {
+            "+" => mode | bits,
+            "-" => mode & !bits,
+            _ => (mode & !(who_bits & 0o777)) | bits,
+        };
+    }
+    Some(mode)
+}
+
+/// `df`: usage, quota, what is free and the share used, in human units; the largest
+/// upload when the server limits it.
+fn df_table(u: &super::Usage) -> String {
+    let h = super::human_bytes;
+    let (quota, free, share) = match u.quota {
+        Some(q) => (
+            h(q),
+            h(q.saturating_sub(u.used)),
+            format!(
+                "{}%",
+                (u.used as f64 * 100.0 / q.max(1) as f64).ceil() as u64
+            ),
+        ),
+        None => ("none".into(), "-".into(), "-".into()),
+    };
+    let mut out = format!(
+        "{:>10} {:>10} {:>10} {:>5}\n{:>10} {quota:>10} {free:>10} {share:>5}\n",
+        "Used",
+        "Quota",
+        "Free",
+        "Use%",
+        h(u.used)
+    );
+    if let Some(max) = u.max_file_size {
+        out.push_str(&format!("largest upload: {}\n", h(max)));
+    }
+    out
+}
+
 /// The head of a remote file: byte for byte into a pipe or file, with control
-/// characters escaped on a terminal (newlines and tabs kept).
-fn print_cat(head: &[u8]) {
+/// characters escaped on a terminal (newlines and tabs kept). A file longer than what
+/// was shown ends with a marker saying how much was left out (on stderr unless stdout
+/// is a terminal, so a pipe gets only the file's bytes).
+fn print_cat(head: &[u8], size: Option<u64>, path: &str) {
     let binary =
         head.contains(&0) || std::str::from_utf8(head).is_err_and(|e| e.error_len().is_some());
     if binary {
@@ -671,13 +1130,36 @@ fn print_cat(head: &[u8]) {
         return;
     }
     let mut out = io::stdout().lock();
-    if out.is_terminal() {
+    let terminal = out.is_terminal();
+    if terminal {
         let _ = out.write_all(escape_text(&String::from_utf8_lossy(head)).as_bytes());
     } else {
         let _ = out.write_all(head);
     }
     if !head.ends_with(b"\n") {
         let _ = out.write_all(b"\n");
+    }
+    let shown = head.len() as u64;
+    let marker = match size {
+        Some(size) if size > shown => format!(
+            "[... {} more bytes ({} in all) not shown; `get {}` downloads the whole file]",
+            size - shown,
+            size,
+            super::complete::quote(path)
+        ),
+        // a Python server says no size: a full head may have been cut
+        None if shown >= 1020 => format!(
+            "[... the file may go on: a Python server shows only its first 1024 bytes; `get {}` downloads the whole file]",
+            super::complete::quote(path)
+        ),
+        _ => return,
+    };
+    let marker = escape(&marker);
+    if terminal {
+        let _ = writeln!(out, "{marker}");
+    } else {
+        let _ = out.flush();
+        eprintln!("{marker}");
     }
 }
 
@@ -709,6 +1191,7 @@ fn local_list(dir: &Path) -> Result<Vec<Entry>, Error> {
             kind,
             size: md.len(),
             mtime,
+            mode: Some(std::os::unix::fs::PermissionsExt::mode(&md.permissions()) & 0o7777),
         }
     };
     if !md.is_dir() {
@@ -742,6 +1225,14 @@ mod tests {
     }
 
     #[test]
+    fn options_come_from_the_syntax() {
+        assert_eq!(flags_of("rm [-r] [-f] path"), "rf");
+        assert_eq!(flags_of("get [-n] [-p] [-r] remote [local]"), "npr");
+        assert_eq!(flags_of("cat path"), "");
+        assert_eq!(flags_of("help [command]"), "");
+    }
+
+    #[test]
     fn every_command_has_help() {
         for name in [
             "ls", "cat", "get", "put", "rm", "mkdir", "rmdir", "cd", "pwd", "help", "exit", "mv",
@@ -758,7 +1249,125 @@ mod tests {
             kind: EntryKind::Dir,
             size: 4096,
             mtime: 0,
+            mode: None,
         };
-        assert_eq!(long_line(&e), "d         4096 1970-01-01T00:00:00Z a b");
+        assert_eq!(
+            long_line(&e, false),
+            "d?????????         4096 1970-01-01T00:00:00Z a b"
+        );
+        let e = Entry {
+            mode: Some(0o755),
+            ..e
+        };
+        assert_eq!(
+            long_line(&e, false),
+            "drwxr-xr-x         4096 1970-01-01T00:00:00Z a b"
+        );
+        let e = Entry {
+            name: "x\u{1b}y".into(),
+            kind: EntryKind::File,
+            size: 1536,
+            ..e
+        };
+        assert_eq!(
+            long_line(&e, true),
+            "-rwxr-xr-x      1.5 KiB 1970-01-01T00:00:00Z $'x\\x1by'"
+        );
+    }
+
+    #[test]
+    fn permission_bits_as_ls_writes_them() {
+        assert_eq!(permissions(Some(0o644)), "rw-r--r--");
+        assert_eq!(permissions(Some(0o4755)), "rwsr-xr-x");
+        assert_eq!(permissions(Some(0o1770)), "rwxrwx--T");
+        assert_eq!(permissions(None), "?????????");
+    }
+
+    #[test]
+    fn chmod_modes_octal_and_symbolic() {
+        assert_eq!(chmod_mode("755", 0), Some(0o755));
+        assert_eq!(chmod_mode("0600", 0o777), Some(0o600));
+        assert_eq!(chmod_mode("u+x", 0o644), Some(0o744));
+        assert_eq!(chmod_mode("+x", 0o644), Some(0o755));
+        assert_eq!(chmod_mode("go-rw", 0o666), Some(0o600));
+        assert_eq!(chmod_mode("a=r,u+w", 0o777), Some(0o644));
+        assert_eq!(chmod_mode("o=", 0o757), Some(0o750));
+        for bad in ["", "9", "88888", "u+q", "z+x", "u", "rwx"] {
+            assert_eq!(chmod_mode(bad, 0o644), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_go_in_columns_that_fit() {
+        let names: Vec<String> = ["a", "bb", "ccc", "dddd", "e"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(columns(&names, 80), "a  bb  ccc  dddd  e\n");
+        // top to bottom, then left to right
+        assert_eq!(columns(&names, 10), "a    dddd\nbb   e\nccc\n");
+        assert_eq!(columns(&names, 3), "a\nbb\nccc\ndddd\ne\n", "too narrow");
+        assert_eq!(columns(&[], 80), "");
+        for line in columns(&names, 12).lines() {
+            assert!(line.len() <= 12, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn df_in_human_units() {
+        let u = super::super::Usage {
+            used: 3 << 20,
+            quota: Some(10 << 20),
+            max_file_size: Some(1 << 30),
+        };
+        assert_eq!(
+            df_table(&u),
+            "      Used      Quota       Free  Use%\n   3.0 MiB   10.0 MiB    7.0 MiB   30%\nlargest upload: 1.0 GiB\n"
+        );
+        let u = super::super::Usage {
+            used: 12,
+            quota: None,
+            max_file_size: None,
+        };
+        assert_eq!(
+            df_table(&u),
+            "      Used      Quota       Free  Use%\n      12 B       none          -     -\n"
+        );
+    }
+
+    #[test]
+    fn help_fits_80_columns_and_knows_the_aliases() {
+        let list = help_list();
+        for line in list.lines() {
+            assert!(
+                super::super::width::str_width(line) <= HELP_COLUMNS,
+                "{line:?}"
+            );
+        }
+        // the summaries start in one column
+        let col = HELP.iter().map(|h| h.syntax.len()).max().unwrap();
+        for h in HELP {
+            let line = list
+                .lines()
+                .find(|l| l.starts_with(&format!("  {} ", h.syntax)))
+                .unwrap_or_else(|| panic!("{} listed", h.name));
+            assert_ne!(line.as_bytes()[2 + col + 1], b' ', "{line:?}");
+        }
+        let names: Vec<_> = HELP.iter().map(|h| h.name).collect();
+        let at = |n: &str| names.iter().position(|&x| x == n).unwrap();
+        assert!(at("ls") < at("get") && at("get") < at("reget") && at("put") < at("reput"));
+        assert!(at("mkdir") < at("lcd") && at("lcd") < at("help") && at("help") < at("exit"));
+        assert_eq!(help_one("quit").unwrap(), help_one("exit").unwrap());
+        assert_eq!(help_one("bye").unwrap(), help_one("exit").unwrap());
+        assert_eq!(help_one("?").unwrap(), help_one("help").unwrap());
+        assert!(help_one("frob").is_err());
+        for h in HELP {
+            for line in help_one(h.name).unwrap().lines() {
+                assert!(
+                    line.len() <= HELP_COLUMNS || !line.contains(' '),
+                    "{line:?}"
+                );
+            }
+        }
     }
 }

@@ -16,7 +16,7 @@ use super::{ClientConfig, Remote, Report, TransferOpts};
 use crate::Error;
 use crate::glob::{expand_local, has_wildcards};
 use crate::log::escape;
-use crate::protocol::{EntryKind, ErrorCode};
+use crate::protocol::{Entry, EntryKind, ErrorCode};
 
 /// First pause before a retry; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -36,28 +36,28 @@ const STDIO: &str = "-";
 struct Job<'a> {
     verb: &'a str,
     /// The command that resumes it, if it can be resumed.
-    resume_verb: Option<&'a str>,
+    again: Option<String>,
     name: &'a str,
     /// Names it in the summary.
     done: &'a str,
     resume: bool,
     /// Retry network failures.
     retry: bool,
-    /// The summary goes to stderr (the data went to stdout).
-    summary_on_stderr: bool,
+    /// What its errors are about (`get NAME`).
+    context: String,
 }
 
 impl<'a> Job<'a> {
-    /// A file: retried, resumable.
-    fn file(verb: &'a str, again: &'a str, name: &'a str, done: &'a str, resume: bool) -> Self {
+    /// A file: retried, resumable by `again`, the whole command.
+    fn file(verb: &'a str, again: String, name: &'a str, done: &'a str, resume: bool) -> Self {
         Job {
             verb,
-            resume_verb: Some(again),
+            again: Some(again),
             name,
             done,
             resume,
             retry: true,
-            summary_on_stderr: false,
+            context: format!("{verb} {name}"),
         }
     }
 
@@ -65,12 +65,12 @@ impl<'a> Job<'a> {
     fn stream(verb: &'a str, name: &'a str, done: &'a str, retry: bool) -> Self {
         Job {
             verb,
-            resume_verb: None,
+            again: None,
             name,
             done,
             resume: false,
             retry,
-            summary_on_stderr: false,
+            context: format!("{verb} {name}"),
         }
     }
 }
@@ -83,6 +83,8 @@ struct Totals {
     /// Entries refused (a name from the server that is not one plain component, or
     /// something other than a directory in the way locally).
     refused: u64,
+    /// Files left alone because `-n` found them there already.
+    skipped: u64,
 }
 
 /// Where the top of a `get -r` tree goes.
@@ -109,6 +111,31 @@ fn parent_of(path: &str) -> String {
         Some(("", _)) => "/".into(),
         Some((dir, _)) => dir.into(),
         None => ".".into(),
+    }
+}
+
+/// A server's refusal of an upload, naming the remote path (the command names the
+/// local one); `-n` says so in the words `get -n` uses.
+fn on_the_server(e: Error, remote: &str, no_clobber: bool) -> Error {
+    match e {
+        Error::Remote(ErrorCode::Exists, _) if no_clobber => Error::Remote(
+            ErrorCode::Exists,
+            format!("{remote} already exists on the server (-n does not replace it)"),
+        ),
+        Error::Remote(code, msg) => Error::Remote(code, format!("{remote} on the server: {msg}")),
+        other => other,
+    }
+}
+
+/// The command that resumes a transfer from `from` to `to`: `verb from`, with `to`
+/// only when it is not the name the transfer would pick by itself (`default`), each
+/// word quoted so the command line reads it back.
+fn resume_command(verb: &str, from: &str, to: &str, default: Option<&str>) -> String {
+    let q = super::complete::quote;
+    if default == Some(to) {
+        format!("{verb} {}", q(from))
+    } else {
+        format!("{verb} {} {}", q(from), q(to))
     }
 }
 
@@ -204,7 +231,7 @@ impl Shell {
         recursive: bool,
         resume: bool,
     ) -> Result<(), Error> {
-        let sources = self.expand_remote(remote)?;
+        let sources = self.expand_remote(remote).map_err(|e| e.about("get"))?;
         if local == Some(STDIO) {
             if recursive {
                 return Err(Error::Usage(
@@ -269,21 +296,23 @@ impl Shell {
             return self.get_stream(remote, sink);
         }
         let done = format!("{remote} -> {}", path.display());
-        let job = Job::file("get", "reget", remote, &done, resume);
+        let again = resume_command(
+            "reget",
+            remote,
+            &path.display().to_string(),
+            base_name(remote),
+        );
+        let job = Job::file("get", again, remote, &done, resume);
         self.one_transfer(job, |r, cfg, opts| {
             r.get_to(cfg, remote, target, TransferOpts { no_clobber, ..opts })
         })
     }
 
     /// A download into a FIFO, a device or standard output. A retry continues after
-    /// what was written (a fos server checks it first); the summary goes to stderr
-    /// when the data goes to stdout.
+    /// what was written (a fos server checks it first).
     fn get_stream(&mut self, remote: &str, mut sink: Sink) -> Result<Report, Error> {
         let done = format!("{remote} -> {}", sink.label());
-        let job = Job {
-            summary_on_stderr: sink.is_stdout(),
-            ..Job::stream("get", remote, &done, true)
-        };
+        let job = Job::stream("get", remote, &done, true);
         self.one_transfer(job, |r, _, opts| r.get_stream(remote, &mut sink, opts))
     }
 
@@ -294,12 +323,13 @@ impl Shell {
         job: Job<'_>,
         mut op: impl FnMut(&mut Remote, &ClientConfig, TransferOpts<'_>) -> Result<Report, Error>,
     ) -> Result<Report, Error> {
-        let Job { verb, name, .. } = job;
+        let (verb, name) = (job.verb, job.name);
         let bar = Progress::new(&format!("{verb} {name}"), self.show_progress());
         let interrupt = Arc::clone(&self.interrupt);
         let cancel = move || interrupt.load(Ordering::SeqCst);
         let progress = |done, total| bar.update(done, total);
         let tries = if job.retry { self.opts.retries } else { 1 };
+        let preserve = self.preserve;
         let what = format!("{verb} {name}");
         let report = self.with_retry(&what, job.resume, tries, |r, cfg, resume| {
             op(
@@ -310,25 +340,26 @@ impl Shell {
                     progress: &progress,
                     cancel: &cancel,
                     resume,
+                    preserve,
                 },
             )
         });
         bar.finish();
         match report {
             Ok(report) => {
-                let summary = format!("{}: {}", job.done, report.summary());
-                match job.summary_on_stderr {
-                    true if !self.opts.quiet => eprintln!("{}", escape(&summary)),
-                    true => {}
-                    false => self.say(&summary),
-                }
+                self.say(&format!("{}: {}", job.done, report.summary()));
                 Ok(report)
             }
-            Err(Error::Cancelled) => Err(Error::Local(match job.resume_verb {
-                Some(again) => format!("{verb} {name}: cancelled; `{again} {name}` resumes it"),
+            Err(Error::Cancelled) => Err(Error::Local(match &job.again {
+                Some(again) => format!("{verb} {name}: cancelled; `{again}` resumes it"),
                 None => format!("{verb} {name}: cancelled"),
             })),
-            Err(e) => Err(e),
+            // what fails between the network and a local file here is the local side
+            Err(Error::Io(e)) => Err(Error::Local(format!(
+                "{verb} {name}: local file: {}",
+                super::local_reason(&e)
+            ))),
+            Err(e) => Err(e.about(&job.context)),
         }
     }
 
@@ -338,8 +369,14 @@ impl Shell {
             TreeTop::Inside(dir, name) => dir.shown_child(name),
         };
         let label = format!("get -r {remote} -> {}", shown.display());
+        // the top's own time and mode, for after its contents are written (a server
+        // that cannot say leaves the local time as the writing left it)
+        let attrs = match self.remote()?.is_legacy() {
+            true => None,
+            false => self.remote()?.stat(remote).ok(),
+        };
         self.tree(&label, |shell, totals| {
-            shell.get_tree_inner(remote, top, no_clobber, 0, 0, totals)
+            shell.get_tree_inner(remote, top, attrs.as_ref(), no_clobber, 0, 0, totals)
         })
     }
 
@@ -361,8 +398,12 @@ impl Shell {
             size: totals.bytes,
             elapsed: started.elapsed(),
         };
+        let skipped = match totals.skipped {
+            0 => String::new(),
+            n => format!(", {n} skipped (already there; -n does not replace them)"),
+        };
         self.say(&format!(
-            "{label}: {} files, {}",
+            "{label}: {} files, {}{skipped}",
             totals.files,
             report.summary()
         ));
@@ -380,10 +421,12 @@ impl Shell {
     /// and fills it. Every name from the listing is checked before it is used, and
     /// every level is opened relative to its parent without following symlinks.
     /// `held` counts the entries of the parents' listings, still held.
+    #[allow(clippy::too_many_arguments)] // one level of a walk: its place and its tallies
     fn get_tree_inner(
         &mut self,
         remote: &str,
         top: TreeTop<'_>,
+        attrs: Option<&Entry>,
         no_clobber: bool,
         depth: usize,
         held: usize,
@@ -444,7 +487,8 @@ impl Shell {
             match e.kind {
                 EntryKind::Dir => {
                     let sub = TreeTop::Inside(dir.clone(), &e.name);
-                    self.get_tree_inner(&src, sub, no_clobber, depth + 1, held, totals)?;
+                    let e = Some(&e);
+                    self.get_tree_inner(&src, sub, e, no_clobber, depth + 1, held, totals)?;
                 }
                 EntryKind::File => {
                     let target = dir.target(&e.name)?;
@@ -456,6 +500,11 @@ impl Shell {
                         refuse(totals, remote, &e.name, &why);
                         continue;
                     }
+                    // as cp -n and rsync --ignore-existing: skipped and counted
+                    if no_clobber && target.exists() {
+                        totals.skipped += 1;
+                        continue;
+                    }
                     let r = self.get_one(&src, &target, no_clobber, false)?;
                     totals.files += 1;
                     totals.bytes += r.bytes;
@@ -465,6 +514,14 @@ impl Shell {
                     "fos: get -r: skipping {} (not a regular file or directory)",
                     escape(&src)
                 ),
+            }
+        }
+        // last, as writing its contents changed it: the server's time (and with -p,
+        // its mode)
+        if let Some(a) = attrs {
+            let mode = a.mode.filter(|_| self.preserve);
+            if let Err(e) = dir.set_attrs(Some(a.mtime), mode) {
+                eprintln!("fos: get -r: {}", escape(&e.to_string()));
             }
         }
         Ok(())
@@ -578,6 +635,7 @@ impl Shell {
         let job = Job::stream("put", &label, &done, false);
         self.one_transfer(job, |r, _, opts| {
             r.put_stream(&mut input, remote, TransferOpts { no_clobber, ..opts })
+                .map_err(|e| on_the_server(e, remote, no_clobber))
         })
     }
 
@@ -590,9 +648,12 @@ impl Shell {
     ) -> Result<Report, Error> {
         let label = local.display().to_string();
         let done = format!("{label} -> {remote}");
-        let job = Job::file("put", "reput", &label, &done, resume);
+        let own_name = local.file_name().and_then(|n| n.to_str());
+        let again = resume_command("reput", &label, remote, own_name);
+        let job = Job::file("put", again, &label, &done, resume);
         self.one_transfer(job, |r, _, opts| {
             r.put(local, remote, TransferOpts { no_clobber, ..opts })
+                .map_err(|e| on_the_server(e, remote, no_clobber))
         })
     }
 
@@ -632,6 +693,9 @@ impl Shell {
             .flatten()
             .collect();
         entries.sort_by_key(|e| e.file_name());
+        let dir_md = std::fs::metadata(local).map_err(|e| {
+            Error::Local(format!("{}: {}", local.display(), super::local_reason(&e)))
+        })?;
         for e in entries {
             if self.interrupted() {
                 return Err(Error::Cancelled);
@@ -650,7 +714,14 @@ impl Shell {
             if ft.is_dir() {
                 self.put_tree_inner(&e.path(), &dst, no_clobber, depth + 1, totals)?;
             } else if ft.is_file() {
-                let r = self.put_one(&e.path(), &dst, no_clobber, false)?;
+                let r = match self.put_one(&e.path(), &dst, no_clobber, false) {
+                    // the server refuses before any data is sent: skipped and counted
+                    Err(Error::Remote(ErrorCode::Exists, _)) if no_clobber => {
+                        totals.skipped += 1;
+                        continue;
+                    }
+                    other => other?,
+                };
                 totals.files += 1;
                 totals.bytes += r.size;
             } else {
@@ -659,6 +730,19 @@ impl Shell {
                     e.path().display()
                 );
             }
+        }
+        // last, as uploading its contents changed it: the local time (and with -p, mode)
+        if self.remote()?.has_modes() {
+            use std::os::unix::fs::PermissionsExt;
+            let mtime = dir_md
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs() as i64);
+            let mode = self.preserve.then(|| dir_md.permissions().mode() & 0o7777);
+            self.remote()?
+                .set_attrs(remote, mode, mtime)
+                .map_err(|e| e.about(&format!("put -r {}", local.display())))?;
         }
         Ok(())
     }

@@ -27,6 +27,9 @@ pub enum Request {
     Cd(Option<String>),
     /// List a directory (`None`: the current one) or describe a single file.
     Ls(Option<String>),
+    /// [`Request::Ls`] with each entry's permission bits ([`Entry::encode_with_mode`]):
+    /// `ls path "m"`, sent only to a server that announced the `modes` feature.
+    LsWithModes(Option<String>),
     /// Describe one path.
     Stat(String),
     /// The first 1024 bytes of a file.
@@ -65,6 +68,38 @@ pub enum Request {
         /// Refuse to replace an existing file.
         no_clobber: bool,
     },
+    /// [`Request::Put`] or [`Request::PutStream`] (`size: None`) with the file's
+    /// permission bits: `put path size mtime flags mode`, sent only to a server that
+    /// announced the `modes` feature. (A variant of its own, so that code building the
+    /// older requests stays as it is.)
+    PutWithMode {
+        /// Remote path.
+        path: String,
+        /// Size announced; `None`: a stream, its size given at the end.
+        size: Option<u64>,
+        /// Modification time to set, seconds since the epoch.
+        mtime: i64,
+        /// Refuse to replace an existing file.
+        no_clobber: bool,
+        /// Continue a partial upload of the same file (never for a stream).
+        resume: bool,
+        /// Permission bits of the source (`0o7777` at most).
+        mode: u32,
+        /// Keep `mode` as it is (flag `p`): the server's umask does not apply, nor the
+        /// mode of the file it replaces; its policy still does.
+        exact: bool,
+    },
+    /// Sets a path's permission bits and/or modification time (`setattr path mode
+    /// mtime`, either empty for "leave it"): `chmod`, and directories' times after
+    /// `put -r`. Symlinks are followed only within the user's root.
+    SetAttr {
+        /// Remote path.
+        path: String,
+        /// Permission bits, before the server's policy.
+        mode: Option<u32>,
+        /// Modification time, seconds since the epoch.
+        mtime: Option<i64>,
+    },
     /// Remove a file (`recursive`: a directory tree, never following symlinks).
     Rm {
         /// Remote path.
@@ -92,6 +127,8 @@ pub enum Request {
         /// New password.
         new: String,
     },
+    /// The user's storage: bytes used, and the quota and file size limit if any.
+    Df,
     /// Discovery: name, protocol version and data port.
     Discover,
     /// End the session.
@@ -110,6 +147,15 @@ fn number<T: std::str::FromStr>(field: &[u8], what: &str) -> Result<T, Error> {
         .ok()
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| Error::BadRequest(format!("{what} is not a number")))
+}
+
+/// Parses permission bits written in octal (at most `7777`).
+pub fn octal_mode(field: &[u8]) -> Result<u32, Error> {
+    std::str::from_utf8(field)
+        .ok()
+        .filter(|s| !s.is_empty() && s.len() <= 4)
+        .and_then(|s| u32::from_str_radix(s, 8).ok())
+        .ok_or_else(|| Error::BadRequest("mode is not octal permission bits".into()))
 }
 
 /// Lowercase hex of `bytes`.
@@ -137,17 +183,19 @@ impl Request {
             Request::Login { .. } => "login",
             Request::Pwd => "pwd",
             Request::Cd(_) => "cd",
-            Request::Ls(_) => "ls",
+            Request::Ls(_) | Request::LsWithModes(_) => "ls",
             Request::Stat(_) => "stat",
             Request::Cat(_) => "cat",
             Request::Get { .. } => "get",
-            Request::Put { .. } | Request::PutStream { .. } => "put",
+            Request::Put { .. } | Request::PutStream { .. } | Request::PutWithMode { .. } => "put",
+            Request::SetAttr { .. } => "setattr",
             Request::Rm { .. } => "rm",
             Request::Mkdir(_) => "mkdir",
             Request::Rmdir(_) => "rmdir",
             Request::Mv { .. } => "mv",
             Request::Glob(_) => "glob",
             Request::Passwd { .. } => "passwd",
+            Request::Df => "df",
             Request::Discover => "discover",
             Request::Bye => "bye",
         }
@@ -158,8 +206,39 @@ impl Request {
         let verb = self.verb().to_string();
         let fields: Vec<String> = match self {
             Request::Login { user, password } => vec![verb, user.clone(), password.clone()],
-            Request::Pwd | Request::Discover | Request::Bye => vec![verb],
+            Request::Pwd | Request::Df | Request::Discover | Request::Bye => vec![verb],
             Request::Cd(p) | Request::Ls(p) => std::iter::once(verb).chain(p.clone()).collect(),
+            Request::LsWithModes(p) => vec![verb, p.clone().unwrap_or_default(), "m".into()],
+            Request::PutWithMode {
+                path,
+                size,
+                mtime,
+                no_clobber,
+                resume,
+                mode,
+                exact,
+            } => {
+                let mut flags = String::new();
+                for (on, f) in [(*no_clobber, 'n'), (*resume, 'r'), (*exact, 'p')] {
+                    if on {
+                        flags.push(f);
+                    }
+                }
+                vec![
+                    verb,
+                    path.clone(),
+                    size.map_or_else(|| STREAM_SIZE.to_string(), |s| s.to_string()),
+                    mtime.to_string(),
+                    flags,
+                    format!("{mode:o}"),
+                ]
+            }
+            Request::SetAttr { path, mode, mtime } => vec![
+                verb,
+                path.clone(),
+                mode.map(|m| format!("{m:o}")).unwrap_or_default(),
+                mtime.map(|t| t.to_string()).unwrap_or_default(),
+            ],
             Request::Stat(p)
             | Request::Cat(p)
             | Request::Mkdir(p)
@@ -247,6 +326,7 @@ impl Request {
                 }
             }
             "pwd" => arity(0, 0).map(|()| Request::Pwd)?,
+            "df" => arity(0, 0).map(|()| Request::Df)?,
             "discover" => arity(0, 0).map(|()| Request::Discover)?,
             "bye" => arity(0, 0).map(|()| Request::Bye)?,
             "cd" => {
@@ -258,12 +338,30 @@ impl Request {
                 })
             }
             "ls" => {
-                arity(0, 1)?;
-                Request::Ls(if args.is_empty() {
-                    None
-                } else {
-                    Some(path(0)?)
-                })
+                arity(0, 2)?;
+                let p = match args.first() {
+                    None | Some([]) => None,
+                    Some(_) => Some(path(0)?),
+                };
+                match args.get(1).copied() {
+                    None => Request::Ls(p),
+                    Some(b"m") => Request::LsWithModes(p),
+                    Some(_) => return Err(Error::BadRequest("unknown ls flag".into())),
+                }
+            }
+            "setattr" => {
+                arity(3, 3)?;
+                Request::SetAttr {
+                    path: path(0)?,
+                    mode: match args[1] {
+                        [] => None,
+                        m => Some(octal_mode(m)?),
+                    },
+                    mtime: match args[2] {
+                        [] => None,
+                        t => Some(number(t, "mtime")?),
+                    },
+                }
             }
             "stat" => arity(1, 1).and_then(|()| path(0)).map(Request::Stat)?,
             "cat" => arity(1, 1).and_then(|()| path(0)).map(Request::Cat)?,
@@ -284,6 +382,30 @@ impl Request {
                     path: path(0)?,
                     offset,
                     prefix,
+                }
+            }
+            "put" if args.len() == 5 => {
+                let flags = args[3];
+                if flags.iter().any(|f| !b"nrp".contains(f)) {
+                    return Err(Error::BadRequest("unknown put flag".into()));
+                }
+                let stream = args[1] == STREAM_SIZE.as_bytes();
+                if stream && flags.contains(&b'r') {
+                    return Err(Error::BadRequest(
+                        "an upload of unknown size cannot be resumed".into(),
+                    ));
+                }
+                Request::PutWithMode {
+                    path: path(0)?,
+                    size: match stream {
+                        true => None,
+                        false => Some(number(args[1], "size")?),
+                    },
+                    mtime: number(args[2], "mtime")?,
+                    no_clobber: flags.contains(&b'n'),
+                    resume: flags.contains(&b'r'),
+                    mode: octal_mode(args[4])?,
+                    exact: flags.contains(&b'p'),
                 }
             }
             "put" => {
@@ -475,6 +597,8 @@ pub struct Entry {
     pub size: u64,
     /// Modification time, seconds since the epoch.
     pub mtime: i64,
+    /// Permission bits (`0o7777` at most), when the other side said them.
+    pub mode: Option<u32>,
 }
 
 impl Entry {
@@ -486,6 +610,28 @@ impl Entry {
         out.extend_from_slice(&self.mtime.to_be_bytes());
         out.extend_from_slice(self.name.as_bytes());
         out
+    }
+
+    /// Encodes as one field with the permission bits: kind byte, size (u64 BE), mtime
+    /// (i64 BE), mode (u32 BE), name. For [`Request::LsWithModes`] only.
+    pub fn encode_with_mode(&self) -> Vec<u8> {
+        let mut out = self.encode();
+        let mode = self.mode.unwrap_or(0).to_be_bytes();
+        out.splice(17..17, mode);
+        out
+    }
+
+    /// Decodes one field made by [`Entry::encode_with_mode`].
+    pub fn decode_with_mode(field: &[u8]) -> Result<Entry, Error> {
+        if field.len() < 21 {
+            return Err(Error::BadFields);
+        }
+        let mode = u32::from_be_bytes(field[17..21].try_into().map_err(|_| Error::BadFields)?);
+        let plain: Vec<u8> = [&field[..17], &field[21..]].concat();
+        Ok(Entry {
+            mode: Some(mode & 0o7777),
+            ..Entry::decode(&plain)?
+        })
     }
 
     /// Decodes one field made by [`Entry::encode`].
@@ -508,6 +654,7 @@ impl Entry {
             kind,
             size,
             mtime,
+            mode: None,
         })
     }
 }
@@ -531,6 +678,36 @@ mod tests {
         round(Request::Cd(Some("a b".into())));
         round(Request::Ls(Some("x".into())));
         round(Request::Ls(None));
+        round(Request::LsWithModes(None));
+        round(Request::LsWithModes(Some("d".into())));
+        round(Request::PutWithMode {
+            path: "p".into(),
+            size: Some(9),
+            mtime: 4,
+            no_clobber: true,
+            resume: true,
+            mode: 0o755,
+            exact: true,
+        });
+        round(Request::PutWithMode {
+            path: "p".into(),
+            size: None,
+            mtime: 4,
+            no_clobber: false,
+            resume: false,
+            mode: 0o600,
+            exact: false,
+        });
+        round(Request::SetAttr {
+            path: "s".into(),
+            mode: Some(0o644),
+            mtime: None,
+        });
+        round(Request::SetAttr {
+            path: "s".into(),
+            mode: None,
+            mtime: Some(-1),
+        });
         round(Request::Stat("s".into()));
         round(Request::Cat("c".into()));
         round(Request::Get {
@@ -570,6 +747,7 @@ mod tests {
             old: "o".into(),
             new: "n".into(),
         });
+        round(Request::Df);
         round(Request::Discover);
         round(Request::Bye);
     }
@@ -590,6 +768,13 @@ mod tests {
             &["put", "a", "-", "x", ""],
             &["rm", "a", "x"],
             &["login", "u"],
+            &["df", "x"],
+            &["ls", "d", "q"],
+            &["put", "a", "1", "0", "x", "644"],
+            &["put", "a", "1", "0", "", "9"],
+            &["put", "a", "-", "0", "r", "644"],
+            &["setattr", "a", "77777", ""],
+            &["setattr", "a"],
         ];
         for fields in bad {
             assert!(
@@ -609,8 +794,15 @@ mod tests {
             kind: EntryKind::Dir,
             size: 4096,
             mtime: 1 << 40,
+            mode: None,
         };
         assert_eq!(Entry::decode(&e.encode()).unwrap(), e);
+        let m = Entry {
+            mode: Some(0o750),
+            ..e.clone()
+        };
+        assert_eq!(Entry::decode_with_mode(&m.encode_with_mode()).unwrap(), m);
+        assert!(Entry::decode_with_mode(&e.encode()[..20]).is_err());
         assert!(Entry::decode(b"short").is_err());
         for code in ["not-found", "quota", "busy", "aborted"] {
             assert_eq!(ErrorCode::parse(code.as_bytes()).as_str(), code);

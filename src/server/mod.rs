@@ -289,6 +289,11 @@ impl Server {
     /// ports. Nothing is served until [`Server::run`].
     pub fn bind(config: ServerConfig, log: Arc<Logger>) -> Result<Server, Error> {
         let certs = crate::tls::load_certs(&config.cert)?;
+        // what clients that trust on first use are shown: they can compare it with this
+        log.info(format_args!(
+            "certificate SHA-256 fingerprint {}",
+            crate::x509::fingerprint(&certs[0])
+        ));
         let key = crate::tls::load_key(&config.key)?;
         let tls = crate::tls::server_config(certs, key, &config.cert)?;
         let users = UserStore::open(&config.users)?;

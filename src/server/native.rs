@@ -145,6 +145,7 @@ fn hello(stream: &mut Tls, shared: &Shared, buf: &mut Vec<u8>) -> Result<(), pro
             protocol::MAGIC,
             version.as_bytes(),
             shared.config.name.as_bytes(),
+            FEATURES.as_bytes(),
         ],
     )?;
     Ok(())
@@ -194,12 +195,27 @@ fn dispatch(
             return Ok(false);
         }
         Request::Discover => Ok(discover_reply(shared)),
+        Request::Df => session.df().map(|d| {
+            let limit = |v: Option<u64>| v.map_or_else(Vec::new, |v| v.to_string().into_bytes());
+            Reply::Fields(vec![
+                d.used.to_string().into_bytes(),
+                limit(d.quota),
+                limit(d.max_file_size),
+            ])
+        }),
         Request::Pwd => Ok(Reply::Fields(vec![session.pwd().into_bytes()])),
         Request::Cd(arg) => session
             .cd(arg.as_deref())
             .map(|p| Reply::Fields(vec![p.into_bytes()])),
         Request::Ls(arg) => session.ls(arg.as_deref()).map(Reply::List),
-        Request::Stat(arg) => session.stat(&arg).map(|e| Reply::Fields(vec![e.encode()])),
+        Request::LsWithModes(arg) => session.ls(arg.as_deref()).map(Reply::ListWithModes),
+        // the mode in a field of its own after the entry: clients from before it ignore it
+        Request::Stat(arg) => session
+            .stat(&arg)
+            .map(|e| Reply::Fields(vec![e.encode(), mode_field(e.mode)])),
+        Request::SetAttr { path, mode, mtime } => session
+            .set_attrs(&path, mode, mtime)
+            .map(|e| Reply::Fields(vec![mode_field(e.mode)])),
         Request::Cat(arg) => session
             .cat(&arg)
             .map(|c| Reply::Fields(vec![c.head, c.size.to_string().into_bytes()])),
@@ -237,6 +253,26 @@ fn dispatch(
                 mtime,
                 no_clobber,
                 resume,
+                mode: None,
+            };
+            return put(stream, peer, session, &upload).map(|()| true);
+        }
+        Request::PutWithMode {
+            path,
+            size,
+            mtime,
+            no_clobber,
+            resume,
+            mode,
+            exact,
+        } => {
+            let upload = Upload {
+                path: &path,
+                size,
+                mtime,
+                no_clobber,
+                resume: resume && size.is_some(),
+                mode: Some((mode, exact)),
             };
             return put(stream, peer, session, &upload).map(|()| true);
         }
@@ -251,6 +287,7 @@ fn dispatch(
                 mtime,
                 no_clobber,
                 resume: false,
+                mode: None,
             };
             return put(stream, peer, session, &upload).map(|()| true);
         }
@@ -260,17 +297,30 @@ fn dispatch(
             let fields: Vec<&[u8]> = fields.iter().map(Vec::as_slice).collect();
             send_ok(stream, &fields)?;
         }
-        Ok(Reply::List(entries)) => send_list(stream, &entries)?,
+        Ok(Reply::List(entries)) => send_list(stream, &entries, false)?,
+        Ok(Reply::ListWithModes(entries)) => send_list(stream, &entries, true)?,
         Err(f) => reply_failure(stream, peer, Some(session), &f)?,
     }
     Ok(true)
 }
 
-/// A successful reply: fields of an `Ok` frame, or a listing.
+/// A successful reply: fields of an `Ok` frame, or a listing (with the entries'
+/// permission bits, for clients that asked for them).
 enum Reply {
     Fields(Vec<Vec<u8>>),
     List(Vec<crate::protocol::Entry>),
+    ListWithModes(Vec<crate::protocol::Entry>),
 }
+
+/// Permission bits as the octal text of a field; empty when not known.
+fn mode_field(mode: Option<u32>) -> Vec<u8> {
+    mode.map_or_else(Vec::new, |m| format!("{m:o}").into_bytes())
+}
+
+/// What this server can do beyond protocol version 1, announced in its hello (a space
+/// separated list; clients from before it ignore the field): `modes`, permission bits
+/// in `ls`, `stat`, `get` and `put`, and `setattr`.
+pub const FEATURES: &str = "modes";
 
 /// `K [name, version, session port, cluster]`: the cluster is empty for a server
 /// that belongs to none (older clients read the first three fields only).
@@ -289,10 +339,16 @@ fn discover_reply(shared: &Shared) -> Reply {
 }
 
 /// `Ok` then the entries in `List` batches, then an empty `List`.
-fn send_list(stream: &mut Tls, entries: &[crate::protocol::Entry]) -> io::Result<()> {
+fn send_list(stream: &mut Tls, entries: &[crate::protocol::Entry], modes: bool) -> io::Result<()> {
     write_frame(stream, Kind::Ok, &encode_fields::<&[u8]>(&[]))?;
     for batch in entries.chunks(LIST_BATCH) {
-        let fields: Vec<Vec<u8>> = batch.iter().map(|e| e.encode()).collect();
+        let fields: Vec<Vec<u8>> = batch
+            .iter()
+            .map(|e| match modes {
+                true => e.encode_with_mode(),
+                false => e.encode(),
+            })
+            .collect();
         write_frame(stream, Kind::List, &encode_fields(&fields))?;
     }
     write_frame(stream, Kind::List, b"")?;
@@ -338,7 +394,22 @@ fn describe_request(req: &Request) -> String {
         }
         Request::Mv { from, to } => format!("mv {} {}", q(from), q(to)),
         Request::Get { path, offset, .. } => format!("get {} from {offset}", q(path)),
-        Request::Put { path, size, .. } => format!("put {} ({size} bytes)", q(path)),
+        Request::Put { path, size, .. }
+        | Request::PutWithMode {
+            path,
+            size: Some(size),
+            ..
+        } => format!("put {} ({size} bytes)", q(path)),
+        Request::PutWithMode { path, .. } => {
+            format!("put {} (size not known beforehand)", q(path))
+        }
+        Request::LsWithModes(Some(p)) => format!("ls {}", q(p)),
+        Request::SetAttr { path, mode, mtime } => format!(
+            "setattr {} mode {} mtime {}",
+            q(path),
+            mode.map_or("-".into(), |m| format!("{m:o}")),
+            mtime.map_or("-".into(), |t| t.to_string())
+        ),
         Request::PutStream { path, .. } => format!("put {} (size not known beforehand)", q(path)),
         other => other.verb().to_string(),
     }
@@ -451,7 +522,12 @@ fn get(
         st.mtime.to_string(),
         offset.to_string(),
     );
-    send_ok(stream, &[size.as_bytes(), mtime.as_bytes(), off.as_bytes()])?;
+    // the mode last: clients from before it read the first three fields only
+    let mode = mode_field(Some(st.mode & 0o7777));
+    send_ok(
+        stream,
+        &[size.as_bytes(), mtime.as_bytes(), off.as_bytes(), &mode],
+    )?;
     let started = Instant::now();
     let result = transfer::send(
         stream,
@@ -499,6 +575,9 @@ struct Upload<'a> {
     mtime: i64,
     no_clobber: bool,
     resume: bool,
+    /// The source's permission bits and whether to keep them exactly (`put -p`);
+    /// `None` (a client from before modes): the partial's 0600 stays.
+    mode: Option<(u32, bool)>,
 }
 
 /// Data a client sends on after its stream was refused mid-way is read and dropped up
@@ -694,6 +773,12 @@ fn put(
         .checked_add(Duration::from_secs(up.mtime.max(0) as u64))
         .unwrap_or(UNIX_EPOCH);
     let _ = partial.file().set_modified(mtime);
+    if let Some((sent, exact)) = up.mode
+        && let Err(e) = partial.set_mode(session.upload_mode(&target, sent, exact))
+    {
+        let (code, msg) = describe(&Failure::from(e));
+        return fail(stream, code, &msg);
+    }
     if let Err(f) = session.commit(partial, &target, up.no_clobber) {
         let (code, msg) = describe(&f);
         return fail(stream, code, &msg);

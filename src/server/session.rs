@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::Shared;
 use super::uploads::Uploads;
+use crate::log::human_bytes;
 use crate::protocol::{Entry, EntryKind, ErrorCode};
 use crate::sandbox::{self, Partial, Resume, Sandbox, UserPath};
 
@@ -91,6 +92,34 @@ pub struct Cat {
     pub size: u64,
 }
 
+/// The widest permission bits the server gives what a client uploads or `chmod`s:
+/// never setuid, setgid or sticky, never writable by group or others (the storage
+/// belongs to the server's account, not to the users' groups).
+pub const MAX_MODE: u32 = 0o755;
+
+/// A client's mode for a file, within the policy: at most [`MAX_MODE`], and always
+/// readable by the owner (the server itself), so it can be served again.
+pub fn file_mode(mode: u32) -> u32 {
+    (mode & MAX_MODE) | 0o400
+}
+
+/// A client's mode for a directory, within the policy: at most [`MAX_MODE`], and
+/// always usable by the owner (the server lists, creates and removes in it).
+pub fn dir_mode(mode: u32) -> u32 {
+    (mode & MAX_MODE) | 0o700
+}
+
+/// What `df` reports.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    /// Bytes the user's storage takes, as the quota counts them.
+    pub used: u64,
+    /// `--quota`, if set.
+    pub quota: Option<u64>,
+    /// `--max-file-size`, if set.
+    pub max_file_size: Option<u64>,
+}
+
 /// A logged-in session.
 #[derive(Debug)]
 pub struct Session {
@@ -157,6 +186,50 @@ impl Session {
             head,
             size: st.size,
         })
+    }
+
+    /// The user's usage as the quota counts it (uploads in progress at their
+    /// reservation), with the limits that apply.
+    pub fn df(&self) -> Result<Usage, Failure> {
+        Ok(Usage {
+            used: self.sandbox.usage()?,
+            quota: self.shared.config.quota,
+            max_file_size: self.shared.config.max_file_size,
+        })
+    }
+
+    /// The mode an upload to `target` gets from the source's `sent` bits: with `exact`
+    /// (`put -p`) those bits; else as `cp` does, without the bits the server's umask
+    /// clears, and never wider than the file it replaces had. The policy
+    /// ([`file_mode`]) applies either way.
+    pub fn upload_mode(&self, target: &UserPath, sent: u32, exact: bool) -> u32 {
+        if exact {
+            return file_mode(sent);
+        }
+        let mut mode = sent & !crate::sys::umask();
+        if let Ok(e) = self.sandbox.stat(target)
+            && e.kind == EntryKind::File
+            && let Some(old) = e.mode
+        {
+            mode &= old;
+        }
+        file_mode(mode)
+    }
+
+    /// `setattr`: the permission bits (within the policy: [`file_mode`],
+    /// [`dir_mode`]) and/or the modification time of a file or directory.
+    pub fn set_attrs(
+        &self,
+        arg: &str,
+        mode: Option<u32>,
+        mtime: Option<i64>,
+    ) -> Result<Entry, Failure> {
+        let path = self.path(arg)?;
+        let policy =
+            |m: u32| move |_old: u32, dir: bool| if dir { dir_mode(m) } else { file_mode(m) };
+        let f = mode.map(policy);
+        let f = f.as_ref().map(|f| f as &dyn Fn(u32, bool) -> u32);
+        Ok(self.sandbox.set_attrs(&path, f, mtime)?)
     }
 
     /// Makes a directory.
@@ -420,8 +493,10 @@ impl Session {
             return Err(Failure::Refused(
                 ErrorCode::Quota,
                 format!(
-                    "quota exceeded: {} of {quota} bytes used, this file needs {size}",
-                    room.used
+                    "quota exceeded: {} of {} used, this file needs {}",
+                    human_bytes(room.used),
+                    human_bytes(quota),
+                    human_bytes(size)
                 ),
             ));
         }
@@ -534,8 +609,10 @@ impl Meter<'_> {
                 return Err(Failure::Refused(
                     ErrorCode::Quota,
                     format!(
-                        "quota exceeded: this upload reached {total} bytes, and {} of {quota} bytes are used by other files",
-                        room.used.saturating_sub(self.reserved)
+                        "quota exceeded: this upload reached {}, and {} of {} are used by other files",
+                        human_bytes(total),
+                        human_bytes(room.used.saturating_sub(self.reserved)),
+                        human_bytes(quota)
                     ),
                 ));
             }
@@ -598,6 +675,19 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn modes_from_clients_stay_within_the_policy() {
+        assert_eq!(
+            file_mode(0o7777),
+            0o755,
+            "no setuid, setgid, sticky, group write"
+        );
+        assert_eq!(file_mode(0o000), 0o400, "the server can read it");
+        assert_eq!(file_mode(0o640), 0o640);
+        assert_eq!(dir_mode(0o000), 0o700);
+        assert_eq!(dir_mode(0o2775), 0o755);
     }
 
     #[test]

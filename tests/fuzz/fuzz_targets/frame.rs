@@ -16,6 +16,7 @@ fuzz_target!(|data: &[u8]| {
                 if let Ok(fields) = fos::protocol::frame::decode_fields(&buf) {
                     for f in fields {
                         let _ = fos::protocol::Entry::decode(f);
+                        let _ = fos::protocol::Entry::decode_with_mode(f);
                     }
                 }
             }
