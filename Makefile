@@ -69,7 +69,8 @@ install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/systemd/system \
 		$(DESTDIR)$(PREFIX)/share/doc/fos
 	install -m 0755 target/release/fos-server target/release/fos-client $(DESTDIR)$(PREFIX)/bin/
-	sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' contrib/fos-server.service \
+	sed -e 's|/usr/local/bin/|$(PREFIX)/bin/|g' -e 's|/usr/local/share/|$(PREFIX)/share/|g' \
+		contrib/fos-server.service \
 		> $(DESTDIR)$(PREFIX)/lib/systemd/system/fos-server.service
 	chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/fos-server.service
 	install -m 0644 README.md docs/PROTOCOL.md $(DESTDIR)$(PREFIX)/share/doc/fos/
