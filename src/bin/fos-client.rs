@@ -107,7 +107,7 @@ fn options() -> getopts::Options {
     o.optflag(
         "",
         "list",
-        "sweep for servers, print one per line (address, port, name, kind; tab-separated) and exit",
+        "sweep for servers, print one per line (address, port, name, kind, cluster; tab-separated) and exit",
     );
     o.optopt("", "scan", "sweep this range: a.b.c.d/n (at most /16), a.b.c.d or a.b.c.d-e (default: an interface's subnet)", "CIDR");
     o.optopt(
