@@ -4,7 +4,8 @@ BIND ?= 127.0.0.1
 PORT ?= 5001
 GREET_PORT ?= 5003
 
-.PHONY: all build run test test-deps lint certs bench bench-peers fuzz clean
+.PHONY: all build run test test-deps lint certs bench bench-peers fuzz clean \
+	test-cluster bench-cluster cluster-deps install
 
 all: build
 
@@ -41,6 +42,38 @@ lint:
 
 test: test-deps lint
 	$(CARGO) test --lib --bins --tests
+
+# The two-server suite (tests/cluster.rs) over a real GlusterFS volume instead of one
+# plain directory: a private glusterd on 127.0.0.1 with its own directories, a replica-2
+# volume of two bricks with the README's settings, mounted twice, servers on 127.0.0.2
+# and 127.0.0.3, then all of it torn down (tests/gluster/). Installs glusterfs-server if
+# it is missing. Where Gluster cannot run (no FUSE, no root) it says so and the recipe
+# exits 77.
+cluster-deps:
+	@command -v glusterd >/dev/null 2>&1 && command -v mount.glusterfs >/dev/null 2>&1 || { \
+		echo "installing glusterfs-server for the cluster targets"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq glusterfs-server glusterfs-client; }
+
+test-cluster: test-deps cluster-deps
+	@CARGO=$(CARGO) tests/gluster/run.sh test
+
+# make bench's cluster rows: put/get through each server of a Gluster volume beside a
+# plain copy onto the same mount (plain make bench leaves them out).
+bench-cluster: cluster-deps
+	@CARGO=$(CARGO) tests/gluster/run.sh bench
+
+# Installs the binaries, the systemd unit and the docs under PREFIX (DESTDIR for
+# staging): make install PREFIX=/usr/local
+PREFIX ?= /usr/local
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/systemd/system \
+		$(DESTDIR)$(PREFIX)/share/doc/fos
+	install -m 0755 target/release/fos-server target/release/fos-client $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|/usr/local/bin/|$(PREFIX)/bin/|g' -e 's|/usr/local/share/|$(PREFIX)/share/|g' \
+		contrib/fos-server.service \
+		> $(DESTDIR)$(PREFIX)/lib/systemd/system/fos-server.service
+	chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/fos-server.service
+	install -m 0644 README.md docs/PROTOCOL.md $(DESTDIR)$(PREFIX)/share/doc/fos/
 
 # A fresh self-signed pair for a real deployment; add your names:
 #   make certs DIR=/etc/fos SAN="DNS:files.lan,IP:127.0.0.1"

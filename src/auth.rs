@@ -353,7 +353,7 @@ impl Users {
 #[derive(Debug)]
 pub struct UserStore {
     path: PathBuf,
-    state: Mutex<(Users, Option<(SystemTime, u64)>)>,
+    state: Mutex<(Users, Option<Stamp>)>,
 }
 
 impl UserStore {
@@ -385,32 +385,105 @@ impl UserStore {
         self.current().verify(name, password)
     }
 
-    /// Changes `name`'s password after checking the old one. Users whose line the
-    /// server cannot rewrite (file not writable) get [`Error::NotRewritable`].
+    /// Changes `name`'s password after checking the old one. The check, the read of
+    /// the file and its rewrite are one step under the users file's lock
+    /// ([`lock_users`]), which every server sharing the file and `fos-server passwd`
+    /// take, so concurrent changes (for different users, through different servers)
+    /// are all kept, and the old password is checked against the file as it is.
+    /// Users whose line the server cannot rewrite (file not writable) get
+    /// [`Error::NotRewritable`].
     pub fn change_password(&self, name: &str, old: &str, new: &str) -> Result<bool, Error> {
+        // a cheap refusal first, without the lock: most wrong passwords stop here
         if !self.verify(name, old) {
             return Ok(false);
         }
-        let _guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        set_password(&self.path, name, new, DEFAULT_ITERATIONS).map_err(|e| match e {
+        // the file's lock excludes this server's other threads too (each takes it on
+        // its own descriptor), and logins meanwhile keep reading the cached users
+        let changed = rewrite_line(&self.path, name, new, DEFAULT_ITERATIONS, |users| {
+            users.verify(name, old)
+        });
+        changed.map_err(|e| match e {
             Error::Io(_, io) if io.kind() == io::ErrorKind::PermissionDenied => {
                 Error::NotRewritable("the server may not write the users file".into())
             }
             other => other,
-        })?;
-        Ok(true)
+        })
     }
 }
 
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+/// What tells a rewritten users file from the one read: modification time, length
+/// and inode.
+type Stamp = (SystemTime, u64, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
     let md = fs::metadata(path).ok()?;
-    Some((md.modified().ok()?, md.len()))
+    // the inode too: a rewrite renames a new file into place, and two rewrites within
+    // one timestamp tick may leave the same length
+    Some((md.modified().ok()?, md.len(), md.ino()))
+}
+
+/// How long a change of the users file waits for another one to finish.
+const USERS_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Takes the users file's lock: an exclusive `flock` on `.NAME.lock` beside it (made
+/// on first use), held until the returned file is dropped. The users file itself is
+/// replaced by a rename on every change, so it cannot carry the lock. Waits at most
+/// [`USERS_LOCK_WAIT`] for a holder to finish.
+pub fn lock_users(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other("not a file name"))?;
+    let lock_path = dir.join(format!(".{}.lock", name.to_string_lossy()));
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(crate::sys::oflag::NOFOLLOW)
+        .open(lock_path)?;
+    let deadline = std::time::Instant::now() + USERS_LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "another change of the users file has held its lock for 30 s",
+                ));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
 }
 
 /// Adds or replaces `user`'s line in the users file at `path` with a fresh hash of
 /// `password`, atomically (temp file + rename), keeping the file's permissions; a new
-/// file gets mode 0600. Other lines, comments included, are kept as they were.
+/// file gets mode 0600. Other lines, comments included, are kept as they were. The
+/// read and the rewrite happen under the file's lock ([`lock_users`]).
 pub fn set_password(path: &Path, user: &str, password: &str, iterations: u32) -> Result<(), Error> {
+    rewrite_line(path, user, password, iterations, |_| true).map(drop)
+}
+
+/// Under the users file's lock: reads it, and if `check` accepts what it holds,
+/// replaces `user`'s line with a fresh hash of `password` (see [`set_password`]).
+/// Returns whether `check` accepted.
+fn rewrite_line(
+    path: &Path,
+    user: &str,
+    password: &str,
+    iterations: u32,
+    check: impl FnOnce(&Users) -> bool,
+) -> Result<bool, Error> {
     if !valid_username(user) {
         return Err(Error::BadUsername(user.to_string()));
     }
@@ -421,6 +494,7 @@ pub fn set_password(path: &Path, user: &str, password: &str, iterations: u32) ->
         return Err(Error::BadPassword("contains a line break"));
     }
     let io_err = |e| Error::Io(path.to_path_buf(), e);
+    let _lock = lock_users(path).map_err(io_err)?;
     let (old, mode) = match fs::read_to_string(path) {
         Ok(text) => {
             use std::os::unix::fs::PermissionsExt;
@@ -430,6 +504,9 @@ pub fn set_password(path: &Path, user: &str, password: &str, iterations: u32) ->
         Err(e) if e.kind() == io::ErrorKind::NotFound => (String::new(), 0o600),
         Err(e) => return Err(io_err(e)),
     };
+    if !check(&Users::parse(&old)) {
+        return Ok(false);
+    }
     let line = format!(
         "{user}:{}",
         Secret::hash(password, iterations)
@@ -454,7 +531,8 @@ pub fn set_password(path: &Path, user: &str, password: &str, iterations: u32) ->
         out.push_str(&line);
         out.push('\n');
     }
-    write_atomic(path, out.as_bytes(), mode).map_err(io_err)
+    write_atomic(path, out.as_bytes(), mode).map_err(io_err)?;
+    Ok(true)
 }
 
 /// Writes `data` to `path` through a temporary file in the same directory and a
@@ -708,10 +786,15 @@ mod tests {
         );
         let users = Users::load(&path).unwrap();
         assert!(users.verify("new", "pw2") && users.verify("u", "p"));
+        let mut names: Vec<_> = fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
         assert_eq!(
-            fs::read_dir(t.path()).unwrap().count(),
-            1,
-            "no temp file left"
+            names,
+            vec![".users.txt.lock", "users.txt"],
+            "no temp file left, only the lock beside the file"
         );
         assert!(set_password(&path, "../x", "pw", 10).is_err());
         assert!(set_password(&path, "x", "", 10).is_err());
@@ -729,5 +812,41 @@ mod tests {
         assert!(store.change_password("v", "q", "r").unwrap());
         assert!(!store.change_password("v", "q", "s").unwrap());
         assert!(store.verify("v", "r"));
+    }
+
+    #[test]
+    fn concurrent_changes_through_two_stores_are_all_kept() {
+        // two servers sharing one users file: each change reads, checks and rewrites
+        // under the file's lock, so neither overwrites the other's
+        let t = crate::testutil::TempDir::new();
+        let path = t.path().join("users.txt");
+        let names: Vec<String> = (0..6).map(|i| format!("user{i}")).collect();
+        let text: String = names.iter().map(|n| format!("{n}:old\n")).collect();
+        fs::write(&path, text).unwrap();
+        let stores = [
+            UserStore::open(&path).unwrap(),
+            UserStore::open(&path).unwrap(),
+        ];
+        std::thread::scope(|scope| {
+            for (i, name) in names.iter().enumerate() {
+                let store = &stores[i % 2];
+                scope.spawn(move || {
+                    // the hash of a new password is computed between the read and the
+                    // write: that is where a change without the lock loses another
+                    assert!(
+                        store
+                            .change_password(name, "old", &format!("new{i}"))
+                            .unwrap()
+                    );
+                });
+            }
+        });
+        let users = Users::load(&path).unwrap();
+        for (i, name) in names.iter().enumerate() {
+            assert!(
+                users.verify(name, &format!("new{i}")),
+                "{name}'s change was lost"
+            );
+        }
     }
 }

@@ -88,6 +88,9 @@ pub struct Found {
     pub name: String,
     /// What it is.
     pub kind: Kind,
+    /// The cluster it announced, if any (as sent: escape it before printing). A
+    /// Python server, and an untrusted one, belongs to none.
+    pub cluster: Option<String>,
 }
 
 /// The result of a sweep.
@@ -267,36 +270,42 @@ fn identify(
     // a ping is tiny: a second is plenty even on a busy LAN
     let timeout = Duration::from_secs(1).max(opts.timeout);
     match crate::client::handshake(tcp, Arc::clone(pinned), name.clone(), timeout) {
-        Ok(stream) => ping(stream, ip).map(|(name, port, kind)| Found {
+        Ok(stream) => ping(stream, ip).map(|(name, port, kind, cluster)| Found {
             addr: ip,
             port,
             name,
             kind,
+            cluster,
         }),
         Err(Error::Certificate(_)) => {
             // listed, not trusted: ask its name over a connection that carries nothing else
             let addr = SocketAddr::V4(SocketAddrV4::new(ip, opts.port));
             let stream =
                 crate::client::tls_connect(addr, Arc::clone(anyone), name, timeout).ok()?;
-            let (name, port, _) = ping(stream, ip)?;
+            let (name, port, _, _) = ping(stream, ip)?;
             let _ = cfg;
+            // an untrusted server's cluster is not one to join
             Some(Found {
                 addr: ip,
                 port,
                 name,
                 kind: Kind::Untrusted,
+                cluster: None,
             })
         }
         Err(_) => None,
     }
 }
 
-/// The name, session port and kind of a server on an established TLS stream.
-fn ping(mut stream: crate::client::native::Tls, _ip: Ipv4Addr) -> Option<(String, u16, Kind)> {
+/// What a server says of itself: name, session port, kind and cluster.
+type Pong = (String, u16, Kind, Option<String>);
+
+/// The name, session port, kind and cluster of a server on an established TLS stream.
+fn ping(mut stream: crate::client::native::Tls, _ip: Ipv4Addr) -> Option<Pong> {
     if stream.conn.alpn_protocol() == Some(crate::protocol::ALPN) {
         let mut native = crate::client::native::Native::hello(stream).ok()?;
-        let (name, _version, port) = native.discover().ok()?;
-        return Some((name, port, Kind::Fos));
+        let (name, _version, port, cluster) = native.discover().ok()?;
+        return Some((name, port, Kind::Fos, cluster));
     }
     send_record(&mut stream, b"ping").ok()?;
     let reply = read_record(&mut stream).ok()??;
@@ -304,7 +313,7 @@ fn ping(mut stream: crate::client::native::Tls, _ip: Ipv4Addr) -> Option<(String
     if name.starts_with("reject") {
         return None;
     }
-    Some((name, crate::client::DEFAULT_PORT, Kind::Python))
+    Some((name, crate::client::DEFAULT_PORT, Kind::Python, None))
 }
 
 /// The addresses to sweep: `--scan`, or the subnet of an interface (asking which on a
@@ -395,7 +404,8 @@ fn sweep_with_report(cfg: &ClientConfig, opts: &Options, live: bool) -> Result<R
 }
 
 /// `fos-client --list`: one line per server, sorted by address:
-/// `address<TAB>port<TAB>name<TAB>kind`. Exit 0, or 1 when none is found.
+/// `address<TAB>port<TAB>name<TAB>kind<TAB>cluster` (`-` for none). Exit 0, or 1 when
+/// none is found.
 pub fn list_command(cfg: &ClientConfig, opts: &Options) -> Result<i32, Error> {
     let report = sweep_with_report(cfg, opts, io::stderr().is_terminal())?;
     if report.found.is_empty() {
@@ -406,18 +416,44 @@ pub fn list_command(cfg: &ClientConfig, opts: &Options) -> Result<i32, Error> {
     for f in &report.found {
         writeln!(
             out,
-            "{}\t{}\t{}\t{}",
+            "{}\t{}\t{}\t{}\t{}",
             f.addr,
             f.port,
             crate::log::escape(&f.name),
-            f.kind
+            f.kind,
+            f.cluster
+                .as_deref()
+                .map_or_else(|| "-".into(), crate::log::escape)
         )?;
     }
     Ok(crate::error::exit::OK)
 }
 
+/// The clusters among `found`: each name with its trusted fos members, in address
+/// order.
+fn clusters(found: &[Found]) -> Vec<(String, Vec<&Found>)> {
+    let mut by_name: BTreeMap<String, Vec<&Found>> = BTreeMap::new();
+    for f in found.iter().filter(|f| f.kind == Kind::Fos) {
+        if let Some(c) = &f.cluster {
+            by_name.entry(c.clone()).or_default().push(f);
+        }
+    }
+    by_name.into_iter().collect()
+}
+
+/// `--server` text for several servers: `addr:port,addr:port`.
+fn server_list(members: &[&Found]) -> String {
+    members
+        .iter()
+        .map(|f| format!("{}:{}", f.addr, f.port))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The interactive flow of the Python client: sweep, list, pick one by number.
-/// Returns `address:port`.
+/// A cluster (fos servers announcing one cluster name) is offered as one choice
+/// too. Returns `address:port`, or for a cluster its members as `--server` takes
+/// them (`address:port,address:port`).
 pub fn choose_server(cfg: &ClientConfig, opts: &Options) -> Result<String, Error> {
     if !io::stdin().is_terminal() && opts.scan.is_none() {
         return Err(Error::Usage(
@@ -451,14 +487,27 @@ pub fn choose_server(cfg: &ClientConfig, opts: &Options) -> Result<String, Error
             n += 1;
             format!("{n})")
         };
+        let cluster = f.cluster.as_deref().map_or_else(String::new, |c| {
+            format!(", cluster {}", crate::log::escape(c))
+        });
         eprintln!(
-            "  {number} {} {}:{} ({kind})",
+            "  {number} {} {}:{} ({kind}{cluster})",
             crate::log::escape(&f.name),
             f.addr,
             f.port
         );
     }
-    let f = match trusted.len() {
+    // a cluster (trusted fos servers announcing one name) is one more choice
+    let clusters = clusters(&report.found);
+    for (i, (name, members)) in clusters.iter().enumerate() {
+        eprintln!(
+            "  {}) cluster {}: {} servers, one chosen for you, another if it fails",
+            trusted.len() + i + 1,
+            crate::log::escape(name),
+            members.len()
+        );
+    }
+    let choice = match trusted.len() + clusters.len() {
         0 => {
             return Err(Error::Certificate(
                 "no server found with a trusted certificate (the ones above present another; use --server HOST to check one)".into(),
@@ -466,11 +515,32 @@ pub fn choose_server(cfg: &ClientConfig, opts: &Options) -> Result<String, Error
         }
         1 => {
             eprintln!("Connecting to the only trusted server.");
-            trusted[0]
+            0
         }
-        n => trusted[pick(n, "Connect to which one?")? - 1],
+        n => pick(n, "Connect to which one?")? - 1,
     };
+    if let Some((_, members)) = choice
+        .checked_sub(trusted.len())
+        .and_then(|i| clusters.get(i))
+    {
+        return Ok(server_list(members));
+    }
+    let f = trusted[choice];
     Ok(format!("{}:{}", f.addr, f.port))
+}
+
+/// `fos-client --cluster NAME`: sweeps, and returns the members of that cluster (the
+/// trusted fos servers that announce it) as `--server` takes them.
+pub fn cluster_servers(cfg: &ClientConfig, opts: &Options, name: &str) -> Result<String, Error> {
+    let report = sweep_with_report(cfg, opts, io::stderr().is_terminal())?;
+    let found = clusters(&report.found);
+    match found.iter().find(|(c, _)| c == name) {
+        Some((_, members)) => Ok(server_list(members)),
+        None => Err(Error::Connect(format!(
+            "no server of cluster {} found (try --scan CIDR)",
+            crate::log::escape(name)
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -516,6 +586,28 @@ mod tests {
         ] {
             assert!(parse_range(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn clusters_group_trusted_fos_members() {
+        let f = |last: u8, kind, cluster: Option<&str>| Found {
+            addr: Ipv4Addr::new(127, 0, 0, last),
+            port: 5001,
+            name: format!("n{last}"),
+            kind,
+            cluster: cluster.map(Into::into),
+        };
+        let found = vec![
+            f(2, Kind::Fos, Some("c")),
+            f(3, Kind::Fos, Some("c")),
+            f(4, Kind::Fos, None),
+            f(5, Kind::Untrusted, Some("c")),
+            f(6, Kind::Fos, Some("d")),
+        ];
+        let got = clusters(&found);
+        assert_eq!(got.len(), 2);
+        assert_eq!(server_list(&got[0].1), "127.0.0.2:5001,127.0.0.3:5001");
+        assert_eq!(got[1].0, "d");
     }
 
     #[test]

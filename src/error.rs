@@ -67,6 +67,13 @@ impl Error {
         }
     }
 
+    /// Whether the server asked for the request to be tried again shortly: an upload
+    /// it would resume is still held by an earlier one (on it or on another server
+    /// of the same storage) that has not let go yet.
+    pub fn is_in_use(&self) -> bool {
+        matches!(self, Error::Remote(ErrorCode::InUse, _))
+    }
+
     /// Names what a refusal was about: a server's `no such file or directory` becomes
     /// `cat nothere: no such file or directory`, and a local failure is prefixed the
     /// same way. Other errors (the connection, usage) are left as they are.
@@ -121,6 +128,8 @@ impl std::error::Error for Error {}
 /// reports as `WouldBlock`) says "timed out", everything else as the OS puts it.
 pub fn io_text(e: &io::Error) -> String {
     match e.kind() {
+        // a timeout that says more than that (why, what was kept) keeps its words
+        io::ErrorKind::TimedOut if e.get_ref().is_some() => e.to_string(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timed out".into(),
         _ => e.to_string(),
     }

@@ -46,6 +46,8 @@ impl Level {
 pub struct Logger {
     min: Level,
     file: Option<Mutex<File>>,
+    /// Where `file` was opened, to open it again after a rotation ([`Logger::reopen`]).
+    path: Option<std::path::PathBuf>,
     stderr: bool,
 }
 
@@ -55,6 +57,7 @@ impl Logger {
         Logger {
             min,
             file: None,
+            path: None,
             stderr: true,
         }
     }
@@ -64,6 +67,7 @@ impl Logger {
         Logger {
             min: Level::Error,
             file: None,
+            path: None,
             stderr: false,
         }
     }
@@ -72,6 +76,26 @@ impl Logger {
     pub fn with_file(mut self, file: File) -> Logger {
         self.file = Some(Mutex::new(file));
         self
+    }
+
+    /// Also appends every line to the file at `path` (created mode 0640 if missing),
+    /// which [`Logger::reopen`] opens again.
+    pub fn with_log_file(mut self, path: &std::path::Path) -> std::io::Result<Logger> {
+        self.file = Some(Mutex::new(open_log(path)?));
+        self.path = Some(path.to_path_buf());
+        Ok(self)
+    }
+
+    /// Opens the log file again by its path, and writes to the new file from the next
+    /// line on: after `logrotate` (or a `mv`) renamed the old one. Without a log file
+    /// nothing happens. If the path cannot be opened the old file stays in use.
+    pub fn reopen(&self) -> std::io::Result<()> {
+        let (Some(path), Some(file)) = (&self.path, &self.file) else {
+            return Ok(());
+        };
+        let new = open_log(path)?;
+        *file.lock().unwrap_or_else(|p| p.into_inner()) = new;
+        Ok(())
     }
 
     /// Whether lines at `level` are written.
@@ -115,6 +139,16 @@ impl Logger {
     pub fn warn(&self, event: fmt::Arguments<'_>) {
         self.log(Level::Warn, None, None, event);
     }
+}
+
+/// Opens a log file for appending.
+fn open_log(path: &std::path::Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)
 }
 
 /// Bytes in binary units, as people read them: `12 B`, `1.5 KiB`, `10.0 MiB`.

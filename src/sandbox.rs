@@ -241,6 +241,9 @@ pub struct Sandbox {
     storage: Option<(OwnedFd, CString)>,
     /// Use the portable walker even where openat2 exists (tests compare the two).
     force_walk: bool,
+    /// Who writes the partials this sandbox makes or resumes, recorded in their
+    /// sidecars (see [`Sandbox::with_holder`]).
+    holder: String,
 }
 
 impl Sandbox {
@@ -272,7 +275,16 @@ impl Sandbox {
             root: OwnedFd::from(file),
             storage: None,
             force_walk: false,
+            holder: "-".into(),
         })
+    }
+
+    /// Names the writer of this sandbox's resumable uploads (a server and its process):
+    /// each partial's sidecar records it while an upload holds the partial, so that
+    /// a resume through another server sharing the storage can say who holds it.
+    pub fn with_holder(mut self, holder: &str) -> Sandbox {
+        self.holder = holder.to_string();
+        self
     }
 
     /// Makes every lookup use the portable component walker instead of openat2.
@@ -644,6 +656,7 @@ impl Sandbox {
                 meta: None,
                 resumable: false,
                 reserve: None,
+                sidecar: None,
                 file,
                 keep: false,
                 done: false,
@@ -652,7 +665,8 @@ impl Sandbox {
                 Sidecar::None => return Ok(partial),
                 Sidecar::Resume(size, mtime) => {
                     let target_name = target.file_name().unwrap_or_default();
-                    format!("{META_MAGIC}\n{size}\n{mtime}\n{target_name}")
+                    let holder = holder_field(&self.holder);
+                    format!("{META_MAGIC}\n{size}\n{mtime}\n{holder}\n{target_name}")
                 }
                 Sidecar::Reserve(bytes) => reserve_text(bytes),
             };
@@ -667,7 +681,10 @@ impl Sandbox {
             let mut meta = File::from(fd);
             io::Write::write_all(&mut meta, text.as_bytes())?;
             match sidecar {
-                Sidecar::Resume(..) => partial.resumable = true,
+                Sidecar::Resume(size, mtime) => {
+                    partial.resumable = true;
+                    partial.sidecar = Some((meta, holder_offset(size, mtime)));
+                }
                 _ => partial.reserve = Some(meta),
             }
             return Ok(partial);
@@ -679,8 +696,9 @@ impl Sandbox {
 
     /// Finds an interrupted upload of `target` from a source of this `size` and
     /// `mtime`. Returns it opened for appending (its length is where the upload
-    /// continues), or, if the only match is locked by a running upload, that file's
-    /// identity.
+    /// continues) with this sandbox recorded as its holder, or, if the only match is
+    /// locked by a running upload (of this server or another on the same storage),
+    /// who holds it ([`Held`]).
     pub fn resume_partial(&self, target: &UserPath, size: u64, mtime: i64) -> Result<Resume> {
         let mut in_use = None;
         let (dir, _) = self.parent(target)?;
@@ -694,22 +712,20 @@ impl Sandbox {
                 continue;
             };
             let meta_name = sys::cstring(name.as_bytes())?;
-            let Ok(fd) = sys::openat(dir.as_fd(), &meta_name, oflag::RDONLY | oflag::NOFOLLOW, 0)
+            let Ok(fd) = sys::openat(dir.as_fd(), &meta_name, oflag::RDWR | oflag::NOFOLLOW, 0)
             else {
                 continue;
             };
+            let mut sidecar = File::from(fd);
             let mut text = String::new();
-            if io::Read::read_to_string(&mut io::Read::take(File::from(fd), 1024), &mut text)
-                .is_err()
+            if io::Read::read_to_string(&mut io::Read::take(&mut sidecar, 1024), &mut text).is_err()
             {
                 continue;
             }
-            let mut parts = text.splitn(4, '\n');
-            let matches = parts.next() == Some(META_MAGIC)
-                && parts.next().and_then(|s| s.parse::<u64>().ok()) == Some(size)
-                && parts.next().and_then(|s| s.parse::<i64>().ok()) == Some(mtime)
-                && parts.next() == Some(want);
-            if !matches {
+            let Some(meta) = ResumeMeta::parse(&text) else {
+                continue;
+            };
+            if meta.size != size || meta.mtime != mtime || meta.target != want {
                 continue;
             }
             let part_name = sys::cstring(format!("{RESERVED_PREFIX}{base}").as_bytes())?;
@@ -722,22 +738,33 @@ impl Sandbox {
             if stat.len() > size {
                 continue;
             }
+            let marker = takeover_name(&part_name)?;
             // in use by a running upload: not ours to continue while it runs
             if lock(&file).is_err() {
-                in_use = Some(FileId(stat.dev(), stat.ino()));
+                in_use = Some(Held {
+                    id: FileId(stat.dev(), stat.ino()),
+                    holder: meta.holder.map(str::to_string),
+                    dir: dir.try_clone()?,
+                    marker,
+                });
                 continue;
             }
-            let dir = dir.try_clone()?;
-            return Ok(Resume::Found(Partial {
-                dir,
+            // ours now: a request to let go was meant for the upload before
+            let _ = sys::unlinkat(dir.as_fd(), &marker, false);
+            let holder_at = meta.holder.map(|_| holder_offset(size, mtime));
+            let partial = Partial {
+                dir: dir.try_clone()?,
                 name: part_name,
                 meta: Some(meta_name),
                 resumable: true,
                 reserve: None,
+                sidecar: holder_at.map(|at| (sidecar, at)),
                 file,
                 keep: false,
                 done: false,
-            }));
+            };
+            partial.record_holder(&self.holder);
+            return Ok(Resume::Found(partial));
         }
         Ok(in_use.map_or(Resume::Nothing, Resume::InUse))
     }
@@ -770,17 +797,130 @@ pub enum Resume {
     /// A partial to continue, locked for this upload.
     Found(Partial),
     /// A matching partial that a running upload holds.
-    InUse(FileId),
+    InUse(Held),
     /// Nothing to continue.
     Nothing,
+}
+
+/// A partial that a running upload holds (locked), as a resume found it.
+#[derive(Debug)]
+pub struct Held {
+    id: FileId,
+    holder: Option<String>,
+    dir: OwnedFd,
+    marker: CString,
+}
+
+impl Held {
+    /// The partial's identity on this host.
+    pub fn id(&self) -> FileId {
+        self.id
+    }
+
+    /// Who holds it, as its sidecar records (`None` for a sidecar from before holders
+    /// were recorded).
+    pub fn holder(&self) -> Option<&str> {
+        self.holder.as_deref()
+    }
+
+    /// Asks the holding upload, whichever server on the storage runs it, to let go:
+    /// creates the partial's reserved takeover marker, which a running upload looks for
+    /// about once a second ([`TakeoverWatch`]) and which the next upload to take the
+    /// partial removes.
+    pub fn request_takeover(&self) -> Result<()> {
+        let flags = oflag::RDWR | oflag::CREAT | oflag::NOFOLLOW;
+        sys::openat(self.dir.as_fd(), &self.marker, flags, 0o600)?;
+        Ok(())
+    }
+}
+
+/// Tells a running upload whether a resume elsewhere asked for its partial (see
+/// [`Held::request_takeover`]). Cheap enough to ask once a second: one `fstatat`.
+#[derive(Debug)]
+pub struct TakeoverWatch {
+    dir: OwnedFd,
+    marker: CString,
+}
+
+impl TakeoverWatch {
+    /// Whether a takeover was requested.
+    pub fn requested(&self) -> bool {
+        sys::fstatat(self.dir.as_fd(), &self.marker, false).is_ok()
+    }
+}
+
+/// The fields of a resumable partial's sidecar.
+struct ResumeMeta<'a> {
+    size: u64,
+    mtime: i64,
+    /// `None` in a first-version sidecar.
+    holder: Option<&'a str>,
+    target: &'a str,
+}
+
+impl<'a> ResumeMeta<'a> {
+    /// Parses either version of the sidecar: `fos-partial 1` (size, mtime, name) or
+    /// `fos-partial 2` (size, mtime, a fixed-width holder line, name). The name comes
+    /// last because it may hold any byte but `/` and NUL, newlines included.
+    fn parse(text: &'a str) -> Option<ResumeMeta<'a>> {
+        let (magic, rest) = text.split_once('\n')?;
+        let fields = if magic == META_MAGIC { 4 } else { 3 };
+        if magic != META_MAGIC && magic != META_MAGIC_V1 {
+            return None;
+        }
+        let mut parts = rest.splitn(fields, '\n');
+        let size = parts.next()?.parse().ok()?;
+        let mtime = parts.next()?.parse().ok()?;
+        let holder = match fields {
+            4 => Some(parts.next()?.trim_end()),
+            _ => None,
+        };
+        Some(ResumeMeta {
+            size,
+            mtime,
+            holder,
+            target: parts.next()?,
+        })
+    }
+}
+
+/// Width of the holder line of a sidecar: fixed, so that a new holder is one write
+/// in place.
+const HOLDER_WIDTH: usize = 120;
+
+/// `holder` as a sidecar's holder line: on one line, cut to [`HOLDER_WIDTH`] bytes (at
+/// a character boundary) and padded with spaces to it.
+fn holder_field(holder: &str) -> String {
+    let mut line = crate::log::escape(holder);
+    let mut end = line.len().min(HOLDER_WIDTH);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    line.truncate(end);
+    format!("{line:<HOLDER_WIDTH$}")
+}
+
+/// Where the holder line of a resumable sidecar with this size and mtime starts.
+fn holder_offset(size: u64, mtime: i64) -> u64 {
+    format!("{META_MAGIC}\n{size}\n{mtime}\n").len() as u64
+}
+
+/// The takeover marker of the partial named `part`.
+fn takeover_name(part: &CStr) -> io::Result<CString> {
+    let mut name = part.to_bytes().to_vec();
+    name.extend_from_slice(TAKEOVER_SUFFIX.as_bytes());
+    sys::cstring(&name)
 }
 
 /// A file's identity on this host (device and inode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileId(u64, u64);
 
-/// First line of a resumable partial upload's sidecar.
-const META_MAGIC: &str = "fos-partial 1";
+/// First line of a resumable partial upload's sidecar (the second version records
+/// its holder).
+const META_MAGIC: &str = "fos-partial 2";
+/// First line of a resumable partial's sidecar written before holders were recorded.
+const META_MAGIC_V1: &str = "fos-partial 1";
 /// First line of the sidecar of a partial that only reserves quota (not resumable).
 const RESERVE_MAGIC: &str = "fos-reserve 1";
 
@@ -818,7 +958,7 @@ fn unwritten_reservation(dir: BorrowedFd<'_>, name: &CStr) -> u64 {
         io::Read::read_to_string(&mut io::Read::take(File::from(fd), 1024), &mut text).ok()?;
         let mut lines = text.lines();
         let magic = lines.next()?;
-        if magic != META_MAGIC && magic != RESERVE_MAGIC {
+        if magic != META_MAGIC && magic != META_MAGIC_V1 && magic != RESERVE_MAGIC {
             return None;
         }
         lines.next()?.parse().ok()
@@ -940,6 +1080,8 @@ fn walk_tree(top: OwnedFd, visit: &mut dyn FnMut(Visit<'_>) -> Result<()>) -> Re
 }
 /// Suffix of the sidecar next to a partial upload.
 const META_SUFFIX: &str = ".meta";
+/// Suffix of a partial's takeover marker (see [`Held::request_takeover`]).
+const TAKEOVER_SUFFIX: &str = ".takeover";
 
 /// Takes the advisory exclusive lock that marks a partial as in use.
 fn lock(file: &File) -> Result<()> {
@@ -989,6 +1131,7 @@ pub fn remove_stale_partials(storage: &Path, max_age: std::time::Duration) -> u6
             }
             let data = name
                 .strip_suffix(META_SUFFIX)
+                .or_else(|| name.strip_suffix(TAKEOVER_SUFFIX))
                 .map_or(path.clone(), |base| dir.join(base));
             // a partial still locked belongs to a running upload, however old
             if let Ok(f) = File::open(&data)
@@ -1037,6 +1180,8 @@ pub struct Partial {
     resumable: bool,
     /// The sidecar holds a quota reservation (open, to raise it).
     reserve: Option<File>,
+    /// A resumable partial's sidecar (open) and where its holder line starts.
+    sidecar: Option<(File, u64)>,
     file: File,
     keep: bool,
     done: bool,
@@ -1058,6 +1203,34 @@ impl Partial {
     pub fn resumable_id(&self) -> Option<FileId> {
         let stat = self.file.metadata().ok()?;
         self.resumable.then(|| FileId(stat.dev(), stat.ino()))
+    }
+
+    /// Watches for a resume elsewhere asking for this partial, for a resumable partial
+    /// (see [`Held::request_takeover`]).
+    pub fn takeover_watch(&self) -> Option<TakeoverWatch> {
+        if !self.resumable {
+            return None;
+        }
+        Some(TakeoverWatch {
+            dir: self.dir.try_clone().ok()?,
+            marker: takeover_name(&self.name).ok()?,
+        })
+    }
+
+    /// Records `holder` in the sidecar (best effort: the holder is information for
+    /// people and logs; the lock is what counts).
+    fn record_holder(&self, holder: &str) {
+        use std::os::unix::fs::FileExt;
+        if let Some((sidecar, at)) = &self.sidecar {
+            let _ = sidecar.write_all_at(holder_field(holder).as_bytes(), *at);
+        }
+    }
+
+    /// Removes the takeover marker, if any (best effort).
+    fn remove_marker(&self) {
+        if let Ok(marker) = takeover_name(&self.name) {
+            let _ = sys::unlinkat(self.dir.as_fd(), &marker, false);
+        }
     }
 
     /// The quota reservation of a partial made by [`Sandbox::create_reserved`].
@@ -1109,6 +1282,9 @@ impl Partial {
         if let Some(meta) = self.meta.take() {
             let _ = sys::unlinkat(self.dir.as_fd(), &meta, false);
         }
+        if self.resumable {
+            self.remove_marker();
+        }
         if fsync {
             File::from(self.dir.try_clone()?).sync_all()?;
         }
@@ -1118,8 +1294,16 @@ impl Partial {
 
 impl Drop for Partial {
     fn drop(&mut self) {
-        if self.done || self.keep {
+        if self.done {
             return;
+        }
+        if self.keep {
+            // kept for a resume: nobody holds it once this file closes
+            self.record_holder("-");
+            return;
+        }
+        if self.resumable {
+            self.remove_marker();
         }
         // best effort: a failure here leaves reserved files that `ls` never shows and
         // the stale-partial sweep removes
@@ -1218,7 +1402,7 @@ mod tests {
             let id = p.resumable_id().expect("has a sidecar");
             assert!(matches!(
                 sb.resume_partial(&target, 10, 77).unwrap(),
-                Resume::InUse(held) if held == id
+                Resume::InUse(held) if held.id() == id
             ));
             p.keep(true);
         }
@@ -1281,7 +1465,7 @@ mod tests {
         p.keep(true);
         drop(p);
         let kept = sb.usage().unwrap() - 14;
-        assert!((3000..3100).contains(&kept), "{kept}");
+        assert!((3000..3200).contains(&kept), "{kept}");
         // a tree deeper than the limit (made outside fos) counts, and rm -r removes it
         let mut deep = t.path().join("root/u/deep");
         for _ in 0..MAX_DEPTH + 50 {

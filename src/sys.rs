@@ -127,6 +127,8 @@ pub fn hostname() -> Option<String> {
 pub const SIGINT: i32 = libc::SIGINT;
 /// See [`SIGINT`].
 pub const SIGTERM: i32 = libc::SIGTERM;
+/// The signal `fos-server` takes as "reopen the log file" (after a log rotation).
+pub const SIGHUP: i32 = libc::SIGHUP;
 
 fn sigset(signals: &[i32]) -> libc::sigset_t {
     let mut set = MaybeUninit::<libc::sigset_t>::uninit();

@@ -81,7 +81,7 @@ fn sweep_finds_fos_python_and_untrusted_servers() {
     let _ = py.wait();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let want = format!(
-        "127.0.0.2\t{}\talpha\tfos\n127.0.0.3\t{}\tbeta\\tbad\\nname\tfos\n127.0.0.4\t{}\tgamma\tfos\n127.0.0.5\t{}\timpostor\tuntrusted\n127.0.0.6\t5001\tlegacyhost\tpython\n",
+        "127.0.0.2\t{}\talpha\tfos\t-\n127.0.0.3\t{}\tbeta\\tbad\\nname\tfos\t-\n127.0.0.4\t{}\tgamma\tfos\t-\n127.0.0.5\t{}\timpostor\tuntrusted\t-\n127.0.0.6\t5001\tlegacyhost\tpython\t-\n",
         a.addr.port(),
         b.addr.port(),
         c.addr.port(),
@@ -99,6 +99,71 @@ fn sweep_finds_fos_python_and_untrusted_servers() {
     assert_eq!(stdout(&out).lines().count(), 1);
     let out = list(greet, "127.0.0.2-4");
     assert_eq!(stdout(&out).lines().count(), 3);
+}
+
+#[test]
+fn a_cluster_is_listed_and_used_as_one() {
+    let fx = Fixture::new("cluster-disc");
+    let greet = TcpListener::bind("127.0.0.2:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // two servers over one storage in cluster "team", and a lone one
+    let in_team = |ip, name| {
+        BinServer::launch(
+            &fx,
+            ip,
+            0,
+            Some(greet),
+            "",
+            &["-q", "--name", name, "--cluster", "team"],
+        )
+    };
+    let a = in_team("127.0.0.2", "a");
+    let b = in_team("127.0.0.3", "b");
+    let lone = start_on(&fx, "127.0.0.4", greet, "lone", "");
+    let out = list(greet, "127.0.0.2-4");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "127.0.0.2\t{}\ta\tfos\tteam\n127.0.0.3\t{}\tb\tfos\tteam\n127.0.0.4\t{}\tlone\tfos\t-\n",
+            a.addr.port(),
+            b.addr.port(),
+            lone.addr.port()
+        )
+    );
+    // --cluster: the client finds the members and uses one of them
+    std::fs::write(fx.local().join("f.txt"), "hello").unwrap();
+    let client = |cluster: &str, script: &str| {
+        let mut cmd = without_terminal(env!("CARGO_BIN_EXE_fos-client"));
+        cmd.current_dir(fx.local())
+            .env("FOS_PASSWORD", "p")
+            .args(["--user", "u", "--scan", "127.0.0.2-4", "--greet-port"])
+            .arg(greet.to_string())
+            .args(["--cluster", cluster, "--cert"])
+            .arg(cert())
+            .args(["-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        wait_with_deadline(cmd.spawn().unwrap(), Duration::from_secs(60))
+    };
+    let out = client("team", "put f.txt; ls");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("f.txt"), "{}", stdout(&out));
+    assert_eq!(
+        std::fs::read(fx.storage().join("u/f.txt")).unwrap(),
+        b"hello"
+    );
+    let out = client("nope", "ls");
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no server of cluster"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

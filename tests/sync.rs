@@ -440,7 +440,7 @@ fn dry_run_changes_nothing_on_either_side() {
     );
     let before = (
         snapshot(&env.local()),
-        snapshot(&env.fx.storage()),
+        snapshot_storage(&env.fx.storage()),
         snapshot(&env.state()),
     );
     let out = env.sync("push -n --delete --max-delete 100% local /dst", true);
@@ -450,7 +450,7 @@ fn dry_run_changes_nothing_on_either_side() {
     assert!(out.contains("dry run"), "{out}");
     let after = (
         snapshot(&env.local()),
-        snapshot(&env.fx.storage()),
+        snapshot_storage(&env.fx.storage()),
         snapshot(&env.state()),
     );
     assert!(before == after, "a dry run changed something");

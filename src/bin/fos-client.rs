@@ -11,7 +11,8 @@ Usage: fos-client [OPTIONS]
 
 Connects to a fos server (or a Python one) over TLS, logs in, and runs commands:
 interactively, from -c, or one per line from standard input when it is not a
-terminal. Without --server, sweeps the LAN for servers and lets you pick one.
+terminal. Without --server, sweeps the LAN for servers and lets you pick one
+(or, with --cluster, uses the servers of that cluster).
 The password comes from --password-file, FOS_PASSWORD, or a prompt on the
 terminal that does not echo (Ctrl-C or Ctrl-D there cancels); with none of the
 three the client exits 2.
@@ -30,8 +31,14 @@ fn options() -> getopts::Options {
     o.optopt(
         "s",
         "server",
-        "server to connect to: HOST, HOST:PORT, IPv4, [IPv6]:PORT (default: discover)",
+        "server to connect to: HOST, HOST:PORT, IPv4, [IPv6]:PORT (default: discover); several, comma-separated, are one cluster: one is picked, and another if it fails",
         "HOST[:PORT]",
+    );
+    o.optopt(
+        "",
+        "cluster",
+        "without --server: sweep (see --scan) and use the servers that announce this cluster",
+        "NAME",
     );
     o.optopt("u", "user", "user name (default: ask)", "NAME");
     o.optopt(
@@ -100,7 +107,7 @@ fn options() -> getopts::Options {
     o.optflag(
         "",
         "list",
-        "sweep for servers, print one per line (address, port, name, kind; tab-separated) and exit",
+        "sweep for servers, print one per line (address, port, name, kind, cluster; tab-separated) and exit",
     );
     o.optopt("", "scan", "sweep this range: a.b.c.d/n (at most /16), a.b.c.d or a.b.c.d-e (default: an interface's subnet)", "CIDR");
     o.optopt(
@@ -170,6 +177,7 @@ fn main() -> ExitCode {
         };
     }
     inv.server = m.opt_str("server");
+    inv.cluster = m.opt_str("cluster");
     inv.user = m.opt_str("user");
     inv.password = std::env::var("FOS_PASSWORD").ok();
     inv.password_file = m.opt_str("password-file").map(PathBuf::from);

@@ -57,6 +57,12 @@ fn options() -> getopts::Options {
     );
     o.optopt(
         "",
+        "cluster",
+        "announce membership of this cluster to discovery: the servers over one shared --root give one name, and clients use them as one (default none)",
+        "NAME",
+    );
+    o.optopt(
+        "",
         "max-sessions",
         "most sessions at once (default 512)",
         "N",
@@ -99,6 +105,12 @@ fn options() -> getopts::Options {
     );
     o.optopt(
         "",
+        "transfer-timeout",
+        "cut a resumable upload whose client sends nothing for this many seconds, keeping its partial for a resume (default 60)",
+        "SECS",
+    );
+    o.optopt(
+        "",
         "shutdown-grace",
         "on SIGINT/SIGTERM, seconds running transfers may finish (default 30)",
         "SECS",
@@ -132,15 +144,18 @@ fn usage(o: &getopts::Options) -> String {
     o.usage(
         "Usage: fos-server [OPTIONS]\n       fos-server passwd USER [--users FILE]\n\n\
          Serves per-user storage over TLS to fos clients and to the Python tool's clients.\n\
-         SIGINT/SIGTERM stop it gracefully. Exit status: 0 after a clean shutdown, 1 on a\n\
-         start-up failure, 2 on a usage error.",
+         SIGINT/SIGTERM stop it gracefully; SIGHUP reopens --log. Exit status: 0 after a\n\
+         clean shutdown, 1 on a start-up failure, 2 on a usage error.",
     )
 }
+
+/// SIGINT and SIGTERM stop the server gracefully; SIGHUP reopens `--log`.
+const SIGNALS: [i32; 3] = [fos::sys::SIGINT, fos::sys::SIGTERM, fos::sys::SIGHUP];
 
 fn main() -> ExitCode {
     // before any thread exists, so every thread inherits the mask and only the
     // signal thread receives SIGINT/SIGTERM
-    if let Err(e) = fos::sys::block_signals(&[fos::sys::SIGINT, fos::sys::SIGTERM]) {
+    if let Err(e) = fos::sys::block_signals(&SIGNALS) {
         eprintln!("fos-server: cannot set up signal handling: {e}");
         return ExitCode::from(1);
     }
@@ -211,12 +226,9 @@ fn try_main() -> Result<(), Box<dyn Error>> {
     };
     let mut log = Logger::new(level);
     if let Some(path) = m.opt_str("log") {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
+        log = log
+            .with_log_file(std::path::Path::new(&path))
             .map_err(|e| format!("--log {path}: {e}"))?;
-        log = log.with_file(file);
     }
     let log = Arc::new(log);
     cfg.bind = match parse(&m, "bind")? {
@@ -244,6 +256,17 @@ fn try_main() -> Result<(), Box<dyn Error>> {
     if let Some(v) = m.opt_str("name") {
         cfg.name = v;
     }
+    if let Some(v) = m.opt_str("cluster") {
+        let ok = !v.is_empty() && v.len() <= 64 && !v.chars().any(char::is_control);
+        if !ok {
+            return Err(UsageError(format!(
+                "--cluster: {:?}: give a name of 1 to 64 bytes without control characters",
+                fos::log::escape(&v)
+            ))
+            .into());
+        }
+        cfg.cluster = Some(v);
+    }
     if let Some(v) = parse(&m, "max-sessions")? {
         cfg.max_sessions = v;
     }
@@ -270,6 +293,9 @@ fn try_main() -> Result<(), Box<dyn Error>> {
     if let Some(v) = parse::<u64>(&m, "idle-timeout")? {
         cfg.idle_timeout = Duration::from_secs(v.max(1));
     }
+    if let Some(v) = parse::<u64>(&m, "transfer-timeout")? {
+        cfg.transfer_timeout = Duration::from_secs(v.max(1));
+    }
     if let Some(v) = parse::<u64>(&m, "partial-max-age")? {
         cfg.partial_max_age = Duration::from_secs(v);
     }
@@ -281,10 +307,13 @@ fn try_main() -> Result<(), Box<dyn Error>> {
     let addr = server.local_addr()?;
     match server.greet_addr() {
         Some(g) => println!(
-            "fos-server {}: listening on {addr} (discovery on {g}), serving {} as {:?}",
+            "fos-server {}: listening on {addr} (discovery on {g}), serving {} as {:?}{}",
             fos::VERSION,
             cfg.root.display(),
-            cfg.name
+            cfg.name,
+            cfg.cluster
+                .as_ref()
+                .map_or_else(String::new, |c| format!(" in cluster {c:?}"))
         ),
         None => println!(
             "fos-server {}: listening on {addr} (discovery off), serving {} as {:?}",
@@ -298,7 +327,16 @@ fn try_main() -> Result<(), Box<dyn Error>> {
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Ok(sig) = fos::sys::wait_signal(&[fos::sys::SIGINT, fos::sys::SIGTERM]) {
+            while let Ok(sig) = fos::sys::wait_signal(&SIGNALS) {
+                if sig == fos::sys::SIGHUP {
+                    match signal_log.reopen() {
+                        Ok(()) => signal_log.info(format_args!("SIGHUP: log file reopened")),
+                        Err(e) => signal_log.warn(format_args!(
+                            "SIGHUP: cannot reopen the log file ({e}); still writing to the old one"
+                        )),
+                    }
+                    continue;
+                }
                 let name = if sig == fos::sys::SIGINT {
                     "SIGINT"
                 } else {
@@ -308,6 +346,7 @@ fn try_main() -> Result<(), Box<dyn Error>> {
                     "{name}: shutting down (new connections refused)"
                 ));
                 handle.shutdown();
+                break;
             }
         })?;
     server.run()?;

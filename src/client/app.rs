@@ -24,8 +24,10 @@ pub struct Invocation {
     /// `--cert FILE`: pin exactly this certificate. `None`: the first pin file found
     /// (see [`super::trust::pin_candidates`]), else trust on first use.
     pub pin: Option<PathBuf>,
-    /// `--server HOST[:PORT]`; `None` means discover.
+    /// `--server HOST[:PORT]` (or several, comma-separated); `None` means discover.
     pub server: Option<String>,
+    /// `--cluster NAME`: without `--server`, discover that cluster's servers.
+    pub cluster: Option<String>,
     /// `--user NAME`; `None` means ask.
     pub user: Option<String>,
     /// The password (from `FOS_PASSWORD`); `None` means ask without echo.
@@ -61,13 +63,14 @@ fn try_run(mut inv: Invocation) -> Result<i32, Error> {
     if inv.list {
         return crate::discovery::list_command(&inv.config, &inv.discovery);
     }
-    let server = match inv.server.take() {
-        Some(s) => s,
-        None => crate::discovery::choose_server(&inv.config, &inv.discovery)?,
+    let server = match (inv.server.take(), &inv.cluster) {
+        (Some(s), _) => s,
+        (None, Some(c)) => crate::discovery::cluster_servers(&inv.config, &inv.discovery, c)?,
+        (None, None) => crate::discovery::choose_server(&inv.config, &inv.discovery)?,
     };
     // before any credentials are asked for, as ssh checks the host key first
     let dialogue = inv.commands.is_none() && io::stdin().is_terminal();
-    check_known(&inv.config, &server, &looked, dialogue)?;
+    check_known_all(&inv.config, &server, &looked, dialogue)?;
     let user = match inv.user.take() {
         Some(u) => u,
         None => ask("username: ")?,
@@ -84,7 +87,10 @@ fn try_run(mut inv: Invocation) -> Result<i32, Error> {
             })?
             .read_secret(&format!("password for {user}: "))?,
     };
-    let remote = Remote::connect(&inv.config, &server, &user, &password)?;
+    // several servers (a cluster): one at random, so clients spread over them
+    let servers = super::server_list(&server)?;
+    let first = super::pick_first(servers.len());
+    let (remote, member) = Remote::connect_from(&inv.config, &servers, first, &user, &password)?;
     let interactive = inv.commands.is_none() && io::stdin().is_terminal();
     if interactive {
         let kind = if remote.is_legacy() {
@@ -92,6 +98,7 @@ fn try_run(mut inv: Invocation) -> Result<i32, Error> {
         } else {
             "a fos server"
         };
+        let server = &servers[member];
         println!("Connected to {server} as {user}: {kind}. Type `help` for the commands.");
     }
     let login = Login {
@@ -99,7 +106,9 @@ fn try_run(mut inv: Invocation) -> Result<i32, Error> {
         user: user.clone(),
         password,
     };
-    let mut shell = Shell::new(remote, inv.config.clone(), inv.shell.clone()).with_login(login);
+    let mut shell = Shell::new(remote, inv.config.clone(), inv.shell.clone())
+        .with_login(login)
+        .with_member(member);
     watch_ctrl_c(&shell);
     let code = match &inv.commands {
         Some(text) => shell.run_text(text),
@@ -191,6 +200,30 @@ fn choose_trust(inv: &mut Invocation) -> Vec<PathBuf> {
 /// loudly; an unknown one is shown with its fingerprint, and on a terminal (`ask`)
 /// the user may trust it, which records it; in scripts it is exit 3, with the line
 /// that would trust it.
+/// [`check_known`] for each server of a `--server` list (a cluster): one that cannot
+/// be reached now is passed over (the connection picks among the others), and at
+/// least one must answer. A changed or refused certificate ends it at once.
+fn check_known_all(
+    cfg: &ClientConfig,
+    servers: &str,
+    looked: &[PathBuf],
+    ask: bool,
+) -> Result<(), Error> {
+    let mut unreachable = None;
+    let mut answered = false;
+    for server in super::server_list(servers)? {
+        match check_known(cfg, &server, looked, ask) {
+            Ok(()) => answered = true,
+            Err(e) if e.is_network() => unreachable = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    match (answered, unreachable) {
+        (false, Some(e)) => Err(e),
+        _ => Ok(()),
+    }
+}
+
 fn check_known(
     cfg: &ClientConfig,
     server: &str,

@@ -318,9 +318,80 @@ impl Default for TransferOpts<'_> {
     }
 }
 
+/// The servers of a `--server` list, `HOST[:PORT]` separated by commas (several
+/// servers over one storage: a cluster).
+pub fn server_list(servers: &str) -> Result<Vec<String>, Error> {
+    let list: Vec<String> = servers
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if list.is_empty() {
+        return Err(Error::Usage(format!(
+            "invalid server address {servers:?}: use HOST, HOST:PORT or HOST,HOST"
+        )));
+    }
+    for s in &list {
+        split_host_port(s, DEFAULT_PORT)?;
+    }
+    Ok(list)
+}
+
+/// Which of `n` servers to try first: one at random, so that clients given the same
+/// cluster spread over its members.
+pub fn pick_first(n: usize) -> usize {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 4];
+    if n <= 1 || ring::rand::SystemRandom::new().fill(&mut b).is_err() {
+        return 0;
+    }
+    u32::from_le_bytes(b) as usize % n
+}
+
 impl Remote {
-    /// Connects to `server` (`host[:port]`), negotiates the protocol and logs in.
+    /// Connects to `server` (`host[:port]`, or several separated by commas: see
+    /// [`Remote::connect_from`], starting at one picked at random), negotiates the
+    /// protocol and logs in.
     pub fn connect(
+        cfg: &ClientConfig,
+        server: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<Remote, Error> {
+        let servers = server_list(server)?;
+        let first = pick_first(servers.len());
+        Remote::connect_from(cfg, &servers, first, user, password).map(|(r, _)| r)
+    }
+
+    /// Connects to one of `servers`, trying them in turn from `servers[first]` and
+    /// going round: a server that cannot be reached, fails mid-login or is busy is
+    /// passed over for the next. A certificate that is not the pinned one, or a
+    /// refused login, ends the attempt at once (the servers of a cluster share
+    /// their users). Returns the session and which server it is with.
+    pub fn connect_from(
+        cfg: &ClientConfig,
+        servers: &[String],
+        first: usize,
+        user: &str,
+        password: &str,
+    ) -> Result<(Remote, usize), Error> {
+        let mut last = Error::Usage("no server given".into());
+        for i in 0..servers.len() {
+            let at = (first + i) % servers.len();
+            match Remote::connect_one(cfg, &servers[at], user, password) {
+                Ok(r) => return Ok((r, at)),
+                Err(e) if e.is_network() || matches!(e, Error::Remote(ErrorCode::Busy, _)) => {
+                    last = e;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+
+    /// Connects to one server, `host[:port]`.
+    fn connect_one(
         cfg: &ClientConfig,
         server: &str,
         user: &str,
@@ -1024,6 +1095,12 @@ mod tests {
         assert_eq!(ok("[::1]:7000"), ("::1".into(), 7000));
         assert_eq!(ok("[::1]"), ("::1".into(), 5001));
         assert_eq!(ok("::1"), ("::1".into(), 5001));
+        assert_eq!(
+            server_list(" 127.0.0.2:7000, [::1]:7001 ,files.local").unwrap(),
+            vec!["127.0.0.2:7000", "[::1]:7001", "files.local"]
+        );
+        assert!(server_list(",").is_err() && server_list("a,b:0").is_err());
+        assert!((0..50).all(|_| pick_first(3) < 3) && pick_first(1) == 0);
         for bad in [
             "",
             ":5001",

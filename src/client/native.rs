@@ -177,13 +177,15 @@ impl Native {
         .map(drop)
     }
 
-    /// Asks for name, version and data port (discovery).
-    pub fn discover(&mut self) -> Result<(String, u32, u16), Error> {
+    /// Asks for name, version, data port and cluster, if any (discovery).
+    pub fn discover(&mut self) -> Result<(String, u32, u16, Option<String>), Error> {
         let f = self.call(&Request::Discover)?;
         Ok((
             f.first().map(|n| field_str(n)).unwrap_or_default(),
             field_num(f.get(1))?,
             field_num(f.get(2))?,
+            // servers before clusters send three fields; a lone server an empty one
+            f.get(3).map(|c| field_str(c)).filter(|c| !c.is_empty()),
         ))
     }
 

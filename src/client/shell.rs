@@ -183,7 +183,8 @@ impl Default for ShellOptions {
 /// What the shell needs to log in again after a connection failure.
 #[derive(Debug, Clone)]
 pub struct Login {
-    /// `host[:port]`.
+    /// `host[:port]`, or several separated by commas (a cluster: a reconnect goes to
+    /// another of them).
     pub server: String,
     /// User name.
     pub user: String,
@@ -195,6 +196,8 @@ pub struct Login {
 pub struct Shell {
     pub(super) remote: Option<Remote>,
     pub(super) login: Option<Login>,
+    /// Which server of the login's list the session is (or was last) with.
+    member: usize,
     /// The remote directory, kept to return to it after a reconnect.
     pub(super) cwd: String,
     pub(super) cfg: ClientConfig,
@@ -219,6 +222,7 @@ impl Shell {
         Shell {
             remote: Some(remote),
             login: None,
+            member: 0,
             cwd: "/".into(),
             cfg,
             opts,
@@ -238,6 +242,13 @@ impl Shell {
         self
     }
 
+    /// Says which server of the login's list ([`Login::server`]) the session is with,
+    /// so that a reconnect after a failure tries the next one first.
+    pub fn with_member(mut self, member: usize) -> Shell {
+        self.member = member;
+        self
+    }
+
     /// Shares a Ctrl-C flag set elsewhere (the client's signal thread).
     pub fn with_interrupt(mut self, flag: Arc<AtomicBool>) -> Shell {
         self.interrupt = flag;
@@ -252,7 +263,13 @@ impl Shell {
                 .login
                 .clone()
                 .ok_or_else(|| Error::Connect("not connected".into()))?;
-            let mut r = Remote::connect(&self.cfg, &login.server, &login.user, &login.password)?;
+            // several servers (a cluster): the one after the last used goes first, as
+            // that one failed (or the session was dropped), and the others follow
+            let servers = super::server_list(&login.server)?;
+            let first = (self.member + 1) % servers.len();
+            let (mut r, at) =
+                Remote::connect_from(&self.cfg, &servers, first, &login.user, &login.password)?;
+            self.member = at;
             if self.cwd != "/" {
                 r.cd(Some(&self.cwd))?;
             }

@@ -181,14 +181,23 @@ impl Shell {
             if matches!(err, Error::Cancelled) {
                 return Err(err);
             }
-            if !err.is_network() || attempt >= tries || self.login.is_none() {
+            let in_use = err.is_in_use();
+            if !(err.is_network() || in_use) || attempt >= tries || self.login.is_none() {
                 return Err(err);
             }
-            self.remote = None;
+            // an upload still held elsewhere: the connection is fine, only wait
+            if !in_use {
+                self.remote = None;
+            }
             eprintln!(
-                "fos: {}: {}; reconnecting in {:.1} s (try {} of {tries}), then resuming",
+                "fos: {}: {}; {} in {:.1} s (try {} of {tries}), then resuming",
                 escape(what),
                 escape(&err.to_string()),
+                if in_use {
+                    "trying again"
+                } else {
+                    "reconnecting"
+                },
                 delay.as_secs_f64(),
                 attempt + 1
             );

@@ -508,6 +508,9 @@ pub enum ErrorCode {
     Aborted,
     /// A conditional write (sync) found the path no longer as its plan saw it.
     Changed,
+    /// Another running upload holds the partial this resume needs, and did not let go
+    /// in time (it may run on another server sharing the storage): try again shortly.
+    InUse,
 }
 
 impl ErrorCode {
@@ -530,12 +533,13 @@ impl ErrorCode {
             ErrorCode::Unsupported => "unsupported",
             ErrorCode::Aborted => "aborted",
             ErrorCode::Changed => "changed",
+            ErrorCode::InUse => "in-use",
         }
     }
 
     /// Parses a wire code; unknown codes (from a newer server) become `Invalid`.
     pub fn parse(s: &[u8]) -> ErrorCode {
-        const ALL: [ErrorCode; 16] = [
+        const ALL: [ErrorCode; 17] = [
             ErrorCode::NotFound,
             ErrorCode::Exists,
             ErrorCode::NotEmpty,
@@ -552,6 +556,7 @@ impl ErrorCode {
             ErrorCode::Unsupported,
             ErrorCode::Aborted,
             ErrorCode::Changed,
+            ErrorCode::InUse,
         ];
         ALL.into_iter()
             .find(|c| c.as_str().as_bytes() == s)

@@ -24,6 +24,20 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// checks in flight before it (see `Throttle::begin`).
 const CHECK_PATIENCE: Duration = Duration::from_secs(10);
 
+/// How often a watched transfer ([`Watch`]) looks for a takeover request.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// What a running resumable upload watches besides its data: a resume elsewhere
+/// asking for its partial, and a client silent for too long. Either ends the
+/// upload with an error that keeps the partial for the resume.
+#[derive(Debug)]
+pub(super) struct Watch {
+    /// Asked about once a second, whether data flows or not.
+    pub(super) takeover: crate::sandbox::TakeoverWatch,
+    /// The longest silence between reads.
+    pub(super) idle: Duration,
+}
+
 /// The TCP stream under TLS, with an overall deadline for the login phase: each read
 /// gets only the time left, so a byte-a-second sender cannot stretch the handshake.
 #[derive(Debug)]
@@ -31,6 +45,11 @@ pub(super) struct Transport {
     tcp: TcpStream,
     deadline: Option<Instant>,
     timeout: Option<Duration>,
+    /// A logged-in session's read timeout.
+    idle: Option<Duration>,
+    /// Set while a resumable upload runs.
+    watch: Option<Watch>,
+    last_watch: Instant,
     /// The connection's id in the server's registry.
     id: u64,
     peer: SocketAddr,
@@ -44,6 +63,9 @@ impl Transport {
             tcp,
             deadline: Some(deadline),
             timeout: None,
+            idle: None,
+            watch: None,
+            last_watch: Instant::now(),
             id,
             peer,
         })
@@ -52,7 +74,57 @@ impl Transport {
     /// Ends the login phase: from now on each read may wait `idle`.
     pub(super) fn logged_in(&mut self, idle: Duration) -> io::Result<()> {
         self.deadline = None;
+        self.idle = Some(idle);
         self.set_timeout(idle)
+    }
+
+    /// Starts (`Some`) or ends (`None`) watching a resumable upload.
+    pub(super) fn watch(&mut self, watch: Option<Watch>) -> io::Result<()> {
+        self.watch = watch;
+        self.last_watch = Instant::now();
+        match self.idle {
+            Some(idle) if self.watch.is_none() => self.set_timeout(idle),
+            _ => Ok(()),
+        }
+    }
+
+    /// A read during a watched upload: waits in steps of [`WATCH_EVERY`], asking for
+    /// a takeover between them, and gives up after the watch's idle time. The socket
+    /// is read only when it has data, below TLS, so a step that times out loses
+    /// nothing.
+    fn read_watched(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let started = Instant::now();
+        loop {
+            let Some(w) = &self.watch else {
+                return self.tcp.read(buf);
+            };
+            if self.last_watch.elapsed() >= WATCH_EVERY {
+                self.last_watch = Instant::now();
+                if w.takeover.requested() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "a resume of this upload elsewhere took its partial over",
+                    ));
+                }
+            }
+            let left = w.idle.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "the client sent nothing during an upload; its partial is kept",
+                ));
+            }
+            let step = left.min(WATCH_EVERY).max(Duration::from_millis(1));
+            self.set_timeout(step)?;
+            match self.tcp.read(buf) {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                other => return other,
+            }
+        }
     }
 
     fn set_timeout(&mut self, t: Duration) -> io::Result<()> {
@@ -85,6 +157,9 @@ impl Read for Transport {
             // and its credentials in two small writes with Nagle on waits for this ACK
             // before the second leaves (best effort: a socket without it still works)
             let _ = crate::sys::quick_ack(self.tcp.as_fd());
+        }
+        if self.watch.is_some() {
+            return self.read_watched(buf);
         }
         self.tcp.read(buf).map_err(|e| {
             if e.kind() == io::ErrorKind::WouldBlock {

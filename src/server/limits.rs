@@ -1,11 +1,16 @@
 //! Login limits: a counting semaphore that bounds concurrent password checks (so a
 //! login flood cannot pin every core), and throttling of failed password checks per
-//! (user, address) and per address.
+//! (user, address) and per address, counted in this process or, for servers that
+//! share one storage, in files on it ([`super::shared_records`]).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::shared_records::SharedRecords;
+use crate::log::Logger;
 
 /// A counting semaphore (std has none).
 #[derive(Debug)]
@@ -58,77 +63,170 @@ pub const MAX_LOCKOUT: Duration = Duration::from_secs(15 * 60);
 /// What a caller is told to wait when the limit stayed taken up by checks still
 /// running (they may yet succeed) until its deadline.
 const IN_FLIGHT_WAIT: Duration = Duration::from_secs(1);
+/// How often a check beyond the limit looks again for the verdicts in flight.
+const IN_FLIGHT_POLL: Duration = Duration::from_millis(20);
+/// A reserved check not judged within this long counts no more (its server died
+/// mid-check; a real check ends within the login deadline).
+const PENDING_TTL: Duration = Duration::from_secs(120);
 /// Records kept at most per table; beyond it idle records are forgotten.
-const MAX_TRACKED: usize = 65_536;
+pub(super) const MAX_TRACKED: usize = 65_536;
 
-#[derive(Debug, Default)]
-struct Record {
+fn ms(d: Duration) -> u64 {
+    d.as_millis().min(u64::MAX as u128) as u64
+}
+
+/// Now, in milliseconds since the Unix epoch: failure records use the wall clock so
+/// that servers sharing them through their storage agree on times (their clocks must
+/// agree, as NTP keeps them).
+pub(super) fn now_ms() -> u64 {
+    ms(SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default())
+}
+
+/// What is known of one address, or one (address, user) pair. Times are
+/// [`now_ms`] milliseconds.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) struct Record {
     /// Failures within the window, oldest first.
-    failures: Vec<Instant>,
-    /// Checks reserved and not yet judged.
-    pending: usize,
-    locked_until: Option<Instant>,
+    pub(super) failures: Vec<u64>,
+    /// Checks reserved and not yet judged: (token, when it stops counting).
+    pub(super) pending: Vec<(u64, u64)>,
+    pub(super) locked_until: Option<u64>,
     /// The next lock-out's length (doubles each time, capped).
-    next_lockout: Option<Duration>,
+    pub(super) next_lockout: Option<u64>,
 }
 
 impl Record {
     /// Refuses a new check if locked out, or if `max` failures and reservations are
     /// already counted.
-    fn refuses(&mut self, now: Instant, max: usize) -> Option<Refusal> {
-        if let Some(left) = self
-            .locked_until
-            .and_then(|u| u.checked_duration_since(now))
-            .filter(|d| !d.is_zero())
+    fn refuses(&mut self, now: u64, max: usize) -> Option<Refusal> {
+        if let Some(left) = self.locked_until.and_then(|u| u.checked_sub(now))
+            && left > 0
         {
             return Some(Refusal::Locked(left));
         }
-        self.failures.retain(|&t| now.duration_since(t) < WINDOW);
-        (self.failures.len() + self.pending >= max).then_some(Refusal::InFlight)
+        self.forget_old(now);
+        (self.failures.len() + self.pending.len() >= max).then_some(Refusal::InFlight)
+    }
+
+    /// Drops failures out of the window and reservations past their time.
+    fn forget_old(&mut self, now: u64) {
+        let window = ms(WINDOW);
+        self.failures.retain(|&t| now.saturating_sub(t) < window);
+        self.pending.retain(|&(_, until)| until > now);
+    }
+
+    /// Stops counting the reserved check `token`.
+    fn settle(&mut self, token: u64) {
+        self.pending.retain(|&(t, _)| t != token);
     }
 
     /// Records a judged failure; returns the lock-out it started, if any.
-    fn fail(&mut self, now: Instant, max: usize, base: Duration) -> Option<Duration> {
-        self.pending = self.pending.saturating_sub(1);
-        self.failures.retain(|&t| now.duration_since(t) < WINDOW);
+    fn fail(&mut self, now: u64, max: usize, base: u64) -> Option<u64> {
+        self.forget_old(now);
         self.failures.push(now);
         if self.failures.len() < max {
             return None;
         }
+        let cap = ms(MAX_LOCKOUT);
         // a lock-out long past does not make the next one longer
-        if self.locked_until.is_some_and(|u| now > u + MAX_LOCKOUT) {
+        if self
+            .locked_until
+            .is_some_and(|u| now > u.saturating_add(cap))
+        {
             self.next_lockout = None;
         }
-        let lockout = self.next_lockout.unwrap_or(base).min(MAX_LOCKOUT);
-        self.next_lockout = Some((lockout * 2).min(MAX_LOCKOUT));
-        self.locked_until = Some(now + lockout);
+        let lockout = self.next_lockout.unwrap_or(base).min(cap);
+        self.next_lockout = Some(lockout.saturating_mul(2).min(cap));
+        self.locked_until = Some(now.saturating_add(lockout));
         self.failures.clear();
         Some(lockout)
     }
 
     /// Whether the record still says anything (otherwise it can be dropped).
-    fn live(&self, now: Instant) -> bool {
-        self.pending > 0
+    pub(super) fn live(&self, now: u64) -> bool {
+        self.pending.iter().any(|&(_, until)| until > now)
             || self
                 .failures
                 .last()
-                .is_some_and(|&t| now.duration_since(t) < WINDOW)
-            || self.locked_until.is_some_and(|u| now < u + MAX_LOCKOUT)
+                .is_some_and(|&t| now.saturating_sub(t) < ms(WINDOW))
+            || self
+                .locked_until
+                .is_some_and(|u| now < u.saturating_add(ms(MAX_LOCKOUT)))
+    }
+
+    /// The latest time the record mentions (to forget the idlest records first).
+    pub(super) fn last_activity(&self) -> u64 {
+        let pending = self.pending.iter().map(|&(_, until)| until);
+        let failures = self.failures.iter().copied();
+        pending
+            .chain(failures)
+            .chain(self.locked_until)
+            .max()
+            .unwrap_or(0)
     }
 }
 
 /// The failure records: per (address, user) and per address.
-#[derive(Debug, Default)]
-struct Records {
-    pairs: HashMap<(IpAddr, String), Record>,
-    addrs: HashMap<IpAddr, Record>,
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) struct Records {
+    pub(super) pairs: HashMap<(IpAddr, String), Record>,
+    pub(super) addrs: HashMap<IpAddr, Record>,
 }
 
-/// Forgets idle records once a table is full (keeps memory bounded whatever names
-/// and addresses are tried).
-fn make_room<K: std::hash::Hash + Eq>(table: &mut HashMap<K, Record>, key: &K, now: Instant) {
-    if table.len() >= MAX_TRACKED && !table.contains_key(key) {
-        table.retain(|_, r| r.live(now));
+impl Records {
+    /// Forgets records that say nothing any more, and beyond `cap` per table the
+    /// idlest ones (keeps memory and shared files bounded whatever names and
+    /// addresses are tried).
+    pub(super) fn prune(&mut self, now: u64, cap: usize) {
+        fn prune<K: std::hash::Hash + Eq + Clone>(
+            table: &mut HashMap<K, Record>,
+            now: u64,
+            cap: usize,
+        ) {
+            table.retain(|_, r| r.live(now));
+            if table.len() > cap {
+                let mut by_age: Vec<(u64, K)> = table
+                    .iter()
+                    .map(|(k, r)| (r.last_activity(), k.clone()))
+                    .collect();
+                by_age.sort_by_key(|(t, _)| *t);
+                for (_, k) in by_age.into_iter().take(table.len() - cap) {
+                    table.remove(&k);
+                }
+            }
+        }
+        prune(&mut self.pairs, now, cap);
+        prune(&mut self.addrs, now, cap);
+    }
+}
+
+/// Where the failure records live.
+#[derive(Debug)]
+enum Store {
+    /// In this process (a lone server, tests).
+    Memory(Mutex<Records>),
+    /// On the storage every server of a cluster shares.
+    Shared(SharedRecords),
+}
+
+impl Store {
+    /// Runs `f` on the records that concern `ip` (its address record and its pairs),
+    /// as one step for every server that shares them.
+    fn with<R>(&self, ip: IpAddr, f: impl FnOnce(&mut Records, u64) -> R) -> R {
+        match self {
+            Store::Memory(m) => {
+                let mut records = m.lock().unwrap_or_else(|p| p.into_inner());
+                let now = now_ms();
+                // only when full, and then well below full, so the cost is rare
+                if records.pairs.len() >= MAX_TRACKED || records.addrs.len() >= MAX_TRACKED {
+                    records.prune(now, MAX_TRACKED / 4 * 3);
+                }
+                f(&mut records, now)
+            }
+            Store::Shared(s) => s.with(ip, f),
+        }
     }
 }
 
@@ -137,12 +235,14 @@ fn make_room<K: std::hash::Hash + Eq>(table: &mut HashMap<K, Record>, key: &K, n
 /// ([`Throttle::begin`]) before the password is verified and judged after, so checks
 /// running in parallel are counted before they can pass the limit: beyond it they
 /// wait for the verdicts of those in flight, and are refused if those fail.
+///
+/// A server keeps the counts on its storage ([`Throttle::shared`]), so that every
+/// server sharing that storage counts the same guesses: N servers do not allow N
+/// times as many.
 #[derive(Debug)]
 pub struct Throttle {
     base: Duration,
-    records: Mutex<Records>,
-    /// Signalled whenever a reserved check is judged or dropped.
-    judged: Condvar,
+    store: Store,
 }
 
 /// A reserved password check. Judge it with [`Attempt::succeeded`] or
@@ -152,6 +252,8 @@ pub struct Attempt<'a> {
     throttle: &'a Throttle,
     ip: IpAddr,
     user: String,
+    /// This check's reservation in the records.
+    token: u64,
     judged: bool,
 }
 
@@ -165,17 +267,24 @@ pub struct Lockout {
 }
 
 impl Throttle {
-    /// Lock-outs start at `base` and double up to [`MAX_LOCKOUT`].
+    /// Lock-outs start at `base` and double up to [`MAX_LOCKOUT`]; the counts are
+    /// kept in this process.
     pub fn new(base: Duration) -> Throttle {
         Throttle {
             base,
-            records: Mutex::new(Records::default()),
-            judged: Condvar::new(),
+            store: Store::Memory(Mutex::new(Records::default())),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
-        self.records.lock().unwrap_or_else(|p| p.into_inner())
+    /// As [`Throttle::new`], with the counts kept in files under `dir` (on the
+    /// storage root), where every server that shares it reads and updates them under
+    /// a lock. If they cannot be read or written, the counts of this process stand in
+    /// (and `log` says so).
+    pub fn shared(base: Duration, dir: &Path, log: Arc<Logger>) -> Throttle {
+        Throttle {
+            base,
+            store: Store::Shared(SharedRecords::new(dir, log)),
+        }
     }
 
     /// Reserves one password check of `user` from `ip`, or says how long to wait if
@@ -191,37 +300,38 @@ impl Throttle {
     ) -> Result<Attempt<'_>, Duration> {
         let ip = ip.to_canonical();
         let key = (ip, key_user(user));
-        let mut guard = self.lock();
+        let token = random_token();
         loop {
-            let now = Instant::now();
-            let records = &mut *guard;
-            make_room(&mut records.addrs, &ip, now);
-            make_room(&mut records.pairs, &key, now);
-            let addr = records.addrs.entry(ip).or_default();
-            let refused = addr.refuses(now, MAX_ADDRESS_FAILURES);
-            let pair = records.pairs.entry(key.clone()).or_default();
-            match refused.max(pair.refuses(now, MAX_FAILURES)) {
+            let refused = self.store.with(ip, |records, now| {
+                let addr = records.addrs.entry(ip).or_default();
+                let refused = addr.refuses(now, MAX_ADDRESS_FAILURES);
+                let pair = records.pairs.entry(key.clone()).or_default();
+                let refused = refused.max(pair.refuses(now, MAX_FAILURES));
+                if refused.is_none() {
+                    let until = now.saturating_add(ms(PENDING_TTL));
+                    pair.pending.push((token, until));
+                    let addr = records.addrs.get_mut(&ip).expect("inserted above");
+                    addr.pending.push((token, until));
+                }
+                refused
+            });
+            match refused {
                 None => {
-                    pair.pending += 1;
-                    records.addrs.get_mut(&ip).expect("inserted above").pending += 1;
                     return Ok(Attempt {
                         throttle: self,
                         ip,
                         user: key.1,
+                        token,
                         judged: false,
                     });
                 }
-                Some(Refusal::Locked(left)) => return Err(left),
+                Some(Refusal::Locked(left)) => return Err(Duration::from_millis(left)),
                 Some(Refusal::InFlight) => {
-                    let left = deadline.saturating_duration_since(now);
+                    let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return Err(IN_FLIGHT_WAIT);
                     }
-                    guard = self
-                        .judged
-                        .wait_timeout(guard, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
+                    std::thread::sleep(left.min(IN_FLIGHT_POLL));
                 }
             }
         }
@@ -233,8 +343,8 @@ impl Throttle {
 enum Refusal {
     /// Failures and checks in flight fill the limit: wait for a verdict.
     InFlight,
-    /// Locked out for this long.
-    Locked(Duration),
+    /// Locked out for this many more milliseconds.
+    Locked(u64),
 }
 
 /// The name a record is kept under: names that cannot exist share one record, so
@@ -247,57 +357,63 @@ fn key_user(user: &str) -> String {
     }
 }
 
+/// A random reservation token.
+fn random_token() -> u64 {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 8];
+    ring::rand::SystemRandom::new()
+        .fill(&mut b)
+        .expect("the OS random generator does not fail on Linux or the BSDs");
+    u64::from_le_bytes(b)
+}
+
 impl Attempt<'_> {
     /// The password was right: forgets this user's failures from this address (and
     /// only those: the address's count, other users' counts, stay).
     pub fn succeeded(mut self) {
         self.judged = true;
-        let mut records = self.throttle.lock();
-        if let Some(a) = records.addrs.get_mut(&self.ip) {
-            a.pending = a.pending.saturating_sub(1);
-        }
-        let key = (self.ip, std::mem::take(&mut self.user));
-        if let Some(p) = records.pairs.get_mut(&key) {
-            // other checks of the same pair may still be running
-            *p = Record {
-                pending: p.pending.saturating_sub(1),
-                ..Record::default()
-            };
-            if p.pending == 0 {
-                records.pairs.remove(&key);
+        let (ip, token) = (self.ip, self.token);
+        let key = (ip, std::mem::take(&mut self.user));
+        self.throttle.store.with(ip, |records, _| {
+            if let Some(a) = records.addrs.get_mut(&ip) {
+                a.settle(token);
             }
-        }
-        drop(records);
-        self.throttle.judged.notify_all();
+            if let Some(p) = records.pairs.get_mut(&key) {
+                p.settle(token);
+                // other checks of the same pair may still be running
+                *p = Record {
+                    pending: std::mem::take(&mut p.pending),
+                    ..Record::default()
+                };
+                if p.pending.is_empty() {
+                    records.pairs.remove(&key);
+                }
+            }
+        });
     }
 
     /// The password was wrong: counts the failure for the pair and the address;
     /// returns the lock-out it started, if any.
     pub fn failed(mut self) -> Option<Lockout> {
         self.judged = true;
-        let now = Instant::now();
-        let base = self.throttle.base;
-        let mut records = self.throttle.lock();
-        let address =
-            records
-                .addrs
-                .entry(self.ip)
-                .or_default()
-                .fail(now, MAX_ADDRESS_FAILURES, base);
-        let pair = records
-            .pairs
-            .entry((self.ip, std::mem::take(&mut self.user)))
-            .or_default()
-            .fail(now, MAX_FAILURES, base);
-        drop(records);
-        self.throttle.judged.notify_all();
+        let (ip, token) = (self.ip, self.token);
+        let base = ms(self.throttle.base);
+        let key = (ip, std::mem::take(&mut self.user));
+        let (address, pair) = self.throttle.store.with(ip, |records, now| {
+            let addr = records.addrs.entry(ip).or_default();
+            addr.settle(token);
+            let address = addr.fail(now, MAX_ADDRESS_FAILURES, base);
+            let pair = records.pairs.entry(key).or_default();
+            pair.settle(token);
+            (address, pair.fail(now, MAX_FAILURES, base))
+        });
         match (address, pair) {
             (Some(length), _) => Some(Lockout {
-                length,
+                length: Duration::from_millis(length),
                 address: true,
             }),
             (None, Some(length)) => Some(Lockout {
-                length,
+                length: Duration::from_millis(length),
                 address: false,
             }),
             (None, None) => None,
@@ -310,23 +426,22 @@ impl Drop for Attempt<'_> {
         if self.judged {
             return;
         }
-        let now = Instant::now();
-        let mut records = self.throttle.lock();
-        if let Some(a) = records.addrs.get_mut(&self.ip) {
-            a.pending = a.pending.saturating_sub(1);
-            if !a.live(now) {
-                records.addrs.remove(&self.ip);
+        let (ip, token) = (self.ip, self.token);
+        let key = (ip, std::mem::take(&mut self.user));
+        self.throttle.store.with(ip, |records, now| {
+            if let Some(a) = records.addrs.get_mut(&ip) {
+                a.settle(token);
+                if !a.live(now) {
+                    records.addrs.remove(&ip);
+                }
             }
-        }
-        let key = (self.ip, std::mem::take(&mut self.user));
-        if let Some(p) = records.pairs.get_mut(&key) {
-            p.pending = p.pending.saturating_sub(1);
-            if !p.live(now) {
-                records.pairs.remove(&key);
+            if let Some(p) = records.pairs.get_mut(&key) {
+                p.settle(token);
+                if !p.live(now) {
+                    records.pairs.remove(&key);
+                }
             }
-        }
-        drop(records);
-        self.throttle.judged.notify_all();
+        });
     }
 }
 
@@ -336,6 +451,16 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    impl Throttle {
+        /// The in-process records (tests only).
+        fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
+            match &self.store {
+                Store::Memory(m) => m.lock().unwrap(),
+                Store::Shared(_) => panic!("not in memory"),
+            }
+        }
     }
 
     /// How long a test's check may wait for checks in flight.
@@ -502,6 +627,32 @@ mod tests {
             "one record for all invalid names"
         );
         assert_eq!(t.lock().pairs.len(), 2);
+    }
+
+    #[test]
+    fn servers_sharing_a_storage_count_the_same_guesses() {
+        let dir = crate::testutil::TempDir::new();
+        let log = std::sync::Arc::new(Logger::silent());
+        let th = dir.path().join(".fos-throttle");
+        let (a, b) = (
+            Throttle::shared(Duration::from_secs(60), &th, std::sync::Arc::clone(&log)),
+            Throttle::shared(Duration::from_secs(60), &th, log),
+        );
+        let from = ip("127.0.0.9");
+        // three wrong passwords through one server, two through the other
+        assert_eq!(fail(&a, from, "u", 3), None);
+        let lockout = fail(&b, from, "u", 2).expect("the fifth failure locks out");
+        assert!(!lockout.address);
+        assert!(a.begin(from, "u", soon()).is_err(), "locked out on both");
+        assert!(b.begin(from, "u", soon()).is_err());
+        assert!(a.begin(from, "v", soon()).is_ok(), "per user");
+        // a reservation through one is counted by the other before its verdict
+        let held: Vec<_> = (0..MAX_FAILURES)
+            .map(|_| a.begin(from, "w", soon()).unwrap())
+            .collect();
+        assert_eq!(b.begin(from, "w", soon()).err(), Some(IN_FLIGHT_WAIT));
+        held.into_iter().for_each(Attempt::succeeded);
+        assert!(b.begin(from, "w", soon()).is_ok());
     }
 
     #[test]

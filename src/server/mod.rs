@@ -25,6 +25,8 @@ mod manifest;
 mod native;
 mod registry;
 pub mod session;
+mod shared_records;
+mod sweeper;
 mod syncops;
 mod uploads;
 
@@ -66,6 +68,10 @@ pub struct ServerConfig {
     pub key: PathBuf,
     /// Name announced to discovery. Defaults to the host name.
     pub name: String,
+    /// The cluster this server belongs to (`--cluster`): servers over one shared
+    /// storage announce one cluster name, and clients that find several members use
+    /// them as one, moving to another when theirs fails. Defaults to none.
+    pub cluster: Option<String>,
     /// Most sessions at once. Defaults to 512.
     pub max_sessions: usize,
     /// Most sessions from one address. Defaults to 32.
@@ -88,6 +94,10 @@ pub struct ServerConfig {
     pub login_timeout: Duration,
     /// A logged-in session with no request for this long is closed. Defaults to 15 min.
     pub idle_timeout: Duration,
+    /// A resumable upload whose client sends nothing for this long is cut, and its
+    /// partial kept for a resume (through this server or another on the storage).
+    /// Defaults to 60 s.
+    pub transfer_timeout: Duration,
     /// fsync uploads (file, then directory) before acknowledging. Defaults to true.
     pub fsync: bool,
     /// How long running commands may finish after SIGINT/SIGTERM. Defaults to 30 s.
@@ -96,8 +106,12 @@ pub struct ServerConfig {
     /// Defaults to 60 s.
     pub throttle_base: Duration,
     /// Interrupted uploads kept for a resume are removed after this long untouched
-    /// (checked at start-up and every hour). Defaults to one day.
+    /// (checked at start-up and every [`ServerConfig::sweep_every`], by one server of
+    /// those sharing the storage). Defaults to one day.
     pub partial_max_age: Duration,
+    /// How often the server elected among those sharing the storage looks for stale
+    /// partial uploads (no flag). Defaults to one hour.
+    pub sweep_every: Duration,
 }
 
 impl Default for ServerConfig {
@@ -113,6 +127,7 @@ impl Default for ServerConfig {
             cert: PathBuf::from("certs/cert.pem"),
             key: PathBuf::from("certs/key.pem"),
             name: crate::sys::hostname().unwrap_or_else(|| "fos".into()),
+            cluster: None,
             max_sessions: 512,
             max_sessions_per_ip: 32,
             max_prelogin_per_ip: 8,
@@ -122,10 +137,12 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             login_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(15 * 60),
+            transfer_timeout: Duration::from_secs(60),
             fsync: true,
             shutdown_grace: Duration::from_secs(30),
             throttle_base: Duration::from_secs(60),
             partial_max_age: Duration::from_secs(24 * 3600),
+            sweep_every: Duration::from_secs(3600),
         }
     }
 }
@@ -168,6 +185,10 @@ impl From<crate::auth::Error> for Error {
     }
 }
 
+/// The directory of the storage root where the servers sharing it keep their login
+/// throttle's records (a user name never starts with a dot).
+const THROTTLE_DIR: &str = ".fos-throttle";
+
 /// Most data sockets lingering for their peer's close at once (see `linger`).
 const LINGER_MAX: usize = 1024;
 /// How long a finished data socket waits for its peer's close.
@@ -195,6 +216,9 @@ pub(crate) struct Shared {
     conns: registry::Registry,
     /// The port sessions use, for discovery replies.
     pub(crate) data_port: u16,
+    /// This server as the partials it writes record their holder: its name, address
+    /// and process (see `Sandbox::with_holder`).
+    pub(crate) holder: String,
 }
 
 impl Shared {
@@ -313,8 +337,18 @@ impl Server {
             .local_addr()
             .map_err(|e| Error::Bind(SocketAddr::new(config.bind, config.port), e))?
             .port();
+        let holder = format!(
+            "{} at {}, pid {}",
+            config.name,
+            SocketAddr::new(config.bind, data_port),
+            std::process::id()
+        );
         let logins = limits::Semaphore::new(thread::available_parallelism().map_or(2, |n| n.get()));
-        let throttle = Throttle::new(config.throttle_base);
+        let throttle = Throttle::shared(
+            config.throttle_base,
+            &config.root.join(THROTTLE_DIR),
+            Arc::clone(&log),
+        );
         let mut data_tls = (*tls).clone();
         data_tls.send_tls13_tickets = 0;
         let conns = registry::Registry::new(registry::Limits::new(&config));
@@ -331,6 +365,7 @@ impl Server {
             shutdown: AtomicBool::new(false),
             conns,
             data_port,
+            holder,
         });
         Ok(Server {
             shared,
@@ -391,24 +426,31 @@ impl Server {
     }
 }
 
-/// How often stale partial uploads are looked for.
-const SWEEP_EVERY: Duration = Duration::from_secs(3600);
-
-/// Removes stale partial uploads at start-up and then every hour, until shutdown.
+/// Removes stale partial uploads at start-up and then every `sweep_every`, until
+/// shutdown, while this server is the one elected to sweep the storage (see
+/// [`sweeper`]).
 fn sweep_partials(shared: &Shared) {
-    let mut next = Instant::now();
+    let cfg = &shared.config;
+    let log = &shared.log;
+    let mut sweeper = sweeper::Sweeper::new(&cfg.root, &shared.holder, cfg.sweep_every);
+    let mut failing = false;
     while !shared.shutting_down() {
-        if Instant::now() >= next {
-            let n = crate::sandbox::remove_stale_partials(
-                &shared.config.root,
-                shared.config.partial_max_age,
-            );
+        let tick = sweeper.tick(|| {
+            let n = crate::sandbox::remove_stale_partials(&cfg.root, cfg.partial_max_age);
             if n > 0 {
-                shared
-                    .log
-                    .info(format_args!("removed {n} stale partial upload file(s)"));
+                log.info(format_args!("removed {n} stale partial upload file(s)"));
             }
-            next = Instant::now() + SWEEP_EVERY;
+        });
+        match tick {
+            Ok(sweeper::Tick::Elected(_)) => log.info(format_args!(
+                "this server sweeps stale partial uploads for every server on this storage"
+            )),
+            Ok(_) => failing = false,
+            Err(e) if !failing => {
+                failing = true;
+                log.warn(format_args!("stale partial sweep: {e}"));
+            }
+            Err(_) => {}
         }
         thread::sleep(Duration::from_millis(200));
     }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use super::Shared;
-use super::conn::{Outcome, Refusal, Tls, login};
+use super::conn::{Outcome, Refusal, Tls, Watch, login};
 use super::session::{Failure, Metered, Session, describe};
 use crate::log::{Level, escape};
 use crate::protocol::command::hex;
@@ -329,11 +329,19 @@ fn mode_field(mode: Option<u32>) -> Vec<u8> {
 /// in `ls`, `stat`, `get` and `put`, and `setattr`.
 pub const FEATURES: &str = "modes";
 
+/// `K [name, version, session port, cluster]`: the cluster is empty for a server
+/// that belongs to none (older clients read the first three fields only).
 fn discover_reply(shared: &Shared) -> Reply {
     Reply::Fields(vec![
         shared.config.name.clone().into_bytes(),
         protocol::VERSION.to_string().into_bytes(),
         shared.data_port.to_string().into_bytes(),
+        shared
+            .config
+            .cluster
+            .clone()
+            .unwrap_or_default()
+            .into_bytes(),
     ])
 }
 
@@ -659,6 +667,12 @@ fn put(
     let _running = partial
         .resumable_id()
         .map(|id| session.shared.uploads.register(id, stream.get_ref().tcp()));
+    // a resumable upload lets go of its partial when a resume elsewhere asks, or when
+    // its client falls silent: the client may be resuming through another server
+    if let Some(takeover) = partial.takeover_watch() {
+        let idle = session.shared.config.transfer_timeout;
+        stream.sock.watch(Some(Watch { takeover, idle }))?;
+    }
     let started = Instant::now();
     let mut refusal = None;
     let received = {
@@ -688,6 +702,7 @@ fn put(
             }
         }
     };
+    stream.sock.watch(None)?;
     let fail = |stream: &mut Tls, code: ErrorCode, msg: &str| -> Result<(), protocol::Error> {
         log.log(
             Level::Warn,

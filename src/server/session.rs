@@ -135,7 +135,7 @@ pub struct Session {
 impl Session {
     /// Opens (creating on first login) the user's root.
     pub(super) fn open(shared: Arc<Shared>, user: &str) -> Result<Session, Failure> {
-        let sandbox = Sandbox::open_user(&shared.config.root, user)?;
+        let sandbox = Sandbox::open_user(&shared.config.root, user)?.with_holder(&shared.holder);
         Ok(Session {
             user: user.to_string(),
             sandbox,
@@ -414,34 +414,69 @@ impl Session {
             // a resumable partial has reserved its whole size since it was made
             match self.sandbox.resume_partial(&target, size, mtime)? {
                 Resume::Found(p) => return Ok((target, p)),
-                // most likely this client's own upload on a connection that died
-                // without the server noticing: cut it and continue where it stopped
-                Resume::InUse(id) if self.shared.uploads.cut(id) => {
-                    self.shared.log.log(
-                        crate::log::Level::Info,
-                        None,
-                        Some(&self.user),
-                        format_args!(
-                            "resume of {:?}: cut the earlier connection still holding it",
-                            crate::log::escape(arg)
-                        ),
-                    );
-                    // until the cut connection's thread lets go (or gives up the partial)
-                    let settled = Uploads::wait_for(|| {
-                        match self.sandbox.resume_partial(&target, size, mtime) {
-                            Ok(Resume::InUse(_)) => None,
-                            other => Some(other),
-                        }
-                    });
-                    if let Some(Ok(Resume::Found(p))) = settled {
-                        return Ok((target, p));
-                    }
-                }
-                Resume::InUse(_) | Resume::Nothing => {}
+                Resume::InUse(held) => return self.take_over(arg, target, size, mtime, held),
+                Resume::Nothing => {}
             }
         }
         let partial = self.reserve_partial(&target, announced)?;
         Ok((target, partial))
+    }
+
+    /// A resume whose partial a running upload holds: most likely this client's own
+    /// upload on a connection that died (or froze) without its server noticing, on
+    /// this server or on another that shares the storage. Asks the holder to let go
+    /// (this server's own upload is cut at once; another server's sees the request
+    /// within about a second) and continues once it has. If it does not let go in
+    /// time the client is told to try again: a resume never starts a second partial
+    /// beside one that is only held.
+    fn take_over(
+        &self,
+        arg: &str,
+        target: UserPath,
+        size: u64,
+        mtime: i64,
+        held: sandbox::Held,
+    ) -> Result<(UserPath, Partial), Failure> {
+        let holder = held.holder().unwrap_or("an earlier fos server").to_string();
+        let here = self.shared.uploads.cut(held.id());
+        if !here {
+            held.request_takeover()?;
+        }
+        self.shared.log.log(
+            crate::log::Level::Info,
+            None,
+            Some(&self.user),
+            format_args!(
+                "resume of {:?}: {} the upload holding it ({holder})",
+                crate::log::escape(arg),
+                if here { "cut" } else { "asked to let go" }
+            ),
+        );
+        // until the holder lets go (or gives up the partial)
+        let settled =
+            Uploads::wait_for(|| match self.sandbox.resume_partial(&target, size, mtime) {
+                Ok(Resume::InUse(_)) => None,
+                other => Some(other),
+            });
+        match settled {
+            Some(Ok(Resume::Found(p))) => Ok((target, p)),
+            // it finished, or was discarded, meanwhile: a fresh upload
+            Some(Ok(Resume::Nothing)) => {
+                let partial = self.reserve_partial(&target, Some((size, mtime)))?;
+                Ok((target, partial))
+            }
+            Some(Err(e)) => Err(e.into()),
+            Some(Ok(Resume::InUse(_))) | None => {
+                // the holder's server and address, not its process
+                let server = holder.split(", pid").next().unwrap_or_default();
+                Err(Failure::Refused(
+                    ErrorCode::InUse,
+                    format!(
+                        "an upload of this file is still running (through {server}); try again shortly"
+                    ),
+                ))
+            }
+        }
     }
 
     /// Creates the partial of a new upload. Under a quota this is one step under the

@@ -10,6 +10,8 @@
 //! the repo's Python client peer against fos-server and the Python server peer.
 //! `FOS_BENCH_MIB` shrinks the big transfers for a quick look. Last come the sync
 //! scenarios (see `sync_bench`), beside rsync and Unison under `make bench-peers`.
+//! `make bench-cluster` (`FOS_BENCH_CLUSTER`) prints instead the rows of two servers
+//! over one GlusterFS volume beside the volume's own rates.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -520,6 +522,155 @@ fn discovery_rows(dir: &Path, users: &Path, row: &dyn Fn(&str, String, String)) 
     sweep_row("sweep 127.0.0.0/24, none up");
 }
 
+/// `make bench-cluster` (`FOS_BENCH_CLUSTER="MOUNT_A MOUNT_B"`, two mounts of one
+/// GlusterFS volume): put and get of the big file and of 1,000 x 4 KiB through a server
+/// over each mount (127.0.0.2 over A, 127.0.0.3 over B), each beside the engine's own
+/// rate for the same work (a plain copy onto the mount, or off it), as ratios.
+fn cluster_rows(
+    spec: &str,
+    big: &Path,
+    mib: u64,
+    local: &Path,
+    row: &dyn Fn(&str, String, String),
+) {
+    let mounts: Vec<PathBuf> = spec.split_whitespace().map(PathBuf::from).collect();
+    let [a, b] = &mounts[..] else {
+        println!("FOS_BENCH_CLUSTER must be \"MOUNT_A MOUNT_B\"");
+        return;
+    };
+    let base = format!("fos-bench-{}", std::process::id());
+    let (base_a, base_b) = (a.join(&base), b.join(&base));
+    std::fs::create_dir_all(base_a.join("storage/u")).unwrap();
+    std::fs::create_dir_all(base_a.join("plain")).unwrap();
+    std::fs::write(base_a.join("users.txt"), "u:p\n").unwrap();
+    println!(
+        "GlusterFS volume mounted at {} and {}",
+        a.display(),
+        b.display()
+    );
+    let total = mib << 20;
+    let start = |ip: &str, base: &Path| {
+        Server::spawn(
+            &["--bind", ip, "--no-discovery", "--no-fsync"],
+            &base.join("storage"),
+            &base.join("users.txt"),
+        )
+    };
+    let servers = [start("127.0.0.2", &base_a), start("127.0.0.3", &base_b)];
+    let names = ["A", "B"];
+    // the engine's own rates: a plain copy onto mount A, a plain read off mount B
+    let t = Instant::now();
+    std::fs::copy(big, base_a.join("plain/big.bin")).unwrap();
+    let copy = mib_per_s(total, t.elapsed());
+    let t = Instant::now();
+    std::io::copy(
+        &mut std::fs::File::open(base_b.join("plain/big.bin")).unwrap(),
+        &mut std::io::sink(),
+    )
+    .unwrap();
+    let read = mib_per_s(total, t.elapsed());
+    row(
+        &format!("gluster: plain copy of {mib} MiB onto the mount"),
+        format!("{copy:.0} MiB/s"),
+        String::new(),
+    );
+    row(
+        &format!("gluster: plain read of {mib} MiB off the mount"),
+        format!("{read:.0} MiB/s"),
+        String::new(),
+    );
+    let cfg = no_fsync();
+    for (server, name) in servers.iter().zip(names) {
+        let mut r = connect(server.addr);
+        let t = Instant::now();
+        r.put(big, "big.bin", Default::default()).unwrap();
+        let put = mib_per_s(total, t.elapsed());
+        let back = local.join("cluster-back.bin");
+        let t = Instant::now();
+        r.get(&cfg, "big.bin", &back, Default::default()).unwrap();
+        let get = mib_per_s(total, t.elapsed());
+        let _ = std::fs::remove_file(&back);
+        let _ = std::fs::remove_file(base_a.join("storage/u/big.bin"));
+        row(
+            &format!("gluster: fos put {mib} MiB through {name}"),
+            format!("{put:.0} MiB/s"),
+            format!("{:.2}", put / copy),
+        );
+        row(
+            &format!("gluster: fos get {mib} MiB through {name}"),
+            format!("{get:.0} MiB/s"),
+            format!("{:.2}", get / read),
+        );
+        r.close();
+    }
+    let _ = std::fs::remove_file(base_a.join("plain/big.bin"));
+    // 1,000 small files: plain writes onto the mount (create, write, close, rename, as
+    // an upload lands) and reads off it, then the same through each server
+    let small = vec![7u8; 4096];
+    let plain = base_a.join("plain");
+    let t = Instant::now();
+    for i in 0..1000 {
+        let tmp = plain.join(format!(".s{i}.tmp"));
+        std::fs::write(&tmp, &small).unwrap();
+        std::fs::rename(&tmp, plain.join(format!("s{i}.bin"))).unwrap();
+    }
+    let plain_put = t.elapsed();
+    let t = Instant::now();
+    for i in 0..1000 {
+        let _ = std::fs::read(base_b.join(format!("plain/s{i}.bin"))).unwrap();
+    }
+    let plain_get = t.elapsed();
+    let us = |d: Duration| format!("{:.0} us/file", d.as_micros() as f64 / 1000.0);
+    row(
+        "gluster: plain 1,000 x 4 KiB written",
+        format!("{:.3} s", plain_put.as_secs_f64()),
+        us(plain_put),
+    );
+    row(
+        "gluster: plain 1,000 x 4 KiB read",
+        format!("{:.3} s", plain_get.as_secs_f64()),
+        us(plain_get),
+    );
+    let src = local.join("cluster-small.bin");
+    std::fs::write(&src, &small).unwrap();
+    for (server, name) in servers.iter().zip(names) {
+        let mut r = connect(server.addr);
+        r.mkdir(name).unwrap();
+        let t = Instant::now();
+        for i in 0..1000 {
+            r.put(&src, &format!("{name}/s{i}.bin"), Default::default())
+                .unwrap();
+        }
+        let put = t.elapsed();
+        let out = local.join("cluster-small.out");
+        let t = Instant::now();
+        for i in 0..1000 {
+            r.get(&cfg, &format!("{name}/s{i}.bin"), &out, Default::default())
+                .unwrap();
+        }
+        let get = t.elapsed();
+        row(
+            &format!("gluster: fos 1,000 x 4 KiB put through {name}"),
+            format!("{:.3} s", put.as_secs_f64()),
+            format!(
+                "{:.2} of plain",
+                plain_put.as_secs_f64() / put.as_secs_f64()
+            ),
+        );
+        row(
+            &format!("gluster: fos 1,000 x 4 KiB get through {name}"),
+            format!("{:.3} s", get.as_secs_f64()),
+            format!(
+                "{:.2} of plain",
+                plain_get.as_secs_f64() / get.as_secs_f64()
+            ),
+        );
+        r.close();
+    }
+    drop(servers);
+    let _ = std::fs::remove_dir_all(&base_a);
+}
+
 fn main() {
     let mib: u64 = std::env::var("FOS_BENCH_MIB")
         .ok()
@@ -551,6 +702,12 @@ fn main() {
     println!("{:<44} {:>14} {:>12}", "measurement", "result", "ratio");
     let row =
         |name: &str, value: String, ratio: String| println!("{name:<44} {value:>14} {ratio:>12}");
+    // make bench-cluster: the cluster's rows alone (make bench has the rest)
+    if let Ok(spec) = std::env::var("FOS_BENCH_CLUSTER") {
+        cluster_rows(&spec, &big, mib, &dir.join("local"), &row);
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
 
     let copy = dir.join("local/copy.bin");
     let files = (big.as_path(), copy.as_path());

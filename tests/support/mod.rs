@@ -322,6 +322,20 @@ pub fn content(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
+/// [`snapshot`] of a server's storage root without the servers' own state at its top
+/// (`.fos-locks`, `.fos-throttle`: lock files and login records, which change when
+/// anyone logs in), i.e. what the users' files are.
+pub fn snapshot_storage(storage: &Path) -> Vec<(PathBuf, String)> {
+    snapshot(storage)
+        .into_iter()
+        .filter(|(p, _)| {
+            !p.components()
+                .next()
+                .is_some_and(|c| c.as_os_str().to_string_lossy().starts_with(".fos-"))
+        })
+        .collect()
+}
+
 /// A listing of every path under `root` with its type, size and content hash, to prove
 /// that nothing changed.
 pub fn snapshot(root: &Path) -> Vec<(PathBuf, String)> {
