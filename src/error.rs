@@ -130,7 +130,7 @@ pub fn io_text(e: &io::Error) -> String {
     match e.kind() {
         // a timeout that says more than that (why, what was kept) keeps its words
         io::ErrorKind::TimedOut if e.get_ref().is_some() => e.to_string(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timed out".into(),
+        _ if crate::ioerror::is_timeout(e) => "timed out".into(),
         _ => e.to_string(),
     }
 }
