@@ -1,15 +1,20 @@
 //! The top-level error: every layer's error converts into it, and it knows the
-//! client's documented exit code for each kind of failure.
+//! client's documented exit code for each kind of failure. [`exit`] is the one table
+//! of both binaries' exit codes.
 
 use std::fmt;
 use std::io;
 
 use crate::protocol::ErrorCode;
 
-/// Exit codes of `fos-client` (documented in `--help` and the README).
+/// Exit codes of `fos-client` and `fos-server` (documented in their `--help` and the
+/// README). Both use [`OK`] and [`USAGE`]; [`STARTUP`] is the server's only failure,
+/// the rest are the client's.
 pub mod exit {
-    /// Success.
+    /// Success (the server: after a clean shutdown).
     pub const OK: i32 = 0;
+    /// `fos-server`: it could not start (or `passwd` failed).
+    pub const STARTUP: i32 = 1;
     /// A command failed (with `--list`: no server found).
     pub const FAILED: i32 = 1;
     /// Usage error.

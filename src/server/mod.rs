@@ -14,6 +14,7 @@
 //! Shutdown ([`ShutdownHandle`]): stop accepting at once, close idle sessions, let
 //! commands in flight finish within the grace period, then cut the rest.
 
+pub mod app;
 mod blockcache;
 mod conn;
 mod delta;
