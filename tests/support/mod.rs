@@ -569,3 +569,78 @@ pub fn sha_file(path: &Path) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// Waits until `condition` holds, looking every few milliseconds, and panics naming
+/// `what` if `limit` passes first: tests wait for what they need, not for a time that
+/// is usually enough.
+pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The bytes of the upload partials kept in `dir` (`.fos-part-*`, without their
+/// `.meta` records); 0 if there is no such directory yet.
+pub fn partial_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.starts_with(".fos-part-") && !name.ends_with(".meta")
+                })
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// What a child writes to one of its pipes, collected as it arrives by a thread of its
+/// own (which ends when the pipe closes), so a test can wait for a line while the child
+/// still runs and still assert on the whole text afterwards.
+pub struct PipeWatch {
+    text: Arc<std::sync::Mutex<Vec<u8>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl PipeWatch {
+    /// Collects `pipe` (a child's `stdout` or `stderr`, taken from it).
+    pub fn new(mut pipe: impl std::io::Read + Send + 'static) -> PipeWatch {
+        let text = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::clone(&text);
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        PipeWatch {
+            text,
+            thread: Some(thread),
+        }
+    }
+
+    /// What has arrived so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.text.lock().unwrap()).into_owned()
+    }
+
+    /// Whether what has arrived so far contains `needle`.
+    pub fn contains(&self, needle: &str) -> bool {
+        self.text().contains(needle)
+    }
+
+    /// All of it, once the pipe has closed (the child has exited or been killed).
+    pub fn finish(mut self) -> Vec<u8> {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        std::mem::take(&mut *self.text.lock().unwrap())
+    }
+}
