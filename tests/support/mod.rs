@@ -459,8 +459,15 @@ pub struct Faults {
     pub silence_up_after: Option<u64>,
 }
 
+/// Most connections one [`Proxy`] forwards; it stops accepting after them, so its
+/// threads are bounded (one acceptor, two pumps a connection).
+const PROXY_CONNECTIONS: usize = 64;
+/// A pump that has moved nothing for this long ends, and its connection with it.
+const PROXY_IDLE: Duration = Duration::from_secs(120);
+
 /// A TCP proxy on 127.0.0.1 in front of `upstream` that can cut, corrupt or slow the
-/// stream, below TLS. Runs until the test ends.
+/// stream, below TLS. Forwards up to [`PROXY_CONNECTIONS`] connections, each until one
+/// side closes or it is idle for [`PROXY_IDLE`].
 pub struct Proxy {
     pub addr: SocketAddr,
 }
@@ -470,11 +477,14 @@ impl Proxy {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         std::thread::spawn(move || {
-            for (n, client) in listener.incoming().enumerate() {
+            for (n, client) in listener.incoming().take(PROXY_CONNECTIONS).enumerate() {
                 let Ok(client) = client else { continue };
                 let Ok(server) = std::net::TcpStream::connect(upstream) else {
                     continue;
                 };
+                for s in [&client, &server] {
+                    let _ = s.set_read_timeout(Some(PROXY_IDLE));
+                }
                 let first = n == 0;
                 let f = faults.clone();
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
