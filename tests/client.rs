@@ -493,15 +493,11 @@ fn on_a_terminal_with(args: &str, keys: &[&[u8]]) -> (Option<i32>, String) {
         .spawn()
         .expect("script (util-linux) runs; make test installs it");
     let mut stdin = child.stdin.take().unwrap();
-    use std::io::Write;
-    std::thread::sleep(Duration::from_millis(700));
-    for k in keys {
-        stdin.write_all(k).unwrap();
-        stdin.flush().unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    let screen = PipeWatch::new(child.stdout.take().unwrap());
+    type_keys(&mut child, &mut stdin, &screen, keys);
     drop(stdin);
-    let out = wait_with_deadline(child, Duration::from_secs(20));
+    let mut out = wait_with_deadline(child, Duration::from_secs(20));
+    out.stdout = screen.finish();
     (out.status.code(), stdout(&out))
 }
 

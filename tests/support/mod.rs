@@ -641,6 +641,17 @@ impl PipeWatch {
         String::from_utf8_lossy(&self.text.lock().unwrap()).into_owned()
     }
 
+    /// How many bytes have arrived so far.
+    pub fn len(&self) -> usize {
+        self.text.lock().unwrap().len()
+    }
+
+    /// What has arrived after the first `from` bytes.
+    pub fn text_from(&self, from: usize) -> String {
+        let text = self.text.lock().unwrap();
+        String::from_utf8_lossy(&text[from.min(text.len())..]).into_owned()
+    }
+
     /// Whether what has arrived so far contains `needle`.
     pub fn contains(&self, needle: &str) -> bool {
         self.text().contains(needle)
@@ -652,5 +663,59 @@ impl PipeWatch {
             let _ = t.join();
         }
         std::mem::take(&mut *self.text.lock().unwrap())
+    }
+}
+
+/// Whether a terminal's output ends with a prompt that waits for input: its last
+/// line, without the escape sequences that draw it, ends in `> `, `] ` or `: ` (the
+/// shell's `fos:/> `, a `[y/N] ` question, a `[1-3] ` choice, a `Password: `).
+pub fn ends_with_prompt(screen: &str) -> bool {
+    let mut plain = String::new();
+    let mut chars = screen.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // a CSI sequence: ESC [ parameters, then one final letter (or ~)
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() || c == '~' {
+                        break;
+                    }
+                }
+            } else {
+                chars.next();
+            }
+            continue;
+        }
+        plain.push(c);
+    }
+    plain
+        .split(['\r', '\n'])
+        .rfind(|segment| !segment.is_empty())
+        .is_some_and(|last| last.ends_with("> ") || last.ends_with("] ") || last.ends_with(": "))
+}
+
+/// Types `keys` into a program on a terminal, each once it is ready for it: first
+/// once it shows a prompt, then after each key once its echo has arrived and, for a
+/// key that ends a line (Enter, Ctrl-C), once the next prompt is drawn or the program
+/// has ended. The program may discard what is typed ahead when it switches its
+/// terminal settings, so keys are never sent faster than it takes them.
+pub fn type_keys(child: &mut Child, stdin: &mut impl Write, screen: &PipeWatch, keys: &[&[u8]]) {
+    const READY: Duration = Duration::from_secs(20);
+    let ended = |child: &mut Child| child.try_wait().unwrap().is_some();
+    wait_until("the first prompt", READY, || {
+        ended(child) || ends_with_prompt(&screen.text())
+    });
+    for key in keys {
+        let before = screen.len();
+        if stdin.write_all(key).and_then(|()| stdin.flush()).is_err() {
+            return; // the program has gone: what it showed is the test's to judge
+        }
+        let ends_line = key.iter().any(|b| matches!(b, b'\n' | b'\r' | 0x03));
+        wait_until("the program to take a key", READY, || {
+            ended(child)
+                || (screen.len() > before
+                    && (!ends_line || ends_with_prompt(&screen.text_from(before))))
+        });
     }
 }
