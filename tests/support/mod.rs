@@ -657,11 +657,17 @@ impl PipeWatch {
         self.text().contains(needle)
     }
 
-    /// All of it, once the pipe has closed (the child has exited or been killed).
-    pub fn finish(mut self) -> Vec<u8> {
+    /// Waits for the pipe to close (the child has exited or been killed): then
+    /// [`PipeWatch::text`] is all of it.
+    pub fn join(&mut self) {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+
+    /// All of it, once the pipe has closed.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.join();
         std::mem::take(&mut *self.text.lock().unwrap())
     }
 }
