@@ -27,6 +27,31 @@ pub mod exit {
     pub const BUSY: i32 = 5;
     /// Ctrl-C at a prompt (128 + SIGINT, as shells report it).
     pub const INTERRUPTED: i32 = 130;
+
+    /// A bad command line, found before anything runs: what is wrong with it.
+    #[derive(Debug)]
+    pub struct Usage(pub String);
+
+    impl std::fmt::Display for Usage {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{} (see --help)", self.0)
+        }
+    }
+
+    impl std::error::Error for Usage {}
+
+    /// What a binary's `try_main` came to as its exit status: its own code, or
+    /// [`USAGE`] once `program: what is wrong (see --help)` is said on standard error.
+    pub fn status(program: &str, result: Result<i32, Usage>) -> std::process::ExitCode {
+        let code = match result {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("{program}: {e}");
+                USAGE
+            }
+        };
+        std::process::ExitCode::from(code as u8)
+    }
 }
 
 /// Any fos failure, as the client and the binaries see it.

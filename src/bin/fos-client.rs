@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use fos::client::app::{self, Invocation};
-use fos::error::exit;
+use fos::error::exit::{self, Usage};
 
 /// The help's head: what the client does and its exit codes (from the one table).
 fn about() -> String {
@@ -164,17 +164,6 @@ fn options() -> getopts::Options {
     o
 }
 
-/// A bad command line: said once, with a pointer to `--help`, and exit code
-/// [`exit::USAGE`].
-#[derive(Debug)]
-struct UsageError(String);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (see --help)", self.0)
-    }
-}
-
 fn main() -> ExitCode {
     // before any thread exists: Ctrl-C is then taken by the client's signal thread,
     // which cancels a transfer instead of killing the process (and SIGWINCH, so it can
@@ -182,23 +171,16 @@ fn main() -> ExitCode {
     if let Err(e) = fos::sys::block_signals(&[fos::sys::SIGINT, fos::sys::SIGWINCH]) {
         eprintln!("fos-client: cannot set up Ctrl-C handling: {e}");
     }
-    let code = match try_main() {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("fos-client: {e}");
-            exit::USAGE
-        }
-    };
-    ExitCode::from(code as u8)
+    exit::status("fos-client", try_main())
 }
 
 /// Parses the command line and runs the client; the exit code, or the usage error
 /// that stops it before anything runs.
-fn try_main() -> Result<i32, UsageError> {
+fn try_main() -> Result<i32, Usage> {
     let o = options();
     let m = o
         .parse(std::env::args().skip(1))
-        .map_err(|e| UsageError(e.to_string()))?;
+        .map_err(|e| Usage(e.to_string()))?;
     if m.opt_present("help") {
         print!("{}", o.usage(&about()));
         return Ok(exit::OK);
@@ -208,7 +190,7 @@ fn try_main() -> Result<i32, UsageError> {
         return Ok(exit::OK);
     }
     if let Some(extra) = m.free.first() {
-        return Err(UsageError(format!("unexpected argument {extra:?}")));
+        return Err(Usage(format!("unexpected argument {extra:?}")));
     }
     let mut inv = Invocation::default();
     macro_rules! num {
@@ -216,7 +198,7 @@ fn try_main() -> Result<i32, UsageError> {
             match m.opt_str($name).map(|v| v.parse()) {
                 None => None,
                 Some(Ok(v)) => Some(v),
-                Some(Err(_)) => return Err(UsageError(format!("--{}: not a number", $name))),
+                Some(Err(_)) => return Err(Usage(format!("--{}: not a number", $name))),
             }
         };
     }
@@ -234,7 +216,7 @@ fn try_main() -> Result<i32, UsageError> {
     inv.config.fsync = !m.opt_present("no-fsync");
     if let Some(t) = num!("timeout") {
         if t == 0 {
-            return Err(UsageError("--timeout: at least 1 second".into()));
+            return Err(Usage("--timeout: at least 1 second".into()));
         }
         inv.config.connect_timeout = Duration::from_secs(t);
     }

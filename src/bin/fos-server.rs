@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use fos::error::exit;
+use fos::error::exit::{self, Usage};
 use fos::log::Level;
 use fos::server::app::{self, Invocation};
 use fos::server::{self, ServerConfig};
@@ -213,41 +213,25 @@ fn main() -> ExitCode {
         eprintln!("fos-server: cannot set up signal handling: {e}");
         return ExitCode::from(exit::STARTUP as u8);
     }
-    let code = match try_main() {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("fos-server: {e}");
-            exit::USAGE
-        }
-    };
-    ExitCode::from(code as u8)
+    exit::status("fos-server", try_main())
 }
 
-#[derive(Debug)]
-struct UsageError(String);
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (see --help)", self.0)
-    }
-}
-impl std::error::Error for UsageError {}
-
-fn parse<T: std::str::FromStr>(m: &getopts::Matches, name: &str) -> Result<Option<T>, UsageError> {
+fn parse<T: std::str::FromStr>(m: &getopts::Matches, name: &str) -> Result<Option<T>, Usage> {
     m.opt_str(name)
         .map(|v| {
             v.parse()
-                .map_err(|_| UsageError(format!("--{name}: invalid value {v:?}")))
+                .map_err(|_| Usage(format!("--{name}: invalid value {v:?}")))
         })
         .transpose()
 }
 
 /// Parses the command line and runs what it asks for; the exit code, or the usage
 /// error that stops it before anything runs.
-fn try_main() -> Result<i32, UsageError> {
+fn try_main() -> Result<i32, Usage> {
     let o = options();
     let m = o
         .parse(std::env::args().skip(1))
-        .map_err(|e| UsageError(e.to_string()))?;
+        .map_err(|e| Usage(e.to_string()))?;
     if m.opt_present("help") {
         print!("{}", usage(&o));
         return Ok(exit::OK);
@@ -263,15 +247,13 @@ fn try_main() -> Result<i32, UsageError> {
     }
     if m.free.first().map(String::as_str) == Some("passwd") {
         let [_, user] = &m.free[..] else {
-            return Err(UsageError(
-                "usage: fos-server passwd USER [--users FILE]".into(),
-            ));
+            return Err(Usage("usage: fos-server passwd USER [--users FILE]".into()));
         };
         let iterations = parse(&m, "iterations")?.unwrap_or(fos::auth::DEFAULT_ITERATIONS);
         return Ok(app::passwd(&cfg.users, user, iterations));
     }
     if let Some(extra) = m.free.first() {
-        return Err(UsageError(format!("unexpected argument {extra:?}")));
+        return Err(Usage(format!("unexpected argument {extra:?}")));
     }
     inv.level = match (m.opt_present("quiet"), m.opt_present("verbose")) {
         (true, _) => Level::Warn,
@@ -304,7 +286,7 @@ fn try_main() -> Result<i32, UsageError> {
     if let Some(v) = m.opt_str("cluster") {
         let ok = !v.is_empty() && v.len() <= 64 && !v.chars().any(char::is_control);
         if !ok {
-            return Err(UsageError(format!(
+            return Err(Usage(format!(
                 "--cluster: {:?}: give a name of 1 to 64 bytes without control characters",
                 fos::log::escape(&v)
             )));
@@ -328,10 +310,10 @@ fn try_main() -> Result<i32, UsageError> {
         ("quota", &mut cfg.quota),
     ] {
         if let Some(v) = m.opt_str(flag) {
-            *slot =
-                Some(server::parse_size(&v).ok_or_else(|| {
-                    UsageError(format!("--{flag}: invalid size {v:?} (e.g. 500M)"))
-                })?);
+            *slot = Some(
+                server::parse_size(&v)
+                    .ok_or_else(|| Usage(format!("--{flag}: invalid size {v:?} (e.g. 500M)")))?,
+            );
         }
     }
     if let Some(v) = parse::<u64>(&m, "idle-timeout")? {
