@@ -175,7 +175,7 @@ fn a_server_killed_mid_upload_is_retried_after_restart() {
         .unwrap();
     // the client is well into the upload when the server dies
     wait_until("the upload to start", Duration::from_secs(20), || {
-        partial_bytes(&fx.storage().join("u")) > 1 << 20
+        partial_bytes(&fx.storage().join("u")) > 8 << 20
     });
     server.child.kill().unwrap(); // SIGKILL
     server.child.wait().unwrap();
