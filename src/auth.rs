@@ -140,11 +140,8 @@ impl Secret {
 
     /// Hashes `password` with a fresh 16-byte random salt.
     pub fn hash(password: &str, iterations: u32) -> Secret {
-        use ring::rand::SecureRandom;
         let mut salt = vec![0u8; SALT_LEN];
-        ring::rand::SystemRandom::new()
-            .fill(&mut salt)
-            .expect("the OS random generator does not fail");
+        crate::random::fill(&mut salt);
         Secret::hash_with_salt(password, iterations, salt)
     }
 

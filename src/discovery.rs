@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -369,22 +369,8 @@ fn targets(opts: &Options) -> Result<(String, Vec<Ipv4Addr>), Error> {
 }
 
 fn pick(n: usize, question: &str) -> Result<usize, Error> {
-    loop {
-        eprint!("{question} [1-{n}] ");
-        io::stderr().flush()?;
-        let mut line = String::new();
-        if io::stdin().lock().read_line(&mut line)? == 0 {
-            return Err(Error::Usage("nothing chosen".into()));
-        }
-        if let Some(i) = line
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|i| (1..=n).contains(i))
-        {
-            return Ok(i);
-        }
-    }
+    crate::term::choose_number(&mut io::stderr(), &mut io::stdin().lock(), question, n)?
+        .ok_or_else(|| Error::Usage("nothing chosen".into()))
 }
 
 fn sweep_with_report(cfg: &ClientConfig, opts: &Options, live: bool) -> Result<Report, Error> {

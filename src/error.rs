@@ -1,15 +1,20 @@
 //! The top-level error: every layer's error converts into it, and it knows the
-//! client's documented exit code for each kind of failure.
+//! client's documented exit code for each kind of failure. [`exit`] is the one table
+//! of both binaries' exit codes.
 
 use std::fmt;
 use std::io;
 
 use crate::protocol::ErrorCode;
 
-/// Exit codes of `fos-client` (documented in `--help` and the README).
+/// Exit codes of `fos-client` and `fos-server` (documented in their `--help` and the
+/// README). Both use [`OK`] and [`USAGE`]; [`STARTUP`] is the server's only failure,
+/// the rest are the client's.
 pub mod exit {
-    /// Success.
+    /// Success (the server: after a clean shutdown).
     pub const OK: i32 = 0;
+    /// `fos-server`: it could not start (or `passwd` failed).
+    pub const STARTUP: i32 = 1;
     /// A command failed (with `--list`: no server found).
     pub const FAILED: i32 = 1;
     /// Usage error.
@@ -22,6 +27,31 @@ pub mod exit {
     pub const BUSY: i32 = 5;
     /// Ctrl-C at a prompt (128 + SIGINT, as shells report it).
     pub const INTERRUPTED: i32 = 130;
+
+    /// A bad command line, found before anything runs: what is wrong with it.
+    #[derive(Debug)]
+    pub struct Usage(pub String);
+
+    impl std::fmt::Display for Usage {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{} (see --help)", self.0)
+        }
+    }
+
+    impl std::error::Error for Usage {}
+
+    /// What a binary's `try_main` came to as its exit status: its own code, or
+    /// [`USAGE`] once `program: what is wrong (see --help)` is said on standard error.
+    pub fn status(program: &str, result: Result<i32, Usage>) -> std::process::ExitCode {
+        let code = match result {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("{program}: {e}");
+                USAGE
+            }
+        };
+        std::process::ExitCode::from(code as u8)
+    }
 }
 
 /// Any fos failure, as the client and the binaries see it.
@@ -130,7 +160,7 @@ pub fn io_text(e: &io::Error) -> String {
     match e.kind() {
         // a timeout that says more than that (why, what was kept) keeps its words
         io::ErrorKind::TimedOut if e.get_ref().is_some() => e.to_string(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timed out".into(),
+        _ if crate::ioerror::is_timeout(e) => "timed out".into(),
         _ => e.to_string(),
     }
 }

@@ -1316,11 +1316,8 @@ impl Drop for Partial {
 
 /// `n` random bytes as hex, from the OS generator (through ring).
 pub fn random_hex(n: usize) -> String {
-    use ring::rand::SecureRandom;
     let mut buf = vec![0u8; n];
-    ring::rand::SystemRandom::new()
-        .fill(&mut buf)
-        .expect("the OS random generator does not fail on Linux or the BSDs");
+    crate::random::fill(&mut buf);
     crate::protocol::command::hex(&buf)
 }
 

@@ -250,6 +250,33 @@ pub fn read_secret(prompt: &str) -> Result<String, Error> {
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
+/// Asks `question` on `out` until a number from 1 to `n` is read from `input`, and
+/// gives it; `None` when the input ends first. Anything else is asked again. The
+/// server's `--bind` choice and the client's choice of a discovered server both ask so.
+pub fn choose_number(
+    out: &mut dyn Write,
+    input: &mut dyn BufRead,
+    question: &str,
+    n: usize,
+) -> io::Result<Option<usize>> {
+    loop {
+        write!(out, "{question} [1-{n}] ")?;
+        out.flush()?;
+        let mut line = String::new();
+        if input.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        if let Some(i) = line
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|i| (1..=n).contains(i))
+        {
+            return Ok(Some(i));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,5 +288,19 @@ mod tests {
         assert_eq!(line, b"a");
         assert!(pop_char(&mut line));
         assert!(!pop_char(&mut line));
+    }
+
+    #[test]
+    fn a_number_is_asked_for_until_one_fits() {
+        let mut out = Vec::new();
+        let mut input: &[u8] = b"x\n0\n4\n 2 \n";
+        let got = choose_number(&mut out, &mut input, "Which?", 3).unwrap();
+        assert_eq!(got, Some(2));
+        assert_eq!(String::from_utf8(out).unwrap(), "Which? [1-3] ".repeat(4));
+        let mut none: &[u8] = b"9\n";
+        assert_eq!(
+            choose_number(&mut Vec::new(), &mut none, "Which?", 3).unwrap(),
+            None
+        );
     }
 }

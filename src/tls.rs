@@ -469,6 +469,42 @@ impl ServerCertVerifier for AcceptAny {
     }
 }
 
+/// How a TLS handshake failed: the peer closed its end before it was done, or I/O (a
+/// timeout, a refused certificate, a reset) failed underneath it.
+#[derive(Debug)]
+pub enum HandshakeFailed {
+    /// The peer closed the connection during the handshake.
+    Closed,
+    /// Reading or writing failed; rustls's own refusals come as `InvalidData`.
+    Io(std::io::Error),
+}
+
+impl From<HandshakeFailed> for std::io::Error {
+    fn from(e: HandshakeFailed) -> Self {
+        match e {
+            HandshakeFailed::Closed => {
+                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed during handshake")
+            }
+            HandshakeFailed::Io(e) => e,
+        }
+    }
+}
+
+/// Runs a handshake to its end over `io`, the one loop both sides use. The caller sets
+/// the socket's timeouts first (a deadline is its business, not this loop's).
+pub fn complete_handshake<D>(
+    conn: &mut rustls::ConnectionCommon<D>,
+    io: &mut (impl std::io::Read + std::io::Write),
+) -> Result<(), HandshakeFailed> {
+    while conn.is_handshaking() {
+        let (read, wrote) = conn.complete_io(io).map_err(HandshakeFailed::Io)?;
+        if read == 0 && wrote == 0 && conn.is_handshaking() {
+            return Err(HandshakeFailed::Closed);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

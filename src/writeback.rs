@@ -188,22 +188,18 @@ impl<R: Read + AsFd> Read for ReadBehind<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::TempDir;
     use std::io::{Read, Seek};
 
     fn data(n: usize) -> Vec<u8> {
         (0..n).map(|i| (i * 31 % 253) as u8).collect()
     }
 
-    fn scratch(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("fos-wb-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn a_large_file_is_written_back_as_it_goes_and_byte_exact() {
-        let dir = scratch("large");
+        // removed on drop: a failing test leaves no scratch directory behind
+        let tmp = TempDir::new();
+        let dir = tmp.path();
         let path = dir.join("f");
         let src = data(MIN as usize + 3 * WINDOW as usize + 12_345);
         let mut file = std::fs::File::create(&path).unwrap();
@@ -220,12 +216,12 @@ mod tests {
             w.dropped
         );
         assert!(std::fs::read(&path).unwrap() == src);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_resumed_file_is_written_behind_from_its_offset() {
-        let dir = scratch("resume");
+        let tmp = TempDir::new();
+        let dir = tmp.path();
         let path = dir.join("f");
         let src = data(MIN as usize + WINDOW as usize + 99);
         let head = 1_000_001;
@@ -242,12 +238,12 @@ mod tests {
         f.rewind().unwrap();
         f.read_to_end(&mut back).unwrap();
         assert!(back == src);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_cold_file_is_read_behind_and_a_cached_one_is_left_cached() {
-        let dir = scratch("read");
+        let tmp = TempDir::new();
+        let dir = tmp.path();
         let path = dir.join("f");
         let src = data(MIN as usize + 2 * WINDOW as usize + 4321);
         std::fs::write(&path, &src).unwrap();
@@ -303,17 +299,16 @@ mod tests {
                 "nothing cached was dropped"
             );
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_small_file_is_written_plainly() {
-        let dir = scratch("small");
+        let tmp = TempDir::new();
+        let dir = tmp.path();
         let mut file = std::fs::File::create(dir.join("f")).unwrap();
         let mut w = WriteBehind::new(&mut file, 0, MIN - 1);
         w.write_all(&data(WINDOW as usize * 2)).unwrap();
         assert!(!w.on && w.dropped == 0 && w.started == 0);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -6,7 +6,7 @@ mod support;
 
 use std::fs;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use support::*;
 
@@ -302,24 +302,27 @@ fn ctrl_c_cancels_a_get_and_reget_completes_it() {
     .spawn()
     .unwrap();
     let mut stdin = child.stdin.take().unwrap();
+    let errors = PipeWatch::new(child.stderr.take().unwrap());
     use std::io::Write;
     // to another local name: the cancel hint must name it too
     stdin.write_all(b"get big.bin copy.bin\n").unwrap();
     stdin.flush().unwrap();
     let partial = local.join(".copy.bin.fos-partial");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while fs::metadata(&partial).map_or(0, |m| m.len()) < 2 << 20 {
-        assert!(Instant::now() < deadline, "the download did not start");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("the download to start", Duration::from_secs(20), || {
+        fs::metadata(&partial).map_or(0, |m| m.len()) >= 2 << 20
+    });
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    std::thread::sleep(Duration::from_millis(300));
+    // the client has taken the Ctrl-C when it says the get is cancelled
+    wait_until("the cancelled get", Duration::from_secs(20), || {
+        errors.contains("cancelled") || child.try_wait().unwrap().is_some()
+    });
     if let Some(st) = child.try_wait().unwrap() {
-        let out = child.wait_with_output().unwrap();
+        let mut out = child.wait_with_output().unwrap();
+        out.stderr = errors.finish();
         panic!(
             "one Ctrl-C quit the client: {st:?} {} {}",
             stdout(&out),
@@ -330,7 +333,8 @@ fn ctrl_c_cancels_a_get_and_reget_completes_it() {
     assert!(kept > 0 && kept < data.len() as u64);
     stdin.write_all(b"reget big.bin copy.bin\npwd\n").unwrap();
     drop(stdin);
-    let out = wait_with_deadline(child, Duration::from_secs(60));
+    let mut out = wait_with_deadline(child, Duration::from_secs(60));
+    out.stderr = errors.finish();
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -489,15 +493,11 @@ fn on_a_terminal_with(args: &str, keys: &[&[u8]]) -> (Option<i32>, String) {
         .spawn()
         .expect("script (util-linux) runs; make test installs it");
     let mut stdin = child.stdin.take().unwrap();
-    use std::io::Write;
-    std::thread::sleep(Duration::from_millis(700));
-    for k in keys {
-        stdin.write_all(k).unwrap();
-        stdin.flush().unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    let screen = PipeWatch::new(child.stdout.take().unwrap());
+    type_keys(&mut child, &mut stdin, &screen, keys);
     drop(stdin);
-    let out = wait_with_deadline(child, Duration::from_secs(20));
+    let mut out = wait_with_deadline(child, Duration::from_secs(20));
+    out.stdout = screen.finish();
     (out.status.code(), stdout(&out))
 }
 

@@ -432,10 +432,17 @@ fn a_resume_rides_out_an_upload_held_by_a_stopped_server() {
     )
     .spawn()
     .unwrap();
+    let mut client = client;
+    let errors = PipeWatch::new(client.stderr.take().unwrap());
     // B answers in-use and the client waits its backoff; A comes back meanwhile
-    std::thread::sleep(Duration::from_secs(7));
+    wait_until(
+        "the client to be told to wait",
+        Duration::from_secs(30),
+        || errors.contains("trying again"),
+    );
     signal("-CONT");
-    let out = wait_with_deadline(client, Duration::from_secs(60));
+    let mut out = wait_with_deadline(client, Duration::from_secs(60));
+    out.stderr = errors.finish();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("still running") && stderr(&out).contains("trying again"),

@@ -481,7 +481,15 @@ fn client_text_cannot_forge_log_lines() {
     login(&mut s2);
     let _ = exchange(&mut s2, Kind::Request, &[b"mkdir", b"a\nb", b"\nextra"]);
     drop((s, s2));
-    std::thread::sleep(Duration::from_millis(300));
+    // both sessions' ends are logged once the server has seen them go
+    wait_until(
+        "both disconnects in the log",
+        Duration::from_secs(20),
+        || {
+            std::fs::read_to_string(&log)
+                .is_ok_and(|t| t.lines().filter(|l| l.contains("disconnect")).count() >= 2)
+        },
+    );
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
         text.contains("nomatch"),

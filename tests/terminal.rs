@@ -11,11 +11,9 @@
 mod support;
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -27,8 +25,7 @@ const WAIT: Duration = Duration::from_secs(20);
 struct Pty {
     child: Child,
     stdin: Option<ChildStdin>,
-    screen: Arc<Mutex<Vec<u8>>>,
-    reader: Option<JoinHandle<()>>,
+    screen: PipeWatch,
     /// The pseudo-terminal's device, as the session wrote it at the start.
     tty_file: PathBuf,
 }
@@ -61,33 +58,21 @@ impl Pty {
             .spawn()
             .expect("script (util-linux) runs; make test installs it");
         let stdin = child.stdin.take();
-        let mut out = child.stdout.take().expect("stdout is piped");
-        let screen = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&screen);
-        let reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
+        let screen = PipeWatch::new(child.stdout.take().expect("stdout is piped"));
         Pty {
             child,
             stdin,
             screen,
-            reader: Some(reader),
             tty_file,
         }
     }
 
     fn len(&self) -> usize {
-        self.screen.lock().unwrap().len()
+        self.screen.len()
     }
 
     fn screen_from(&self, from: usize) -> String {
-        String::from_utf8_lossy(&self.screen.lock().unwrap()[from..]).into_owned()
+        self.screen.text_from(from)
     }
 
     /// Waits (bounded) until `found` holds for the output after `from`.
@@ -154,9 +139,7 @@ impl Pty {
             }
             std::thread::sleep(Duration::from_millis(10));
         };
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
+        self.screen.join();
         (code, self.screen_from(0))
     }
 }

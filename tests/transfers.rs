@@ -8,7 +8,7 @@ mod support;
 
 use std::fs;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::*;
 
@@ -81,26 +81,10 @@ fn a_killed_client_upload_is_completed_by_reput() {
         .spawn()
         .unwrap();
     let root = fx.storage().join("u");
-    let deadline = Instant::now() + Duration::from_secs(20);
     // wait until a good part of the upload is on the server
-    loop {
-        let partial: u64 = fs::read_dir(&root)
-            .map(|rd| {
-                rd.flatten()
-                    .filter(|e| {
-                        e.file_name().to_string_lossy().starts_with(".fos-part-")
-                            && !e.file_name().to_string_lossy().ends_with(".meta")
-                    })
-                    .map(|e| e.metadata().unwrap().len())
-                    .sum()
-            })
-            .unwrap_or(0);
-        if partial > 4 << 20 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "upload did not start");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("the upload to start", Duration::from_secs(20), || {
+        partial_bytes(&root) > 4 << 20
+    });
     child.kill().unwrap();
     child.wait().unwrap();
     // no waiting for the server to notice the cut: a resume takes the partial over
@@ -266,12 +250,26 @@ fn a_corrupted_resume_prefix_is_caught_and_nothing_bad_is_committed() {
         fos::protocol::frame::write_frame(&mut s, fos::protocol::frame::Kind::Data, chunk).unwrap();
     }
     std::io::Write::flush(&mut s).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    let root = fx.storage().join("u");
+    // all of it is on the server's disk before the connection is cut
+    wait_until("the 2 MiB to arrive", Duration::from_secs(20), || {
+        partial_bytes(&root) == 2 << 20
+    });
     s.sock.shutdown(std::net::Shutdown::Both).unwrap();
     drop(s);
-    std::thread::sleep(Duration::from_millis(300));
+    // the server has let go: a kept partial's record names no holder
+    wait_until(
+        "the server to let go of the partial",
+        Duration::from_secs(20),
+        || {
+            fs::read_dir(&root).unwrap().flatten().any(|e| {
+                e.file_name().to_string_lossy().ends_with(".meta")
+                    && fs::read_to_string(e.path())
+                        .is_ok_and(|t| t.lines().nth(3).is_some_and(|h| h.trim() == "-"))
+            })
+        },
+    );
     // corrupt the kept prefix on disk
-    let root = fx.storage().join("u");
     let part = fs::read_dir(&root)
         .unwrap()
         .flatten()

@@ -236,7 +236,6 @@ fn on_a_terminal_in(
     args: &str,
     keys: &[&[u8]],
 ) -> (Option<i32>, String) {
-    use std::io::Write;
     use std::process::{Command, Stdio};
     // `exec`: no shell stays between `script` and the client
     let command = format!(
@@ -258,14 +257,11 @@ fn on_a_terminal_in(
         .spawn()
         .expect("script (util-linux) runs; make test installs it");
     let mut stdin = child.stdin.take().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
-    for k in keys {
-        stdin.write_all(k).unwrap();
-        stdin.flush().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
+    let screen = PipeWatch::new(child.stdout.take().unwrap());
+    type_keys(&mut child, &mut stdin, &screen, keys);
     drop(stdin);
-    let out = wait_with_deadline(child, std::time::Duration::from_secs(20));
+    let mut out = wait_with_deadline(child, std::time::Duration::from_secs(20));
+    out.stdout = screen.finish();
     (out.status.code(), stdout(&out))
 }
 

@@ -5,8 +5,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use fos::client::app::{self, Invocation};
+use fos::error::exit::{self, Usage};
 
-const ABOUT: &str = "\
+/// The help's head: what the client does and its exit codes (from the one table).
+fn about() -> String {
+    format!(
+        "\
 Usage: fos-client [OPTIONS]
 
 Connects to a fos server (or a Python one) over TLS, logs in, and runs commands:
@@ -15,18 +19,28 @@ terminal. Without --server, sweeps the LAN for servers and lets you pick one
 (or, with --cluster, uses the servers of that cluster).
 The password comes from --password-file, FOS_PASSWORD, or a prompt on the
 terminal that does not echo (Ctrl-C or Ctrl-D there cancels); with none of the
-three the client exits 2.
+three the client exits {usage}.
 
 Exit status:
-  0  success
-  1  a command failed (with --list: no server found)
-  2  usage error
-  3  connection, TLS or certificate failure
-  4  login refused (wrong credentials or throttled)
-  5  server busy
-  130 Ctrl-C at a prompt, or twice within a second";
+  {ok}  success
+  {failed}  a command failed (with --list: no server found)
+  {usage}  usage error
+  {connect}  connection, TLS or certificate failure
+  {login}  login refused (wrong credentials or throttled)
+  {busy}  server busy
+  {interrupted} Ctrl-C at a prompt, or twice within a second",
+        ok = exit::OK,
+        failed = exit::FAILED,
+        usage = exit::USAGE,
+        connect = exit::CONNECT,
+        login = exit::LOGIN,
+        busy = exit::BUSY,
+        interrupted = exit::INTERRUPTED,
+    )
+}
 
 fn options() -> getopts::Options {
+    let d = Invocation::default();
     let mut o = getopts::Options::new();
     o.optopt(
         "s",
@@ -95,13 +109,19 @@ fn options() -> getopts::Options {
     o.optopt(
         "",
         "retries",
-        "tries for a transfer whose connection fails, with backoff 0.5 s doubling to 8 s (default 6)",
+        &format!(
+            "tries for a transfer whose connection fails, with backoff 0.5 s doubling to 8 s (default {})",
+            d.shell.retries
+        ),
         "N",
     );
     o.optopt(
         "",
         "timeout",
-        "connect and handshake timeout in seconds (default 10)",
+        &format!(
+            "connect and handshake timeout in seconds (default {})",
+            d.config.connect_timeout.as_secs()
+        ),
         "SECS",
     );
     o.optflag(
@@ -113,19 +133,25 @@ fn options() -> getopts::Options {
     o.optopt(
         "",
         "scan-threads",
-        "connects in flight while sweeping (default 256)",
+        &format!(
+            "connects in flight while sweeping (default {})",
+            d.discovery.threads
+        ),
         "N",
     );
     o.optopt(
         "",
         "scan-timeout",
-        "connect timeout per address while sweeping, milliseconds (default 300)",
+        &format!(
+            "connect timeout per address while sweeping, milliseconds (default {})",
+            d.discovery.timeout.as_millis()
+        ),
         "MS",
     );
     o.optopt(
         "",
         "greet-port",
-        "discovery port to sweep (default 5003)",
+        &format!("discovery port to sweep (default {})", d.discovery.port),
         "PORT",
     );
     o.optflag(
@@ -138,11 +164,6 @@ fn options() -> getopts::Options {
     o
 }
 
-fn usage_error(msg: &str) -> ExitCode {
-    eprintln!("fos-client: {msg} (see --help)");
-    ExitCode::from(2)
-}
-
 fn main() -> ExitCode {
     // before any thread exists: Ctrl-C is then taken by the client's signal thread,
     // which cancels a transfer instead of killing the process (and SIGWINCH, so it can
@@ -150,21 +171,26 @@ fn main() -> ExitCode {
     if let Err(e) = fos::sys::block_signals(&[fos::sys::SIGINT, fos::sys::SIGWINCH]) {
         eprintln!("fos-client: cannot set up Ctrl-C handling: {e}");
     }
+    exit::status("fos-client", try_main())
+}
+
+/// Parses the command line and runs the client; the exit code, or the usage error
+/// that stops it before anything runs.
+fn try_main() -> Result<i32, Usage> {
     let o = options();
-    let m = match o.parse(std::env::args().skip(1)) {
-        Ok(m) => m,
-        Err(e) => return usage_error(&e.to_string()),
-    };
+    let m = o
+        .parse(std::env::args().skip(1))
+        .map_err(|e| Usage(e.to_string()))?;
     if m.opt_present("help") {
-        print!("{}", o.usage(ABOUT));
-        return ExitCode::SUCCESS;
+        print!("{}", o.usage(&about()));
+        return Ok(exit::OK);
     }
     if m.opt_present("version") {
         println!("fos-client {}", fos::VERSION);
-        return ExitCode::SUCCESS;
+        return Ok(exit::OK);
     }
     if let Some(extra) = m.free.first() {
-        return usage_error(&format!("unexpected argument {extra:?}"));
+        return Err(Usage(format!("unexpected argument {extra:?}")));
     }
     let mut inv = Invocation::default();
     macro_rules! num {
@@ -172,7 +198,7 @@ fn main() -> ExitCode {
             match m.opt_str($name).map(|v| v.parse()) {
                 None => None,
                 Some(Ok(v)) => Some(v),
-                Some(Err(_)) => return usage_error(&format!("--{}: not a number", $name)),
+                Some(Err(_)) => return Err(Usage(format!("--{}: not a number", $name))),
             }
         };
     }
@@ -190,7 +216,7 @@ fn main() -> ExitCode {
     inv.config.fsync = !m.opt_present("no-fsync");
     if let Some(t) = num!("timeout") {
         if t == 0 {
-            return usage_error("--timeout: at least 1 second");
+            return Err(Usage("--timeout: at least 1 second".into()));
         }
         inv.config.connect_timeout = Duration::from_secs(t);
     }
@@ -211,5 +237,5 @@ fn main() -> ExitCode {
     if let Some(p) = num!("greet-port") {
         inv.discovery.port = p;
     }
-    ExitCode::from(app::run(inv) as u8)
+    Ok(app::run(inv))
 }

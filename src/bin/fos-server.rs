@@ -1,21 +1,36 @@
-//! `fos-server`: parses flags into a `ServerConfig` and runs the library's server.
-//! `fos-server passwd USER` adds or replaces a user's hashed password.
+//! `fos-server`: parses flags into an `Invocation` and runs the library's server
+//! application (`fos::server::app`). `fos-server passwd USER` adds or replaces a
+//! user's hashed password.
 
-use std::error::Error;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use fos::log::{Level, Logger};
-use fos::server::{self, Server, ServerConfig};
+use fos::error::exit::{self, Usage};
+use fos::log::Level;
+use fos::server::app::{self, Invocation};
+use fos::server::{self, ServerConfig};
 
 fn options() -> getopts::Options {
     let d = ServerConfig::default();
+    let secs = |t: Duration| t.as_secs();
+    let size = |s: Option<u64>| s.map_or_else(|| "none".to_string(), |n| n.to_string());
+    // a relative default reads as one, ./server_storage
+    let here = |p: &Path| Path::new(".").join(p).display().to_string();
     let mut o = getopts::Options::new();
     o.optopt("", "bind", "address to listen on (IPv4 or IPv6); default: ask among this host's non-loopback IPv4 addresses, or use the only one", "ADDR");
-    o.optopt("", "port", "session port (default 5001)", "PORT");
-    o.optopt("", "greet-port", "discovery port (default 5003)", "PORT");
+    o.optopt(
+        "",
+        "port",
+        &format!("session port (default {})", d.port),
+        "PORT",
+    );
+    o.optopt(
+        "",
+        "greet-port",
+        &format!("discovery port (default {})", d.greet_port),
+        "PORT",
+    );
     o.optflag("", "no-discovery", "do not listen on the discovery port");
     o.optflag(
         "",
@@ -25,25 +40,31 @@ fn options() -> getopts::Options {
     o.optopt(
         "",
         "root",
-        "storage root; each user works in ROOT/USER (default ./server_storage)",
+        &format!(
+            "storage root; each user works in ROOT/USER (default {})",
+            here(&d.root)
+        ),
         "DIR",
     );
     o.optopt(
         "",
         "users",
-        "users file, user:secret per line (default ./user_credentials.txt)",
+        &format!(
+            "users file, user:secret per line (default {})",
+            here(&d.users)
+        ),
         "FILE",
     );
     o.optopt(
         "",
         "cert",
-        "certificate chain, PEM (default certs/cert.pem)",
+        &format!("certificate chain, PEM (default {})", d.cert.display()),
         "FILE",
     );
     o.optopt(
         "",
         "key",
-        "private key, PEM (default certs/key.pem)",
+        &format!("private key, PEM (default {})", d.key.display()),
         "FILE",
     );
     o.optopt(
@@ -58,61 +79,88 @@ fn options() -> getopts::Options {
     o.optopt(
         "",
         "cluster",
-        "announce membership of this cluster to discovery: the servers over one shared --root give one name, and clients use them as one (default none)",
+        &format!(
+            "announce membership of this cluster to discovery: the servers over one shared --root give one name, and clients use them as one (default {})",
+            d.cluster.as_deref().unwrap_or("none")
+        ),
         "NAME",
     );
     o.optopt(
         "",
         "max-sessions",
-        "most sessions at once (default 512)",
+        &format!("most sessions at once (default {})", d.max_sessions),
         "N",
     );
     o.optopt(
         "",
         "max-sessions-per-ip",
-        "most sessions from one address (default 32)",
+        &format!(
+            "most sessions from one address (default {})",
+            d.max_sessions_per_ip
+        ),
         "N",
     );
     o.optopt(
         "",
         "max-prelogin-per-ip",
-        "most connections from one address that have not logged in yet (default 8)",
+        &format!(
+            "most connections from one address that have not logged in yet (default {})",
+            d.max_prelogin_per_ip
+        ),
         "N",
     );
     o.optopt(
         "",
         "max-prelogin",
-        "most connections that have not logged in yet, in all (default 128)",
+        &format!(
+            "most connections that have not logged in yet, in all (default {})",
+            d.max_prelogin
+        ),
         "N",
     );
     o.optopt(
         "",
         "max-file-size",
-        "largest upload, bytes with optional K/M/G/T suffix (default none)",
+        &format!(
+            "largest upload, bytes with optional K/M/G/T suffix (default {})",
+            size(d.max_file_size)
+        ),
         "SIZE",
     );
     o.optopt(
         "",
         "quota",
-        "storage per user, bytes with optional K/M/G/T suffix (default none)",
+        &format!(
+            "storage per user, bytes with optional K/M/G/T suffix (default {})",
+            size(d.quota)
+        ),
         "SIZE",
     );
     o.optopt(
         "",
         "idle-timeout",
-        "close sessions idle this many seconds (default 900)",
+        &format!(
+            "close sessions idle this many seconds (default {})",
+            secs(d.idle_timeout)
+        ),
         "SECS",
     );
     o.optopt(
         "",
         "transfer-timeout",
-        "cut a resumable upload whose client sends nothing for this many seconds, keeping its partial for a resume (default 60)",
+        &format!(
+            "cut a resumable upload whose client sends nothing for this many seconds, keeping its partial for a resume (default {})",
+            secs(d.transfer_timeout)
+        ),
         "SECS",
     );
     o.optopt(
         "",
         "shutdown-grace",
-        "on SIGINT/SIGTERM, seconds running transfers may finish (default 30)",
+        &format!(
+            "on SIGINT/SIGTERM, seconds running transfers may finish (default {})",
+            secs(d.shutdown_grace)
+        ),
         "SECS",
     );
     o.optflag(
@@ -123,7 +171,10 @@ fn options() -> getopts::Options {
     o.optopt(
         "",
         "partial-max-age",
-        "remove interrupted uploads kept for a resume after this many seconds untouched (default 86400)",
+        &format!(
+            "remove interrupted uploads kept for a resume after this many seconds untouched (default {})",
+            secs(d.partial_max_age)
+        ),
         "SECS",
     );
     o.optopt("", "log", "also append the log to FILE", "FILE");
@@ -132,7 +183,10 @@ fn options() -> getopts::Options {
     o.optopt(
         "",
         "iterations",
-        "with passwd: PBKDF2 iterations (default 600000)",
+        &format!(
+            "with passwd: PBKDF2 iterations (default {})",
+            fos::auth::DEFAULT_ITERATIONS
+        ),
         "N",
     );
     o.optflag("h", "help", "print this help");
@@ -141,100 +195,73 @@ fn options() -> getopts::Options {
 }
 
 fn usage(o: &getopts::Options) -> String {
-    o.usage(
+    o.usage(&format!(
         "Usage: fos-server [OPTIONS]\n       fos-server passwd USER [--users FILE]\n\n\
          Serves per-user storage over TLS to fos clients and to the Python tool's clients.\n\
-         SIGINT/SIGTERM stop it gracefully; SIGHUP reopens --log. Exit status: 0 after a\n\
-         clean shutdown, 1 on a start-up failure, 2 on a usage error.",
-    )
+         SIGINT/SIGTERM stop it gracefully; SIGHUP reopens --log. Exit status: {} after a\n\
+         clean shutdown, {} on a start-up failure, {} on a usage error.",
+        exit::OK,
+        exit::STARTUP,
+        exit::USAGE
+    ))
 }
-
-/// SIGINT and SIGTERM stop the server gracefully; SIGHUP reopens `--log`.
-const SIGNALS: [i32; 3] = [fos::sys::SIGINT, fos::sys::SIGTERM, fos::sys::SIGHUP];
 
 fn main() -> ExitCode {
     // before any thread exists, so every thread inherits the mask and only the
     // signal thread receives SIGINT/SIGTERM
-    if let Err(e) = fos::sys::block_signals(&SIGNALS) {
+    if let Err(e) = fos::sys::block_signals(&app::SIGNALS) {
         eprintln!("fos-server: cannot set up signal handling: {e}");
-        return ExitCode::from(1);
+        return ExitCode::from(exit::STARTUP as u8);
     }
-    match try_main() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("fos-server: {e}");
-            let code = if e.downcast_ref::<UsageError>().is_some() {
-                2
-            } else {
-                1
-            };
-            ExitCode::from(code)
-        }
-    }
+    exit::status("fos-server", try_main())
 }
 
-#[derive(Debug)]
-struct UsageError(String);
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (see --help)", self.0)
-    }
-}
-impl Error for UsageError {}
-
-fn parse<T: std::str::FromStr>(m: &getopts::Matches, name: &str) -> Result<Option<T>, UsageError> {
+fn parse<T: std::str::FromStr>(m: &getopts::Matches, name: &str) -> Result<Option<T>, Usage> {
     m.opt_str(name)
         .map(|v| {
             v.parse()
-                .map_err(|_| UsageError(format!("--{name}: invalid value {v:?}")))
+                .map_err(|_| Usage(format!("--{name}: invalid value {v:?}")))
         })
         .transpose()
 }
 
-fn try_main() -> Result<(), Box<dyn Error>> {
+/// Parses the command line and runs what it asks for; the exit code, or the usage
+/// error that stops it before anything runs.
+fn try_main() -> Result<i32, Usage> {
     let o = options();
     let m = o
         .parse(std::env::args().skip(1))
-        .map_err(|e| UsageError(e.to_string()))?;
+        .map_err(|e| Usage(e.to_string()))?;
     if m.opt_present("help") {
         print!("{}", usage(&o));
-        return Ok(());
+        return Ok(exit::OK);
     }
     if m.opt_present("version") {
         println!("fos-server {}", fos::VERSION);
-        return Ok(());
+        return Ok(exit::OK);
     }
-    let mut cfg = ServerConfig::default();
+    let mut inv = Invocation::default();
+    let cfg = &mut inv.config;
     if let Some(users) = m.opt_str("users") {
         cfg.users = PathBuf::from(users);
     }
     if m.free.first().map(String::as_str) == Some("passwd") {
         let [_, user] = &m.free[..] else {
-            return Err(UsageError("usage: fos-server passwd USER [--users FILE]".into()).into());
+            return Err(Usage("usage: fos-server passwd USER [--users FILE]".into()));
         };
         let iterations = parse(&m, "iterations")?.unwrap_or(fos::auth::DEFAULT_ITERATIONS);
-        fos::auth::passwd_command(&cfg.users, user, iterations)?;
-        return Ok(());
+        return Ok(app::passwd(&cfg.users, user, iterations));
     }
     if let Some(extra) = m.free.first() {
-        return Err(UsageError(format!("unexpected argument {extra:?}")).into());
+        return Err(Usage(format!("unexpected argument {extra:?}")));
     }
-    let level = match (m.opt_present("quiet"), m.opt_present("verbose")) {
+    inv.level = match (m.opt_present("quiet"), m.opt_present("verbose")) {
         (true, _) => Level::Warn,
         (_, true) => Level::Debug,
         _ => Level::Info,
     };
-    let mut log = Logger::new(level);
-    if let Some(path) = m.opt_str("log") {
-        log = log
-            .with_log_file(std::path::Path::new(&path))
-            .map_err(|e| format!("--log {path}: {e}"))?;
-    }
-    let log = Arc::new(log);
-    cfg.bind = match parse(&m, "bind")? {
-        Some(ip) => ip,
-        None => server::choose_bind_address()?,
-    };
+    inv.log_file = m.opt_str("log").map(PathBuf::from);
+    inv.bind = parse(&m, "bind")?;
     if let Some(p) = parse(&m, "port")? {
         cfg.port = p;
     }
@@ -259,11 +286,10 @@ fn try_main() -> Result<(), Box<dyn Error>> {
     if let Some(v) = m.opt_str("cluster") {
         let ok = !v.is_empty() && v.len() <= 64 && !v.chars().any(char::is_control);
         if !ok {
-            return Err(UsageError(format!(
+            return Err(Usage(format!(
                 "--cluster: {:?}: give a name of 1 to 64 bytes without control characters",
                 fos::log::escape(&v)
-            ))
-            .into());
+            )));
         }
         cfg.cluster = Some(v);
     }
@@ -284,10 +310,10 @@ fn try_main() -> Result<(), Box<dyn Error>> {
         ("quota", &mut cfg.quota),
     ] {
         if let Some(v) = m.opt_str(flag) {
-            *slot =
-                Some(server::parse_size(&v).ok_or_else(|| {
-                    UsageError(format!("--{flag}: invalid size {v:?} (e.g. 500M)"))
-                })?);
+            *slot = Some(
+                server::parse_size(&v)
+                    .ok_or_else(|| Usage(format!("--{flag}: invalid size {v:?} (e.g. 500M)")))?,
+            );
         }
     }
     if let Some(v) = parse::<u64>(&m, "idle-timeout")? {
@@ -302,54 +328,5 @@ fn try_main() -> Result<(), Box<dyn Error>> {
     if let Some(v) = parse::<u64>(&m, "shutdown-grace")? {
         cfg.shutdown_grace = Duration::from_secs(v);
     }
-    server::startup_warnings(&cfg, &log);
-    let server = Server::bind(cfg.clone(), Arc::clone(&log))?;
-    let addr = server.local_addr()?;
-    match server.greet_addr() {
-        Some(g) => println!(
-            "fos-server {}: listening on {addr} (discovery on {g}), serving {} as {:?}{}",
-            fos::VERSION,
-            cfg.root.display(),
-            cfg.name,
-            cfg.cluster
-                .as_ref()
-                .map_or_else(String::new, |c| format!(" in cluster {c:?}"))
-        ),
-        None => println!(
-            "fos-server {}: listening on {addr} (discovery off), serving {} as {:?}",
-            fos::VERSION,
-            cfg.root.display(),
-            cfg.name
-        ),
-    }
-    let handle = server.shutdown_handle();
-    let signal_log = Arc::clone(&log);
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            while let Ok(sig) = fos::sys::wait_signal(&SIGNALS) {
-                if sig == fos::sys::SIGHUP {
-                    match signal_log.reopen() {
-                        Ok(()) => signal_log.info(format_args!("SIGHUP: log file reopened")),
-                        Err(e) => signal_log.warn(format_args!(
-                            "SIGHUP: cannot reopen the log file ({e}); still writing to the old one"
-                        )),
-                    }
-                    continue;
-                }
-                let name = if sig == fos::sys::SIGINT {
-                    "SIGINT"
-                } else {
-                    "SIGTERM"
-                };
-                signal_log.info(format_args!(
-                    "{name}: shutting down (new connections refused)"
-                ));
-                handle.shutdown();
-                break;
-            }
-        })?;
-    server.run()?;
-    log.info(format_args!("stopped"));
-    Ok(())
+    Ok(app::run(inv))
 }

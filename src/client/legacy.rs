@@ -17,12 +17,16 @@ use rustls::{ClientConnection, StreamOwned};
 
 use super::native::Tls;
 use crate::Error;
-use crate::protocol::legacy::{read_record, send_record};
+use crate::protocol::legacy::{is_error, is_success, plain, read_record, send_record};
 use crate::protocol::{Entry, EntryKind, ErrorCode};
 
 /// How long to keep trying the server's one-shot data port (it listens before it
 /// names the port; the retries cover a slow accept queue).
 const DATA_CONNECT: Duration = Duration::from_secs(5);
+
+/// How long an upload's data connection waits for the Python server's close before the
+/// client stops waiting and reads the status (the server's side is `LINGER_TIMEOUT`).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A session with a Python server.
 #[derive(Debug)]
@@ -33,22 +37,6 @@ pub struct Legacy {
     server_name: ServerName<'static>,
     /// The Python server has no `pwd`: the client follows `cd` itself.
     cwd: Vec<String>,
-}
-
-const GREEN: &str = "\x1b[32m";
-const RED: &str = "\x1b[31m";
-
-/// Strips the Python tool's colour codes and the trailing newline.
-fn plain(reply: &str) -> String {
-    let mut s = reply.to_string();
-    for code in ["\x1b[31m", "\x1b[32m", "\x1b[34m", "\x1b[33m", "\x1b[0m"] {
-        s = s.replace(code, "");
-    }
-    s.trim_end_matches('\n').to_string()
-}
-
-fn is_error(reply: &str) -> bool {
-    reply.starts_with(RED)
 }
 
 impl Legacy {
@@ -293,13 +281,16 @@ impl Legacy {
             data.conn.send_close_notify();
             data.flush()?;
             data.sock.shutdown(std::net::Shutdown::Write)?;
-            drain(&mut data.sock);
+            // read what the server still sends (TLS session tickets, its close) until it
+            // closes: closing with unread data makes the kernel send a reset, which can
+            // destroy the end of the upload before the server has read it
+            crate::linger::drain(&mut data.sock, DRAIN_TIMEOUT);
             Ok(())
         })();
         drop(data);
         let status = self.command_reply()?;
         result?;
-        if !status.starts_with(GREEN) {
+        if !is_success(&status) {
             return Err(Error::Remote(ErrorCode::Io, plain(&status)));
         }
         Ok(total)
@@ -308,26 +299,5 @@ impl Legacy {
     /// Leaves: `exit`, no reply.
     pub fn exit(mut self) {
         let _ = send_record(&mut self.stream, b"exit");
-    }
-}
-
-/// Reads what the peer still sends (TLS session tickets, its close) until it closes.
-/// Closing a socket with unread data makes the kernel send a reset, which can destroy
-/// data the peer has not read yet: the end of an upload.
-pub(crate) fn drain(sock: &mut TcpStream) {
-    let _ = sock.set_read_timeout(Some(Duration::from_secs(30)));
-    let mut buf = [0u8; 4096];
-    while matches!(sock.read(&mut buf), Ok(n) if n > 0) {}
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn colour_codes_are_stripped() {
-        assert_eq!(plain("\x1b[31mAccess denied\x1b[0m\n"), "Access denied");
-        assert!(is_error("\x1b[31mx\x1b[0m\n"));
-        assert!(!is_error("\x1b[32mok\x1b[0m\n"));
     }
 }

@@ -35,7 +35,7 @@ use rustls::{ClientConnection, StreamOwned};
 
 use crate::Error;
 use crate::protocol::{Entry, ErrorCode, Request};
-use crate::tls::Trust;
+use crate::tls::{HandshakeFailed, Trust};
 use crate::transfer;
 use crate::writeback::WriteBehind;
 use legacy::Legacy;
@@ -209,34 +209,29 @@ pub fn handshake(
     tcp.set_write_timeout(Some(timeout))?;
     tcp.set_nodelay(true)?;
     let mut conn = ClientConnection::new(tls, name).map_err(|e| Error::Connect(e.to_string()))?;
-    while conn.is_handshaking() {
-        match conn.complete_io(&mut tcp) {
-            Ok((0, 0)) if conn.is_handshaking() => {
-                return Err(Error::Connect(format!(
-                    "{addr} closed the connection during the TLS handshake"
+    match crate::tls::complete_handshake(&mut conn, &mut tcp) {
+        Ok(()) => {}
+        Err(HandshakeFailed::Closed) => {
+            return Err(Error::Connect(format!(
+                "{addr} closed the connection during the TLS handshake"
+            )));
+        }
+        Err(HandshakeFailed::Io(e)) => {
+            if let Some(fp) = crate::tls::pin_mismatch(&e) {
+                return Err(Error::Certificate(format!(
+                    "{addr}: the server's certificate is not the pinned one; refusing to connect \
+                     (it presented SHA-256 fingerprint {fp})"
                 )));
             }
-            Ok(_) => {}
-            Err(e) => {
-                if let Some(fp) = crate::tls::pin_mismatch(&e) {
-                    return Err(Error::Certificate(format!(
-                        "{addr}: the server's certificate is not the pinned one; refusing to connect \
-                         (it presented SHA-256 fingerprint {fp})"
-                    )));
-                }
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) {
-                    return Err(Error::Connect(format!(
-                        "TLS handshake with {addr} timed out after {} s (--timeout)",
-                        timeout.as_secs_f64()
-                    )));
-                }
+            if crate::ioerror::is_timeout(&e) {
                 return Err(Error::Connect(format!(
-                    "TLS handshake with {addr} failed: {e}"
+                    "TLS handshake with {addr} timed out after {} s (--timeout)",
+                    timeout.as_secs_f64()
                 )));
             }
+            return Err(Error::Connect(format!(
+                "TLS handshake with {addr} failed: {e}"
+            )));
         }
     }
     Ok(StreamOwned::new(conn, tcp))
@@ -341,9 +336,8 @@ pub fn server_list(servers: &str) -> Result<Vec<String>, Error> {
 /// Which of `n` servers to try first: one at random, so that clients given the same
 /// cluster spread over its members.
 pub fn pick_first(n: usize) -> usize {
-    use ring::rand::SecureRandom;
     let mut b = [0u8; 4];
-    if n <= 1 || ring::rand::SystemRandom::new().fill(&mut b).is_err() {
+    if n <= 1 || !crate::random::try_fill(&mut b) {
         return 0;
     }
     u32::from_le_bytes(b) as usize % n
@@ -1017,26 +1011,10 @@ impl Remote {
     }
 }
 
-/// A local I/O failure in the words of the rest of the messages: lowercase, without
-/// the `(os error N)` tail.
+/// A local I/O failure in the words of the rest of the messages (see
+/// [`crate::ioerror::reason`]).
 fn local_reason(e: &io::Error) -> String {
-    match e.kind() {
-        io::ErrorKind::NotFound => "no such file or directory".into(),
-        io::ErrorKind::PermissionDenied => "permission denied".into(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timed out".into(),
-        _ => {
-            let text = e.to_string();
-            let text = match text.rfind(" (os error ") {
-                Some(at) if text.ends_with(')') => &text[..at],
-                _ => &text,
-            };
-            let mut chars = text.chars();
-            match chars.next() {
-                Some(first) => first.to_lowercase().chain(chars).collect(),
-                None => String::new(),
-            }
-        }
-    }
+    crate::ioerror::reason(e, crate::ioerror::Whose::Local)
 }
 
 /// The mode a download gets, as `cp` gives a copy: the server's bits (or, from a

@@ -125,11 +125,7 @@ impl std::error::Error for Error {
 
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
-        // a read timeout surfaces as WouldBlock on Unix: call it what it is
-        if e.kind() == io::ErrorKind::WouldBlock {
-            return Error::Io(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
-        }
-        Error::Io(e)
+        Error::Io(crate::ioerror::timed_out(e))
     }
 }
 

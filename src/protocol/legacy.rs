@@ -32,3 +32,56 @@ pub fn send_record<S: Write>(stream: &mut S, msg: &[u8]) -> io::Result<()> {
     stream.write_all(msg)?;
     stream.flush()
 }
+
+/// The Python tool's colours: a reply is green on success, red on failure, blue for a
+/// note (an empty listing); yellow it uses for warnings of its own.
+pub const GREEN: &str = "\x1b[32m";
+/// Failure.
+pub const RED: &str = "\x1b[31m";
+/// A note.
+pub const BLUE: &str = "\x1b[34m";
+/// A warning.
+pub const YELLOW: &str = "\x1b[33m";
+/// The end of a coloured reply.
+pub const RESET: &str = "\x1b[0m";
+
+/// A success reply as the Python server words it: green, one line.
+pub fn green(msg: &str) -> String {
+    format!("{GREEN}{msg}{RESET}\n")
+}
+
+/// A failure reply as the Python server words it: red, one line.
+pub fn red(msg: &str) -> String {
+    format!("{RED}{msg}{RESET}\n")
+}
+
+/// `reply` without its colour codes and trailing newline.
+pub fn plain(reply: &str) -> String {
+    let mut s = reply.to_string();
+    for code in [RED, GREEN, BLUE, YELLOW, RESET] {
+        s = s.replace(code, "");
+    }
+    s.trim_end_matches('\n').to_string()
+}
+
+/// Whether `reply` reports a failure (it is red).
+pub fn is_error(reply: &str) -> bool {
+    reply.starts_with(RED)
+}
+
+/// Whether `reply` reports a success (it is green).
+pub fn is_success(reply: &str) -> bool {
+    reply.starts_with(GREEN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_codes_are_stripped() {
+        assert_eq!(plain("\x1b[31mAccess denied\x1b[0m\n"), "Access denied");
+        assert!(is_error("\x1b[31mx\x1b[0m\n"));
+        assert!(!is_error("\x1b[32mok\x1b[0m\n"));
+    }
+}

@@ -117,11 +117,7 @@ impl Transport {
             let step = left.min(WATCH_EVERY).max(Duration::from_millis(1));
             self.set_timeout(step)?;
             match self.tcp.read(buf) {
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) => {}
+                Err(e) if crate::ioerror::is_timeout(&e) => {}
                 other => return other,
             }
         }
@@ -161,13 +157,7 @@ impl Read for Transport {
         if self.watch.is_some() {
             return self.read_watched(buf);
         }
-        self.tcp.read(buf).map_err(|e| {
-            if e.kind() == io::ErrorKind::WouldBlock {
-                io::Error::new(io::ErrorKind::TimedOut, "timed out")
-            } else {
-                e
-            }
-        })
+        self.tcp.read(buf).map_err(crate::ioerror::timed_out)
     }
 }
 
@@ -258,15 +248,7 @@ fn handshake(tcp: TcpStream, id: u64, peer: SocketAddr, shared: &Shared) -> io::
     let handshake_deadline = (now + cfg.handshake_timeout).min(login_deadline);
     let mut transport = Transport::new(tcp, id, peer, handshake_deadline)?;
     let mut conn = ServerConnection::new(Arc::clone(&shared.tls)).map_err(io::Error::other)?;
-    while conn.is_handshaking() {
-        let (read, wrote) = conn.complete_io(&mut transport)?;
-        if read == 0 && wrote == 0 && conn.is_handshaking() {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "closed during handshake",
-            ));
-        }
-    }
+    crate::tls::complete_handshake(&mut conn, &mut transport)?;
     transport.deadline = Some(login_deadline);
     Ok(StreamOwned::new(conn, transport))
 }

@@ -21,25 +21,13 @@ use rustls::{ServerConnection, StreamOwned};
 use super::Shared;
 use super::conn::{Outcome, Tls, login};
 use super::session::{CAT_LIMIT, Failure, Session, describe};
+use crate::ioerror::Whose;
 use crate::log::{Level, escape};
-use crate::protocol::legacy::{RECORD, read_record, send_record};
+use crate::protocol::legacy::{BLUE, RECORD, RESET, green, read_record, red, send_record};
 use crate::writeback::ReadBehind;
 
 /// How long the one-shot data port waits for its connection.
 pub const DATA_ACCEPT: Duration = Duration::from_secs(5);
-
-const GREEN: &str = "\x1b[32m";
-const RED: &str = "\x1b[31m";
-const BLUE: &str = "\x1b[34m";
-const RESET: &str = "\x1b[0m";
-
-fn green(msg: &str) -> String {
-    format!("{GREEN}{msg}{RESET}\n")
-}
-
-fn red(msg: &str) -> String {
-    format!("{RED}{msg}{RESET}\n")
-}
 
 /// Serves a Python client: mode word, login, then commands.
 pub(super) fn serve(
@@ -283,15 +271,7 @@ fn accept_data(
     let mut conn =
         ServerConnection::new(Arc::clone(&session.shared.tls_data)).map_err(io::Error::other)?;
     let mut tcp = tcp;
-    while conn.is_handshaking() {
-        let (r, w) = conn.complete_io(&mut tcp)?;
-        if r == 0 && w == 0 && conn.is_handshaking() {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "closed during handshake",
-            ));
-        }
-    }
+    crate::tls::complete_handshake(&mut conn, &mut tcp)?;
     Ok(StreamOwned::new(conn, tcp))
 }
 
@@ -338,7 +318,10 @@ fn get(stream: &mut Tls, peer: SocketAddr, session: &Session, path: &str) -> io:
                 Some(&session.user),
                 format_args!("legacy get {:?} failed: {e}", escape(path)),
             );
-            red(&format!("get: transfer failed: {}", plain_io(&e)))
+            red(&format!(
+                "get: transfer failed: {}",
+                crate::ioerror::reason(&e, Whose::Link)
+            ))
         }
     })
 }
@@ -421,13 +404,6 @@ fn copy(src: &mut impl Read, dst: &mut impl Write) -> io::Result<u64> {
         };
         dst.write_all(&buf[..n])?;
         total += n as u64;
-    }
-}
-
-fn plain_io(e: &io::Error) -> String {
-    match e.kind() {
-        io::ErrorKind::TimedOut => "timed out".into(),
-        _ => "connection failed".into(),
     }
 }
 

@@ -359,12 +359,7 @@ fn key_user(user: &str) -> String {
 
 /// A random reservation token.
 fn random_token() -> u64 {
-    use ring::rand::SecureRandom;
-    let mut b = [0u8; 8];
-    ring::rand::SystemRandom::new()
-        .fill(&mut b)
-        .expect("the OS random generator does not fail on Linux or the BSDs");
-    u64::from_le_bytes(b)
+    crate::random::u64()
 }
 
 impl Attempt<'_> {

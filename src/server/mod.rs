@@ -14,13 +14,13 @@
 //! Shutdown ([`ShutdownHandle`]): stop accepting at once, close idle sessions, let
 //! commands in flight finish within the grace period, then cut the rest.
 
+pub mod app;
 mod blockcache;
 mod conn;
 mod delta;
 mod hashcache;
 mod legacy;
 mod limits;
-mod linger;
 mod manifest;
 mod native;
 mod registry;
@@ -191,7 +191,9 @@ const THROTTLE_DIR: &str = ".fos-throttle";
 
 /// Most data sockets lingering for their peer's close at once (see `linger`).
 const LINGER_MAX: usize = 1024;
-/// How long a finished data socket waits for its peer's close.
+/// How long a finished data socket waits for its peer's close, on the linger thread:
+/// short, since the server's own work is done and the socket only guards the peer's
+/// unread data against a reset.
 const LINGER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// State shared by every connection thread.
@@ -210,7 +212,7 @@ pub(crate) struct Shared {
     /// Resumable uploads in progress, so a resume can take over from a dead connection.
     pub(crate) uploads: uploads::Uploads,
     /// Sockets whose last bytes are sent, kept open until their peer closes.
-    pub(crate) linger: Arc<linger::Linger>,
+    pub(crate) linger: Arc<crate::linger::Linger>,
     shutdown: AtomicBool,
     /// The live connections and their limits.
     conns: registry::Registry,
@@ -361,7 +363,7 @@ impl Server {
             throttle,
             logins,
             uploads: uploads::Uploads::default(),
-            linger: Arc::new(linger::Linger::new(LINGER_MAX, LINGER_TIMEOUT)),
+            linger: Arc::new(crate::linger::Linger::new(LINGER_MAX, LINGER_TIMEOUT)),
             shutdown: AtomicBool::new(false),
             conns,
             data_port,
@@ -628,7 +630,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
 /// IPv4 addresses and uses the only one, or asks which on a terminal. With several and
 /// no terminal, fails with a message that lists them.
 pub fn choose_bind_address() -> Result<IpAddr, crate::Error> {
-    use std::io::{BufRead, IsTerminal, Write};
+    use std::io::IsTerminal;
     let addrs: Vec<_> = crate::sys::interfaces()?
         .into_iter()
         .filter(|i| !i.loopback)
@@ -654,22 +656,14 @@ pub fn choose_bind_address() -> Result<IpAddr, crate::Error> {
             for (n, i) in addrs.iter().enumerate() {
                 println!("  {}) {} ({})", n + 1, i.addr, i.name);
             }
-            loop {
-                print!("Listen on which one? [1-{}] ", addrs.len());
-                std::io::stdout().flush()?;
-                let mut line = String::new();
-                if std::io::stdin().lock().read_line(&mut line)? == 0 {
-                    return Err(crate::Error::Usage("no address chosen".into()));
-                }
-                if let Some(i) = line
-                    .trim()
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=addrs.len()).contains(n))
-                {
-                    return Ok(IpAddr::V4(addrs[i - 1].addr));
-                }
-            }
+            let i = crate::term::choose_number(
+                &mut std::io::stdout(),
+                &mut std::io::stdin().lock(),
+                "Listen on which one?",
+                addrs.len(),
+            )?
+            .ok_or_else(|| crate::Error::Usage("no address chosen".into()))?;
+            Ok(IpAddr::V4(addrs[i - 1].addr))
         }
     }
 }

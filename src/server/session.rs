@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::Shared;
 use super::uploads::Uploads;
+use crate::ioerror::{Whose, reason};
 use crate::log::human_bytes;
 use crate::protocol::{Entry, EntryKind, ErrorCode};
 use crate::sandbox::{self, Partial, Resume, Sandbox, UserPath};
@@ -64,21 +65,7 @@ pub fn describe(f: &Failure) -> (ErrorCode, String) {
                 ErrorCode::Invalid,
                 format!("directory tree deeper than {} levels", sandbox::MAX_DEPTH),
             ),
-            E::Io(io) => (ErrorCode::Io, io_message(io)),
-        },
-    }
-}
-
-/// A server-side I/O failure in words a user can act on, without paths.
-fn io_message(e: &io::Error) -> String {
-    use crate::sys::errno;
-    match e.raw_os_error() {
-        Some(errno::ENOSPC) => "no space left on the server".into(),
-        Some(errno::EDQUOT) => "disk quota exceeded on the server".into(),
-        Some(errno::EACCES) | Some(errno::EPERM) => "permission denied on the server".into(),
-        _ => match e.kind() {
-            io::ErrorKind::TimedOut => "timed out".into(),
-            _ => "server I/O error".into(),
+            E::Io(io) => (ErrorCode::Io, reason(io, Whose::Server)),
         },
     }
 }

@@ -459,8 +459,15 @@ pub struct Faults {
     pub silence_up_after: Option<u64>,
 }
 
+/// Most connections one [`Proxy`] forwards; it stops accepting after them, so its
+/// threads are bounded (one acceptor, two pumps a connection).
+const PROXY_CONNECTIONS: usize = 64;
+/// A pump that has moved nothing for this long ends, and its connection with it.
+const PROXY_IDLE: Duration = Duration::from_secs(120);
+
 /// A TCP proxy on 127.0.0.1 in front of `upstream` that can cut, corrupt or slow the
-/// stream, below TLS. Runs until the test ends.
+/// stream, below TLS. Forwards up to [`PROXY_CONNECTIONS`] connections, each until one
+/// side closes or it is idle for [`PROXY_IDLE`].
 pub struct Proxy {
     pub addr: SocketAddr,
 }
@@ -470,11 +477,14 @@ impl Proxy {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         std::thread::spawn(move || {
-            for (n, client) in listener.incoming().enumerate() {
+            for (n, client) in listener.incoming().take(PROXY_CONNECTIONS).enumerate() {
                 let Ok(client) = client else { continue };
                 let Ok(server) = std::net::TcpStream::connect(upstream) else {
                     continue;
                 };
+                for s in [&client, &server] {
+                    let _ = s.set_read_timeout(Some(PROXY_IDLE));
+                }
                 let first = n == 0;
                 let f = faults.clone();
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
@@ -568,4 +578,150 @@ pub fn sha_file(path: &Path) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Waits until `condition` holds, looking every few milliseconds, and panics naming
+/// `what` if `limit` passes first: tests wait for what they need, not for a time that
+/// is usually enough.
+pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The bytes of the upload partials kept in `dir` (`.fos-part-*`, without their
+/// `.meta` records); 0 if there is no such directory yet.
+pub fn partial_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.starts_with(".fos-part-") && !name.ends_with(".meta")
+                })
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// What a child writes to one of its pipes, collected as it arrives by a thread of its
+/// own (which ends when the pipe closes), so a test can wait for a line while the child
+/// still runs and still assert on the whole text afterwards.
+pub struct PipeWatch {
+    text: Arc<std::sync::Mutex<Vec<u8>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl PipeWatch {
+    /// Collects `pipe` (a child's `stdout` or `stderr`, taken from it).
+    pub fn new(mut pipe: impl std::io::Read + Send + 'static) -> PipeWatch {
+        let text = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::clone(&text);
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        PipeWatch {
+            text,
+            thread: Some(thread),
+        }
+    }
+
+    /// What has arrived so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.text.lock().unwrap()).into_owned()
+    }
+
+    /// How many bytes have arrived so far.
+    pub fn len(&self) -> usize {
+        self.text.lock().unwrap().len()
+    }
+
+    /// What has arrived after the first `from` bytes.
+    pub fn text_from(&self, from: usize) -> String {
+        let text = self.text.lock().unwrap();
+        String::from_utf8_lossy(&text[from.min(text.len())..]).into_owned()
+    }
+
+    /// Whether what has arrived so far contains `needle`.
+    pub fn contains(&self, needle: &str) -> bool {
+        self.text().contains(needle)
+    }
+
+    /// Waits for the pipe to close (the child has exited or been killed): then
+    /// [`PipeWatch::text`] is all of it.
+    pub fn join(&mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// All of it, once the pipe has closed.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.join();
+        std::mem::take(&mut *self.text.lock().unwrap())
+    }
+}
+
+/// Whether a terminal's output ends with a prompt that waits for input: its last
+/// line, without the escape sequences that draw it, ends in `> `, `] ` or `: ` (the
+/// shell's `fos:/> `, a `[y/N] ` question, a `[1-3] ` choice, a `Password: `).
+pub fn ends_with_prompt(screen: &str) -> bool {
+    let mut plain = String::new();
+    let mut chars = screen.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // a CSI sequence: ESC [ parameters, then one final letter (or ~)
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() || c == '~' {
+                        break;
+                    }
+                }
+            } else {
+                chars.next();
+            }
+            continue;
+        }
+        plain.push(c);
+    }
+    plain
+        .split(['\r', '\n'])
+        .rfind(|segment| !segment.is_empty())
+        .is_some_and(|last| last.ends_with("> ") || last.ends_with("] ") || last.ends_with(": "))
+}
+
+/// Types `keys` into a program on a terminal, each once it is ready for it: first
+/// once it shows a prompt, then after each key once its echo has arrived and, for a
+/// key that ends a line (Enter, Ctrl-C), once the next prompt is drawn or the program
+/// has ended. The program may discard what is typed ahead when it switches its
+/// terminal settings, so keys are never sent faster than it takes them.
+pub fn type_keys(child: &mut Child, stdin: &mut impl Write, screen: &PipeWatch, keys: &[&[u8]]) {
+    const READY: Duration = Duration::from_secs(20);
+    let ended = |child: &mut Child| child.try_wait().unwrap().is_some();
+    wait_until("the first prompt", READY, || {
+        ended(child) || ends_with_prompt(&screen.text())
+    });
+    for key in keys {
+        let before = screen.len();
+        if stdin.write_all(key).and_then(|()| stdin.flush()).is_err() {
+            return; // the program has gone: what it showed is the test's to judge
+        }
+        let ends_line = key.iter().any(|b| matches!(b, b'\n' | b'\r' | 0x03));
+        wait_until("the program to take a key", READY, || {
+            ended(child)
+                || (screen.len() > before
+                    && (!ends_line || ends_with_prompt(&screen.text_from(before))))
+        });
+    }
 }

@@ -10,7 +10,10 @@
 //! client closes it only after it has read that status).
 //!
 //! One thread serves every lingering socket, started on first use; it does not serve
-//! sockets still carrying data, and it never writes.
+//! sockets still carrying data, and it never writes. [`drain`] is the same wait on the
+//! caller's own thread, for a side that has nothing else to do meanwhile (the client,
+//! whose next step is to read the status that follows the peer's close). Each side
+//! names its own deadline.
 
 use std::io::{self, Read};
 use std::net::TcpStream;
@@ -100,7 +103,16 @@ impl Linger {
     }
 }
 
-/// Reads what has arrived; false once the peer has closed (or the socket failed).
+/// Reads and discards what `tcp` still receives until its peer closes, the socket
+/// fails, or `timeout` passes without a byte.
+pub(crate) fn drain(tcp: &mut TcpStream, timeout: Duration) {
+    let _ = tcp.set_read_timeout(Some(timeout));
+    let mut sink = [0u8; 4096];
+    open(tcp, &mut sink);
+}
+
+/// Reads what has arrived (all there is, on a non-blocking socket; until a read times
+/// out, on a blocking one); false once the peer has closed (or the socket failed).
 fn open(tcp: &mut TcpStream, sink: &mut [u8]) -> bool {
     loop {
         match tcp.read(sink) {
@@ -152,6 +164,24 @@ mod tests {
         assert_eq!(linger.len(), 1);
         drop(client);
         wait_until("the lingering socket to close", || linger.len() == 0);
+    }
+
+    #[test]
+    fn drain_reads_until_the_peer_closes() {
+        let (mut server, mut client) = pair();
+        client.write_all(&[1u8; 10_000]).unwrap();
+        drop(client);
+        let started = Instant::now();
+        drain(&mut server, Duration::from_secs(30));
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "returned at the close"
+        );
+        assert_eq!(
+            server.read(&mut [0u8; 16]).unwrap(),
+            0,
+            "everything was read"
+        );
     }
 
     #[test]
