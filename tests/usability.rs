@@ -1,4 +1,4 @@
-//! The prompt as sftp users expect it (issue 14), through the real binaries: output
+//! The prompt as sftp users expect it, through the real binaries: output
 //! that keeps to its stream, `help`, timeouts, `localhost`, discovery that offers only
 //! what it trusts, cancel hints that resume, and command lines read as a shell reads
 //! them; errors that say what failed; flags that behave like their shell namesakes;

@@ -37,7 +37,7 @@ fn mib_per_s(bytes: u64, d: Duration) -> f64 {
 enum Ends {
     /// Nothing: the sender sends one block over and over.
     Bare,
-    /// SHA-256 of every byte on both ends (the ceiling for a verified transfer).
+    /// SHA-256 of every byte on both ends (the ceiling for a verified transfer).
     Hashed,
     /// Hashed, and the sender reads a file while the receiver writes one, written
     /// behind as fos writes: what any verified file-to-file transfer costs here.

@@ -1,4 +1,4 @@
-//! The sync rows of `make bench`: the scenarios of issue 13 on the generated tree
+//! The sync rows of `make bench`: the sync scenarios a-f on the generated tree
 //! (`gen_tree.py`: 5,000 files, 1.39 GB; or `FOS_BENCH_TREE=DIR`, copied, never
 //! changed; `FOS_BENCH_TREE=off` skips these rows), with `fos-client sync push` against
 //! the real `fos-server`, once with `--no-fsync` and once with fsync, and with
