@@ -279,12 +279,43 @@ pub fn without_terminal(bin: &str) -> Command {
 pub fn wait_with_deadline(mut child: Child, limit: Duration) -> Output {
     let deadline = Instant::now() + limit;
     loop {
-        if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > deadline {
+            // where it was stuck, for the failure that follows
+            eprintln!("{}", where_stuck(child.id()));
             let _ = child.kill();
             return child.wait_with_output().unwrap();
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// What each thread of process `pid` waits in (name, kernel wait channel, syscall and
+/// its arguments), as /proc shows it: printed when a child overruns its deadline.
+pub fn where_stuck(pid: u32) -> String {
+    let mut out = format!("process {pid} overran its deadline; its threads:\n");
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out + "  (gone)";
+    };
+    for t in tasks.flatten() {
+        let p = t.path();
+        let read = |f: &str| {
+            std::fs::read_to_string(p.join(f))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        out.push_str(&format!(
+            "  {} {}: wchan {} syscall {}\n",
+            t.file_name().to_string_lossy(),
+            read("comm"),
+            read("wchan"),
+            read("syscall")
+        ));
+    }
+    out
 }
 
 pub fn stdout(o: &Output) -> String {
