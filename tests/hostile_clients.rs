@@ -465,7 +465,7 @@ fn client_text_cannot_forge_log_lines() {
     let server = BinServer::start(&fx, &["--log", log.to_str().unwrap()]);
     let mut s = raw_tls(server.addr);
     login(&mut s);
-    let forged = "2001-01-01T00:00:00.000Z WARN 10.9.9.9:1 admin login ok";
+    let forged = "2001-01-01T00:00:00.000Z WARN 127.9.9.9:1 admin login ok";
     for pattern in [
         format!("nomatch*\n{forged}"),
         format!("nomatch*\r{forged}"),

@@ -441,6 +441,19 @@ fn log_received(session: &Session, peer: SocketAddr, path: &str, bytes: u64, sta
     );
 }
 
+/// The start both kinds of `cput` share: the condition checked against the target as
+/// it is now, then the upload begun (`resume`: a partial of the same upload continues).
+fn begin_cput(
+    session: &mut Session,
+    up: &Upload<'_>,
+    resume: bool,
+) -> Result<(UserPath, Partial), Failure> {
+    let target = session.path(up.path)?;
+    precheck(session, &target, up.expect)?;
+    let secs = up.mtime_ns.div_euclid(1_000_000_000);
+    session.begin_put(up.path, Some((up.size, secs)), false, resume)
+}
+
 /// A `cput` whose content follows at once.
 fn put_pipelined(
     stream: &mut Tls,
@@ -449,11 +462,7 @@ fn put_pipelined(
     up: &Upload<'_>,
 ) -> Result<(), protocol::Error> {
     let started = Instant::now();
-    let begun = session.path(up.path).and_then(|target| {
-        precheck(session, &target, up.expect)?;
-        let secs = up.mtime_ns.div_euclid(1_000_000_000);
-        session.begin_put(up.path, Some((up.size, secs)), false, false)
-    });
+    let begun = begin_cput(session, up, false);
     let (target, mut partial) = match begun {
         Ok(p) => p,
         Err(f) => {
@@ -524,11 +533,7 @@ fn put_resumable(
     up: &Upload<'_>,
 ) -> Result<(), protocol::Error> {
     let started = Instant::now();
-    let begun = session.path(up.path).and_then(|target| {
-        precheck(session, &target, up.expect)?;
-        let secs = up.mtime_ns.div_euclid(1_000_000_000);
-        session.begin_put(up.path, Some((up.size, secs)), false, true)
-    });
+    let begun = begin_cput(session, up, true);
     let (target, mut partial) = match begun {
         Ok(p) => p,
         Err(f) => return reply(stream, session, outcome(Err(f))),
