@@ -546,7 +546,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         name.to_string_lossy(),
-        crate::sandbox::random_hex(6)
+        crate::random::hex(6)
     ));
     let result = (|| {
         let mut f = fs::OpenOptions::new()

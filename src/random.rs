@@ -18,6 +18,13 @@ pub(crate) fn fill(buf: &mut [u8]) {
     );
 }
 
+/// `n` random bytes as lowercase hex (`2n` characters), for temporary names and tokens.
+pub(crate) fn hex(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    fill(&mut buf);
+    crate::protocol::command::hex(&buf)
+}
+
 /// A random `u64`.
 pub(crate) fn u64() -> u64 {
     let mut b = [0u8; 8];
@@ -36,5 +43,8 @@ mod tests {
         fill(&mut b);
         assert_ne!(a, b);
         assert_ne!(u64(), u64());
+        let name = hex(6);
+        assert_eq!(name.len(), 12);
+        assert!(name.bytes().all(|b| b.is_ascii_hexdigit()));
     }
 }

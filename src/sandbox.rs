@@ -640,7 +640,7 @@ impl Sandbox {
             _ => {}
         }
         for _ in 0..8 {
-            let base = format!("{RESERVED_PREFIX}{}", random_hex(8));
+            let base = format!("{RESERVED_PREFIX}{}", crate::random::hex(8));
             let cname = sys::cstring(base.as_bytes())?;
             let flags = oflag::RDWR | oflag::CREAT | oflag::EXCL | oflag::NOFOLLOW;
             let fd = match sys::openat(dir.as_fd(), &cname, flags, 0o600) {
@@ -1312,13 +1312,6 @@ impl Drop for Partial {
             let _ = sys::unlinkat(self.dir.as_fd(), meta, false);
         }
     }
-}
-
-/// `n` random bytes as hex, from the OS generator (through ring).
-pub fn random_hex(n: usize) -> String {
-    let mut buf = vec![0u8; n];
-    crate::random::fill(&mut buf);
-    crate::protocol::command::hex(&buf)
 }
 
 /// Opens `components` beneath `root` without openat2: one `openat(O_NOFOLLOW)` per name,

@@ -96,7 +96,7 @@ fn try_store(root: BorrowedFd<'_>, st: &FileStat, block: u64, hashes: &[u8]) -> 
     let c = check(&body);
     body.extend_from_slice(&c);
     let final_name = sys::cstring(name(st, block).as_bytes())?;
-    let tmp = sys::cstring(format!("{PREFIX}tmp-{}", crate::sandbox::random_hex(6)).as_bytes())?;
+    let tmp = sys::cstring(format!("{PREFIX}tmp-{}", crate::random::hex(6)).as_bytes())?;
     let fd = sys::openat(
         root,
         &tmp,

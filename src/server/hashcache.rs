@@ -322,7 +322,7 @@ pub fn compact(root: BorrowedFd<'_>, live: &[Record]) -> io::Result<()> {
     let tmp_name = format!(
         "{}.{}",
         CACHE_NAME.to_str().unwrap_or(".fos-sync-hashes"),
-        crate::sandbox::random_hex(6)
+        crate::random::hex(6)
     );
     let tmp_c = sys::cstring(tmp_name.as_bytes())?;
     let fd = sys::openat(
