@@ -14,6 +14,7 @@ pub mod legacy;
 pub mod line;
 pub mod local;
 pub mod native;
+pub use native::ClientTls;
 mod progress;
 mod prompt;
 pub mod shell;
@@ -40,7 +41,7 @@ use crate::transfer;
 use crate::writeback::WriteBehind;
 use legacy::Legacy;
 use local::{LocalPartial, LocalTarget};
-use native::{Native, Tls};
+use native::Native;
 
 /// Default session port.
 pub const DEFAULT_PORT: u16 = 5001;
@@ -187,7 +188,7 @@ pub fn tls_connect(
     tls: Arc<rustls::ClientConfig>,
     name: ServerName<'static>,
     timeout: Duration,
-) -> Result<Tls, Error> {
+) -> Result<ClientTls, Error> {
     let tcp = TcpStream::connect_timeout(&addr, timeout).map_err(|e| {
         Error::Connect(format!(
             "cannot connect to {addr}: {}",
@@ -203,7 +204,7 @@ pub fn handshake(
     tls: Arc<rustls::ClientConfig>,
     name: ServerName<'static>,
     timeout: Duration,
-) -> Result<Tls, Error> {
+) -> Result<ClientTls, Error> {
     let addr = tcp.peer_addr()?;
     tcp.set_read_timeout(Some(timeout))?;
     tcp.set_write_timeout(Some(timeout))?;
@@ -248,7 +249,7 @@ pub enum Remote {
 
 /// What a finished transfer reports.
 #[derive(Debug, Clone, Copy)]
-pub struct Report {
+pub struct TransferReport {
     /// Bytes moved in this transfer.
     pub bytes: u64,
     /// Whole file size.
@@ -257,7 +258,7 @@ pub struct Report {
     pub elapsed: Duration,
 }
 
-impl Report {
+impl TransferReport {
     /// `12.0 MiB in 0.10 s (120.0 MiB/s)`.
     pub fn summary(&self) -> String {
         let secs = self.elapsed.as_secs_f64().max(1e-6);
@@ -432,7 +433,7 @@ impl Remote {
     }
 
     fn login(
-        stream: Tls,
+        stream: ClientTls,
         tls: Arc<rustls::ClientConfig>,
         name: ServerName<'static>,
         cfg: &ClientConfig,
@@ -615,7 +616,7 @@ impl Remote {
         remote: &str,
         local: &Path,
         opts: TransferOpts<'_>,
-    ) -> Result<Report, Error> {
+    ) -> Result<TransferReport, Error> {
         self.get_to(cfg, remote, &LocalTarget::open(local)?, opts)
     }
 
@@ -634,7 +635,7 @@ impl Remote {
         remote: &str,
         target: &LocalTarget,
         opts: TransferOpts<'_>,
-    ) -> Result<Report, Error> {
+    ) -> Result<TransferReport, Error> {
         let local = target.shown();
         if opts.no_clobber && target.exists() {
             return Err(already_here(local));
@@ -743,7 +744,7 @@ impl Remote {
         }
         partial.set_mode(download_mode(sent_mode, preserve, target.file_mode()))?;
         partial.commit(target, mtime, no_clobber, cfg.fsync)?;
-        Ok(Report {
+        Ok(TransferReport {
             bytes,
             size,
             elapsed: started.elapsed(),
@@ -761,7 +762,7 @@ impl Remote {
         remote: &str,
         sink: &mut stream::Sink,
         opts: TransferOpts<'_>,
-    ) -> Result<Report, Error> {
+    ) -> Result<TransferReport, Error> {
         let started = Instant::now();
         let offset = sink.written();
         let (bytes, size) = match self {
@@ -836,7 +837,7 @@ impl Remote {
                 (n, n)
             }
         };
-        Ok(Report {
+        Ok(TransferReport {
             bytes,
             size,
             elapsed: started.elapsed(),
@@ -850,7 +851,7 @@ impl Remote {
         local: &Path,
         remote: &str,
         opts: TransferOpts<'_>,
-    ) -> Result<Report, Error> {
+    ) -> Result<TransferReport, Error> {
         let mut file = File::open(local)
             .map_err(|e| Error::Local(format!("{}: {}", local.display(), local_reason(&e))))?;
         let md = file.metadata()?;
@@ -937,7 +938,7 @@ impl Remote {
                 l.put(remote, &mut file, &mut |b| progress(b, size))?
             }
         };
-        Ok(Report {
+        Ok(TransferReport {
             bytes,
             size,
             elapsed: started.elapsed(),
@@ -954,7 +955,7 @@ impl Remote {
         src: &mut impl io::Read,
         remote: &str,
         opts: TransferOpts<'_>,
-    ) -> Result<Report, Error> {
+    ) -> Result<TransferReport, Error> {
         let started = Instant::now();
         let mtime = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -975,7 +976,7 @@ impl Remote {
                 l.put(remote, src, &mut |b| (opts.progress)(b, 0))?
             }
         };
-        Ok(Report {
+        Ok(TransferReport {
             bytes,
             size: bytes,
             elapsed: started.elapsed(),

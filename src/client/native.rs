@@ -11,12 +11,12 @@ use crate::protocol::frame::{Kind, decode_fields, encode_fields, read_frame, wri
 use crate::protocol::{self, Entry, ErrorCode, Request};
 use crate::transfer::{self, Received, SendError, Sha};
 
-/// A TLS stream to a server.
-pub type Tls = StreamOwned<ClientConnection, TcpStream>;
+/// A TLS stream to a server, of either protocol (the server side has its own type).
+pub type ClientTls = StreamOwned<ClientConnection, TcpStream>;
 
 /// Whether the server has already sent something (during an upload: a refusal), without
 /// waiting: one non-blocking read of whatever has arrived.
-fn answered_early(stream: &mut Tls) -> bool {
+fn answered_early(stream: &mut ClientTls) -> bool {
     if stream.sock.set_nonblocking(true).is_err() {
         return false;
     }
@@ -43,7 +43,7 @@ pub const MAX_LIST_BYTES: usize = 32 << 20;
 /// A native session (after hello; login is a request like any other).
 #[derive(Debug)]
 pub struct Native {
-    stream: Tls,
+    stream: ClientTls,
     buf: Vec<u8>,
     /// The name the server announced in its hello.
     pub server_name: String,
@@ -89,7 +89,7 @@ fn field_mode(f: Option<&Vec<u8>>) -> Result<Option<u32>, Error> {
 
 impl Native {
     /// Exchanges hellos on a fresh TLS stream.
-    pub fn hello(mut stream: Tls) -> Result<Native, Error> {
+    pub fn hello(mut stream: ClientTls) -> Result<Native, Error> {
         let version = protocol::VERSION.to_string();
         write_frame(
             &mut stream,
@@ -489,7 +489,7 @@ impl Native {
     }
 
     /// The TLS stream, for file content ([`crate::transfer`]).
-    pub fn stream(&mut self) -> &mut Tls {
+    pub fn stream(&mut self) -> &mut ClientTls {
         &mut self.stream
     }
 
