@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::ServerName;
 
 use crate::Error;
-use crate::client::ClientConfig;
+use crate::client::connect::{self, ClientConfig, ClientTls};
 use crate::protocol::legacy::{read_record, send_record};
 
 /// Largest range swept: a /16.
@@ -269,7 +269,7 @@ fn identify(
     let name = ServerName::IpAddress(std::net::IpAddr::V4(ip).into());
     // a ping is tiny: a second is plenty even on a busy LAN
     let timeout = Duration::from_secs(1).max(opts.timeout);
-    match crate::client::handshake(tcp, Arc::clone(pinned), name.clone(), timeout) {
+    match connect::handshake(tcp, Arc::clone(pinned), name.clone(), timeout) {
         Ok(stream) => ping(stream, ip).map(|(name, port, kind, cluster)| Found {
             addr: ip,
             port,
@@ -280,8 +280,7 @@ fn identify(
         Err(Error::Certificate(_)) => {
             // listed, not trusted: ask its name over a connection that carries nothing else
             let addr = SocketAddr::V4(SocketAddrV4::new(ip, opts.port));
-            let stream =
-                crate::client::tls_connect(addr, Arc::clone(anyone), name, timeout).ok()?;
+            let stream = connect::tls_connect(addr, Arc::clone(anyone), name, timeout).ok()?;
             let (name, port, _, _) = ping(stream, ip)?;
             let _ = cfg;
             // an untrusted server's cluster is not one to join
@@ -301,10 +300,9 @@ fn identify(
 type Pong = (String, u16, ServerKind, Option<String>);
 
 /// The name, session port, kind and cluster of a server on an established TLS stream.
-fn ping(mut stream: crate::client::ClientTls, _ip: Ipv4Addr) -> Option<Pong> {
-    if stream.conn.alpn_protocol() == Some(crate::protocol::ALPN) {
-        let mut native = crate::client::native::Native::hello(stream).ok()?;
-        let (name, _version, port, cluster) = native.discover().ok()?;
+fn ping(mut stream: ClientTls, _ip: Ipv4Addr) -> Option<Pong> {
+    if connect::speaks_native(&stream) {
+        let (name, _version, port, cluster) = connect::native_identity(stream).ok()?;
         return Some((name, port, ServerKind::Fos, cluster));
     }
     send_record(&mut stream, b"ping").ok()?;
@@ -313,7 +311,7 @@ fn ping(mut stream: crate::client::ClientTls, _ip: Ipv4Addr) -> Option<Pong> {
     if name.starts_with("reject") {
         return None;
     }
-    Some((name, crate::client::DEFAULT_PORT, ServerKind::Python, None))
+    Some((name, connect::DEFAULT_PORT, ServerKind::Python, None))
 }
 
 /// The addresses to sweep: `--scan`, or the subnet of an interface (asking which on a

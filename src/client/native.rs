@@ -51,6 +51,17 @@ pub struct Native {
     features: Vec<String>,
 }
 
+/// What `df` shows: the user's usage and the server's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// Bytes used, as the quota counts them.
+    pub used: u64,
+    /// The quota, if the server has one.
+    pub quota: Option<u64>,
+    /// The largest upload, if the server limits it.
+    pub max_file_size: Option<u64>,
+}
+
 /// What the server said before sending a file.
 #[derive(Debug, Clone, Copy)]
 pub struct GetHeader {
@@ -278,6 +289,44 @@ impl Native {
         let mut f = self.call(&Request::Cat(path.into()))?;
         let size = field_num(f.get(1))?;
         Ok((f.swap_remove(0), size))
+    }
+
+    /// `df`: the user's usage and the server's limits.
+    pub fn df(&mut self) -> Result<Usage, Error> {
+        let fields = match self.call(&Request::Df) {
+            // a fos server from before `df`
+            Err(Error::Remote(ErrorCode::Invalid, m)) if m.contains("unknown command") => {
+                return Err(Error::Remote(
+                    ErrorCode::Unsupported,
+                    "this server does not report usage (it predates df)".into(),
+                ));
+            }
+            other => other?,
+        };
+        let number = |i: usize| -> Result<Option<u64>, Error> {
+            match fields.get(i).map(Vec::as_slice) {
+                None | Some(b"") => Ok(None),
+                Some(f) => std::str::from_utf8(f)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .map(Some)
+                    .ok_or(Error::Protocol(protocol::Error::BadFields)),
+            }
+        };
+        Ok(Usage {
+            used: number(0)?.ok_or(Error::Protocol(protocol::Error::BadFields))?,
+            quota: number(1)?,
+            max_file_size: number(2)?,
+        })
+    }
+
+    /// Expands a wildcard pattern on the server (inside the user's root).
+    pub fn glob(&mut self, pattern: &str) -> Result<Vec<String>, Error> {
+        Ok(self
+            .call(&Request::Glob(pattern.into()))?
+            .iter()
+            .map(|f| field_str(f))
+            .collect())
     }
 
     /// Starts a download; the data follows (see [`Native::receive`]).
