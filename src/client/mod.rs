@@ -13,6 +13,7 @@
 //! file beside the target and are renamed into place only when complete and verified.
 
 pub mod app;
+mod command_loop;
 mod complete;
 pub(crate) mod connect;
 mod editor;
