@@ -64,7 +64,7 @@ impl Shell {
 
     /// The interactive prompt: reads lines until `exit` or end of input; a failed
     /// command is reported and the prompt carries on. With a capable terminal the line
-    /// editor reads them ([`super::prompt`]), else plain lines are read.
+    /// editor reads them (`prompt`), else plain lines are read.
     pub fn interactive(&mut self) -> i32 {
         self.commands_on_stdin = true;
         if super::editor::usable() {

@@ -1,6 +1,6 @@
 //! The local side of a download: the directory it lands in, held open so that no path
 //! can be swapped underneath, and the name the download takes there. The partial file
-//! the content goes to until it is complete and verified is [`super::partial`]'s.
+//! the content goes to until it is complete and verified is `partial`'s.
 //!
 //! Names that come from the server are checked to be one plain path component
 //! ([`check_name`]) before they touch the disk. Below the directory the user chose,

@@ -2,15 +2,16 @@
 //! verification), log in, and run commands against a fos server (native protocol) or
 //! a Python server (legacy protocol), behind one interface, [`Remote`].
 //!
-//! The parts, one job each: [`connect`] (addresses, TCP, TLS, login; discovery uses it
-//! alone), [`remote`] (the façade: one delegation per command to [`native`] or
+//! The parts, one job each: `connect` (addresses, TCP, TLS, login; discovery uses it
+//! alone), `remote` (the façade: one delegation per command to [`native`] or
 //! [`legacy`]), the transfer steps of each protocol (`native_transfer`,
 //! `legacy_transfer`), the local side of a download ([`local`]: the directory held
 //! open; `partial`: the partial file and putting it in place), and the application
-//! around them: [`shell`] (one command loop for `-c`, scripts and the prompt),
-//! [`line`] (command-line parsing), `transfers` (retries, progress, trees) and
-//! [`app`]. File transfers land atomically on both sides: downloads go to a partial
-//! file beside the target and are renamed into place only when complete and verified.
+//! around them: [`shell`] (the commands, run by one loop, `command_loop`, for `-c`,
+//! scripts and the prompt), [`line`](mod@line) (command-line parsing), `transfers`
+//! (retries, progress, trees) and [`app`]. File transfers land atomically on both
+//! sides: downloads go to a partial file beside the target and are renamed into place
+//! only when complete and verified.
 
 pub mod app;
 mod command_loop;

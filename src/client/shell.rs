@@ -2,7 +2,7 @@
 //! input: parses words ([`super::line`]), runs one command at a time against a
 //! [`Remote`], prints results on stdout and errors on stderr (in colour only on a
 //! terminal and never with `NO_COLOR`), and maps failures to exit codes. The loop
-//! that feeds it lines (`-c`, a script, the prompt) is [`super::command_loop`]'s.
+//! that feeds it lines (`-c`, a script, the prompt) is `command_loop`'s.
 
 use std::fs;
 use std::io::{self, IsTerminal, Write};
