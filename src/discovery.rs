@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::ServerName;
 
 use crate::Error;
-use crate::client::ClientConfig;
+use crate::client::connect::{self, ClientConfig, ClientTls};
 use crate::protocol::legacy::{read_record, send_record};
 
 /// Largest range swept: a /16.
@@ -58,7 +58,7 @@ impl Default for Options {
 
 /// What answered at an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Kind {
+pub enum ServerKind {
     /// A fos server.
     Fos,
     /// A Python server.
@@ -67,12 +67,12 @@ pub enum Kind {
     Untrusted,
 }
 
-impl fmt::Display for Kind {
+impl fmt::Display for ServerKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Kind::Fos => "fos",
-            Kind::Python => "python",
-            Kind::Untrusted => "untrusted",
+            ServerKind::Fos => "fos",
+            ServerKind::Python => "python",
+            ServerKind::Untrusted => "untrusted",
         })
     }
 }
@@ -87,7 +87,7 @@ pub struct Found {
     /// The name it announced (as sent: escape it before printing).
     pub name: String,
     /// What it is.
-    pub kind: Kind,
+    pub kind: ServerKind,
     /// The cluster it announced, if any (as sent: escape it before printing). A
     /// Python server, and an untrusted one, belongs to none.
     pub cluster: Option<String>,
@@ -95,7 +95,7 @@ pub struct Found {
 
 /// The result of a sweep.
 #[derive(Debug, Clone)]
-pub struct Report {
+pub struct SweepReport {
     /// Servers found, sorted by address.
     pub found: Vec<Found>,
     /// Addresses tried.
@@ -106,7 +106,7 @@ pub struct Report {
     pub elapsed: Duration,
 }
 
-impl Report {
+impl SweepReport {
     /// `swept 254 addresses in 0.31 s: 3 answered, 3 servers`.
     pub fn summary(&self) -> String {
         format!(
@@ -202,7 +202,7 @@ pub fn sweep(
     opts: &Options,
     connector: &dyn Connector,
     progress: &(dyn Fn(usize, usize) + Sync),
-) -> Result<Report, Error> {
+) -> Result<SweepReport, Error> {
     if addrs.len() > MAX_ADDRESSES {
         return Err(Error::Usage(format!(
             "{} addresses is more than a /16",
@@ -244,7 +244,7 @@ pub fn sweep(
             });
         }
     });
-    Ok(Report {
+    Ok(SweepReport {
         found: found
             .into_inner()
             .unwrap_or_else(|p| p.into_inner())
@@ -269,7 +269,7 @@ fn identify(
     let name = ServerName::IpAddress(std::net::IpAddr::V4(ip).into());
     // a ping is tiny: a second is plenty even on a busy LAN
     let timeout = Duration::from_secs(1).max(opts.timeout);
-    match crate::client::handshake(tcp, Arc::clone(pinned), name.clone(), timeout) {
+    match connect::handshake(tcp, Arc::clone(pinned), name.clone(), timeout) {
         Ok(stream) => ping(stream, ip).map(|(name, port, kind, cluster)| Found {
             addr: ip,
             port,
@@ -280,8 +280,7 @@ fn identify(
         Err(Error::Certificate(_)) => {
             // listed, not trusted: ask its name over a connection that carries nothing else
             let addr = SocketAddr::V4(SocketAddrV4::new(ip, opts.port));
-            let stream =
-                crate::client::tls_connect(addr, Arc::clone(anyone), name, timeout).ok()?;
+            let stream = connect::tls_connect(addr, Arc::clone(anyone), name, timeout).ok()?;
             let (name, port, _, _) = ping(stream, ip)?;
             let _ = cfg;
             // an untrusted server's cluster is not one to join
@@ -289,7 +288,7 @@ fn identify(
                 addr: ip,
                 port,
                 name,
-                kind: Kind::Untrusted,
+                kind: ServerKind::Untrusted,
                 cluster: None,
             })
         }
@@ -298,14 +297,13 @@ fn identify(
 }
 
 /// What a server says of itself: name, session port, kind and cluster.
-type Pong = (String, u16, Kind, Option<String>);
+type Pong = (String, u16, ServerKind, Option<String>);
 
 /// The name, session port, kind and cluster of a server on an established TLS stream.
-fn ping(mut stream: crate::client::native::Tls, _ip: Ipv4Addr) -> Option<Pong> {
-    if stream.conn.alpn_protocol() == Some(crate::protocol::ALPN) {
-        let mut native = crate::client::native::Native::hello(stream).ok()?;
-        let (name, _version, port, cluster) = native.discover().ok()?;
-        return Some((name, port, Kind::Fos, cluster));
+fn ping(mut stream: ClientTls, _ip: Ipv4Addr) -> Option<Pong> {
+    if connect::speaks_native(&stream) {
+        let (name, _version, port, cluster) = connect::native_identity(stream).ok()?;
+        return Some((name, port, ServerKind::Fos, cluster));
     }
     send_record(&mut stream, b"ping").ok()?;
     let reply = read_record(&mut stream).ok()??;
@@ -313,7 +311,7 @@ fn ping(mut stream: crate::client::native::Tls, _ip: Ipv4Addr) -> Option<Pong> {
     if name.starts_with("reject") {
         return None;
     }
-    Some((name, crate::client::DEFAULT_PORT, Kind::Python, None))
+    Some((name, connect::DEFAULT_PORT, ServerKind::Python, None))
 }
 
 /// The addresses to sweep: `--scan`, or the subnet of an interface (asking which on a
@@ -373,7 +371,7 @@ fn pick(n: usize, question: &str) -> Result<usize, Error> {
         .ok_or_else(|| Error::Usage("nothing chosen".into()))
 }
 
-fn sweep_with_report(cfg: &ClientConfig, opts: &Options, live: bool) -> Result<Report, Error> {
+fn sweep_with_report(cfg: &ClientConfig, opts: &Options, live: bool) -> Result<SweepReport, Error> {
     let (label, addrs) = targets(opts)?;
     let total = addrs.len();
     let progress = |tried: usize, answered: usize| {
@@ -419,7 +417,7 @@ pub fn list_command(cfg: &ClientConfig, opts: &Options) -> Result<i32, Error> {
 /// order.
 fn clusters(found: &[Found]) -> Vec<(String, Vec<&Found>)> {
     let mut by_name: BTreeMap<String, Vec<&Found>> = BTreeMap::new();
-    for f in found.iter().filter(|f| f.kind == Kind::Fos) {
+    for f in found.iter().filter(|f| f.kind == ServerKind::Fos) {
         if let Some(c) = &f.cluster {
             by_name.entry(c.clone()).or_default().push(f);
         }
@@ -457,17 +455,17 @@ pub fn choose_server(cfg: &ClientConfig, opts: &Options) -> Result<String, Error
     let trusted: Vec<&Found> = report
         .found
         .iter()
-        .filter(|f| f.kind != Kind::Untrusted)
+        .filter(|f| f.kind != ServerKind::Untrusted)
         .collect();
     eprintln!("Servers:");
     let mut n = 0;
     for f in &report.found {
         let kind = match f.kind {
-            Kind::Fos => "fos server",
-            Kind::Python => "Python server",
-            Kind::Untrusted => "untrusted certificate: not offered",
+            ServerKind::Fos => "fos server",
+            ServerKind::Python => "Python server",
+            ServerKind::Untrusted => "untrusted certificate: not offered",
         };
-        let number = if f.kind == Kind::Untrusted {
+        let number = if f.kind == ServerKind::Untrusted {
             "-)".to_string()
         } else {
             n += 1;
@@ -584,11 +582,11 @@ mod tests {
             cluster: cluster.map(Into::into),
         };
         let found = vec![
-            f(2, Kind::Fos, Some("c")),
-            f(3, Kind::Fos, Some("c")),
-            f(4, Kind::Fos, None),
-            f(5, Kind::Untrusted, Some("c")),
-            f(6, Kind::Fos, Some("d")),
+            f(2, ServerKind::Fos, Some("c")),
+            f(3, ServerKind::Fos, Some("c")),
+            f(4, ServerKind::Fos, None),
+            f(5, ServerKind::Untrusted, Some("c")),
+            f(6, ServerKind::Fos, Some("d")),
         ];
         let got = clusters(&found);
         assert_eq!(got.len(), 2);

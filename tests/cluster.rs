@@ -325,7 +325,7 @@ fn frozen_upload(
     src: &Path,
     name: &str,
     send: usize,
-) -> fos::client::native::Tls {
+) -> fos::client::ClientTls {
     let data = fs::read(src).unwrap();
     let mut s = raw_tls(addr);
     login(&mut s);

@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use fos::client::native::Tls;
+use fos::client::ClientTls as Tls;
 use fos::protocol::Request;
 use fos::protocol::frame::{Kind, decode_fields, encode_fields, read_frame, write_frame};
 use support::*;

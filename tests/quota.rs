@@ -23,7 +23,7 @@ fn server(fx: &Fixture, quota: u64) -> LibServer {
 }
 
 /// A logged-in raw native session with user `u`.
-fn session(server: &LibServer) -> fos::client::native::Tls {
+fn session(server: &LibServer) -> fos::client::ClientTls {
     let mut s = raw_tls(server.addr);
     login(&mut s);
     s
@@ -42,7 +42,7 @@ fn put_request(name: &str, size: usize, mtime: i64) -> Request {
 /// Starts an upload of `size` bytes and sends the first `send` of `data` without
 /// ending it; returns the reply to the request.
 fn start_upload(
-    s: &mut fos::client::native::Tls,
+    s: &mut fos::client::ClientTls,
     name: &str,
     data: &[u8],
     send: usize,
@@ -58,7 +58,7 @@ fn start_upload(
 }
 
 /// Sends the rest of `data` from `from` and the end frame; returns the verdict.
-fn finish_upload(s: &mut fos::client::native::Tls, data: &[u8], from: usize) -> Kind {
+fn finish_upload(s: &mut fos::client::ClientTls, data: &[u8], from: usize) -> Kind {
     for chunk in data[from..].chunks(256 * 1024) {
         write_frame(s, Kind::Data, chunk).unwrap();
     }
@@ -269,7 +269,7 @@ fn directories_deeper_than_the_limit_cannot_be_made() {
     let fx = Fixture::new("quota-mkdir");
     let server = LibServer::start(fx.config());
     let mut s = session(&server);
-    let mkdir = |s: &mut fos::client::native::Tls, path: &str| {
+    let mkdir = |s: &mut fos::client::ClientTls, path: &str| {
         let (kind, fields) = request(s, &Request::Mkdir(path.into()));
         (kind, fields)
     };

@@ -142,23 +142,23 @@ fn offerable(name: &str) -> bool {
 
 /// What the words of a command take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+enum CompletionKind {
     Command,
     Remote { dirs_only: bool },
     Local { dirs_only: bool },
 }
 
 /// What argument `n` (flags not counted) of `cmd` names.
-fn kind(cmd: &str, n: usize) -> Option<Kind> {
-    let remote = Kind::Remote { dirs_only: false };
-    let local = Kind::Local { dirs_only: false };
+fn kind(cmd: &str, n: usize) -> Option<CompletionKind> {
+    let remote = CompletionKind::Remote { dirs_only: false };
+    let local = CompletionKind::Local { dirs_only: false };
     Some(match (cmd, n) {
         ("ls" | "cat" | "rm" | "stat" | "mv", _) => remote,
-        ("cd" | "mkdir" | "rmdir", 0) => Kind::Remote { dirs_only: true },
+        ("cd" | "mkdir" | "rmdir", 0) => CompletionKind::Remote { dirs_only: true },
         ("get" | "reget", 0) | ("put" | "reput", 1) | ("chmod", 1) => remote,
         ("get" | "reget", 1) | ("put" | "reput" | "lls", 0) => local,
-        ("lcd", 0) => Kind::Local { dirs_only: true },
-        ("help" | "?", 0) => Kind::Command,
+        ("lcd", 0) => CompletionKind::Local { dirs_only: true },
+        ("help" | "?", 0) => CompletionKind::Command,
         _ => return None,
     })
 }
@@ -173,7 +173,7 @@ pub fn complete(
     let word = word_at(line, cursor)?;
     let mut flags_allowed = false;
     let kind = match word.before.split_first() {
-        None => Kind::Command,
+        None => CompletionKind::Command,
         Some((cmd, args)) => {
             let mut flags = true;
             let mut n = 0;
@@ -194,18 +194,18 @@ pub fn complete(
     };
     // (completed text, name shown in a listing, whether more can follow)
     let mut found: Vec<(String, String, bool)> = match kind {
-        Kind::Command => commands
+        CompletionKind::Command => commands
             .iter()
             .filter(|c| c.starts_with(word.value.as_str()))
             .map(|c| (c.to_string(), c.to_string(), false))
             .collect(),
-        Kind::Remote { dirs_only } | Kind::Local { dirs_only } => {
+        CompletionKind::Remote { dirs_only } | CompletionKind::Local { dirs_only } => {
             let (dir, prefix) = match word.value.rfind('/') {
                 Some(i) => word.value.split_at(i + 1),
                 None => ("", word.value.as_str()),
             };
             let names = match kind {
-                Kind::Remote { .. } => src.remote(dir),
+                CompletionKind::Remote { .. } => src.remote(dir),
                 _ => src.local(dir),
             };
             names

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
 
-use super::native::Tls;
+use super::native::ClientTls;
 use crate::Error;
 use crate::protocol::legacy::{is_error, is_success, plain, read_record, send_record};
 use crate::protocol::{Entry, EntryKind, ErrorCode};
@@ -31,7 +31,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// A session with a Python server.
 #[derive(Debug)]
 pub struct Legacy {
-    stream: Tls,
+    stream: ClientTls,
     peer: IpAddr,
     tls: Arc<rustls::ClientConfig>,
     server_name: ServerName<'static>,
@@ -42,7 +42,7 @@ pub struct Legacy {
 impl Legacy {
     /// Logs in on a fresh TLS stream: `fs`, then `user:password`.
     pub fn login(
-        mut stream: Tls,
+        mut stream: ClientTls,
         tls: Arc<rustls::ClientConfig>,
         server_name: ServerName<'static>,
         user: &str,

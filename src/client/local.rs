@@ -1,6 +1,6 @@
 //! The local side of a download: the directory it lands in, held open so that no path
-//! can be swapped underneath, and the partial file the content goes to until it is
-//! complete and verified.
+//! can be swapped underneath, and the name the download takes there. The partial file
+//! the content goes to until it is complete and verified is `partial`'s.
 //!
 //! Names that come from the server are checked to be one plain path component
 //! ([`check_name`]) before they touch the disk. Below the directory the user chose,
@@ -15,16 +15,21 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::local_reason;
 use crate::Error;
 use crate::sys::{self, errno, oflag};
+
+/// A local I/O failure in the words of the rest of the messages (see
+/// [`crate::ioerror::reason`]).
+pub(super) fn local_reason(e: &io::Error) -> String {
+    crate::ioerror::reason(e, crate::ioerror::Whose::Local)
+}
 
 /// Longest file name (bytes) on the local side, as on the server.
 pub const MAX_NAME: usize = crate::sandbox::MAX_NAME;
@@ -202,8 +207,8 @@ impl LocalDir {
 /// Where a download lands: a name in a directory held open.
 #[derive(Debug)]
 pub struct LocalTarget {
-    dir: Arc<OwnedFd>,
-    name: CString,
+    pub(super) dir: Arc<OwnedFd>,
+    pub(super) name: CString,
     shown: PathBuf,
 }
 
@@ -261,7 +266,8 @@ impl LocalTarget {
         self.stat().is_some_and(|s| !s.is_file() && !s.is_dir())
     }
 
-    fn partial_cname(&self) -> CString {
+    /// The name of the partial download beside the target (see [`partial_name`]).
+    pub(super) fn partial_cname(&self) -> CString {
         sys::cstring(&partial_name(self.name.as_bytes()))
             .expect("the name has no NUL byte and the partial name adds none")
     }
@@ -271,181 +277,13 @@ impl LocalTarget {
         sys::fstatat(self.dir.as_fd(), &self.partial_cname(), false).is_ok()
     }
 
-    fn fail(&self, what: &str, e: &io::Error) -> Error {
+    /// A local failure about this target: `local PATH: what: reason`.
+    pub(super) fn fail(&self, what: &str, e: &io::Error) -> Error {
         Error::Local(format!(
             "local {}: {what}: {}",
             self.shown.display(),
             local_reason(e)
         ))
-    }
-}
-
-/// A download in progress: its partial file beside the target, mode 0600. Dropped
-/// uncommitted, it is removed unless `keep` is set (a cut or cancelled download, kept
-/// for `reget`).
-#[derive(Debug)]
-pub struct LocalPartial {
-    dir: Arc<OwnedFd>,
-    name: CString,
-    file: File,
-    /// Keep the file if dropped uncommitted.
-    pub keep: bool,
-    done: bool,
-}
-
-impl LocalPartial {
-    /// Opens the partial file for `target`: with `resume`, the one already there if it
-    /// is a regular file; otherwise whatever has its name is removed (a symlink is
-    /// removed, not followed) and a new one is created exclusively.
-    pub fn open(target: &LocalTarget, resume: bool) -> Result<LocalPartial, Error> {
-        let dir = target.dir.as_fd();
-        let name = target.partial_cname();
-        let existing = if resume {
-            Self::reopen(dir, &name).map_err(|e| target.fail("the partial download", &e))?
-        } else {
-            None
-        };
-        let fd = match existing {
-            Some(fd) => fd,
-            None => {
-                match sys::unlinkat(dir, &name, false) {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                        return Err(target.fail("cannot remove an old partial download", &e));
-                    }
-                    _ => {}
-                }
-                sys::openat(
-                    dir,
-                    &name,
-                    oflag::RDWR | oflag::CREAT | oflag::EXCL | oflag::NOFOLLOW,
-                    0o600,
-                )
-                .map_err(|e| target.fail("cannot create the partial download", &e))?
-            }
-        };
-        Ok(LocalPartial {
-            dir: Arc::clone(&target.dir),
-            name,
-            file: File::from(fd),
-            keep: false,
-            done: false,
-        })
-    }
-
-    /// The partial already there, if it is a regular file of this user's with one link
-    /// (not through a symlink).
-    fn reopen(dir: BorrowedFd<'_>, name: &CString) -> io::Result<Option<OwnedFd>> {
-        // NONBLOCK: a FIFO planted under the name must not hang the open
-        match sys::openat(
-            dir,
-            name,
-            oflag::RDWR | oflag::NOFOLLOW | oflag::NONBLOCK,
-            0,
-        ) {
-            Ok(fd) => {
-                use std::os::unix::fs::MetadataExt;
-                let file = File::from(fd);
-                let md = file.metadata()?;
-                // only a file of our own, linked nowhere else: another user's (planted
-                // in a shared directory) would get the download and keep it theirs
-                if !md.is_file() || md.uid() != sys::euid() || md.nlink() != 1 {
-                    return Ok(None);
-                }
-                sys::set_blocking(file.as_fd())?;
-                Ok(Some(OwnedFd::from(file)))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            // a symlink: start over with a new file
-            Err(e) if e.raw_os_error() == Some(errno::ELOOP) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Sets the permission bits the download will have in place.
-    pub fn set_mode(&self, mode: u32) -> Result<(), Error> {
-        use std::os::unix::fs::PermissionsExt;
-        self.file
-            .set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(|e| {
-                Error::Local(format!(
-                    "setting the mode of the download: {}",
-                    local_reason(&e)
-                ))
-            })
-    }
-
-    /// Bytes in the partial file.
-    pub(super) fn len(&self) -> Result<u64, Error> {
-        Ok(self.file.metadata()?.len())
-    }
-
-    /// Empties the partial file (the remote file changed: start over).
-    pub(super) fn truncate(&mut self) -> Result<(), Error> {
-        self.file.set_len(0)?;
-        Ok(())
-    }
-
-    /// A reader from the start.
-    pub(super) fn reader(&self) -> Result<&File, Error> {
-        use std::io::Seek;
-        (&self.file).rewind()?;
-        Ok(&self.file)
-    }
-
-    /// A writer at the end.
-    pub(super) fn append(&self) -> Result<&File, Error> {
-        use std::io::{Seek, SeekFrom};
-        (&self.file).seek(SeekFrom::End(0))?;
-        Ok(&self.file)
-    }
-
-    /// Sets the modification time, fsyncs (with `fsync`) and renames the partial over
-    /// the target's name, within the directory (a symlink there is replaced, not
-    /// followed); with `no_clobber`, fails instead of replacing anything.
-    pub fn commit(
-        mut self,
-        target: &LocalTarget,
-        mtime: Option<i64>,
-        no_clobber: bool,
-        fsync: bool,
-    ) -> Result<(), Error> {
-        if let Some(t) = mtime {
-            let _ = self
-                .file
-                .set_modified(UNIX_EPOCH + Duration::from_secs(t.max(0) as u64));
-        }
-        if fsync {
-            self.file
-                .sync_all()
-                .map_err(|e| target.fail("writing the download to disk", &e))?;
-        }
-        let dir = self.dir.as_fd();
-        match sys::renameat(dir, &self.name, dir, &target.name, no_clobber) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(errno::EEXIST) && no_clobber => {
-                // nothing to resume: the download is complete, it just may not land
-                self.keep = false;
-                return Err(super::already_here(&target.shown));
-            }
-            Err(e) => return Err(target.fail("cannot put the download in place", &e)),
-        }
-        self.done = true;
-        if fsync {
-            let _ = self
-                .dir
-                .try_clone()
-                .map(File::from)
-                .and_then(|d| d.sync_all());
-        }
-        Ok(())
-    }
-}
-
-impl Drop for LocalPartial {
-    fn drop(&mut self) {
-        if !self.done && !self.keep {
-            let _ = sys::unlinkat(self.dir.as_fd(), &self.name, false);
-        }
     }
 }
 

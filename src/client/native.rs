@@ -11,12 +11,12 @@ use crate::protocol::frame::{Kind, decode_fields, encode_fields, read_frame, wri
 use crate::protocol::{self, Entry, ErrorCode, Request};
 use crate::transfer::{self, Received, SendError, Sha};
 
-/// A TLS stream to a server.
-pub type Tls = StreamOwned<ClientConnection, TcpStream>;
+/// A TLS stream to a server, of either protocol (the server side has its own type).
+pub type ClientTls = StreamOwned<ClientConnection, TcpStream>;
 
 /// Whether the server has already sent something (during an upload: a refusal), without
 /// waiting: one non-blocking read of whatever has arrived.
-fn answered_early(stream: &mut Tls) -> bool {
+fn answered_early(stream: &mut ClientTls) -> bool {
     if stream.sock.set_nonblocking(true).is_err() {
         return false;
     }
@@ -43,12 +43,23 @@ pub const MAX_LIST_BYTES: usize = 32 << 20;
 /// A native session (after hello; login is a request like any other).
 #[derive(Debug)]
 pub struct Native {
-    stream: Tls,
+    stream: ClientTls,
     buf: Vec<u8>,
     /// The name the server announced in its hello.
     pub server_name: String,
     /// What it announced it can do beyond version 1 (`modes`).
     features: Vec<String>,
+}
+
+/// What `df` shows: the user's usage and the server's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// Bytes used, as the quota counts them.
+    pub used: u64,
+    /// The quota, if the server has one.
+    pub quota: Option<u64>,
+    /// The largest upload, if the server limits it.
+    pub max_file_size: Option<u64>,
 }
 
 /// What the server said before sending a file.
@@ -89,7 +100,7 @@ fn field_mode(f: Option<&Vec<u8>>) -> Result<Option<u32>, Error> {
 
 impl Native {
     /// Exchanges hellos on a fresh TLS stream.
-    pub fn hello(mut stream: Tls) -> Result<Native, Error> {
+    pub fn hello(mut stream: ClientTls) -> Result<Native, Error> {
         let version = protocol::VERSION.to_string();
         write_frame(
             &mut stream,
@@ -278,6 +289,44 @@ impl Native {
         let mut f = self.call(&Request::Cat(path.into()))?;
         let size = field_num(f.get(1))?;
         Ok((f.swap_remove(0), size))
+    }
+
+    /// `df`: the user's usage and the server's limits.
+    pub fn df(&mut self) -> Result<Usage, Error> {
+        let fields = match self.call(&Request::Df) {
+            // a fos server from before `df`
+            Err(Error::Remote(ErrorCode::Invalid, m)) if m.contains("unknown command") => {
+                return Err(Error::Remote(
+                    ErrorCode::Unsupported,
+                    "this server does not report usage (it predates df)".into(),
+                ));
+            }
+            other => other?,
+        };
+        let number = |i: usize| -> Result<Option<u64>, Error> {
+            match fields.get(i).map(Vec::as_slice) {
+                None | Some(b"") => Ok(None),
+                Some(f) => std::str::from_utf8(f)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .map(Some)
+                    .ok_or(Error::Protocol(protocol::Error::BadFields)),
+            }
+        };
+        Ok(Usage {
+            used: number(0)?.ok_or(Error::Protocol(protocol::Error::BadFields))?,
+            quota: number(1)?,
+            max_file_size: number(2)?,
+        })
+    }
+
+    /// Expands a wildcard pattern on the server (inside the user's root).
+    pub fn glob(&mut self, pattern: &str) -> Result<Vec<String>, Error> {
+        Ok(self
+            .call(&Request::Glob(pattern.into()))?
+            .iter()
+            .map(|f| field_str(f))
+            .collect())
     }
 
     /// Starts a download; the data follows (see [`Native::receive`]).
@@ -489,7 +538,7 @@ impl Native {
     }
 
     /// The TLS stream, for file content ([`crate::transfer`]).
-    pub fn stream(&mut self) -> &mut Tls {
+    pub fn stream(&mut self) -> &mut ClientTls {
         &mut self.stream
     }
 

@@ -1,10 +1,12 @@
 //! The interactive prompt on a capable terminal: lines are read with the line editor
 //! ([`super::editor`]), kept in the history ([`super::history`]) and completed with
-//! names from the server and the local disk ([`super::complete`]), then run by the
-//! shell one by one. Ctrl-C clears the line; twice within a second leaves the client.
+//! names from the server and the local disk ([`super::complete`]), and given to the
+//! shell's command loop ([`super::command_loop`]) one by one. Ctrl-C clears the
+//! line; twice within a second leaves the client.
 
 use std::time::{Duration, Instant};
 
+use super::command_loop::{Label, LineSource, Next};
 use super::complete::{Cache, ShellCompleter};
 use super::editor::{Outcome, Terminal};
 use super::history::{self, History};
@@ -20,53 +22,78 @@ const READ_ONLY: &[&str] = &[
     "ls", "cat", "cd", "pwd", "stat", "get", "reget", "lcd", "lls", "lpwd", "help", "?", "df", "!",
 ];
 
-impl Shell {
-    /// The editor's prompt loop (see [`Shell::interactive`]).
-    pub(super) fn interactive_edited(&mut self) -> i32 {
-        let mut term = Terminal::new();
-        let mut history = History::open(history::default_path());
-        let mut cache = Cache::default();
-        let mut last_interrupt: Option<Instant> = None;
-        let mut history_failed = false;
+/// The prompt on a capable terminal, as a source of the shell's command loop
+/// ([`super::command_loop`]).
+pub(super) struct EditedPrompt {
+    term: Terminal,
+    history: History,
+    /// Remote listings kept for completion while they hold.
+    cache: Cache,
+    last_interrupt: Option<Instant>,
+    /// The history could not be saved once: said once, not at every line.
+    history_failed: bool,
+}
+
+impl EditedPrompt {
+    /// The editor on the terminal, with the history of earlier sessions.
+    pub(super) fn new() -> EditedPrompt {
+        EditedPrompt {
+            term: Terminal::new(),
+            history: History::open(history::default_path()),
+            cache: Cache::default(),
+            last_interrupt: None,
+            history_failed: false,
+        }
+    }
+}
+
+impl LineSource for EditedPrompt {
+    fn next_line(&mut self, shell: &mut Shell) -> Next {
         loop {
-            let prompt = self.prompt_text();
+            let prompt = shell.prompt_text();
             let read = {
                 let mut completer = ShellCompleter {
-                    shell: self,
-                    cache: &mut cache,
+                    shell: &mut *shell,
+                    cache: &mut self.cache,
                 };
-                term.read_line(&prompt, history.lines(), &mut completer)
+                self.term
+                    .read_line(&prompt, self.history.lines(), &mut completer)
             };
             let line = match read {
                 Ok(Outcome::Line(line)) => line,
-                Ok(Outcome::Eof) => return exit::OK,
+                Ok(Outcome::Eof) => return Next::End,
                 Ok(Outcome::Interrupted) => {
                     let now = Instant::now();
-                    if last_interrupt
+                    if self
+                        .last_interrupt
                         .is_some_and(|l| now.duration_since(l) < Duration::from_secs(1))
                     {
-                        return INTERRUPTED;
+                        return Next::Leave(INTERRUPTED);
                     }
-                    last_interrupt = Some(now);
+                    self.last_interrupt = Some(now);
                     continue;
                 }
                 Err(e) => {
-                    self.report_error(&Error::Io(e));
-                    return exit::FAILED;
+                    shell.report_error(&Error::Io(e));
+                    return Next::Leave(exit::FAILED);
                 }
             };
-            if let Err(e) = history.add(&line)
-                && !std::mem::replace(&mut history_failed, true)
+            if let Err(e) = self.history.add(&line)
+                && !std::mem::replace(&mut self.history_failed, true)
             {
-                self.report_error(&Error::Local(format!("history not saved: {e}")));
+                shell.report_error(&Error::Local(format!("history not saved: {e}")));
             }
             if may_change_remote(&line) {
-                cache.clear();
+                self.cache.clear();
             }
-            if let Some(code) = self.run_line(&line) {
-                return code;
-            }
+            return Next::Line(line);
         }
+    }
+    fn label(&self) -> Label {
+        Label::Unnamed
+    }
+    fn strict(&self) -> bool {
+        false
     }
 }
 

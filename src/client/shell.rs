@@ -1,10 +1,11 @@
 //! The command interpreter behind the `fos>` prompt, `-c` and scripts on standard
 //! input: parses words ([`super::line`]), runs one command at a time against a
 //! [`Remote`], prints results on stdout and errors on stderr (in colour only on a
-//! terminal and never with `NO_COLOR`), and maps failures to exit codes.
+//! terminal and never with `NO_COLOR`), and maps failures to exit codes. The loop
+//! that feeds it lines (`-c`, a script, the prompt) is `command_loop`'s.
 
 use std::fs;
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,7 +15,6 @@ pub(super) use super::progress::Progress;
 use super::progress::Screen;
 use super::{ClientConfig, Remote};
 use crate::Error;
-use crate::error::exit;
 use crate::log::{escape, escape_text};
 use crate::protocol::{Entry, EntryKind, ErrorCode};
 
@@ -291,149 +291,12 @@ impl Shell {
         }
     }
 
-    /// Runs command text (`-c` or a script): stops at the first failure unless
-    /// `keep_going`; returns the exit code.
-    pub fn run_text(&mut self, text: &str) -> i32 {
-        let commands = match super::line::parse(text) {
-            Ok(c) => c,
-            Err(e) => {
-                self.report_error(&e);
-                return e.exit_code();
-            }
-        };
-        let mut first_failure = exit::OK;
-        let several = commands.len() > 1;
-        for (n, words) in commands.iter().enumerate() {
-            match self.run(words) {
-                Ok(Flow::Continue) => {}
-                Ok(Flow::Exit) => break,
-                Err(e) => {
-                    // which of the commands failed, as `line N` does for scripts
-                    match several {
-                        true => self.report_error(&Error::Usage(format!("command {}: {e}", n + 1))),
-                        false => self.report_error(&e),
-                    }
-                    if first_failure == exit::OK {
-                        first_failure = e.exit_code();
-                    }
-                    if !self.opts.keep_going || (self.remote.is_none() && self.login.is_none()) {
-                        return e.exit_code();
-                    }
-                }
-            }
-        }
-        first_failure
-    }
-
-    /// Reads commands from `input` one line at a time (scripts on standard input),
-    /// with the same stop-at-first-failure rule as [`Shell::run_text`].
-    pub fn run_script(&mut self, input: impl BufRead) -> i32 {
-        self.commands_on_stdin = true;
-        let mut first_failure = exit::OK;
-        for (n, line) in input.lines().enumerate() {
-            let line = match line {
-                Ok(l) => l,
-                Err(e) => {
-                    self.report_error(&Error::Io(e));
-                    return exit::FAILED;
-                }
-            };
-            let commands = match super::line::parse(&line) {
-                Ok(c) => c,
-                Err(e) => {
-                    self.report_error(&Error::Usage(format!("line {}: {e}", n + 1)));
-                    return exit::USAGE;
-                }
-            };
-            for words in commands {
-                match self.run(&words) {
-                    Ok(Flow::Continue) => {}
-                    Ok(Flow::Exit) => return first_failure,
-                    Err(e) => {
-                        self.report_error(&Error::Usage(format!("line {}: {e}", n + 1)));
-                        if first_failure == exit::OK {
-                            first_failure = e.exit_code();
-                        }
-                        if !self.opts.keep_going || (self.remote.is_none() && self.login.is_none())
-                        {
-                            return e.exit_code();
-                        }
-                    }
-                }
-            }
-        }
-        first_failure
-    }
-
-    /// The interactive prompt: reads lines until `exit` or end of input; a failed
-    /// command is reported and the prompt carries on. With a capable terminal the line
-    /// editor reads them ([`super::prompt`]), else plain lines are read.
-    pub fn interactive(&mut self) -> i32 {
-        self.commands_on_stdin = true;
-        if super::editor::usable() {
-            return self.interactive_edited();
-        }
-        let stdin = io::stdin();
-        let mut line = String::new();
-        loop {
-            let prompt = self.prompt_text();
-            print!("{prompt}");
-            let _ = io::stdout().flush();
-            line.clear();
-            *self.prompt.lock().unwrap_or_else(|p| p.into_inner()) = Some(prompt);
-            let read = stdin.lock().read_line(&mut line);
-            *self.prompt.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            match read {
-                Ok(0) => {
-                    println!();
-                    break;
-                }
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.report_error(&Error::Io(e));
-                    return exit::FAILED;
-                }
-            }
-            self.interrupt.store(false, Ordering::SeqCst);
-            if let Some(code) = self.run_line(&line) {
-                return code;
-            }
-        }
-        exit::OK
-    }
-
     /// `fos:/dir> `, the remote directory escaped (it comes from the server).
     pub(super) fn prompt_text(&mut self) -> String {
         match self.remote().and_then(|r| r.pwd()) {
             Ok(p) => format!("fos:{}> ", crate::log::escape(&p)),
             Err(_) => "fos> ".to_string(),
         }
-    }
-
-    /// Runs one line typed at the prompt, reporting failures; `Some(code)` when the
-    /// shell is to leave with that code.
-    pub(super) fn run_line(&mut self, line: &str) -> Option<i32> {
-        let commands = match super::line::parse(line) {
-            Ok(c) => c,
-            Err(e) => {
-                self.report_error(&e);
-                return None;
-            }
-        };
-        for words in commands {
-            match self.run(&words) {
-                Ok(Flow::Continue) => {}
-                Ok(Flow::Exit) => return Some(exit::OK),
-                Err(e) => {
-                    self.report_error(&e);
-                    if self.remote.is_none() && self.login.is_none() {
-                        return Some(e.exit_code());
-                    }
-                }
-            }
-        }
-        None
     }
 
     /// Leaves politely.

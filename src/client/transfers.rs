@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::local::{self, LocalDir, LocalTarget};
 use super::shell::{Progress, Shell};
 use super::stream::{Sink, Target, classify};
-use super::{ClientConfig, Remote, Report, TransferOpts};
+use super::{ClientConfig, Remote, TransferOpts, TransferReport};
 use crate::Error;
 use crate::glob::{expand_local, has_wildcards};
 use crate::log::escape;
@@ -22,8 +22,9 @@ use crate::protocol::{Entry, EntryKind, ErrorCode};
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// Longest pause between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
-/// Deepest tree `get -r`/`put -r` descends.
-const MAX_DEPTH: usize = 128;
+/// Deepest tree `get -r`/`put -r` descends: as deep as the server keeps a tree (one
+/// definition, [`crate::sandbox::MAX_DEPTH`]).
+const MAX_TREE_DEPTH: usize = crate::sandbox::MAX_DEPTH;
 /// Most entries the listings of one `get -r` path (a directory and all its parents)
 /// hold at once: the walk keeps each parent's listing while it descends.
 const MAX_HELD: usize = super::native::MAX_LIST_ENTRIES;
@@ -286,7 +287,7 @@ impl Shell {
         target: &LocalTarget,
         no_clobber: bool,
         resume: bool,
-    ) -> Result<Report, Error> {
+    ) -> Result<TransferReport, Error> {
         // a FIFO or device (not one -n refuses): written in place
         let path = target.shown();
         let exists = std::fs::symlink_metadata(path).is_ok();
@@ -310,7 +311,7 @@ impl Shell {
 
     /// A download into a FIFO, a device or standard output. A retry continues after
     /// what was written (a fos server checks it first).
-    fn get_stream(&mut self, remote: &str, mut sink: Sink) -> Result<Report, Error> {
+    fn get_stream(&mut self, remote: &str, mut sink: Sink) -> Result<TransferReport, Error> {
         let done = format!("{remote} -> {}", sink.label());
         let job = Job::stream("get", remote, &done, true);
         self.one_transfer(job, |r, _, opts| r.get_stream(remote, &mut sink, opts))
@@ -321,8 +322,12 @@ impl Shell {
     fn one_transfer(
         &mut self,
         job: Job<'_>,
-        mut op: impl FnMut(&mut Remote, &ClientConfig, TransferOpts<'_>) -> Result<Report, Error>,
-    ) -> Result<Report, Error> {
+        mut op: impl FnMut(
+            &mut Remote,
+            &ClientConfig,
+            TransferOpts<'_>,
+        ) -> Result<TransferReport, Error>,
+    ) -> Result<TransferReport, Error> {
         let (verb, name) = (job.verb, job.name);
         let bar = Progress::new(&format!("{verb} {name}"), self.show_progress());
         let interrupt = Arc::clone(&self.interrupt);
@@ -393,7 +398,7 @@ impl Shell {
         let result = walk(self, &mut totals);
         self.opts.quiet = quiet;
         result?;
-        let report = Report {
+        let report = TransferReport {
             bytes: totals.bytes,
             size: totals.bytes,
             elapsed: started.elapsed(),
@@ -432,9 +437,9 @@ impl Shell {
         held: usize,
         totals: &mut Totals,
     ) -> Result<(), Error> {
-        if depth > MAX_DEPTH {
+        if depth > MAX_TREE_DEPTH {
             return Err(Error::Local(format!(
-                "get -r: {}: tree deeper than {MAX_DEPTH}",
+                "get -r: {}: tree deeper than {MAX_TREE_DEPTH}",
                 escape(remote)
             )));
         }
@@ -623,7 +628,7 @@ impl Shell {
         src: Option<&Path>,
         remote: &str,
         no_clobber: bool,
-    ) -> Result<Report, Error> {
+    ) -> Result<TransferReport, Error> {
         let label = src.map_or_else(|| "standard input".into(), |p| p.display().to_string());
         let mut input: Box<dyn std::io::Read> = match src {
             None => Box::new(std::io::stdin().lock()),
@@ -645,7 +650,7 @@ impl Shell {
         remote: &str,
         no_clobber: bool,
         resume: bool,
-    ) -> Result<Report, Error> {
+    ) -> Result<TransferReport, Error> {
         let label = local.display().to_string();
         let done = format!("{label} -> {remote}");
         let own_name = local.file_name().and_then(|n| n.to_str());
@@ -678,9 +683,9 @@ impl Shell {
         depth: usize,
         totals: &mut Totals,
     ) -> Result<(), Error> {
-        if depth > MAX_DEPTH {
+        if depth > MAX_TREE_DEPTH {
             return Err(Error::Local(format!(
-                "put -r: {}: tree deeper than {MAX_DEPTH}",
+                "put -r: {}: tree deeper than {MAX_TREE_DEPTH}",
                 local.display()
             )));
         }

@@ -16,7 +16,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{DEFAULT_PORT, resolve, split_host_port};
+use super::connect::{DEFAULT_PORT, resolve, server_name_for, split_host_port, tls_connect};
 use crate::Error;
 
 /// The file of servers trusted on first use, in the configuration directory.
@@ -183,10 +183,10 @@ impl KnownServers {
 pub fn presented(server: &str, timeout: std::time::Duration) -> Result<String, Error> {
     let (host, port) = split_host_port(server, DEFAULT_PORT)?;
     let anyone = crate::tls::any_cert_client_config(true)?;
-    let name = super::server_name_for(&host)?;
+    let name = server_name_for(&host)?;
     let mut failures = Vec::new();
     for addr in resolve(&host, port)? {
-        match super::tls_connect(addr, Arc::clone(&anyone), name.clone(), timeout) {
+        match tls_connect(addr, Arc::clone(&anyone), name.clone(), timeout) {
             Ok(stream) => {
                 let cert = stream
                     .conn

@@ -422,14 +422,14 @@ pub fn assert_same(got: &[u8], want: &[u8], what: &str) {
 }
 
 /// A TLS stream that negotiated `fos/1`, before any frame.
-pub fn raw_tls(addr: std::net::SocketAddr) -> fos::client::native::Tls {
+pub fn raw_tls(addr: std::net::SocketAddr) -> fos::client::ClientTls {
     let trust = fos::tls::Trust::pinned_file(&cert()).unwrap();
     let cfg = fos::tls::client_config(&trust, true).unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     fos::client::tls_connect(addr, cfg, name, Duration::from_secs(5)).unwrap()
 }
 
-pub fn hello(s: &mut fos::client::native::Tls) {
+pub fn hello(s: &mut fos::client::ClientTls) {
     fos::protocol::frame::write_frame(
         s,
         fos::protocol::frame::Kind::Hello,
@@ -445,7 +445,7 @@ pub fn hello(s: &mut fos::client::native::Tls) {
 }
 
 pub fn request(
-    s: &mut fos::client::native::Tls,
+    s: &mut fos::client::ClientTls,
     req: &fos::protocol::Request,
 ) -> (fos::protocol::frame::Kind, Vec<Vec<u8>>) {
     fos::protocol::frame::write_frame(s, fos::protocol::frame::Kind::Request, &req.encode())
@@ -463,7 +463,7 @@ pub fn request(
     )
 }
 
-pub fn login(s: &mut fos::client::native::Tls) {
+pub fn login(s: &mut fos::client::ClientTls) {
     hello(s);
     let (kind, _) = request(
         s,
