@@ -482,23 +482,12 @@ fn on_a_terminal_with(args: &str, keys: &[&[u8]]) -> (Option<i32>, String) {
     );
     // the prompt's history goes here, not into the home of whoever runs the tests
     let state = TempDir::new("state");
-    let mut child = Command::new("script")
-        .args(["-qfec", &client, "/dev/null"])
-        .env("XDG_STATE_HOME", state.path())
-        .env("FOS_PASSWORD", "p")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script (util-linux) runs; make test installs it");
-    let mut stdin = child.stdin.take().unwrap();
-    let screen = PipeWatch::new(child.stdout.take().unwrap());
-    type_keys(&mut child, &mut stdin, &screen, keys);
-    drop(stdin);
-    let mut out = wait_with_deadline(child, Duration::from_secs(20));
-    out.stdout = screen.finish();
-    (out.status.code(), stdout(&out))
+    on_a_pty(
+        &client,
+        None,
+        &[("XDG_STATE_HOME", state.path().as_os_str())],
+        keys,
+    )
 }
 
 #[test]
@@ -537,27 +526,9 @@ fn on_a_terminal_ctrl_c_clears_the_line_and_rm_r_asks() {
 #[test]
 fn on_a_terminal_discovery_lists_servers_and_connects_to_the_one_picked() {
     let fx = Fixture::new("pick");
-    let greet = std::net::TcpListener::bind("127.0.0.2:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _a = BinServer::launch(
-        &fx,
-        "127.0.0.2",
-        0,
-        Some(greet),
-        "",
-        &["-q", "--name", "first"],
-    );
-    let _b = BinServer::launch(
-        &fx,
-        "127.0.0.3",
-        0,
-        Some(greet),
-        "",
-        &["-q", "--name", "second"],
-    );
+    let greet = free_port("127.0.0.2");
+    let _a = discoverable(&fx, "127.0.0.2", greet, "", "first");
+    let _b = discoverable(&fx, "127.0.0.3", greet, "", "second");
     let (code, screen) = on_a_terminal_with(
         &format!("--scan 127.0.0.1-4 --greet-port {greet} --user u"),
         &[b"2\n", b"mkdir picked\n", b"exit\n"],

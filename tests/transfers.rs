@@ -159,11 +159,7 @@ fn a_server_killed_mid_upload_is_retried_after_restart() {
         let fx = Fixture::new(&format!("killserver{attempt}"));
         let data = content(24 << 20, 13);
         fs::write(fx.local().join("up.bin"), &data).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port("127.0.0.1");
         // a fixed port, so the restarted server is where the client retries
         let spawn = |fx: &Fixture| BinServer::launch(fx, "127.0.0.1", port, None, "", &["-q"]);
         let mut server = spawn(&fx);

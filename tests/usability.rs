@@ -123,27 +123,9 @@ fn localhost_reaches_a_server_on_either_loopback_address() {
 #[test]
 fn discovery_connects_to_the_one_trusted_server_and_never_offers_an_untrusted_one() {
     let fx = Fixture::new("ux-disc");
-    let greet = TcpListener::bind("127.0.0.2:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _ours = BinServer::launch(
-        &fx,
-        "127.0.0.2",
-        0,
-        Some(greet),
-        "",
-        &["-q", "--name", "ours"],
-    );
-    let _other = BinServer::launch(
-        &fx,
-        "127.0.0.3",
-        0,
-        Some(greet),
-        "other-",
-        &["-q", "--name", "impostor"],
-    );
+    let greet = free_port("127.0.0.2");
+    let _ours = discoverable(&fx, "127.0.0.2", greet, "", "ours");
+    let _other = discoverable(&fx, "127.0.0.3", greet, "other-", "impostor");
     let scan = [
         "--scan",
         "127.0.0.1-4",
@@ -236,33 +218,19 @@ fn on_a_terminal_in(
     args: &str,
     keys: &[&[u8]],
 ) -> (Option<i32>, String) {
-    use std::process::{Command, Stdio};
     // `exec`: no shell stays between `script` and the client
     let command = format!(
         "stty cols 80 rows 24; exec {} {args}",
         env!("CARGO_BIN_EXE_fos-client")
     );
-    let mut child = Command::new("script")
-        .args(["-qfec", &command, "/dev/null"])
-        .current_dir(cwd)
-        .env("XDG_STATE_HOME", state)
-        .env("XDG_CONFIG_HOME", state)
-        .env("HOME", state)
-        .env("FOS_PASSWORD", "p")
-        .env("NO_COLOR", "1")
-        .env("TERM", "xterm")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script (util-linux) runs; make test installs it");
-    let mut stdin = child.stdin.take().unwrap();
-    let screen = PipeWatch::new(child.stdout.take().unwrap());
-    type_keys(&mut child, &mut stdin, &screen, keys);
-    drop(stdin);
-    let mut out = wait_with_deadline(child, std::time::Duration::from_secs(20));
-    out.stdout = screen.finish();
-    (out.status.code(), stdout(&out))
+    let state = state.as_os_str();
+    let env = [
+        ("XDG_STATE_HOME", state),
+        ("XDG_CONFIG_HOME", state),
+        ("HOME", state),
+        ("TERM", std::ffi::OsStr::new("xterm")),
+    ];
+    on_a_pty(&command, Some(cwd), &env, keys)
 }
 
 #[test]
