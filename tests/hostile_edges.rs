@@ -53,8 +53,7 @@ fn cpu_time(pid: u32) -> std::time::Duration {
 // directory 140 000 times (5 s of server CPU here) and was answered
 #[test]
 fn a_glob_that_multiplies_listings_with_dotdot_runs_out_of_budget() {
-    let fx = Fixture::new("edge-glob-fan");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("edge-glob-fan");
     let pid = server.child.id();
     let mut s = raw_tls(server.addr);
     login(&mut s);

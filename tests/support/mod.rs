@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses a different subset
 
 mod shared;
+#[allow(unused_imports)] // each test file uses a different subset
 pub use shared::*;
 
 use std::io::{BufRead, BufReader, Write};

@@ -64,3 +64,11 @@ pub fn on_a_pty(
     out.stdout = screen.finish();
     (out.status.code(), stdout(&out))
 }
+
+/// A fresh [`Fixture`] tagged `tag`, and a quiet `fos-server` over it
+/// ([`BinServer::start`] with `-q`).
+pub fn quiet_server(tag: &str) -> (Fixture, BinServer) {
+    let fx = Fixture::new(tag);
+    let server = BinServer::start(&fx, &["-q"]);
+    (fx, server)
+}
