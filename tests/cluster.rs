@@ -743,7 +743,7 @@ fn kill_the_chosen_server(
 /// What a failover run must show: the client succeeded within a minute, said it
 /// reconnected, and moved less than nine tenths of the `size` bytes (it resumed).
 #[track_caller]
-fn assert_finished_resumed(out: &std::process::Output, took: Duration, size: usize) {
+fn assert_finished_resumed(out: std::process::Output, took: Duration, size: usize) {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(took < Duration::from_secs(60), "took {took:?}");
     assert!(stderr(&out).contains("reconnecting"), "{}", stderr(&out));
@@ -764,7 +764,7 @@ fn a_put_whose_server_is_killed_finishes_through_the_other_resumed() {
     let src = c.local().join("big.bin");
     fs::write(&src, content(size, 81)).unwrap();
     let (out, took, survivor) = kill_the_chosen_server(&c, &mut nodes, size, "put big.bin");
-    assert_finished_resumed(&out, took, size);
+    assert_finished_resumed(out, took, size);
     assert!(
         nodes[survivor].log().contains("resuming"),
         "{}",
@@ -784,7 +784,7 @@ fn a_get_whose_server_is_killed_finishes_through_the_other_resumed() {
     fs::write(&stored, content(size, 82)).unwrap();
     let mut nodes = [c.server(0, &[]), c.server(1, &[])];
     let (out, took, _) = kill_the_chosen_server(&c, &mut nodes, size, "get big.bin");
-    assert_finished_resumed(&out, took, size);
+    assert_finished_resumed(out, took, size);
     assert_eq!(
         sha_file(&c.local().join("big.bin")),
         sha_file(&stored),
