@@ -174,23 +174,18 @@ pub fn client_config(trust: &Trust, alpn: bool) -> Result<Arc<rustls::ClientConf
     let provider = provider();
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()?;
+    let ours = |accepts| Arc::new(Verifier::new(accepts, &provider));
     let mut config = match trust {
         Trust::Pinned(cert) => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(PinnedVerifier::new(
-                cert.clone(),
-                &provider,
-            )))
+            .with_custom_certificate_verifier(ours(Accepts::Pinned(cert.clone())))
             .with_no_client_auth(),
         Trust::Ca(roots) => builder
             .with_root_certificates(Arc::clone(roots))
             .with_no_client_auth(),
         Trust::Known(fingerprints) => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(KnownVerifier {
-                fingerprints: fingerprints.clone(),
-                algorithms: provider.signature_verification_algorithms,
-            }))
+            .with_custom_certificate_verifier(ours(Accepts::Known(fingerprints.clone())))
             .with_no_client_auth(),
     };
     if alpn {
@@ -219,29 +214,76 @@ impl fmt::Display for PinMismatch {
 
 impl std::error::Error for PinMismatch {}
 
-/// Accepts exactly one certificate, and verifies handshake signatures with its key.
+/// Which server certificates one of our verifiers accepts, and with which key it
+/// checks the handshake signatures.
 #[derive(Debug)]
-pub struct PinnedVerifier {
-    cert: CertificateDer<'static>,
+enum Accepts {
+    /// Exactly this certificate (compared as DER); signatures are verified with its
+    /// key, whatever certificate comes with them.
+    Pinned(CertificateDer<'static>),
+    /// A certificate whose SHA-256 fingerprint is one of these (the client's
+    /// `known_servers`); signatures are verified with the key of the certificate
+    /// presented, which that fingerprint identifies.
+    Known(Vec<String>),
+    /// Any certificate, signatures unchecked: only to ask an untrusted server found by
+    /// discovery for its name ([`any_cert_client_config`]).
+    Anyone,
+}
+
+/// The client's own certificate verifier: the rustls plumbing once, what it accepts
+/// in [`Accepts`].
+#[derive(Debug)]
+struct Verifier {
+    accepts: Accepts,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl PinnedVerifier {
-    /// Pins `cert`, verifying signatures with `provider`'s algorithms.
-    pub fn new(cert: CertificateDer<'static>, provider: &CryptoProvider) -> PinnedVerifier {
-        PinnedVerifier {
-            cert,
+impl Verifier {
+    /// Accepts what `accepts` says, verifying signatures with `provider`'s algorithms.
+    fn new(accepts: Accepts, provider: &CryptoProvider) -> Verifier {
+        Verifier {
+            accepts,
             algorithms: provider.signature_verification_algorithms,
         }
     }
 
+    /// Whether the server may present `cert`; a refusal carries its fingerprint
+    /// ([`PinMismatch`]).
+    fn check(&self, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        let accepted = match &self.accepts {
+            Accepts::Pinned(pin) => cert.as_ref() == pin.as_ref(),
+            Accepts::Known(fingerprints) => fingerprints.contains(&x509::fingerprint(cert)),
+            Accepts::Anyone => true,
+        };
+        if accepted {
+            return Ok(());
+        }
+        let mismatch = PinMismatch {
+            presented: x509::fingerprint(cert),
+        };
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::Other(rustls::OtherError(Arc::new(mismatch))),
+        ))
+    }
+
+    /// Verifies a handshake signature sent with `cert`.
     fn verify(
         &self,
         message: &[u8],
+        cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
         tls13: bool,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_signature(&self.cert, &self.algorithms, message, dss, tls13)
+        match &self.accepts {
+            // the key that must have signed is the pinned certificate's own
+            Accepts::Pinned(pin) => verify_signature(pin, &self.algorithms, message, dss, tls13),
+            // the certificate whose key signs is the one the fingerprint identified
+            Accepts::Known(_) => {
+                self.check(cert)?;
+                verify_signature(cert, &self.algorithms, message, dss, tls13)
+            }
+            Accepts::Anyone => Ok(HandshakeSignatureValid::assertion()),
+        }
     }
 }
 
@@ -286,7 +328,7 @@ fn verify_signature(
     Err(bad())
 }
 
-impl ServerCertVerifier for PinnedVerifier {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -295,75 +337,8 @@ impl ServerCertVerifier for PinnedVerifier {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        // expiry is deliberately not checked: the pin is exact, and the client warns
-        // about an expired pin before connecting
-        if end_entity.as_ref() == self.cert.as_ref() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            let mismatch = PinMismatch {
-                presented: x509::fingerprint(end_entity),
-            };
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::Other(rustls::OtherError(Arc::new(mismatch))),
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        _cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.verify(message, dss, false)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        _cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.verify(message, dss, true)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-/// Accepts a certificate whose SHA-256 fingerprint is one of a list (the client's
-/// `known_servers`), and verifies handshake signatures with that certificate's key.
-#[derive(Debug)]
-struct KnownVerifier {
-    fingerprints: Vec<String>,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl KnownVerifier {
-    fn check(&self, cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
-        let presented = x509::fingerprint(cert);
-        if self.fingerprints.contains(&presented) {
-            return Ok(());
-        }
-        Err(rustls::Error::InvalidCertificate(
-            rustls::CertificateError::Other(rustls::OtherError(Arc::new(PinMismatch {
-                presented,
-            }))),
-        ))
-    }
-}
-
-impl ServerCertVerifier for KnownVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        // as with a pin, expiry is not checked: the fingerprint is exact
+        // expiry is deliberately not checked: a pin or a fingerprint is exact, and the
+        // client warns about an expired pin before connecting
         self.check(end_entity)
             .map(|()| ServerCertVerified::assertion())
     }
@@ -374,9 +349,7 @@ impl ServerCertVerifier for KnownVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        // the certificate whose key signs is the one the fingerprint identified
-        self.check(cert)?;
-        verify_signature(cert, &self.algorithms, message, dss, false)
+        self.verify(message, cert, dss, false)
     }
 
     fn verify_tls13_signature(
@@ -385,8 +358,7 @@ impl ServerCertVerifier for KnownVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.check(cert)?;
-        verify_signature(cert, &self.algorithms, message, dss, true)
+        self.verify(message, cert, dss, true)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -417,56 +389,16 @@ pub fn is_tls_error(err: &std::io::Error) -> bool {
 /// listed as untrusted instead of hidden. Nothing else is ever sent on it.
 pub fn any_cert_client_config(alpn: bool) -> Result<Arc<rustls::ClientConfig>, Error> {
     let provider = provider();
-    let schemes = provider
-        .signature_verification_algorithms
-        .supported_schemes();
+    let verifier = Arc::new(Verifier::new(Accepts::Anyone, &provider));
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny(schemes)))
+        .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     if alpn {
         config.alpn_protocols = vec![crate::protocol::ALPN.to_vec()];
     }
     Ok(Arc::new(config))
-}
-
-#[derive(Debug)]
-struct AcceptAny(Vec<SignatureScheme>);
-
-impl ServerCertVerifier for AcceptAny {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.clone()
-    }
 }
 
 /// How a TLS handshake failed: the peer closed its end before it was done, or I/O (a

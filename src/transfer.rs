@@ -479,29 +479,33 @@ mod tests {
         (0..n).map(|i| (i * 7 % 251) as u8).collect()
     }
 
+    /// [`send`]s `len` bytes of `src` after `ctx` onto `wire`, without progress or
+    /// cancel.
+    fn send_to(wire: &mut Vec<u8>, src: &[u8], len: u64, ctx: Sha) -> Result<[u8; 32], SendError> {
+        send(wire, &mut &src[..], len, ctx, &mut |_| {}, &|| false)
+    }
+
+    /// [`send_stream`]s `src` onto `wire`, asking `answered` between chunks.
+    fn stream_to(
+        wire: &mut Vec<u8>,
+        src: &[u8],
+        answered: &mut dyn FnMut(&mut Vec<u8>) -> bool,
+    ) -> Result<([u8; 32], u64), SendError> {
+        send_stream(wire, &mut &src[..], sha(), &mut |_| {}, &|| false, answered)
+    }
+
+    /// [`receive`]s what `wire` holds into `out`, at most `max` bytes after `ctx`.
+    fn receive_from(wire: &[u8], out: &mut impl Write, max: u64, ctx: Sha) -> Received {
+        receive(&mut &wire[..], out, max, ctx, &mut |_| {}, &|| false).unwrap()
+    }
+
     #[test]
     fn send_then_receive_is_intact() {
         let src = data(CHUNK * 2 + 123);
         let mut wire = Vec::new();
-        let sent = send(
-            &mut wire,
-            &mut &src[..],
-            src.len() as u64,
-            sha(),
-            &mut |_| {},
-            &|| false,
-        )
-        .unwrap();
+        let sent = send_to(&mut wire, &src, src.len() as u64, sha()).unwrap();
         let mut out = Vec::new();
-        let got = receive(
-            &mut &wire[..],
-            &mut out,
-            u64::MAX,
-            sha(),
-            &mut |_| {},
-            &|| false,
-        )
-        .unwrap();
+        let got = receive_from(&wire, &mut out, u64::MAX, sha());
         assert!(got.is_intact());
         assert_eq!(got.our_sha, sent);
         assert_eq!(out, src);
@@ -514,41 +518,17 @@ mod tests {
         // a prefix already hashed (a resume) carries over to the thread
         let mut prefix = sha();
         prefix.update(b"prefix");
-        let sent = send(
-            &mut wire,
-            &mut &src[..],
-            src.len() as u64,
-            prefix.clone(),
-            &mut |_| {},
-            &|| false,
-        )
-        .unwrap();
+        let sent = send_to(&mut wire, &src, src.len() as u64, prefix.clone()).unwrap();
         let mut whole = sha();
         whole.update(b"prefix");
         whole.update(&src);
         assert_eq!(sent, finish(whole));
         let mut out = Vec::new();
-        let got = receive(
-            &mut &wire[..],
-            &mut out,
-            src.len() as u64,
-            prefix,
-            &mut |_| {},
-            &|| false,
-        )
-        .unwrap();
+        let got = receive_from(&wire, &mut out, src.len() as u64, prefix);
         assert!(got.is_intact());
         assert!(out == src);
         wire[HEADER_LEN + THREAD_MIN as usize / 2] ^= 0x80;
-        let got = receive(
-            &mut &wire[..],
-            &mut Vec::new(),
-            u64::MAX,
-            sha(),
-            &mut |_| {},
-            &|| false,
-        )
-        .unwrap();
+        let got = receive_from(&wire, &mut Vec::new(), u64::MAX, sha());
         assert!(
             !got.is_intact(),
             "a flipped byte is caught on the threaded path too"
@@ -559,20 +539,9 @@ mod tests {
     fn corruption_is_detected() {
         let src = data(1000);
         let mut wire = Vec::new();
-        send(&mut wire, &mut &src[..], 1000, sha(), &mut |_| {}, &|| {
-            false
-        })
-        .unwrap();
+        send_to(&mut wire, &src, 1000, sha()).unwrap();
         wire[HEADER_LEN + 10] ^= 1;
-        let got = receive(
-            &mut &wire[..],
-            &mut Vec::new(),
-            u64::MAX,
-            sha(),
-            &mut |_| {},
-            &|| false,
-        )
-        .unwrap();
+        let got = receive_from(&wire, &mut Vec::new(), u64::MAX, sha());
         assert!(!got.is_intact());
     }
 
@@ -581,32 +550,16 @@ mod tests {
         let src = data(10);
         let mut wire = Vec::new();
         assert!(matches!(
-            send(&mut wire, &mut &src[..], 20, sha(), &mut |_| {}, &|| false),
+            send_to(&mut wire, &src, 20, sha()),
             Err(SendError::Source(_))
         ));
-        let got = receive(
-            &mut &wire[..],
-            &mut Vec::new(),
-            u64::MAX,
-            sha(),
-            &mut |_| {},
-            &|| false,
-        )
-        .unwrap();
+        let got = receive_from(&wire, &mut Vec::new(), u64::MAX, sha());
         assert!(got.sender_sha.is_none() && !got.is_intact());
 
         let mut wire = Vec::new();
-        send(
-            &mut wire,
-            &mut &data(100)[..],
-            100,
-            sha(),
-            &mut |_| {},
-            &|| false,
-        )
-        .unwrap();
+        send_to(&mut wire, &data(100), 100, sha()).unwrap();
         let mut out = Vec::new();
-        let got = receive(&mut &wire[..], &mut out, 50, sha(), &mut |_| {}, &|| false).unwrap();
+        let got = receive_from(&wire, &mut out, 50, sha());
         assert!(matches!(got.local_error, Some(LocalError::TooLong(100))));
         assert!(out.is_empty());
     }
@@ -615,41 +568,17 @@ mod tests {
     fn a_stream_of_unknown_size_ends_with_its_size() {
         let src = data(CHUNK * 3 + 5);
         let mut wire = Vec::new();
-        let (digest, size) = send_stream(
-            &mut wire,
-            &mut &src[..],
-            sha(),
-            &mut |_| {},
-            &|| false,
-            &mut |_| false,
-        )
-        .unwrap();
+        let (digest, size) = stream_to(&mut wire, &src, &mut |_| false).unwrap();
         assert_eq!(size, src.len() as u64);
         let mut out = Vec::new();
-        let got = receive(
-            &mut &wire[..],
-            &mut out,
-            u64::MAX,
-            sha(),
-            &mut |_| {},
-            &|| false,
-        )
-        .unwrap();
+        let got = receive_from(&wire, &mut out, u64::MAX, sha());
         assert!(got.is_intact() && got.ended);
         assert_eq!(got.sender_sha, Some(digest));
         assert_eq!(got.sender_size, Some(size));
         assert!(out == src);
         // an empty stream is a stream too
         let mut wire = Vec::new();
-        let (_, size) = send_stream(
-            &mut wire,
-            &mut &[][..],
-            sha(),
-            &mut |_| {},
-            &|| false,
-            &mut |_| false,
-        )
-        .unwrap();
+        let (_, size) = stream_to(&mut wire, &[], &mut |_| false).unwrap();
         assert_eq!(size, 0);
     }
 
@@ -666,15 +595,7 @@ mod tests {
         }
         let src = data(CHUNK * 4);
         let mut wire = Vec::new();
-        send_stream(
-            &mut wire,
-            &mut &src[..],
-            sha(),
-            &mut |_| {},
-            &|| false,
-            &mut |_| false,
-        )
-        .unwrap();
+        stream_to(&mut wire, &src, &mut |_| false).unwrap();
         wire.extend_from_slice(b"Q\0\0\0\0");
         let mut r = &wire[..];
         let got = receive_until_error(&mut r, &mut Refuses, u64::MAX, sha(), &mut |_| {}, &|| {
@@ -691,28 +612,13 @@ mod tests {
         // the sender sees the answer and stops with an Abort
         let mut wire = Vec::new();
         let mut polls = 0;
-        let e = send_stream(
-            &mut wire,
-            &mut &src[..],
-            sha(),
-            &mut |_| {},
-            &|| false,
-            &mut |_| {
-                polls += 1;
-                polls > 2
-            },
-        )
+        let e = stream_to(&mut wire, &src, &mut |_| {
+            polls += 1;
+            polls > 2
+        })
         .unwrap_err();
         assert!(matches!(e, SendError::Answered));
-        let got = receive(
-            &mut &wire[..],
-            &mut Vec::new(),
-            u64::MAX,
-            sha(),
-            &mut |_| {},
-            &|| false,
-        )
-        .unwrap();
+        let got = receive_from(&wire, &mut Vec::new(), u64::MAX, sha());
         assert_eq!(got.bytes, 2 * CHUNK as u64);
         assert!(got.sender_sha.is_none());
     }

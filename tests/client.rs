@@ -12,8 +12,7 @@ use support::*;
 
 #[test]
 fn wildcards_on_both_sides() {
-    let fx = Fixture::new("glob");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("glob");
     let local = fx.local();
     let s = server.server_arg();
     for n in ["a.log", "b.log", "c.txt"] {
@@ -99,8 +98,7 @@ fn mtime(path: &std::path::Path) -> u64 {
 
 #[test]
 fn no_clobber_and_modification_times() {
-    let fx = Fixture::new("times");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("times");
     let local = fx.local();
     let s = server.server_arg();
     fs::write(local.join("old.txt"), "from 2001").unwrap();
@@ -159,8 +157,7 @@ fn no_clobber_and_modification_times() {
 
 #[test]
 fn trees_both_ways_and_rm_r() {
-    let fx = Fixture::new("trees");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("trees");
     let local = fx.local();
     let s = server.server_arg();
     let tree = local.join("proj");
@@ -196,8 +193,7 @@ fn trees_both_ways_and_rm_r() {
 
 #[test]
 fn scripts_on_stdin_stop_at_the_first_failure_unless_k() {
-    let fx = Fixture::new("script");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("script");
     let local = fx.local();
     let s = server.server_arg();
     let script = "# make a tree\nmkdir a\ncd a   # inside\npwd\ncat missing\nmkdir b\npwd\n";
@@ -223,8 +219,7 @@ fn scripts_on_stdin_stop_at_the_first_failure_unless_k() {
 
 #[test]
 fn passwd_at_the_prompt() {
-    let fx = Fixture::new("cpasswd");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("cpasswd");
     let local = fx.local();
     let s = server.server_arg();
     // without a terminal the secrets are read from standard input
@@ -357,8 +352,7 @@ fn ctrl_c_cancels_a_get_and_reget_completes_it() {
 
 #[test]
 fn the_local_side_lcd_lls_lpwd() {
-    let fx = Fixture::new("local");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("local");
     let local = fx.local();
     fs::create_dir_all(local.join("sub/inner")).unwrap();
     fs::write(local.join("sub/f.txt"), "12345").unwrap();
@@ -401,8 +395,7 @@ fn the_local_side_lcd_lls_lpwd() {
 
 #[test]
 fn ca_mode_checks_the_server_name() {
-    let fx = Fixture::new("ca");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (_fx, server) = quiet_server("ca");
     let run = |name: &str| {
         support::without_terminal(env!("CARGO_BIN_EXE_fos-client"))
             .env("FOS_PASSWORD", "p")
@@ -436,8 +429,7 @@ fn ca_mode_checks_the_server_name() {
 
 #[test]
 fn mv_moves_across_directories_and_refuses_what_it_must() {
-    let fx = Fixture::new("mv");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("mv");
     let root = fx.storage().join("u");
     fs::create_dir_all(root.join("a/sub")).unwrap();
     fs::create_dir_all(root.join("b/sub")).unwrap();
@@ -482,29 +474,17 @@ fn on_a_terminal_with(args: &str, keys: &[&[u8]]) -> (Option<i32>, String) {
     );
     // the prompt's history goes here, not into the home of whoever runs the tests
     let state = TempDir::new("state");
-    let mut child = Command::new("script")
-        .args(["-qfec", &client, "/dev/null"])
-        .env("XDG_STATE_HOME", state.path())
-        .env("FOS_PASSWORD", "p")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script (util-linux) runs; make test installs it");
-    let mut stdin = child.stdin.take().unwrap();
-    let screen = PipeWatch::new(child.stdout.take().unwrap());
-    type_keys(&mut child, &mut stdin, &screen, keys);
-    drop(stdin);
-    let mut out = wait_with_deadline(child, Duration::from_secs(20));
-    out.stdout = screen.finish();
-    (out.status.code(), stdout(&out))
+    on_a_pty(
+        &client,
+        None,
+        &[("XDG_STATE_HOME", state.path().as_os_str())],
+        keys,
+    )
 }
 
 #[test]
 fn on_a_terminal_ctrl_c_clears_the_line_and_rm_r_asks() {
-    let fx = Fixture::new("pty");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("pty");
     fs::create_dir_all(fx.storage().join("u/d/e")).unwrap();
     let (code, screen) = on_a_terminal(
         &server.server_arg(),
@@ -537,27 +517,9 @@ fn on_a_terminal_ctrl_c_clears_the_line_and_rm_r_asks() {
 #[test]
 fn on_a_terminal_discovery_lists_servers_and_connects_to_the_one_picked() {
     let fx = Fixture::new("pick");
-    let greet = std::net::TcpListener::bind("127.0.0.2:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _a = BinServer::launch(
-        &fx,
-        "127.0.0.2",
-        0,
-        Some(greet),
-        "",
-        &["-q", "--name", "first"],
-    );
-    let _b = BinServer::launch(
-        &fx,
-        "127.0.0.3",
-        0,
-        Some(greet),
-        "",
-        &["-q", "--name", "second"],
-    );
+    let greet = free_port("127.0.0.2");
+    let _a = discoverable(&fx, "127.0.0.2", greet, "", "first");
+    let _b = discoverable(&fx, "127.0.0.3", greet, "", "second");
     let (code, screen) = on_a_terminal_with(
         &format!("--scan 127.0.0.1-4 --greet-port {greet} --user u"),
         &[b"2\n", b"mkdir picked\n", b"exit\n"],

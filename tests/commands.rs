@@ -9,8 +9,7 @@ use support::*;
 
 #[test]
 fn every_command_through_the_binaries() {
-    let fx = Fixture::new("cmds");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("cmds");
     let local = fx.local();
     fs::write(local.join("hello.txt"), "hello world\n").unwrap();
     fs::write(local.join("my file.txt"), "spaced\n").unwrap();
@@ -88,8 +87,7 @@ fn every_command_through_the_binaries() {
 
 #[test]
 fn failures_and_exit_codes() {
-    let fx = Fixture::new("codes");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("codes");
     let local = fx.local();
     let s = server.server_arg();
 
@@ -161,8 +159,7 @@ fn failures_and_exit_codes() {
 
 #[test]
 fn wrong_certificate_is_refused_with_its_fingerprint() {
-    let fx = Fixture::new("cert");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("cert");
     let out = run(client_command(
         &fx.local(),
         &server.server_arg(),
@@ -187,8 +184,7 @@ fn rustls_der(pem: &[u8]) -> Vec<u8> {
 
 #[test]
 fn users_cannot_see_each_other() {
-    let fx = Fixture::new("iso");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("iso");
     let local = fx.local();
     let s = server.server_arg();
     fs::write(local.join("secret.txt"), "u's secret").unwrap();

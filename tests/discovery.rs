@@ -4,17 +4,13 @@
 
 mod support;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use fos::discovery::{self, Connector, Options};
 use support::*;
-
-fn start_on(fx: &Fixture, ip: &str, greet: u16, name: &str, certs: &str) -> BinServer {
-    BinServer::launch(fx, ip, 0, Some(greet), certs, &["-q", "--name", name])
-}
 
 fn list(greet: u16, range: &str) -> std::process::Output {
     let child = support::without_terminal(env!("CARGO_BIN_EXE_fos-client"))
@@ -38,15 +34,11 @@ fn list(greet: u16, range: &str) -> std::process::Output {
 fn sweep_finds_fos_python_and_untrusted_servers() {
     let fx = Fixture::new("disc");
     // one port number free on all the addresses used (they are distinct sockets)
-    let greet = TcpListener::bind("127.0.0.2:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let a = start_on(&fx, "127.0.0.2", greet, "alpha", "");
-    let b = start_on(&fx, "127.0.0.3", greet, "beta\tbad\nname", "");
-    let c = start_on(&fx, "127.0.0.4", greet, "gamma", "");
-    let other = start_on(&fx, "127.0.0.5", greet, "impostor", "other-");
+    let greet = free_port("127.0.0.2");
+    let a = discoverable(&fx, "127.0.0.2", greet, "", "alpha");
+    let b = discoverable(&fx, "127.0.0.3", greet, "", "beta\tbad\nname");
+    let c = discoverable(&fx, "127.0.0.4", greet, "", "gamma");
+    let other = discoverable(&fx, "127.0.0.5", greet, "other-", "impostor");
     let mut py = Command::new("python3")
         .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/legacy_server.py"))
         .args([
@@ -104,11 +96,7 @@ fn sweep_finds_fos_python_and_untrusted_servers() {
 #[test]
 fn a_cluster_is_listed_and_used_as_one() {
     let fx = Fixture::new("cluster-disc");
-    let greet = TcpListener::bind("127.0.0.2:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let greet = free_port("127.0.0.2");
     // two servers over one storage in cluster "team", and a lone one
     let in_team = |ip, name| {
         BinServer::launch(
@@ -122,7 +110,7 @@ fn a_cluster_is_listed_and_used_as_one() {
     };
     let a = in_team("127.0.0.2", "a");
     let b = in_team("127.0.0.3", "b");
-    let lone = start_on(&fx, "127.0.0.4", greet, "lone", "");
+    let lone = discoverable(&fx, "127.0.0.4", greet, "", "lone");
     let out = list(greet, "127.0.0.2-4");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
@@ -168,11 +156,7 @@ fn a_cluster_is_listed_and_used_as_one() {
 
 #[test]
 fn no_server_found_and_bad_ranges() {
-    let greet = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let greet = free_port("127.0.0.1");
     let out = list(greet, "127.0.1.0/24");
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no server found"), "{}", stderr(&out));

@@ -92,8 +92,7 @@ fn passwd_subcommand_writes_a_hash_that_logs_in() {
 
 #[test]
 fn five_failures_lock_the_address_out() {
-    let fx = Fixture::new("throttle");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("throttle");
     let local = fx.local();
     let s = server.server_arg();
     for _ in 0..5 {

@@ -139,8 +139,7 @@ enum Held {
 
 #[test]
 fn a_flood_from_one_address_leaves_logins_from_another_working() {
-    let fx = Fixture::new("flood");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (_fx, server) = quiet_server("flood");
     let pid = server.child.id();
     let started = Instant::now();
     let mut held = Vec::new();
@@ -407,8 +406,7 @@ fn legacy_logins_use_the_same_throttle() {
 
 #[test]
 fn glob_patterns_are_bounded_and_cheap() {
-    let fx = Fixture::new("glob-cpu");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("glob-cpu");
     let pid = server.child.id();
     let mut s = raw_tls(server.addr);
     login(&mut s);

@@ -14,14 +14,7 @@ const TITLE: &str = "\x1b]0;pwned\x07\x1b[2J";
 
 /// Runs `fos-client -c SCRIPT` against `server` in `cwd`.
 fn run_client(cwd: &std::path::Path, server: &str, script: &str) -> std::process::Output {
-    run(client_command(
-        cwd,
-        server,
-        "u",
-        "p",
-        &cert(),
-        &["-c", script],
-    ))
+    run(client_script(cwd, server, script))
 }
 
 // `get PATTERN -` names the file the server's glob chose in its
@@ -60,8 +53,7 @@ fn cpu_time(pid: u32) -> std::time::Duration {
 // directory 140 000 times (5 s of server CPU here) and was answered
 #[test]
 fn a_glob_that_multiplies_listings_with_dotdot_runs_out_of_budget() {
-    let fx = Fixture::new("edge-glob-fan");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("edge-glob-fan");
     let pid = server.child.id();
     let mut s = raw_tls(server.addr);
     login(&mut s);
@@ -134,18 +126,11 @@ fn get_r_does_not_hold_every_level_of_huge_names_while_it_descends() {
         }
         _ => w.err("invalid", b"no"),
     });
-    let mut child = client_command(
-        tmp.path(),
-        &server.server_arg(),
-        "u",
-        "p",
-        &cert(),
-        &["-c", "get -r top"],
-    )
-    // each refusal names its 1 MB entry: nobody reads that here
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .unwrap();
+    let mut child = client_script(tmp.path(), &server.server_arg(), "get -r top")
+        // each refusal names its 1 MB entry: nobody reads that here
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let pid = child.id();
     let mut peak = 0;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

@@ -120,8 +120,7 @@ fn get_r_refuses_every_name_that_is_not_one_plain_component() {
 
 #[test]
 fn get_r_does_not_follow_local_symlinks_in_the_tree() {
-    let fx = Fixture::new("hostile-links");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("hostile-links");
     let root = fx.storage().join("u");
     fs::create_dir_all(root.join("d/sub")).unwrap();
     fs::write(root.join("d/good1"), "one").unwrap();
@@ -169,8 +168,7 @@ fn get_r_does_not_follow_local_symlinks_in_the_tree() {
 
 #[test]
 fn the_partial_download_does_not_follow_a_planted_link() {
-    let fx = Fixture::new("hostile-partial");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("hostile-partial");
     let root = fx.storage().join("u");
     fs::create_dir_all(&root).unwrap();
     fs::write(root.join("f"), "new content").unwrap();
@@ -507,8 +505,7 @@ fn ctrl_c_and_ctrl_d_at_the_password_prompt_cancel_and_send_nothing() {
 
 #[test]
 fn ctrl_c_at_a_yes_no_question_answers_no() {
-    let fx = Fixture::new("hostile-confirm");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("hostile-confirm");
     fs::create_dir_all(fx.storage().join("u/d/e")).unwrap();
     let (code, screen) = on_a_pty(
         &client_line(&format!("--server {} --user u", server.server_arg())),
@@ -570,8 +567,7 @@ fn after_ctrl_z_and_fg_the_password_prompt_still_does_not_echo() {
 
 #[test]
 fn without_a_terminal_the_password_comes_from_the_environment_or_a_file_only() {
-    let fx = Fixture::new("hostile-nopty");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("hostile-nopty");
     let local = fx.local();
     // a new session: no controlling terminal, whatever runs the tests
     let client = |extra: &[&str], script: &str| {

@@ -93,8 +93,7 @@ const X: &str = "\x1b[0m";
 
 #[test]
 fn python_client_against_fos_server_every_command() {
-    let fx = Fixture::new("legacy-a");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("legacy-a");
     let port = server.addr.port();
     let local = fx.local();
     fs::write(local.join("hello.txt"), "hello world\n").unwrap();
@@ -431,8 +430,7 @@ fn fos_client_against_python_server() {
 
 #[test]
 fn forced_legacy_mode_against_fos_server() {
-    let fx = Fixture::new("legacy-d");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("legacy-d");
     let local = fx.local();
     fs::write(local.join("a.txt"), "aaa").unwrap();
     let out = client(
@@ -582,8 +580,7 @@ fn an_expired_pinned_certificate_warns_but_connects() {
 /// sends the status stalls both sides until its data-port timeout (5 s).
 #[test]
 fn a_legacy_get_is_answered_before_the_client_closes_its_data_connection() {
-    let fx = Fixture::new("legacy-linger");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("legacy-linger");
     let local = fx.local();
     let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     fs::create_dir_all(fx.storage().join("u")).unwrap();

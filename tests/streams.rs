@@ -26,7 +26,7 @@ fn mkfifo(path: &Path) {
 
 /// Runs the client with `script` and `input` on its standard input.
 fn with_input(fx: &Fixture, server: &str, script: &str, input: Vec<u8>) -> std::process::Output {
-    let mut child = client_command(&fx.local(), server, "u", "p", &cert(), &["-c", script])
+    let mut child = client_script(&fx.local(), server, script)
         .stdin(Stdio::piped())
         .spawn()
         .expect("fos-client starts");
@@ -88,13 +88,10 @@ fn put_from_a_fifo_sends_everything_and_reports_the_real_size() {
             .write_all(&want)
             .unwrap();
     });
-    let out = run(client_command(
+    let out = run(client_script(
         &fx.local(),
         &server.addr.to_string(),
-        "u",
-        "p",
-        &cert(),
-        &["-c", "put ff up.bin"],
+        "put ff up.bin",
     ));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     writer.join().unwrap();
@@ -174,17 +171,10 @@ fn a_stream_over_the_size_limit_is_refused_at_once_and_leaves_nothing() {
     // far more than the limit: the client must stop reading when the server refuses,
     // not send it all first
     let total = 128 * MIB;
-    let mut child = client_command(
-        &fx.local(),
-        &server.addr.to_string(),
-        "u",
-        "p",
-        &cert(),
-        &["-c", "put - big.bin"],
-    )
-    .stdin(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let mut child = client_script(&fx.local(), &server.addr.to_string(), "put - big.bin")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let feeder = std::thread::spawn(move || {
         let chunk = vec![7u8; 64 * 1024];
@@ -231,13 +221,10 @@ fn get_into_a_fifo_writes_it_in_place() {
             .unwrap();
         got
     });
-    let out = run(client_command(
+    let out = run(client_script(
         &fx.local(),
         &server.addr.to_string(),
-        "u",
-        "p",
-        &cert(),
-        &["-c", "get f.bin ff"],
+        "get f.bin ff",
     ));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
@@ -259,14 +246,7 @@ fn get_dash_writes_standard_output_byte_exact() {
     fs::write(fx.storage().join("u/f.bin"), &data).unwrap();
     let server = LibServer::start(fx.config());
     let s = server.addr.to_string();
-    let out = run_draining(client_command(
-        &fx.local(),
-        &s,
-        "u",
-        "p",
-        &cert(),
-        &["-c", "get f.bin -"],
-    ));
+    let out = run_draining(client_script(&fx.local(), &s, "get f.bin -"));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_same(&out.stdout, &data, "stdout");
     // the summary is on stderr, out of the data's way
@@ -279,24 +259,10 @@ fn get_dash_writes_standard_output_byte_exact() {
     // through a symlink to the client's own stdout: streamed, the link left alone
     std::os::unix::fs::symlink("/proc/self/fd/1", fx.local().join("out")).unwrap();
     std::os::unix::fs::symlink("/dev/null", fx.local().join("null")).unwrap();
-    let out = run_draining(client_command(
-        &fx.local(),
-        &s,
-        "u",
-        "p",
-        &cert(),
-        &["-c", "get f.bin out"],
-    ));
+    let out = run_draining(client_script(&fx.local(), &s, "get f.bin out"));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_same(&out.stdout, &data, "stdout through a symlink");
-    let out = run_draining(client_command(
-        &fx.local(),
-        &s,
-        "u",
-        "p",
-        &cert(),
-        &["-c", "get f.bin null"],
-    ));
+    let out = run_draining(client_script(&fx.local(), &s, "get f.bin null"));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stderr(&out).starts_with("f.bin -> null: 293.0 KiB in"),
@@ -332,13 +298,10 @@ fn get_never_replaces_a_local_symlink() {
     std::os::unix::fs::symlink("nowhere", local.join("dangling")).unwrap();
     let before = snapshot(&local);
     for name in ["link", "dangling"] {
-        let out = run(client_command(
+        let out = run(client_script(
             &local,
             &server.addr.to_string(),
-            "u",
-            "p",
-            &cert(),
-            &["-c", &format!("get f.bin {name}")],
+            &format!("get f.bin {name}"),
         ));
         assert_eq!(out.status.code(), Some(1), "{name}: {}", stdout(&out));
         assert!(

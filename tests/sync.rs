@@ -7,7 +7,7 @@ mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -48,20 +48,20 @@ impl Env {
         self.fx.local()
     }
 
+    /// `fos-client ARGS` against `server`, in the local directory's parent, with the
+    /// sync state kept in [`Env::state`]; not started yet.
+    fn command(&self, server: &str, args: &[&str]) -> Command {
+        let mut c = client_command(self.fx.dir.path(), server, "u", "p", &cert(), args);
+        c.env("XDG_STATE_HOME", self.state());
+        c
+    }
+
     /// Runs `fos-client -c CMD` in the local directory's parent.
     fn client(&self, cmd: &str, extra: &[&str]) -> Output {
         let mut args: Vec<&str> = extra.to_vec();
         args.extend(["-c", cmd]);
-        let mut c = client_command(
-            self.fx.dir.path(),
-            &self.server.addr.to_string(),
-            "u",
-            "p",
-            &cert(),
-            &args,
-        );
-        c.env("XDG_STATE_HOME", self.state())
-            .env("HOME", self.fx.dir.path());
+        let mut c = self.command(&self.server.addr.to_string(), &args);
+        c.env("HOME", self.fx.dir.path());
         run(c)
     }
 
@@ -744,6 +744,46 @@ fn conflicts_in_every_mode() {
     assert_eq!(copies_after, 1);
 }
 
+/// Runs the sync `spec` through the library, and at the first new directory it
+/// reports lets another client put `theirs` as `remote` (a change made under a sync in
+/// progress). Returns the stats, the changes reported (and the notes, with `notes`),
+/// and whether the other client's put was made.
+fn sync_raced_at_first_dir(
+    env: &Env,
+    spec: &str,
+    theirs: &[u8],
+    remote: &str,
+    notes: bool,
+) -> (fos::sync::Stats, Vec<String>, bool) {
+    let mut n = env.session();
+    let mut other = connect(env.server.addr, "u", "p").unwrap();
+    let file = env.fx.dir.path().join("theirs.txt");
+    fs::write(&file, theirs).unwrap();
+    let mut raced = false;
+    let mut lines = Vec::new();
+    let stats = fos::sync::run(
+        &mut n,
+        "u",
+        &env.opts(spec),
+        &|| false,
+        &mut |ev| match ev {
+            fos::sync::Event::Change(c) => {
+                lines.push(c.to_string());
+                if !raced && matches!(c, fos::sync::Change::NewDir(_)) {
+                    raced = true;
+                    other
+                        .put(&file, remote, fos::client::TransferOpts::default())
+                        .unwrap();
+                }
+            }
+            fos::sync::Event::Note(m) if notes => lines.push(m.to_string()),
+            _ => {}
+        },
+    )
+    .unwrap();
+    (stats, lines, raced)
+}
+
 #[test]
 fn a_file_changed_by_another_client_during_a_push_is_never_overwritten() {
     let env = Env::new("sync-race");
@@ -757,34 +797,13 @@ fn a_file_changed_by_another_client_during_a_push_is_never_overwritten() {
         1_800_000_000,
     );
     fs::create_dir_all(env.local().join("aaa")).unwrap();
-    let mut n = env.session();
-    let mut other = connect(env.server.addr, "u", "p").unwrap();
-    let theirs = env.fx.dir.path().join("theirs.txt");
-    fs::write(&theirs, b"the other client's version").unwrap();
-    let mut raced = false;
-    let mut lines = Vec::new();
-    let stats = fos::sync::run(
-        &mut n,
-        "u",
-        &env.opts("push local /dst"),
-        &|| false,
-        &mut |ev| {
-            if let fos::sync::Event::Change(c) = ev {
-                lines.push(c.to_string());
-                if !raced && matches!(c, fos::sync::Change::NewDir(_)) {
-                    raced = true;
-                    other
-                        .put(
-                            &theirs,
-                            "/dst/victim.txt",
-                            fos::client::TransferOpts::default(),
-                        )
-                        .unwrap();
-                }
-            }
-        },
-    )
-    .unwrap();
+    let (stats, lines, raced) = sync_raced_at_first_dir(
+        &env,
+        "push local /dst",
+        b"the other client's version",
+        "/dst/victim.txt",
+        false,
+    );
     assert!(raced, "{lines:?}");
     assert_eq!(stats.conflicts, 1, "{lines:?}");
     assert!(
@@ -811,32 +830,8 @@ fn two_way_re_plans_a_path_changed_under_it() {
     // this sync updates f.txt on the server; meanwhile another client changes it
     write_at(&env.local().join("f.txt"), b"local v2", 1_800_000_000);
     fs::create_dir_all(env.local().join("aaa")).unwrap();
-    let mut n = env.session();
-    let mut other = connect(env.server.addr, "u", "p").unwrap();
-    let theirs = env.fx.dir.path().join("theirs.txt");
-    fs::write(&theirs, b"remote v2").unwrap();
-    let mut raced = false;
-    let mut lines = Vec::new();
-    let stats = fos::sync::run(
-        &mut n,
-        "u",
-        &env.opts("local /dst"),
-        &|| false,
-        &mut |ev| match ev {
-            fos::sync::Event::Change(c) => {
-                lines.push(c.to_string());
-                if !raced && matches!(c, fos::sync::Change::NewDir(_)) {
-                    raced = true;
-                    other
-                        .put(&theirs, "/dst/f.txt", fos::client::TransferOpts::default())
-                        .unwrap();
-                }
-            }
-            fos::sync::Event::Note(m) => lines.push(m.to_string()),
-            _ => {}
-        },
-    )
-    .unwrap();
+    let (stats, lines, raced) =
+        sync_raced_at_first_dir(&env, "local /dst", b"remote v2", "/dst/f.txt", true);
     assert!(raced);
     // looked at again: now changed on both sides, so a conflict, and nothing lost
     assert!(
@@ -868,16 +863,13 @@ fn a_rerun_after_kill_9_converges_with_nothing_lost() {
         1_700_000_000,
     );
     for direction in ["push local /dst", "pull /dst back"] {
-        let mut cmd = client_command(
-            env.fx.dir.path(),
-            &env.server.addr.to_string(),
-            "u",
-            "p",
-            &cert(),
-            &["-c", &format!("sync {direction}")],
-        );
-        cmd.env("XDG_STATE_HOME", env.state());
-        let mut child = cmd.spawn().unwrap();
+        let mut child = env
+            .command(
+                &env.server.addr.to_string(),
+                &["-c", &format!("sync {direction}")],
+            )
+            .spawn()
+            .unwrap();
         // wait until it is visibly part way, then kill -9 (by its PID)
         let watch = if direction.starts_with("push") {
             env.remote()
@@ -936,16 +928,8 @@ fn sync_is_refused_by_a_python_server_with_the_reason() {
 fn sync_works_in_scripts_on_standard_input() {
     let env = Env::new("sync-script");
     small_tree(&env.local());
-    let mut c = client_command(
-        env.fx.dir.path(),
-        &env.server.addr.to_string(),
-        "u",
-        "p",
-        &cert(),
-        &[],
-    );
-    c.env("XDG_STATE_HOME", env.state())
-        .stdin(std::process::Stdio::piped());
+    let mut c = env.command(&env.server.addr.to_string(), &[]);
+    c.stdin(std::process::Stdio::piped());
     let mut child = c.spawn().unwrap();
     use std::io::Write;
     child
@@ -1013,16 +997,7 @@ fn names_from_a_hostile_server_never_leave_the_local_directory() {
         _ => w.err("invalid", b"no"),
     });
     let before = snapshot(env.fx.dir.path());
-    let mut c = client_command(
-        env.fx.dir.path(),
-        &server.server_arg(),
-        "u",
-        "p",
-        &cert(),
-        &["-c", "sync pull /h local"],
-    );
-    c.env("XDG_STATE_HOME", env.state());
-    let out = run(c);
+    let out = run(env.command(&server.server_arg(), &["-c", "sync pull /h local"]));
     let text = stdout(&out) + &stderr(&out);
     assert!(out.status.success(), "{text}");
     assert_eq!(
@@ -1037,24 +1012,19 @@ fn names_from_a_hostile_server_never_leave_the_local_directory() {
     );
     assert_eq!(fs::read(env.local().join("good")).unwrap(), content);
     assert!(text.contains("ignored a name from the server"), "{text}");
-    // nothing appeared anywhere else beside the local directory
-    let after: Vec<_> = snapshot(env.fx.dir.path())
-        .into_iter()
-        .filter(|(p, _)| {
-            !["local", "state", "storage"]
-                .iter()
-                .any(|d| p.starts_with(d))
-        })
-        .collect();
-    // (the fixture's own server keeps its state in storage/: not this test's business)
-    let before: Vec<_> = before
-        .into_iter()
-        .filter(|(p, _)| {
-            !["local", "state", "storage"]
-                .iter()
-                .any(|d| p.starts_with(d))
-        })
-        .collect();
+    // nothing appeared anywhere else beside the local directory (the fixture's own
+    // server keeps its state in storage/: not this test's business)
+    let elsewhere = |snap: Vec<(PathBuf, String)>| -> Vec<_> {
+        snap.into_iter()
+            .filter(|(p, _)| {
+                !["local", "state", "storage"]
+                    .iter()
+                    .any(|d| p.starts_with(d))
+            })
+            .collect()
+    };
+    let after = elsewhere(snapshot(env.fx.dir.path()));
+    let before = elsewhere(before);
     assert_eq!(after, before);
 }
 
@@ -1084,16 +1054,7 @@ fn a_sync_cut_by_the_network_reconnects_and_finishes() {
                 ..Faults::default()
             },
         );
-        let mut c = client_command(
-            env.fx.dir.path(),
-            &proxy.addr.to_string(),
-            "u",
-            "p",
-            &cert(),
-            &["-c", cmd],
-        );
-        c.env("XDG_STATE_HOME", env.state());
-        let out = run(c);
+        let out = run(env.command(&proxy.addr.to_string(), &["-c", cmd]));
         let text = stdout(&out) + &stderr(&out);
         assert!(out.status.success(), "{cmd}: {text}");
         assert!(

@@ -175,8 +175,7 @@ fn keys(parts: &[&[u8]]) -> Vec<u8> {
 
 #[test]
 fn the_line_editor_moves_cuts_and_recalls() {
-    let fx = Fixture::new("editor");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("editor");
     fs::create_dir_all(fx.dir.path().join("state")).unwrap();
     let mut pty = session(&fx, &server.server_arg(), "xterm");
     pty.ready();
@@ -247,8 +246,7 @@ fn the_line_editor_moves_cuts_and_recalls() {
 
 #[test]
 fn tab_completes_commands_and_remote_and_local_paths() {
-    let fx = Fixture::new("tab");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("tab");
     fs::create_dir_all(fx.dir.path().join("state")).unwrap();
     let root = fx.storage().join("u");
     fs::create_dir_all(root.join("some directory")).unwrap();
@@ -298,8 +296,7 @@ fn tab_completes_commands_and_remote_and_local_paths() {
 
 #[test]
 fn a_dumb_terminal_gets_plain_lines() {
-    let fx = Fixture::new("dumb");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("dumb");
     fs::create_dir_all(fx.dir.path().join("state")).unwrap();
     let mut pty = session(&fx, &server.server_arg(), "dumb");
     pty.wait_until(0, "prompt", |s| s.contains("fos:/> "));

@@ -159,11 +159,7 @@ fn a_server_killed_mid_upload_is_retried_after_restart() {
         let fx = Fixture::new(&format!("killserver{attempt}"));
         let data = content(24 << 20, 13);
         fs::write(fx.local().join("up.bin"), &data).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port("127.0.0.1");
         // a fixed port, so the restarted server is where the client retries
         let spawn = |fx: &Fixture| BinServer::launch(fx, "127.0.0.1", port, None, "", &["-q"]);
         let mut server = spawn(&fx);
@@ -175,10 +171,16 @@ fn a_server_killed_mid_upload_is_retried_after_restart() {
                 ..Faults::default()
             },
         );
-        let child = fos_client(&fx.local(), &proxy.addr.to_string(), "put up.bin")
+        let mut child = fos_client(&fx.local(), &proxy.addr.to_string(), "put up.bin")
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(600));
+        // killed once the upload is under way: a client slow to start (a loaded
+        // machine) would otherwise find the server gone before it had even logged in,
+        // and a failed first connection is not retried
+        let root = fx.storage().join("u");
+        wait_until("the upload to start", Duration::from_secs(30), || {
+            child.try_wait().unwrap().is_some() || partial_bytes(&root) > 4 << 20
+        });
         server.child.kill().unwrap(); // SIGKILL
         server.child.wait().unwrap();
         std::thread::sleep(Duration::from_millis(300));

@@ -21,8 +21,7 @@ fn c(cwd: &std::path::Path, server: &str, cmds: &str) -> std::process::Output {
 
 #[test]
 fn transfer_summaries_go_to_stderr_and_stdout_keeps_command_output() {
-    let fx = Fixture::new("ux-summary");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("ux-summary");
     fs::write(fx.local().join("f.txt"), "data").unwrap();
     let out = c(
         &fx.local(),
@@ -45,8 +44,7 @@ fn transfer_summaries_go_to_stderr_and_stdout_keeps_command_output() {
 
 #[test]
 fn help_is_ordered_aligned_within_80_columns_and_knows_quit() {
-    let fx = Fixture::new("ux-help");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("ux-help");
     let out = c(&fx.local(), &server.server_arg(), "help");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
@@ -123,27 +121,9 @@ fn localhost_reaches_a_server_on_either_loopback_address() {
 #[test]
 fn discovery_connects_to_the_one_trusted_server_and_never_offers_an_untrusted_one() {
     let fx = Fixture::new("ux-disc");
-    let greet = TcpListener::bind("127.0.0.2:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _ours = BinServer::launch(
-        &fx,
-        "127.0.0.2",
-        0,
-        Some(greet),
-        "",
-        &["-q", "--name", "ours"],
-    );
-    let _other = BinServer::launch(
-        &fx,
-        "127.0.0.3",
-        0,
-        Some(greet),
-        "other-",
-        &["-q", "--name", "impostor"],
-    );
+    let greet = free_port("127.0.0.2");
+    let _ours = discoverable(&fx, "127.0.0.2", greet, "", "ours");
+    let _other = discoverable(&fx, "127.0.0.3", greet, "other-", "impostor");
     let scan = [
         "--scan",
         "127.0.0.1-4",
@@ -177,8 +157,7 @@ fn discovery_connects_to_the_one_trusted_server_and_never_offers_an_untrusted_on
 
 #[test]
 fn backslashes_escape_spaces_as_in_a_shell() {
-    let fx = Fixture::new("ux-backslash");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("ux-backslash");
     fs::create_dir_all(fx.storage().join("u/docs")).unwrap();
     fs::write(fx.storage().join("u/docs/my file.txt"), "spaced").unwrap();
     let out = client(
@@ -236,39 +215,24 @@ fn on_a_terminal_in(
     args: &str,
     keys: &[&[u8]],
 ) -> (Option<i32>, String) {
-    use std::process::{Command, Stdio};
     // `exec`: no shell stays between `script` and the client
     let command = format!(
         "stty cols 80 rows 24; exec {} {args}",
         env!("CARGO_BIN_EXE_fos-client")
     );
-    let mut child = Command::new("script")
-        .args(["-qfec", &command, "/dev/null"])
-        .current_dir(cwd)
-        .env("XDG_STATE_HOME", state)
-        .env("XDG_CONFIG_HOME", state)
-        .env("HOME", state)
-        .env("FOS_PASSWORD", "p")
-        .env("NO_COLOR", "1")
-        .env("TERM", "xterm")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script (util-linux) runs; make test installs it");
-    let mut stdin = child.stdin.take().unwrap();
-    let screen = PipeWatch::new(child.stdout.take().unwrap());
-    type_keys(&mut child, &mut stdin, &screen, keys);
-    drop(stdin);
-    let mut out = wait_with_deadline(child, std::time::Duration::from_secs(20));
-    out.stdout = screen.finish();
-    (out.status.code(), stdout(&out))
+    let state = state.as_os_str();
+    let env = [
+        ("XDG_STATE_HOME", state),
+        ("XDG_CONFIG_HOME", state),
+        ("HOME", state),
+        ("TERM", std::ffi::OsStr::new("xterm")),
+    ];
+    on_a_pty(&command, Some(cwd), &env, keys)
 }
 
 #[test]
 fn errors_name_the_command_the_path_and_where_in_the_script() {
-    let fx = Fixture::new("ux-errors");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("ux-errors");
     let s = server.server_arg();
     let local = fx.local();
     let root = fx.storage().join("u");
@@ -339,8 +303,7 @@ fn errors_name_the_command_the_path_and_where_in_the_script() {
 
 #[test]
 fn a_local_write_failure_says_local_and_never_shows_the_partial_name() {
-    let fx = Fixture::new("ux-efbig");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("ux-efbig");
     fs::create_dir_all(fx.storage().join("u")).unwrap();
     fs::write(fx.storage().join("u/big.bin"), content(1 << 20, 3)).unwrap();
     // a file size limit of 64 KiB (dash counts 512-byte blocks): writes past it fail
@@ -374,8 +337,7 @@ fn a_local_write_failure_says_local_and_never_shows_the_partial_name() {
 
 #[test]
 fn unknown_flags_are_refused_and_mkdir_p_rm_f_work_as_in_a_shell() {
-    let fx = Fixture::new("ux-flags");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("ux-flags");
     let s = server.server_arg();
     let local = fx.local();
     let root = fx.storage().join("u");
@@ -421,8 +383,7 @@ fn unknown_flags_are_refused_and_mkdir_p_rm_f_work_as_in_a_shell() {
 
 #[test]
 fn on_a_terminal_rm_r_of_a_missing_path_fails_without_asking() {
-    let fx = Fixture::new("ux-rmr");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("ux-rmr");
     fs::create_dir_all(fx.storage().join("u/keep")).unwrap();
     let (code, screen) = on_a_terminal(
         &fx.local(),
@@ -444,8 +405,7 @@ fn on_a_terminal_rm_r_of_a_missing_path_fails_without_asking() {
 
 #[test]
 fn no_clobber_trees_skip_existing_files_and_count_them() {
-    let fx = Fixture::new("ux-nr");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("ux-nr");
     let s = server.server_arg();
     let local = fx.local();
     let root = fx.storage().join("u");
@@ -515,8 +475,7 @@ fn unpinned(
 
 #[test]
 fn without_cert_the_pin_is_looked_for_in_certs_then_the_config_directory() {
-    let fx = Fixture::new("ux-pin");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("ux-pin");
     let s = server.server_arg();
     let (cwd, conf, home) = (
         fx.dir.path().join("elsewhere"),
@@ -555,8 +514,7 @@ fn without_cert_the_pin_is_looked_for_in_certs_then_the_config_directory() {
 
 #[test]
 fn with_no_pin_an_unknown_server_is_exit_3_in_scripts_and_a_changed_one_is_refused() {
-    let fx = Fixture::new("ux-tofu");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("ux-tofu");
     let s = server.server_arg();
     let (cwd, conf) = (fx.dir.path().join("cwd"), fx.dir.path().join("conf"));
     fs::create_dir_all(&cwd).unwrap();
@@ -598,8 +556,7 @@ fn with_no_pin_an_unknown_server_is_exit_3_in_scripts_and_a_changed_one_is_refus
 
 #[test]
 fn on_a_terminal_an_unknown_server_shows_its_fingerprint_and_is_trusted_on_yes() {
-    let fx = Fixture::new("ux-tofu-pty");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("ux-tofu-pty");
     let args = format!("--server {} --user u", server.server_arg());
     let fp = fingerprint("cert.pem");
     // no: nothing is recorded, exit 3
@@ -643,8 +600,7 @@ fn a_known_servers_pin_is_checked_in_the_handshake_too() {
 
 #[test]
 fn bang_runs_a_local_command_and_never_eats_a_script() {
-    let fx = Fixture::new("ux-bang");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("ux-bang");
     let s = server.server_arg();
     let out = c(
         &fx.local(),
@@ -703,8 +659,7 @@ fn df_and_quota_errors_speak_human_units() {
 
 #[test]
 fn ls_h_names_with_control_characters_and_the_cat_marker() {
-    let fx = Fixture::new("ux-ls");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("ux-ls");
     let s = server.server_arg();
     let root = fx.storage().join("u");
     fs::create_dir_all(&root).unwrap();
@@ -749,8 +704,7 @@ fn ls_h_names_with_control_characters_and_the_cat_marker() {
 
 #[test]
 fn on_a_terminal_ls_prints_columns_and_cat_ends_with_its_marker() {
-    let fx = Fixture::new("ux-cols");
-    let server = BinServer::start(&fx, &["-q"]);
+    let (fx, server) = quiet_server("ux-cols");
     let root = fx.storage().join("u");
     fs::create_dir_all(&root).unwrap();
     for n in ["alpha", "beta", "gamma", "delta", "epsilon"] {

@@ -72,6 +72,28 @@ struct Progress {
     bytes_done: u64,
 }
 
+/// The progress callback of one file's content (`size` bytes in all): for a file of
+/// [`BIG`] bytes or more, at most every 100 ms, an [`Event::Progress`] that counts the
+/// bytes moved so far on top of `base`.
+fn content_progress<'s>(
+    sink: &'s mut dyn FnMut(Event<'_>),
+    base: Progress,
+    size: u64,
+) -> impl FnMut(u64) + 's {
+    let mut last = Instant::now();
+    move |b| {
+        if size >= BIG && last.elapsed().as_millis() >= 100 {
+            last = Instant::now();
+            sink(Event::Progress {
+                files_done: base.files_done,
+                files: base.files,
+                bytes_done: base.bytes_done + b,
+                bytes: base.bytes,
+            });
+        }
+    }
+}
+
 /// The executor.
 pub struct Apply<'a> {
     n: &'a mut Native,
@@ -483,25 +505,12 @@ impl<'a> Apply<'a> {
         len: u64,
         ctx: transfer::Sha,
     ) -> Result<(), Error> {
-        let base = self.progress;
-        let sink = &mut *self.sink;
-        let mut last = Instant::now();
         let r = transfer::send(
             self.n.stream(),
             file,
             len,
             ctx,
-            &mut |b| {
-                if len >= BIG && last.elapsed().as_millis() >= 100 {
-                    last = Instant::now();
-                    sink(Event::Progress {
-                        files_done: base.files_done,
-                        files: base.files,
-                        bytes_done: base.bytes_done + b,
-                        bytes: base.bytes,
-                    });
-                }
-            },
+            &mut content_progress(&mut *self.sink, self.progress, len),
             self.cancel,
         );
         match r {
@@ -960,8 +969,6 @@ impl<'a> Apply<'a> {
         let got = {
             use std::io::{Seek, SeekFrom};
             let _ = partial.file().seek(SeekFrom::Start(offset));
-            let sink = &mut *self.sink;
-            let mut last = Instant::now();
             let mut w =
                 crate::writeback::WriteBehind::buffered(partial.file(), offset, size - offset);
             let got = transfer::receive(
@@ -969,17 +976,7 @@ impl<'a> Apply<'a> {
                 &mut w,
                 size - offset,
                 ctx,
-                &mut |b| {
-                    if size >= BIG && last.elapsed().as_millis() >= 100 {
-                        last = Instant::now();
-                        sink(Event::Progress {
-                            files_done: base.files_done,
-                            files: base.files,
-                            bytes_done: base.bytes_done + b,
-                            bytes: base.bytes,
-                        });
-                    }
-                },
+                &mut content_progress(&mut *self.sink, base, size),
                 self.cancel,
             )?;
             io::Write::flush(&mut w).map(|()| got)

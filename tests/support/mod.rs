@@ -3,6 +3,10 @@
 //! binds 127.0.0.1 on OS-chosen ports.
 #![allow(dead_code)] // each test file uses a different subset
 
+mod shared;
+#[allow(unused_imports)] // each test file uses a different subset
+pub use shared::*;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
