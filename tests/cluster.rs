@@ -380,7 +380,7 @@ fn frozen_through_a(
     c: &Cluster,
     mib: usize,
     seed: u8,
-) -> (Node, Node, Vec<u8>, fos::client::native::Tls) {
+) -> (Node, Node, Vec<u8>, fos::client::ClientTls) {
     let a = c.server(0, &["--transfer-timeout", "600"]);
     let b = c.server(1, &[]);
     let data = content(mib * MIB, seed);
