@@ -171,7 +171,7 @@ impl Write for Transport {
 }
 
 /// A TLS stream to a client.
-pub(super) type Tls = StreamOwned<ServerConnection, Transport>;
+pub(super) type ServerTls = StreamOwned<ServerConnection, Transport>;
 
 /// Serves connection `id` to its end. Never panics on network input; every way it
 /// ends is logged.
@@ -241,7 +241,7 @@ pub(super) struct Outcome {
     pub error: Option<String>,
 }
 
-fn handshake(tcp: TcpStream, id: u64, peer: SocketAddr, shared: &Shared) -> io::Result<Tls> {
+fn handshake(tcp: TcpStream, id: u64, peer: SocketAddr, shared: &Shared) -> io::Result<ServerTls> {
     let cfg = &shared.config;
     let now = Instant::now();
     let login_deadline = now + cfg.login_timeout;

@@ -19,7 +19,7 @@ use std::os::unix::fs::FileExt;
 use std::time::Instant;
 
 use super::blockcache;
-use super::conn::Tls;
+use super::conn::ServerTls;
 use super::hashcache;
 use super::session::{Failure, Session};
 use super::syncops::{self, Upload};
@@ -40,7 +40,7 @@ fn refused(code: ErrorCode, msg: &str) -> Failure {
 
 /// `blocks path block-size`.
 pub(super) fn blocks(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     session: &mut Session,
     path: &str,
     block: u64,
@@ -112,7 +112,7 @@ fn open_regular(
 /// SHA-256 (the client builds the new version from them and its old one, and checks
 /// that hash).
 pub(super) fn fetch(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     session: &mut Session,
     path: &str,
     expect: Expect,
@@ -159,7 +159,7 @@ pub(super) fn fetch(
 
 /// `cpatch path size mtime-ns mode block-size expect flags`: the ranges follow at once.
 pub(super) fn patch(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     peer: SocketAddr,
     session: &mut Session,
     up: &Upload<'_>,

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use rustls::{ServerConnection, StreamOwned};
 
 use super::Shared;
-use super::conn::{Outcome, Tls, login};
+use super::conn::{Outcome, ServerTls, login};
 use super::session::{CAT_LIMIT, Failure, Session, describe};
 use crate::ioerror::Whose;
 use crate::log::{Level, escape};
@@ -31,7 +31,7 @@ pub const DATA_ACCEPT: Duration = Duration::from_secs(5);
 
 /// Serves a Python client: mode word, login, then commands.
 pub(super) fn serve(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     peer: SocketAddr,
     shared: &Arc<Shared>,
     busy: &AtomicBool,
@@ -44,7 +44,7 @@ pub(super) fn serve(
 }
 
 fn run(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     peer: SocketAddr,
     shared: &Arc<Shared>,
     busy: &AtomicBool,
@@ -112,7 +112,7 @@ fn run(
 
 /// Runs one command; `Ok(false)` on `exit`.
 fn command(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     peer: SocketAddr,
     session: &mut Session,
     text: &str,
@@ -217,13 +217,13 @@ fn truncate(mut s: String) -> String {
 /// The one-shot data connection of a legacy get/put: a listener on the session's own
 /// local address; it accepts one TLS connection from the peer's address within
 /// [`DATA_ACCEPT`]. Connections from anyone else are closed unanswered.
-fn data_listener(stream: &Tls) -> io::Result<TcpListener> {
+fn data_listener(stream: &ServerTls) -> io::Result<TcpListener> {
     let local = stream.sock.tcp().local_addr()?;
     TcpListener::bind(SocketAddr::new(local.ip(), 0))
 }
 
 /// Opens the data port and tells the client its number (`<port>\n`).
-fn offer_data_port(stream: &mut Tls) -> io::Result<TcpListener> {
+fn offer_data_port(stream: &mut ServerTls) -> io::Result<TcpListener> {
     let listener = data_listener(stream)?;
     send_record(
         stream,
@@ -275,7 +275,7 @@ fn accept_data(
     Ok(StreamOwned::new(conn, tcp))
 }
 
-fn get(stream: &mut Tls, peer: SocketAddr, session: &Session, path: &str) -> io::Result<String> {
+fn get(stream: &mut ServerTls, peer: SocketAddr, session: &Session, path: &str) -> io::Result<String> {
     let (mut file, st) = match session.open_read(path) {
         Ok(f) => f,
         // an error instead of a port: the Python client then creates no local file
@@ -326,7 +326,7 @@ fn get(stream: &mut Tls, peer: SocketAddr, session: &Session, path: &str) -> io:
     })
 }
 
-fn put(stream: &mut Tls, peer: SocketAddr, session: &Session, path: &str) -> io::Result<String> {
+fn put(stream: &mut ServerTls, peer: SocketAddr, session: &Session, path: &str) -> io::Result<String> {
     let (target, mut partial) = match session.begin_put(path, None, false, false) {
         Ok(p) => p,
         Err(f) => return Ok(red(&format!("put: {}", describe(&f).1))),

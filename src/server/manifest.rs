@@ -12,7 +12,7 @@
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 
-use super::conn::Tls;
+use super::conn::ServerTls;
 use super::hashcache::{self, HashCache, Record};
 use super::session::{Failure, Session, describe};
 use crate::protocol::frame::{Kind, encode_fields, write_frame};
@@ -45,7 +45,7 @@ impl From<io::Error> for Stop {
 }
 
 struct Walk<'a> {
-    out: &'a mut Tls,
+    out: &'a mut ServerTls,
     batch: Vec<Vec<u8>>,
     batch_bytes: usize,
     count: usize,
@@ -59,7 +59,7 @@ struct Walk<'a> {
 
 /// Serves `manifest path flags`.
 pub(super) fn serve(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     session: &mut Session,
     arg: &str,
     hashes: Hashes,
@@ -119,7 +119,7 @@ pub(super) fn serve(
     }
 }
 
-fn refuse(stream: &mut Tls, f: &Failure) -> Result<(), protocol::Error> {
+fn refuse(stream: &mut ServerTls, f: &Failure) -> Result<(), protocol::Error> {
     let (code, msg) = describe(f);
     let fields: [&[u8]; 2] = [code.as_str().as_bytes(), msg.as_bytes()];
     write_frame(stream, Kind::Error, &encode_fields(&fields))?;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use super::Shared;
-use super::conn::{Outcome, Refusal, Tls, Watch, login};
+use super::conn::{Outcome, Refusal, ServerTls, Watch, login};
 use super::session::{Failure, Metered, Session, describe};
 use crate::log::{Level, escape};
 use crate::protocol::command::hex;
@@ -23,16 +23,16 @@ use crate::writeback::{ReadBehind, WriteBehind};
 /// Entries per `List` frame (each is well under 300 bytes, so frames stay small).
 const LIST_BATCH: usize = 512;
 
-fn send(stream: &mut Tls, kind: Kind, fields: &[&[u8]]) -> io::Result<()> {
+fn send(stream: &mut ServerTls, kind: Kind, fields: &[&[u8]]) -> io::Result<()> {
     write_frame(stream, kind, &encode_fields(fields))?;
     stream.flush()
 }
 
-fn send_ok(stream: &mut Tls, fields: &[&[u8]]) -> io::Result<()> {
+fn send_ok(stream: &mut ServerTls, fields: &[&[u8]]) -> io::Result<()> {
     send(stream, Kind::Ok, fields)
 }
 
-fn send_err(stream: &mut Tls, code: ErrorCode, msg: &str) -> io::Result<()> {
+fn send_err(stream: &mut ServerTls, code: ErrorCode, msg: &str) -> io::Result<()> {
     send(
         stream,
         Kind::Error,
@@ -43,7 +43,7 @@ fn send_err(stream: &mut Tls, code: ErrorCode, msg: &str) -> io::Result<()> {
 /// Serves a native session until the client leaves, fails, idles out or the server
 /// shuts down.
 pub(super) fn serve(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     peer: SocketAddr,
     shared: &Arc<Shared>,
     busy: &AtomicBool,
@@ -60,7 +60,7 @@ pub(super) fn serve(
 }
 
 fn run(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     peer: SocketAddr,
     shared: &Arc<Shared>,
     busy: &AtomicBool,
@@ -108,7 +108,7 @@ fn run(
     }
 }
 
-fn hello(stream: &mut Tls, shared: &Shared, buf: &mut Vec<u8>) -> Result<(), protocol::Error> {
+fn hello(stream: &mut ServerTls, shared: &Shared, buf: &mut Vec<u8>) -> Result<(), protocol::Error> {
     let kind = read_frame_within(stream, buf, MAX_PRELOGIN_PAYLOAD)?;
     let fields = decode_fields(buf)?;
     let version = match (kind, &fields[..]) {
@@ -168,7 +168,7 @@ fn log(
 
 /// Handles one request; `Ok(false)` ends the session.
 fn dispatch(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     peer: SocketAddr,
     shared: &Arc<Shared>,
     slot: &mut Option<Session>,
@@ -335,7 +335,7 @@ fn discover_reply(shared: &Shared) -> Reply {
     Reply::Fields(vec![
         shared.config.name.clone().into_bytes(),
         protocol::VERSION.to_string().into_bytes(),
-        shared.data_port.to_string().into_bytes(),
+        shared.session_port.to_string().into_bytes(),
         shared
             .config
             .cluster
@@ -346,7 +346,7 @@ fn discover_reply(shared: &Shared) -> Reply {
 }
 
 /// `Ok` then the entries in `List` batches, then an empty `List`.
-fn send_list(stream: &mut Tls, entries: &[crate::protocol::Entry], modes: bool) -> io::Result<()> {
+fn send_list(stream: &mut ServerTls, entries: &[crate::protocol::Entry], modes: bool) -> io::Result<()> {
     write_frame(stream, Kind::Ok, &encode_fields::<&[u8]>(&[]))?;
     for batch in entries.chunks(LIST_BATCH) {
         let fields: Vec<Vec<u8>> = batch
@@ -363,7 +363,7 @@ fn send_list(stream: &mut Tls, entries: &[crate::protocol::Entry], modes: bool) 
 }
 
 fn reply_failure(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     peer: SocketAddr,
     session: Option<&Session>,
     f: &Failure,
@@ -423,7 +423,7 @@ fn describe_request(req: &Request) -> String {
 }
 
 fn before_login(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     peer: SocketAddr,
     shared: &Arc<Shared>,
     slot: &mut Option<Session>,
@@ -492,7 +492,7 @@ fn passwd(session: &Session, peer: SocketAddr, old: &str, new: &str) -> Result<(
 }
 
 fn get(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     peer: SocketAddr,
     session: &Session,
     path: &str,
@@ -593,14 +593,14 @@ struct Upload<'a> {
 const SKIP_LIMIT: u64 = 64 << 20;
 
 fn put(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     peer: SocketAddr,
     session: &Session,
     up: &Upload<'_>,
 ) -> Result<(), protocol::Error> {
     let log = &session.shared.log;
     let path = up.path;
-    let refuse = |stream: &mut Tls, f: &Failure| -> Result<(), protocol::Error> {
+    let refuse = |stream: &mut ServerTls, f: &Failure| -> Result<(), protocol::Error> {
         let (code, msg) = describe(f);
         log.log(
             Level::Info,
@@ -703,7 +703,7 @@ fn put(
         }
     };
     stream.sock.watch(None)?;
-    let fail = |stream: &mut Tls, code: ErrorCode, msg: &str| -> Result<(), protocol::Error> {
+    let fail = |stream: &mut ServerTls, code: ErrorCode, msg: &str| -> Result<(), protocol::Error> {
         log.log(
             Level::Warn,
             Some(peer),

@@ -8,7 +8,7 @@ use std::io::{self, Read};
 use std::sync::Arc;
 
 use super::Shared;
-use super::uploads::Uploads;
+use super::running::UploadRegistry;
 use crate::ioerror::{Whose, reason};
 use crate::log::human_bytes;
 use crate::protocol::{Entry, EntryKind, ErrorCode};
@@ -441,7 +441,7 @@ impl Session {
         );
         // until the holder lets go (or gives up the partial)
         let settled =
-            Uploads::wait_for(|| match self.sandbox.resume_partial(&target, size, mtime) {
+            UploadRegistry::wait_for(|| match self.sandbox.resume_partial(&target, size, mtime) {
                 Ok(Resume::InUse(_)) => None,
                 other => Some(other),
             });

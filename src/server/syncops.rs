@@ -30,7 +30,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use super::blockcache;
-use super::conn::Tls;
+use super::conn::ServerTls;
 use super::hashcache::{self, HashCache, Record};
 use super::manifest;
 use super::session::{Failure, Session, describe};
@@ -89,7 +89,7 @@ pub(super) fn outcome(r: Result<Vec<Vec<u8>>, Failure>) -> Outcome {
     r.map_err(|f| describe(&f))
 }
 
-fn send_outcome(stream: &mut Tls, o: &Outcome) -> io::Result<()> {
+fn send_outcome(stream: &mut ServerTls, o: &Outcome) -> io::Result<()> {
     match o {
         Ok(fields) => write_frame(stream, Kind::Ok, &encode_fields(fields)),
         Err((code, msg)) => {
@@ -101,7 +101,7 @@ fn send_outcome(stream: &mut Tls, o: &Outcome) -> io::Result<()> {
 
 /// Serves one request of the sync family.
 pub(super) fn handle(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     peer: SocketAddr,
     session: &mut Session,
     req: SyncRequest,
@@ -196,7 +196,7 @@ pub(super) fn handle(
 
 /// Answers now if nothing is held, else queues the answer behind what is.
 pub(super) fn reply(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     session: &mut Session,
     o: Outcome,
 ) -> Result<(), protocol::Error> {
@@ -212,7 +212,7 @@ pub(super) fn reply(
 
 /// Makes every held upload durable and visible (see the module docs) and sends every
 /// held reply, in order. A no-op when nothing is held.
-pub(super) fn flush(stream: &mut Tls, session: &mut Session) -> Result<(), protocol::Error> {
+pub(super) fn flush(stream: &mut ServerTls, session: &mut Session) -> Result<(), protocol::Error> {
     let (sb, state) = session.sync_parts();
     if state.queue.is_empty() {
         return Ok(());
@@ -382,7 +382,7 @@ pub(super) fn finish_partial(partial: &mut Partial, mtime_ns: i64, mode: u32) {
 }
 
 /// Reads and discards the content that follows a refused pipelined upload.
-pub(super) fn drain(stream: &mut Tls, size: u64) -> Result<(), protocol::Error> {
+pub(super) fn drain(stream: &mut ServerTls, size: u64) -> Result<(), protocol::Error> {
     transfer::receive(
         stream,
         &mut io::sink(),
@@ -456,7 +456,7 @@ fn begin_cput(
 
 /// A `cput` whose content follows at once.
 fn put_pipelined(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     peer: SocketAddr,
     session: &mut Session,
     up: &Upload<'_>,
@@ -527,7 +527,7 @@ pub(super) fn commit_now(
 
 /// A resumable `cput`: answered `Ok [offset, prefix]` first, like `put`.
 fn put_resumable(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     peer: SocketAddr,
     session: &mut Session,
     up: &Upload<'_>,
