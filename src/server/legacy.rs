@@ -25,7 +25,7 @@ use super::upload::PutArgs;
 use crate::ioerror::Whose;
 use crate::log::{Level, escape};
 use crate::protocol::legacy::{BLUE, RECORD, RESET, green, read_record, red, send_record};
-use crate::protocol::{self, ErrorCode};
+use crate::protocol::{self, ErrorCode, verbs};
 
 /// How long the one-shot data port waits for its connection.
 pub const DATA_ACCEPT: Duration = Duration::from_secs(5);
@@ -149,17 +149,28 @@ fn handle(
         move |_| Reply::Done(msg)
     }
     let arg = args.first().copied();
+    // the table says which commands the Python tool has, and with how many words
+    if let Some(verb) = verbs::find(cmd)
+        && verb.legacy.is_some()
+        && !verb.legacy_admits(args.len())
+    {
+        return Ok(Reply::Refusal(match (cmd, args) {
+            ("get" | "put", []) => format!("No filename provided for {cmd} command."),
+            _ => format!("{cmd}: wrong number of arguments (names with spaces need a fos client)"),
+        }));
+    }
     match (cmd, args) {
         ("exit", _) => Ok(Reply::Exit),
-        ("ls", [] | [_]) => session
+        ("help", _) => Ok(Reply::Text("commands: ls [dir], cat file, get file, put file, rm file, mkdir dir, rmdir dir, cd [dir], pwd, exit\n".into())),
+        ("ls", _) => session
             .ls(arg)
             .map(|entries| Reply::Text(ls_reply(entries.iter().map(|e| e.name.as_str())))),
         ("cat", [path]) => session.cat(path).and_then(|c| cat_text(&c.head, c.size)),
-        ("cd", [] | [_]) => Ok(match session.cd(arg) {
+        ("cd", _) => Ok(match session.cd(arg) {
             Ok(_) => Reply::Done("Directory changed successfully"),
             Err(_) => Reply::Refusal("Directory does not exist".into()),
         }),
-        ("pwd", []) => Ok(Reply::Text(format!("{}\n", session.pwd()))),
+        ("pwd", _) => Ok(Reply::Text(format!("{}\n", session.pwd()))),
         ("mkdir", [path]) => session
             .mkdir(path)
             .map(done("Directory created successfully")),
@@ -169,17 +180,8 @@ fn handle(
         ("rm", [path]) => session
             .rm(path, false)
             .map(done("File deleted successfully")),
-        ("get" | "put", []) => Ok(Reply::Refusal(format!(
-            "No filename provided for {cmd} command."
-        ))),
         ("get", [path]) => get(stream, session, path),
         ("put", [path]) => put(stream, session, path),
-        ("help", _) => Ok(Reply::Text("commands: ls [dir], cat file, get file, put file, rm file, mkdir dir, rmdir dir, cd [dir], pwd, exit\n".into())),
-        ("ls" | "cat" | "cd" | "pwd" | "mkdir" | "rmdir" | "rm" | "get" | "put", _) => {
-            Ok(Reply::Refusal(format!(
-                "{cmd}: wrong number of arguments (names with spaces need a fos client)"
-            )))
-        }
         _ => Ok(Reply::Refusal("Unknown command".into())),
     }
 }

@@ -16,7 +16,7 @@ use crate::protocol::frame::{
     Kind, MAX_PAYLOAD, MAX_PRELOGIN_PAYLOAD, decode_fields, encode_fields, read_frame_within,
     write_frame,
 };
-use crate::protocol::{self, ErrorCode, Request};
+use crate::protocol::{self, ErrorCode, Request, verbs};
 use crate::transfer;
 
 /// Entries per `List` frame (each is well under 300 bytes, so frames stay small).
@@ -417,7 +417,7 @@ fn describe_request(req: &Request) -> String {
     }
 }
 
-/// Before login: `login`, `discover` and `bye`; anything else is refused.
+/// Before login: only the verbs the table lets in (`login`, `discover`, `bye`).
 fn before_login(
     stream: &mut ServerTls,
     peer: SocketAddr,
@@ -425,6 +425,10 @@ fn before_login(
     slot: &mut Option<Session>,
     req: Request,
 ) -> Result<Reply, Error> {
+    let log_in_first = || Error::Refused(ErrorCode::Invalid, "log in first".into());
+    if verbs::find(req.verb()).is_none_or(|v| v.login) {
+        return Err(log_in_first());
+    }
     match req {
         Request::Login { user, password } => {
             let session = login(shared, &stream.sock, &user, &password)?;
@@ -439,7 +443,7 @@ fn before_login(
             Ok(discover_reply(shared))
         }
         Request::Bye => Ok(Reply::Bye),
-        _ => Err(Error::Refused(ErrorCode::Invalid, "log in first".into())),
+        _ => Err(log_in_first()),
     }
 }
 
