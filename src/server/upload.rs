@@ -346,7 +346,7 @@ impl Upload<'_> {
                 self.partial.keep(false);
                 return aborted("upload abandoned; the partial was discarded");
             }
-            return aborted("upload cancelled by the client; reput resumes it");
+            return aborted("upload cancelled by the client; the partial is kept for a resume");
         };
         // anything but a clean end is not worth resuming
         self.partial.keep(false);
