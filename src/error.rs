@@ -73,8 +73,6 @@ pub enum Error {
     Tls(Box<crate::tls::Error>),
     /// Credentials layer.
     Auth(Box<crate::auth::Error>),
-    /// The server failed to start.
-    Server(Box<crate::server::Error>),
     /// The user cancelled (Ctrl-C during a transfer, Ctrl-D at a prompt).
     Cancelled,
     /// The user pressed Ctrl-C at a prompt.
@@ -144,7 +142,6 @@ impl fmt::Display for Error {
             Error::Protocol(e) => write!(f, "connection: {e}"),
             Error::Tls(e) => write!(f, "{e}"),
             Error::Auth(e) => write!(f, "{e}"),
-            Error::Server(e) => write!(f, "{e}"),
             Error::Cancelled => f.write_str("cancelled"),
             Error::Interrupted => f.write_str("interrupted"),
             Error::Io(e) => f.write_str(&io_text(e)),
@@ -180,12 +177,6 @@ impl From<crate::tls::Error> for Error {
 impl From<crate::auth::Error> for Error {
     fn from(e: crate::auth::Error) -> Self {
         Error::Auth(Box::new(e))
-    }
-}
-
-impl From<crate::server::Error> for Error {
-    fn from(e: crate::server::Error) -> Self {
-        Error::Server(Box::new(e))
     }
 }
 

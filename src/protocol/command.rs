@@ -312,37 +312,28 @@ impl Request {
             .ok_or(Error::BadRequest("empty request".into()))?;
         let verb = std::str::from_utf8(verb).unwrap_or("?");
         let path = |i: usize| text(args[i], "path", MAX_PATH);
-        let arity = |min: usize, max: usize| {
-            if args.len() < min || args.len() > max {
-                Err(Error::BadRequest(format!(
-                    "wrong number of arguments for {verb}"
-                )))
-            } else {
-                Ok(())
-            }
-        };
+        // the table says which verbs there are and how many arguments each takes
+        let row = super::verbs::find(verb).ok_or(Error::BadRequest("unknown command".into()))?;
+        if !row.admits(args.len()) {
+            return Err(Error::BadRequest(format!(
+                "wrong number of arguments for {verb}"
+            )));
+        }
         let req = match verb {
-            "login" => {
-                arity(2, 2)?;
-                Request::Login {
-                    user: text(args[0], "user name", MAX_ARG)?,
-                    password: text(args[1], "password", MAX_ARG)?,
-                }
-            }
-            "pwd" => arity(0, 0).map(|()| Request::Pwd)?,
-            "df" => arity(0, 0).map(|()| Request::Df)?,
-            "discover" => arity(0, 0).map(|()| Request::Discover)?,
-            "bye" => arity(0, 0).map(|()| Request::Bye)?,
-            "cd" => {
-                arity(0, 1)?;
-                Request::Cd(if args.is_empty() {
-                    None
-                } else {
-                    Some(path(0)?)
-                })
-            }
+            "login" => Request::Login {
+                user: text(args[0], "user name", MAX_ARG)?,
+                password: text(args[1], "password", MAX_ARG)?,
+            },
+            "pwd" => Request::Pwd,
+            "df" => Request::Df,
+            "discover" => Request::Discover,
+            "bye" => Request::Bye,
+            "cd" => Request::Cd(if args.is_empty() {
+                None
+            } else {
+                Some(path(0)?)
+            }),
             "ls" => {
-                arity(0, 2)?;
                 let p = match args.first() {
                     None | Some([]) => None,
                     Some(_) => Some(path(0)?),
@@ -353,27 +344,23 @@ impl Request {
                     Some(_) => return Err(Error::BadRequest("unknown ls flag".into())),
                 }
             }
-            "setattr" => {
-                arity(3, 3)?;
-                Request::SetAttr {
-                    path: path(0)?,
-                    mode: match args[1] {
-                        [] => None,
-                        m => Some(octal_mode(m)?),
-                    },
-                    mtime: match args[2] {
-                        [] => None,
-                        t => Some(number(t, "mtime")?),
-                    },
-                }
-            }
-            "stat" => arity(1, 1).and_then(|()| path(0)).map(Request::Stat)?,
-            "cat" => arity(1, 1).and_then(|()| path(0)).map(Request::Cat)?,
-            "mkdir" => arity(1, 1).and_then(|()| path(0)).map(Request::Mkdir)?,
-            "rmdir" => arity(1, 1).and_then(|()| path(0)).map(Request::Rmdir)?,
-            "glob" => arity(1, 1).and_then(|()| path(0)).map(Request::Glob)?,
+            "setattr" => Request::SetAttr {
+                path: path(0)?,
+                mode: match args[1] {
+                    [] => None,
+                    m => Some(octal_mode(m)?),
+                },
+                mtime: match args[2] {
+                    [] => None,
+                    t => Some(number(t, "mtime")?),
+                },
+            },
+            "stat" => Request::Stat(path(0)?),
+            "cat" => Request::Cat(path(0)?),
+            "mkdir" => Request::Mkdir(path(0)?),
+            "rmdir" => Request::Rmdir(path(0)?),
+            "glob" => Request::Glob(path(0)?),
             "get" => {
-                arity(3, 3)?;
                 let offset = number(args[1], "offset")?;
                 let prefix = match args[2] {
                     [] => None,
@@ -413,7 +400,6 @@ impl Request {
                 }
             }
             "put" => {
-                arity(4, 4)?;
                 let flags = args[3];
                 if flags.iter().any(|f| !b"nr".contains(f)) {
                     return Err(Error::BadRequest("unknown put flag".into()));
@@ -439,7 +425,6 @@ impl Request {
                 }
             }
             "rm" => {
-                arity(1, 2)?;
                 let recursive = match args.get(1).copied() {
                     None | Some(b"") => false,
                     Some(b"r") => true,
@@ -450,20 +435,14 @@ impl Request {
                     recursive,
                 }
             }
-            "mv" => {
-                arity(2, 2)?;
-                Request::Mv {
-                    from: path(0)?,
-                    to: path(1)?,
-                }
-            }
-            "passwd" => {
-                arity(2, 2)?;
-                Request::Passwd {
-                    old: text(args[0], "password", MAX_ARG)?,
-                    new: text(args[1], "password", MAX_ARG)?,
-                }
-            }
+            "mv" => Request::Mv {
+                from: path(0)?,
+                to: path(1)?,
+            },
+            "passwd" => Request::Passwd {
+                old: text(args[0], "password", MAX_ARG)?,
+                new: text(args[1], "password", MAX_ARG)?,
+            },
             v => match super::sync::SyncRequest::decode(v, args)? {
                 Some(s) => Request::Sync(s),
                 None => return Err(Error::BadRequest("unknown command".into())),

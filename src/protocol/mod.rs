@@ -8,9 +8,11 @@ pub mod command;
 pub mod frame;
 pub mod legacy;
 pub mod sync;
+pub mod verbs;
 
 pub use command::{Entry, EntryKind, ErrorCode, Request};
 pub use frame::{Error, Kind};
+pub use verbs::{VERBS, Verb};
 
 /// The ALPN protocol name a fos client offers and a fos server selects.
 pub const ALPN: &[u8] = b"fos/1";

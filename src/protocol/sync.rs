@@ -265,15 +265,15 @@ impl SyncRequest {
     /// Parses the arguments of a sync verb; `Ok(None)` if `verb` is not one.
     pub fn decode(verb: &str, args: &[&[u8]]) -> Result<Option<SyncRequest>, Error> {
         let path = |i: usize| text(args[i], "path", MAX_PATH);
-        let arity = |n: usize| {
-            if args.len() != n {
-                Err(Error::BadRequest(format!(
-                    "wrong number of arguments for {verb}"
-                )))
-            } else {
-                Ok(())
-            }
+        // the table says how many arguments each verb takes
+        let Some(row) = super::verbs::find(verb) else {
+            return Ok(None);
         };
+        if !row.admits(args.len()) {
+            return Err(Error::BadRequest(format!(
+                "wrong number of arguments for {verb}"
+            )));
+        }
         let mode = |f: &[u8]| {
             std::str::from_utf8(f)
                 .ok()
@@ -289,7 +289,6 @@ impl SyncRequest {
         };
         let req = match verb {
             "manifest" => {
-                arity(2)?;
                 let hashes = match args[1] {
                     b"" => Hashes::None,
                     b"c" => Hashes::Cached,
@@ -302,7 +301,6 @@ impl SyncRequest {
                 }
             }
             "cput" => {
-                arity(6)?;
                 let (resume, no_fsync) = put_flags(args[5], b"rf")?;
                 SyncRequest::Put {
                     path: path(0)?,
@@ -314,26 +312,19 @@ impl SyncRequest {
                     no_fsync,
                 }
             }
-            "crm" => {
-                arity(2)?;
-                SyncRequest::Rm {
-                    path: path(0)?,
-                    expect: Expect::decode(args[1])?,
-                }
-            }
-            "cmv" => {
-                arity(3)?;
-                SyncRequest::Mv {
-                    from: path(0)?,
-                    to: path(1)?,
-                    expect: Expect::decode(args[2])?,
-                }
-            }
-            "cmkdir" => arity(1).and_then(|()| path(0)).map(SyncRequest::Mkdir)?,
-            "crmdir" => arity(1).and_then(|()| path(0)).map(SyncRequest::Rmdir)?,
-            "cflush" => arity(0).map(|()| SyncRequest::Flush)?,
+            "crm" => SyncRequest::Rm {
+                path: path(0)?,
+                expect: Expect::decode(args[1])?,
+            },
+            "cmv" => SyncRequest::Mv {
+                from: path(0)?,
+                to: path(1)?,
+                expect: Expect::decode(args[2])?,
+            },
+            "cmkdir" => SyncRequest::Mkdir(path(0)?),
+            "crmdir" => SyncRequest::Rmdir(path(0)?),
+            "cflush" => SyncRequest::Flush,
             "blocks" => {
-                arity(2)?;
                 let block = number(args[1], "block size")?;
                 if !block_size_ok(block) {
                     return Err(Error::BadRequest("unsupported block size".into()));
@@ -344,7 +335,6 @@ impl SyncRequest {
                 }
             }
             "cpatch" => {
-                arity(7)?;
                 let (_, no_fsync) = put_flags(args[6], b"f")?;
                 let block = number(args[4], "block size")?;
                 if !block_size_ok(block) {
@@ -361,7 +351,6 @@ impl SyncRequest {
                 }
             }
             "fetch" => {
-                arity(4)?;
                 let block = number(args[2], "block size")?;
                 if !block_size_ok(block)
                     || !args[3].len().is_multiple_of(4)

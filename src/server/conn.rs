@@ -13,7 +13,7 @@ use rustls::{ServerConnection, StreamOwned};
 
 use super::Shared;
 use super::limits::Lockout;
-use super::session::{Failure, Session, describe};
+use super::session::{Error, Session};
 use crate::auth;
 use crate::log::{Level, escape};
 use crate::protocol::ErrorCode;
@@ -171,7 +171,7 @@ impl Write for Transport {
 }
 
 /// A TLS stream to a client.
-pub(super) type Tls = StreamOwned<ServerConnection, Transport>;
+pub(super) type ServerTls = StreamOwned<ServerConnection, Transport>;
 
 /// Serves connection `id` to its end. Never panics on network input; every way it
 /// ends is logged.
@@ -241,7 +241,7 @@ pub(super) struct Outcome {
     pub error: Option<String>,
 }
 
-fn handshake(tcp: TcpStream, id: u64, peer: SocketAddr, shared: &Shared) -> io::Result<Tls> {
+fn handshake(tcp: TcpStream, id: u64, peer: SocketAddr, shared: &Shared) -> io::Result<ServerTls> {
     let cfg = &shared.config;
     let now = Instant::now();
     let login_deadline = now + cfg.login_timeout;
@@ -253,19 +253,6 @@ fn handshake(tcp: TcpStream, id: u64, peer: SocketAddr, shared: &Shared) -> io::
     Ok(StreamOwned::new(conn, transport))
 }
 
-/// Why a login was refused.
-#[derive(Debug)]
-pub(super) enum Refusal {
-    /// Wrong user or password.
-    Invalid,
-    /// Locked out for this long.
-    Throttled(Duration),
-    /// Session limits reached.
-    Busy,
-    /// The user's storage could not be opened.
-    Storage,
-}
-
 /// The login check both protocols use: lock-out, limits, password (with at most one
 /// check per core at once), then the user's storage. The throttle counts the check
 /// before the password is verified, so parallel guesses cannot pass the limit; the
@@ -275,7 +262,7 @@ pub(super) fn login(
     sock: &Transport,
     user: &str,
     password: &str,
-) -> Result<Session, Refusal> {
+) -> Result<Session, Error> {
     let log = &shared.log;
     let peer = sock.peer;
     let shown = escape(user);
@@ -295,12 +282,12 @@ pub(super) fn login(
                     left.as_secs() + 1
                 ),
             );
-            return Err(Refusal::Throttled(left));
+            return Err(Error::Throttled(left));
         }
     };
     let busy = |(all, from_ip): (usize, usize)| {
         log.log(Level::Warn, Some(peer), None, format_args!("login refused for {shown:?}: server busy ({all} sessions, {from_ip} from this address)"));
-        Refusal::Busy
+        Error::Busy
     };
     // a full server spends no password check (the attempt is dropped uncounted)
     let (all, from_ip) = shared.sessions(peer.ip());
@@ -321,11 +308,11 @@ pub(super) fn login(
         if let Some(lockout) = attempt.failed() {
             log_lockout(shared, peer, &shown, lockout);
         }
-        return Err(Refusal::Invalid);
+        return Err(Error::BadCredentials);
     }
     attempt.succeeded();
     shared.promote(sock.id).map_err(busy)?;
-    match Session::open(Arc::clone(shared), user) {
+    match Session::open(Arc::clone(shared), user, peer) {
         Ok(s) => {
             log.log(
                 Level::Info,
@@ -335,18 +322,14 @@ pub(super) fn login(
             );
             Ok(s)
         }
-        Err(f) => {
-            let detail = match &f {
-                Failure::Sandbox(e) => e.to_string(),
-                other => describe(other).1,
-            };
+        Err(e) => {
             log.log(
                 Level::Error,
                 Some(peer),
                 Some(user),
-                format_args!("cannot open storage: {detail}"),
+                format_args!("cannot open storage: {e}"),
             );
-            Err(Refusal::Storage)
+            Err(Error::Storage)
         }
     }
 }
@@ -377,7 +360,7 @@ pub(super) fn change_password(
     user: &str,
     old: &str,
     new: &str,
-) -> Result<(), Failure> {
+) -> Result<(), Error> {
     let log = &shared.log;
     let patience = Instant::now() + CHECK_PATIENCE;
     let attempt = shared
@@ -393,7 +376,7 @@ pub(super) fn change_password(
                     left.as_secs() + 1
                 ),
             );
-            Failure::Refused(
+            Error::Refused(
                 ErrorCode::Throttled,
                 format!(
                     "too many wrong passwords; try again in {} s",
@@ -426,7 +409,7 @@ pub(super) fn change_password(
             if let Some(lockout) = attempt.failed() {
                 log_lockout(shared, peer, &escape(user), lockout);
             }
-            Err(Failure::Refused(
+            Err(Error::Refused(
                 ErrorCode::Auth,
                 "the current password is wrong".into(),
             ))
@@ -441,15 +424,15 @@ pub(super) fn change_password(
                 format_args!("passwd: {e}"),
             );
             Err(match e {
-                auth::Error::Io(..) => Failure::Refused(
+                auth::Error::Io(..) => Error::Refused(
                     ErrorCode::Io,
                     "the server could not update its users file".into(),
                 ),
                 auth::Error::BadPassword(_) | auth::Error::BadUsername(_) => {
-                    Failure::Refused(ErrorCode::Invalid, e.to_string())
+                    Error::Refused(ErrorCode::Invalid, e.to_string())
                 }
                 auth::Error::NotRewritable(_) => {
-                    Failure::Refused(ErrorCode::Unsupported, e.to_string())
+                    Error::Refused(ErrorCode::Unsupported, e.to_string())
                 }
             })
         }

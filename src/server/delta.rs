@@ -13,16 +13,15 @@
 
 use std::fs::File;
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::time::Instant;
 
 use super::blockcache;
-use super::conn::Tls;
+use super::conn::ServerTls;
 use super::hashcache;
-use super::session::{Failure, Session};
-use super::syncops::{self, Upload};
+use super::session::{Error, Session};
+use super::syncops::{self, SyncPut};
 use crate::log::{Level, escape};
 use crate::protocol::command::hex;
 use crate::protocol::frame::{Kind, encode_fields, write_frame};
@@ -34,22 +33,22 @@ use crate::transfer;
 /// Most blocks a `blocks` reply lists (its hashes fit one frame).
 const MAX_BLOCKS: u64 = 60_000;
 
-fn refused(code: ErrorCode, msg: &str) -> Failure {
-    Failure::Refused(code, msg.to_string())
+fn refused(code: ErrorCode, msg: &str) -> Error {
+    Error::Refused(code, msg.to_string())
 }
 
 /// `blocks path block-size`.
 pub(super) fn blocks(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     session: &mut Session,
     path: &str,
     block: u64,
 ) -> Result<(), protocol::Error> {
-    let o = syncops::outcome(block_list(session, path, block));
+    let o = block_list(session, path, block);
     syncops::reply(stream, session, o)
 }
 
-fn block_list(session: &mut Session, path: &str, block: u64) -> Result<Vec<Vec<u8>>, Failure> {
+fn block_list(session: &mut Session, path: &str, block: u64) -> Result<Vec<Vec<u8>>, Error> {
     let target = session.path(path)?;
     let (sb, state) = session.sync_parts();
     let (dir, name) = sb.open_parent(&target)?;
@@ -93,7 +92,7 @@ fn block_list(session: &mut Session, path: &str, block: u64) -> Result<Vec<Vec<u
 fn open_regular(
     dir: std::os::fd::BorrowedFd<'_>,
     name: &std::ffi::CStr,
-) -> Result<(File, sys::FileStat), Failure> {
+) -> Result<(File, sys::FileStat), Error> {
     let fd = sys::openat(
         dir,
         name,
@@ -102,7 +101,7 @@ fn open_regular(
     )?;
     let st = sys::lstatat(fd.as_fd(), c"")?;
     if !st.is_file() {
-        return Err(Failure::Sandbox(crate::sandbox::Error::NotRegular));
+        return Err(Error::Sandbox(crate::sandbox::Error::NotRegular));
     }
     sys::set_blocking(fd.as_fd())?;
     Ok((File::from(fd), st))
@@ -112,7 +111,7 @@ fn open_regular(
 /// SHA-256 (the client builds the new version from them and its old one, and checks
 /// that hash).
 pub(super) fn fetch(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     session: &mut Session,
     path: &str,
     expect: Expect,
@@ -145,7 +144,7 @@ pub(super) fn fetch(
     })();
     let (file, st, sha) = match prepared {
         Ok(p) => p,
-        Err(f) => return syncops::reply(stream, session, syncops::outcome(Err(f))),
+        Err(f) => return syncops::reply(stream, session, Err(f)),
     };
     write_frame(
         stream,
@@ -159,10 +158,9 @@ pub(super) fn fetch(
 
 /// `cpatch path size mtime-ns mode block-size expect flags`: the ranges follow at once.
 pub(super) fn patch(
-    stream: &mut Tls,
-    peer: SocketAddr,
+    stream: &mut ServerTls,
     session: &mut Session,
-    up: &Upload<'_>,
+    up: &SyncPut<'_>,
     block: u64,
 ) -> Result<(), protocol::Error> {
     let started = Instant::now();
@@ -181,14 +179,15 @@ pub(super) fn patch(
             open_regular(dir.as_fd(), &name)?
         };
         let secs = up.mtime_ns.div_euclid(1_000_000_000);
-        let (target, partial) = session.begin_put(up.path, Some((up.size, secs)), false, false)?;
+        let (target, partial) =
+            session.start_partial(up.path, Some((up.size, secs)), false, false)?;
         Ok((target, partial, old))
     })();
     let (target, mut partial, old) = match prepared {
         Ok(p) => p,
         Err(f) => {
             transfer::skip(stream, u64::MAX)?;
-            return syncops::reply(stream, session, syncops::outcome(Err(f)));
+            return syncops::reply(stream, session, Err(f));
         }
     };
     // built as it arrives: the client streams the changed blocks in file order
@@ -200,7 +199,7 @@ pub(super) fn patch(
         Ok(file) => crate::delta::apply_stream(stream, &old, &file, up.size)?,
         Err(e) => {
             transfer::skip(stream, u64::MAX)?;
-            return syncops::reply(stream, session, syncops::outcome(Err(Failure::from(e))));
+            return syncops::reply(stream, session, Err(Error::from(e)));
         }
     };
     let changed = applied.changed;
@@ -214,7 +213,7 @@ pub(super) fn patch(
                 "the patch leaves a range the old file does not have",
             ))
         }
-        (Some(crate::delta::RangeError::Write(e)), _, _) => Err(Failure::from(e)),
+        (Some(crate::delta::RangeError::Write(e)), _, _) => Err(Error::from(e)),
         (Some(crate::delta::RangeError::Invalid(why)), _, _) => {
             Err(refused(ErrorCode::Invalid, why))
         }
@@ -230,15 +229,13 @@ pub(super) fn patch(
     };
     let sha = match built {
         Ok(sha) => sha,
-        Err(f) => return syncops::reply(stream, session, syncops::outcome(Err(f))),
+        Err(f) => return syncops::reply(stream, session, Err(f)),
     };
     let blocks = new_block_list(session, &old, &mut partial, &changed, up.size, block);
     drop(old);
     syncops::finish_partial(&mut partial, up.mtime_ns, up.mode);
-    session.shared.log.log(
+    session.log(
         Level::Info,
-        Some(peer),
-        Some(&session.user),
         format_args!(
             "sync patched {:?}: {} bytes in {:.3?}",
             escape(up.path),
@@ -248,7 +245,7 @@ pub(super) fn patch(
     );
     let committed = partial.file().try_clone().ok();
     let held = syncops::held(partial, target, up.expect, sha);
-    let o = syncops::outcome(syncops::commit_now(session, held, up.durable));
+    let o = syncops::commit_now(session, held, up.durable);
     if o.is_ok() {
         let root = session.sandbox().root_fd();
         if let Some(old) = old_stat {

@@ -9,7 +9,7 @@
 //! travels on a one-shot TLS listener on an ephemeral port, as the Python tool does;
 //! it accepts one connection, from the session's peer address, within 5 s.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::sync::Arc;
@@ -19,19 +19,20 @@ use std::time::{Duration, Instant};
 use rustls::{ServerConnection, StreamOwned};
 
 use super::Shared;
-use super::conn::{Outcome, Tls, login};
-use super::session::{CAT_LIMIT, Failure, Session, describe};
+use super::conn::{Outcome, ServerTls, login};
+use super::session::{CAT_LIMIT, Error, Session, describe};
+use super::upload::PutArgs;
 use crate::ioerror::Whose;
 use crate::log::{Level, escape};
 use crate::protocol::legacy::{BLUE, RECORD, RESET, green, read_record, red, send_record};
-use crate::writeback::ReadBehind;
+use crate::protocol::{self, ErrorCode, verbs};
 
 /// How long the one-shot data port waits for its connection.
 pub const DATA_ACCEPT: Duration = Duration::from_secs(5);
 
 /// Serves a Python client: mode word, login, then commands.
 pub(super) fn serve(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     peer: SocketAddr,
     shared: &Arc<Shared>,
     busy: &AtomicBool,
@@ -44,7 +45,7 @@ pub(super) fn serve(
 }
 
 fn run(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     peer: SocketAddr,
     shared: &Arc<Shared>,
     busy: &AtomicBool,
@@ -97,11 +98,13 @@ fn run(
     send_record(stream, b"accept")?;
     while let Some(record) = read_record(stream)? {
         if shared.shutting_down() {
-            return send_record(stream, red("server is shutting down").as_bytes());
+            let bye = Reply::Refusal("server is shutting down".into());
+            reply(stream, &session, "", Ok(bye))?;
+            return Ok(());
         }
         busy.store(true, Ordering::SeqCst);
         let text = String::from_utf8_lossy(&record).into_owned();
-        let keep_going = command(stream, peer, &mut session, &text);
+        let keep_going = command(stream, &mut session, &text);
         busy.store(false, Ordering::SeqCst);
         if !keep_going? {
             break;
@@ -110,55 +113,113 @@ fn run(
     Ok(())
 }
 
+/// A legacy reply before it is coloured and sent.
+#[derive(Debug)]
+enum Reply {
+    /// Text as it is: a listing, a file's head, the current directory, help.
+    Text(String),
+    /// A success, in green.
+    Done(&'static str),
+    /// One of the Python tool's own refusals, in red, in its words.
+    Refusal(String),
+    /// `exit`: no reply, the session ends.
+    Exit,
+}
+
 /// Runs one command; `Ok(false)` on `exit`.
-fn command(
-    stream: &mut Tls,
-    peer: SocketAddr,
-    session: &mut Session,
-    text: &str,
-) -> io::Result<bool> {
-    let log = &session.shared.log;
+fn command(stream: &mut ServerTls, session: &mut Session, text: &str) -> io::Result<bool> {
     let parts: Vec<&str> = text.split_whitespace().collect();
     let Some((&cmd, args)) = parts.split_first() else {
-        send_record(stream, red("No command provided.").as_bytes())?;
-        return Ok(true);
+        let none = Reply::Refusal("No command provided.".into());
+        return reply(stream, session, "", Ok(none));
     };
-    log.log(
-        Level::Info,
-        Some(peer),
-        Some(&session.user),
-        format_args!("legacy: {}", escape(text.trim())),
-    );
-    let fail = |f: Failure| red(&format!("{cmd}: {}", describe(&f).1));
-    let reply = match (cmd, args) {
-        ("exit", _) => return Ok(false),
-        ("ls", [] | [_]) => match session.ls(args.first().copied()) {
-            Ok(entries) => ls_reply(entries.iter().map(|e| e.name.as_str())),
-            Err(f) => fail(f),
-        },
-        ("cat", [path]) => match session.cat(path) {
-            Ok(cat) => cat_reply(&cat.head, cat.size),
-            Err(f) => fail(f),
-        },
-        ("cd", [] | [_]) => match session.cd(args.first().copied()) {
-            Ok(_) => green("Directory changed successfully"),
-            Err(_) => red("Directory does not exist"),
-        },
-        ("pwd", []) => format!("{}\n", session.pwd()),
-        ("mkdir", [path]) => session.mkdir(path).map_or_else(fail, |()| green("Directory created successfully")),
-        ("rmdir", [path]) => session.rmdir(path).map_or_else(fail, |()| green("Directory deleted successfully")),
-        ("rm", [path]) => session.rm(path, false).map_or_else(fail, |_| green("File deleted successfully")),
-        ("get" | "put", []) => red(&format!("No filename provided for {cmd} command.")),
-        ("get", [path]) => get(stream, peer, session, path)?,
-        ("put", [path]) => put(stream, peer, session, path)?,
-        ("help", _) => "commands: ls [dir], cat file, get file, put file, rm file, mkdir dir, rmdir dir, cd [dir], pwd, exit\n".to_string(),
-        ("ls" | "cat" | "cd" | "pwd" | "mkdir" | "rmdir" | "rm" | "get" | "put", _) => {
-            red(&format!("{cmd}: wrong number of arguments (names with spaces need a fos client)"))
+    session.log(Level::Info, format_args!("legacy: {}", escape(text.trim())));
+    let result = handle(stream, session, cmd, args);
+    reply(stream, session, cmd, result)
+}
+
+/// One command, to its handler.
+fn handle(
+    stream: &mut ServerTls,
+    session: &mut Session,
+    cmd: &str,
+    args: &[&str],
+) -> Result<Reply, Error> {
+    fn done<T>(msg: &'static str) -> impl FnOnce(T) -> Reply {
+        move |_| Reply::Done(msg)
+    }
+    let arg = args.first().copied();
+    // the table says which commands the Python tool has, and with how many words
+    if let Some(verb) = verbs::find(cmd)
+        && verb.legacy.is_some()
+        && !verb.legacy_admits(args.len())
+    {
+        return Ok(Reply::Refusal(match (cmd, args) {
+            ("get" | "put", []) => format!("No filename provided for {cmd} command."),
+            _ => format!("{cmd}: wrong number of arguments (names with spaces need a fos client)"),
+        }));
+    }
+    match (cmd, args) {
+        ("exit", _) => Ok(Reply::Exit),
+        ("help", _) => Ok(Reply::Text("commands: ls [dir], cat file, get file, put file, rm file, mkdir dir, rmdir dir, cd [dir], pwd, exit\n".into())),
+        ("ls", _) => session
+            .ls(arg)
+            .map(|entries| Reply::Text(ls_reply(entries.iter().map(|e| e.name.as_str())))),
+        ("cat", [path]) => session.cat(path).and_then(|c| cat_text(&c.head, c.size)),
+        ("cd", _) => Ok(match session.cd(arg) {
+            Ok(_) => Reply::Done("Directory changed successfully"),
+            Err(_) => Reply::Refusal("Directory does not exist".into()),
+        }),
+        ("pwd", _) => Ok(Reply::Text(format!("{}\n", session.pwd()))),
+        ("mkdir", [path]) => session
+            .mkdir(path)
+            .map(done("Directory created successfully")),
+        ("rmdir", [path]) => session
+            .rmdir(path)
+            .map(done("Directory deleted successfully")),
+        ("rm", [path]) => session
+            .rm(path, false)
+            .map(done("File deleted successfully")),
+        ("get", [path]) => get(stream, session, path),
+        ("put", [path]) => put(stream, session, path),
+        _ => Ok(Reply::Refusal("Unknown command".into())),
+    }
+}
+
+/// Sends the reply to `cmd` in one record (a refusal is logged); `Ok(false)` on
+/// `exit`. A failed connection is an error: the session ends.
+fn reply(
+    stream: &mut ServerTls,
+    session: &Session,
+    cmd: &str,
+    result: Result<Reply, Error>,
+) -> io::Result<bool> {
+    let result = match result {
+        Err(Error::Net(protocol::Error::Io(e))) => return Err(e),
+        Err(Error::Net(e)) => return Err(io::Error::other(e.to_string())),
+        Err(e) => {
+            session.log(Level::Info, format_args!("legacy {cmd} refused: {e}"));
+            Err(e)
         }
-        _ => red("Unknown command"),
+        Ok(r) => Ok(r),
     };
-    send_record(stream, truncate(reply).as_bytes())?;
-    Ok(true)
+    match colour(cmd, &result) {
+        Some(text) => send_record(stream, truncate(text).as_bytes()).map(|()| true),
+        None => Ok(false),
+    }
+}
+
+/// The one place a legacy reply is worded and coloured, as the Python client shows
+/// it: successes in green, refusals in red, a failure as `cmd: what went wrong` in
+/// red (in [`describe`]'s words, never a host path). `None`: no reply (`exit`).
+fn colour(cmd: &str, result: &Result<Reply, Error>) -> Option<String> {
+    Some(match result {
+        Ok(Reply::Text(text)) => text.clone(),
+        Ok(Reply::Done(msg)) => green(msg),
+        Ok(Reply::Refusal(msg)) => red(msg),
+        Ok(Reply::Exit) => return None,
+        Err(e) => red(&format!("{cmd}: {}", describe(e).1)),
+    })
 }
 
 /// Names joined by tabs, or the Python tool's "No files found"; a listing that would
@@ -190,14 +251,18 @@ fn ls_reply<'a>(names: impl Iterator<Item = &'a str>) -> String {
 
 /// The first 1024 bytes as text plus a newline, as the Python tool does; a character
 /// cut at the 1024-byte mark is dropped, and a binary file is said to be one.
-fn cat_reply(head: &[u8], size: u64) -> String {
+fn cat_text(head: &[u8], size: u64) -> Result<Reply, Error> {
     match std::str::from_utf8(head) {
-        Ok(text) => format!("{text}\n"),
+        Ok(text) => Ok(Reply::Text(format!("{text}\n"))),
         // only an incomplete character at the very end: show everything before it
-        Err(e) if e.error_len().is_none() && head.len() == CAT_LIMIT => {
-            format!("{}\n", String::from_utf8_lossy(&head[..e.valid_up_to()]))
-        }
-        Err(_) => red(&format!("cat: binary file ({size} bytes); use get")),
+        Err(e) if e.error_len().is_none() && head.len() == CAT_LIMIT => Ok(Reply::Text(format!(
+            "{}\n",
+            String::from_utf8_lossy(&head[..e.valid_up_to()])
+        ))),
+        Err(_) => Err(Error::Refused(
+            ErrorCode::Invalid,
+            format!("binary file ({size} bytes); use get"),
+        )),
     }
 }
 
@@ -217,13 +282,13 @@ fn truncate(mut s: String) -> String {
 /// The one-shot data connection of a legacy get/put: a listener on the session's own
 /// local address; it accepts one TLS connection from the peer's address within
 /// [`DATA_ACCEPT`]. Connections from anyone else are closed unanswered.
-fn data_listener(stream: &Tls) -> io::Result<TcpListener> {
+fn data_listener(stream: &ServerTls) -> io::Result<TcpListener> {
     let local = stream.sock.tcp().local_addr()?;
     TcpListener::bind(SocketAddr::new(local.ip(), 0))
 }
 
 /// Opens the data port and tells the client its number (`<port>\n`).
-fn offer_data_port(stream: &mut Tls) -> io::Result<TcpListener> {
+fn offer_data_port(stream: &mut ServerTls) -> io::Result<TcpListener> {
     let listener = data_listener(stream)?;
     send_record(
         stream,
@@ -275,18 +340,14 @@ fn accept_data(
     Ok(StreamOwned::new(conn, tcp))
 }
 
-fn get(stream: &mut Tls, peer: SocketAddr, session: &Session, path: &str) -> io::Result<String> {
-    let (mut file, st) = match session.open_read(path) {
-        Ok(f) => f,
-        // an error instead of a port: the Python client then creates no local file
-        Err(f) => return Ok(red(&format!("get: {}", describe(&f).1))),
-    };
-    let listener = offer_data_port(stream)?;
-    let started = Instant::now();
-    let result = (|| -> io::Result<u64> {
-        let mut data = accept_data(listener, peer.ip(), session)?;
-        let mut src = ReadBehind::new(&mut file, 0, st.size);
-        let sent = copy(&mut (&mut src).take(st.size), &mut data)?;
+/// `get file`: the port, then the whole file on the data connection, then the status.
+fn get(stream: &mut ServerTls, session: &Session, path: &str) -> Result<Reply, Error> {
+    // an error instead of a port: the Python client then creates no local file
+    let mut download = session.begin_get(path, 0, None)?;
+    let listener = offer_data_port(stream).map_err(Error::net)?;
+    let sent = (|| -> io::Result<()> {
+        let mut data = accept_data(listener, session.peer.ip(), session)?;
+        download.copy_raw(&mut data)?;
         data.conn.send_close_notify();
         data.flush()?;
         let _ = data.sock.shutdown(std::net::Shutdown::Write);
@@ -294,122 +355,35 @@ fn get(stream: &mut Tls, peer: SocketAddr, session: &Session, path: &str) -> io:
         // after it has read it, so the socket lingers on the server's linger thread
         // (closing it with unread input could reset it and cut the client's last bytes)
         session.shared.linger.close(data.sock);
-        Ok(sent)
+        Ok(())
     })();
-    let log = &session.shared.log;
-    Ok(match result {
-        Ok(n) => {
-            log.log(
-                Level::Info,
-                Some(peer),
-                Some(&session.user),
-                format_args!(
-                    "sent {:?} (legacy): {n} bytes in {:.3?}",
-                    escape(path),
-                    started.elapsed()
-                ),
-            );
-            green("File sent successfully")
-        }
-        Err(e) => {
-            log.log(
-                Level::Warn,
-                Some(peer),
-                Some(&session.user),
-                format_args!("legacy get {:?} failed: {e}", escape(path)),
-            );
-            red(&format!(
-                "get: transfer failed: {}",
-                crate::ioerror::reason(&e, Whose::Link)
-            ))
-        }
-    })
+    sent.map(|()| Reply::Done("File sent successfully"))
+        .map_err(|e| {
+            let why = crate::ioerror::reason(&e, Whose::Link);
+            Error::Refused(ErrorCode::Io, format!("transfer failed: {why}"))
+        })
 }
 
-fn put(stream: &mut Tls, peer: SocketAddr, session: &Session, path: &str) -> io::Result<String> {
-    let (target, mut partial) = match session.begin_put(path, None, false, false) {
-        Ok(p) => p,
-        Err(f) => return Ok(red(&format!("put: {}", describe(&f).1))),
-    };
-    // the legacy protocol announces no size: the limits are checked while writing,
-    // by the same rules as a native stream's
-    let mut meter = match session.meter(&target, &partial) {
-        Ok(m) => m,
-        Err(f) => return Ok(red(&format!("put: {}", describe(&f).1))),
-    };
-    let listener = offer_data_port(stream)?;
-    let started = Instant::now();
-    let cfg = &session.shared.config;
-    let result = (|| -> Result<u64, Failure> {
-        let mut data = accept_data(listener, peer.ip(), session)?;
-        data.sock.set_read_timeout(Some(cfg.idle_timeout))?;
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut total = 0u64;
-        loop {
-            let n = match data.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                // the Python client ends its upload with a bare TCP close
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-                Err(e) => return Err(e.into()),
-            };
-            meter.admit(n as u64)?;
-            total += n as u64;
-            partial.file().write_all(&buf[..n])?;
-        }
-        Ok(total)
-    })();
-    let log = &session.shared.log;
-    Ok(
-        match result.and_then(|n| session.commit(partial, &target, false).map(|()| n)) {
-            Ok(n) => {
-                log.log(
-                    Level::Info,
-                    Some(peer),
-                    Some(&session.user),
-                    format_args!(
-                        "received {:?} (legacy): {n} bytes in {:.3?}",
-                        escape(path),
-                        started.elapsed()
-                    ),
-                );
-                green("File received successfully")
-            }
-            Err(f) => {
-                let msg = describe(&f).1;
-                log.log(
-                    Level::Warn,
-                    Some(peer),
-                    Some(&session.user),
-                    format_args!("legacy put {:?} failed: {f:?}", escape(path)),
-                );
-                red(&format!("put: {msg}"))
-            }
-        },
-    )
-}
-
-/// Copies `src` to `dst` in large writes: each becomes full 16 KiB TLS records rather
-/// than the 8 KiB ones `io::copy`'s buffer would make (twice the records, the syscalls
-/// and the client's decryption calls).
-fn copy(src: &mut impl Read, dst: &mut impl Write) -> io::Result<u64> {
-    let mut buf = vec![0u8; crate::transfer::CHUNK];
-    let mut total = 0u64;
-    loop {
-        let n = match src.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        dst.write_all(&buf[..n])?;
-        total += n as u64;
-    }
+/// `put file`: the port, then the file to the data connection's end, then the status.
+fn put(stream: &mut ServerTls, session: &Session, path: &str) -> Result<Reply, Error> {
+    let mut upload = session.begin_put(&PutArgs::legacy(path))?;
+    let listener = offer_data_port(stream).map_err(Error::net)?;
+    let mut data = accept_data(listener, session.peer.ip(), session)?;
+    data.sock
+        .set_read_timeout(Some(session.shared.config.idle_timeout))?;
+    upload.write_raw(&mut data)?;
+    drop(data);
+    upload.finish()?;
+    Ok(Reply::Done("File received successfully"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cat_reply(head: &[u8], size: u64) -> String {
+        colour("cat", &cat_text(head, size)).unwrap_or_default()
+    }
 
     #[test]
     fn ls_fits_one_record() {

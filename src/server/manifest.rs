@@ -12,9 +12,9 @@
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 
-use super::conn::Tls;
+use super::conn::ServerTls;
 use super::hashcache::{self, HashCache, Record};
-use super::session::{Failure, Session, describe};
+use super::session::{Error, Session, describe};
 use crate::protocol::frame::{Kind, encode_fields, write_frame};
 use crate::protocol::sync::{Hashes, ManifestEntry};
 use crate::protocol::{self, EntryKind, ErrorCode};
@@ -45,7 +45,7 @@ impl From<io::Error> for Stop {
 }
 
 struct Walk<'a> {
-    out: &'a mut Tls,
+    out: &'a mut ServerTls,
     batch: Vec<Vec<u8>>,
     batch_bytes: usize,
     count: usize,
@@ -59,20 +59,20 @@ struct Walk<'a> {
 
 /// Serves `manifest path flags`.
 pub(super) fn serve(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     session: &mut Session,
     arg: &str,
     hashes: Hashes,
 ) -> Result<(), protocol::Error> {
     let start = match session.path(arg) {
         Ok(p) => p,
-        Err(f) => return refuse(stream, &f),
+        Err(e) => return refuse(stream, session, e),
+    };
+    let dir = match session.sandbox().open_dir(&start) {
+        Ok(d) => d,
+        Err(e) => return refuse(stream, session, Error::Sandbox(e)),
     };
     let (sb, state) = session.sync_parts();
-    let dir = match sb.open_dir(&start) {
-        Ok(d) => d,
-        Err(e) => return refuse(stream, &Failure::Sandbox(e)),
-    };
     write_frame(
         stream,
         Kind::Ok,
@@ -110,21 +110,14 @@ pub(super) fn serve(
             Ok(())
         }
         Err(Stop::Net(e)) => Err(e.into()),
-        Err(Stop::Refused(code, msg)) => {
-            let fields: [&[u8]; 2] = [code.as_str().as_bytes(), msg.as_bytes()];
-            write_frame(walk.out, Kind::Error, &encode_fields(&fields))?;
-            walk.out.flush()?;
-            Ok(())
-        }
+        Err(Stop::Refused(code, msg)) => refuse(stream, session, Error::Refused(code, msg)),
     }
 }
 
-fn refuse(stream: &mut Tls, f: &Failure) -> Result<(), protocol::Error> {
-    let (code, msg) = describe(f);
-    let fields: [&[u8]; 2] = [code.as_str().as_bytes(), msg.as_bytes()];
-    write_frame(stream, Kind::Error, &encode_fields(&fields))?;
-    stream.flush()?;
-    Ok(())
+/// An `Error` frame instead of the manifest, or of the rest of it.
+fn refuse(stream: &mut ServerTls, session: &Session, e: Error) -> Result<(), protocol::Error> {
+    super::native::write_error(stream, Some(session), e)?;
+    Ok(stream.flush()?)
 }
 
 fn kind_of(st: &FileStat) -> EntryKind {
@@ -140,7 +133,7 @@ fn kind_of(st: &FileStat) -> EntryKind {
 }
 
 fn fs_failure(e: io::Error) -> Stop {
-    let (code, msg) = describe(&Failure::from(e));
+    let (code, msg) = describe(&Error::from(e));
     Stop::Refused(code, format!("cannot read the tree: {msg}"))
 }
 

@@ -18,17 +18,19 @@ pub mod app;
 mod blockcache;
 mod conn;
 mod delta;
+mod download;
 mod hashcache;
 mod legacy;
 mod limits;
 mod manifest;
 mod native;
 mod registry;
+mod running;
 pub mod session;
 mod shared_records;
 mod sweeper;
 mod syncops;
-mod uploads;
+mod upload;
 
 use std::fmt;
 use std::io;
@@ -210,14 +212,15 @@ pub(crate) struct Shared {
     pub(crate) throttle: Throttle,
     pub(crate) logins: limits::Semaphore,
     /// Resumable uploads in progress, so a resume can take over from a dead connection.
-    pub(crate) uploads: uploads::Uploads,
+    pub(crate) uploads: running::UploadRegistry,
     /// Sockets whose last bytes are sent, kept open until their peer closes.
     pub(crate) linger: Arc<crate::linger::Linger>,
     shutdown: AtomicBool,
     /// The live connections and their limits.
     conns: registry::Registry,
-    /// The port sessions use, for discovery replies.
-    pub(crate) data_port: u16,
+    /// The session port (5001 unless configured), for discovery replies; not the
+    /// legacy protocol's one-shot data port.
+    pub(crate) session_port: u16,
     /// This server as the partials it writes record their holder: its name, address
     /// and process (see `Sandbox::with_holder`).
     pub(crate) holder: String,
@@ -267,7 +270,8 @@ impl Drop for Slot {
 #[derive(Debug)]
 pub struct Server {
     shared: Arc<Shared>,
-    data: TcpListener,
+    /// The session port's listener.
+    session: TcpListener,
     greet: Option<TcpListener>,
 }
 
@@ -329,20 +333,20 @@ impl Server {
             let addr = SocketAddr::new(config.bind, port);
             TcpListener::bind(addr).map_err(|e| Error::Bind(addr, e))
         };
-        let data = bind(config.port)?;
+        let session = bind(config.port)?;
         let greet = if config.discovery {
             Some(bind(config.greet_port)?)
         } else {
             None
         };
-        let data_port = data
+        let session_port = session
             .local_addr()
             .map_err(|e| Error::Bind(SocketAddr::new(config.bind, config.port), e))?
             .port();
         let holder = format!(
             "{} at {}, pid {}",
             config.name,
-            SocketAddr::new(config.bind, data_port),
+            SocketAddr::new(config.bind, session_port),
             std::process::id()
         );
         let logins = limits::Semaphore::new(thread::available_parallelism().map_or(2, |n| n.get()));
@@ -362,23 +366,23 @@ impl Server {
             log,
             throttle,
             logins,
-            uploads: uploads::Uploads::default(),
+            uploads: running::UploadRegistry::default(),
             linger: Arc::new(crate::linger::Linger::new(LINGER_MAX, LINGER_TIMEOUT)),
             shutdown: AtomicBool::new(false),
             conns,
-            data_port,
+            session_port,
             holder,
         });
         Ok(Server {
             shared,
-            data,
+            session,
             greet,
         })
     }
 
     /// The session listener's address (useful with port 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.data.local_addr()
+        self.session.local_addr()
     }
 
     /// The discovery listener's address, if discovery is on.
@@ -402,7 +406,7 @@ impl Server {
     pub fn run(self) -> io::Result<()> {
         let Server {
             shared,
-            data,
+            session,
             greet,
         } = self;
         let greet_thread = greet.map(|g| {
@@ -418,7 +422,7 @@ impl Server {
                 .name("partials".into())
                 .spawn(move || sweep_partials(&shared))?
         };
-        accept_loop(data, &shared);
+        accept_loop(session, &shared);
         if let Some(t) = greet_thread {
             let _ = t.join();
         }
@@ -728,7 +732,9 @@ mod tests {
         let server = Server::bind(cfg, Arc::new(Logger::silent())).unwrap();
         let addr = server.local_addr().unwrap();
         let shared = Arc::clone(&server.shared);
-        let Server { data: listener, .. } = server;
+        let Server {
+            session: listener, ..
+        } = server;
         let acceptor = {
             let shared = Arc::clone(&shared);
             thread::spawn(move || serve_accepted(listener, &shared, panics))

@@ -1,49 +1,87 @@
 //! The native protocol, server side: hello, login, then one reply per request, with
 //! file content streamed in-band (see `docs/PROTOCOL.md`).
 
-use std::io::{self, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use super::Shared;
-use super::conn::{Outcome, Refusal, Tls, Watch, login};
-use super::session::{Failure, Metered, Session, describe};
+use super::conn::{Outcome, ServerTls, login};
+use super::session::{Error, Session, describe};
+use super::upload::{PutArgs, SKIP_LIMIT};
 use crate::log::{Level, escape};
 use crate::protocol::command::hex;
 use crate::protocol::frame::{
     Kind, MAX_PAYLOAD, MAX_PRELOGIN_PAYLOAD, decode_fields, encode_fields, read_frame_within,
     write_frame,
 };
-use crate::protocol::{self, ErrorCode, Request};
+use crate::protocol::{self, ErrorCode, Request, verbs};
 use crate::transfer;
-use crate::writeback::{ReadBehind, WriteBehind};
 
 /// Entries per `List` frame (each is well under 300 bytes, so frames stay small).
 const LIST_BATCH: usize = 512;
 
-fn send(stream: &mut Tls, kind: Kind, fields: &[&[u8]]) -> io::Result<()> {
+fn send(stream: &mut ServerTls, kind: Kind, fields: &[&[u8]]) -> Result<(), protocol::Error> {
     write_frame(stream, kind, &encode_fields(fields))?;
-    stream.flush()
+    Ok(stream.flush()?)
 }
 
-fn send_ok(stream: &mut Tls, fields: &[&[u8]]) -> io::Result<()> {
+fn send_ok(stream: &mut ServerTls, fields: &[&[u8]]) -> Result<(), protocol::Error> {
     send(stream, Kind::Ok, fields)
 }
 
-fn send_err(stream: &mut Tls, code: ErrorCode, msg: &str) -> io::Result<()> {
-    send(
-        stream,
-        Kind::Error,
-        &[code.as_str().as_bytes(), msg.as_bytes()],
-    )
+/// The one place a native `E [code, message]` frame is written (not flushed: see
+/// [`respond`]): the wording from [`describe`], never a host path; the detail goes to
+/// the log once the client is logged in. A failed connection ([`Error::Net`]) gets no
+/// reply: it is returned, and ends the session.
+pub(super) fn write_error(
+    stream: &mut ServerTls,
+    session: Option<&Session>,
+    e: Error,
+) -> Result<(), protocol::Error> {
+    if let Error::Net(e) = e {
+        return Err(e);
+    }
+    let (code, msg) = describe(&e);
+    if let Some(s) = session {
+        s.log(Level::Info, format_args!("refused: {e}"));
+    }
+    let fields: [&[u8]; 2] = [code.as_str().as_bytes(), msg.as_bytes()];
+    write_frame(stream, Kind::Error, &encode_fields(&fields))?;
+    Ok(())
+}
+
+/// Sends a handler's reply, whatever it is; `Ok(false)` ends the session.
+fn respond(
+    stream: &mut ServerTls,
+    session: Option<&Session>,
+    reply: Result<Reply, Error>,
+) -> Result<bool, protocol::Error> {
+    match reply {
+        Ok(Reply::Fields(fields)) => {
+            let fields: Vec<&[u8]> = fields.iter().map(Vec::as_slice).collect();
+            send_ok(stream, &fields)?;
+        }
+        Ok(Reply::List(entries)) => send_list(stream, &entries, false)?,
+        Ok(Reply::ListWithModes(entries)) => send_list(stream, &entries, true)?,
+        Ok(Reply::Sent) => {}
+        Ok(Reply::Bye) => {
+            send_ok(stream, &[])?;
+            return Ok(false);
+        }
+        Err(e) => {
+            write_error(stream, session, e)?;
+            stream.flush()?;
+        }
+    }
+    Ok(true)
 }
 
 /// Serves a native session until the client leaves, fails, idles out or the server
 /// shuts down.
 pub(super) fn serve(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     peer: SocketAddr,
     shared: &Arc<Shared>,
     busy: &AtomicBool,
@@ -60,7 +98,7 @@ pub(super) fn serve(
 }
 
 fn run(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     peer: SocketAddr,
     shared: &Arc<Shared>,
     busy: &AtomicBool,
@@ -70,7 +108,8 @@ fn run(
     hello(stream, shared, &mut buf)?;
     loop {
         if shared.shutting_down() {
-            send_err(stream, ErrorCode::Busy, "server is shutting down")?;
+            let busy = Error::Refused(ErrorCode::Busy, "server is shutting down".into());
+            respond(stream, session.as_ref(), Err(busy))?;
             return Ok(());
         }
         let limit = if session.is_some() {
@@ -80,35 +119,36 @@ fn run(
         };
         let kind = read_frame_within(stream, &mut buf, limit)?;
         busy.store(true, Ordering::SeqCst);
-        let result = match kind {
+        let go_on = match kind {
             Kind::Request => match Request::decode(&buf) {
                 Ok(req) => dispatch(stream, peer, shared, session, req),
                 Err(e) => {
-                    log(
-                        shared,
-                        peer,
-                        session,
-                        Level::Info,
-                        format_args!("bad request: {e}"),
-                    );
-                    send_err(stream, ErrorCode::Invalid, &e.to_string())
-                        .map(|()| true)
-                        .map_err(Into::into)
+                    if session.is_none() {
+                        let event = format_args!("bad request: {e}");
+                        shared.log.log(Level::Info, Some(peer), None, event);
+                    }
+                    let bad = Error::Refused(ErrorCode::Invalid, e.to_string());
+                    respond(stream, session.as_ref(), Err(bad))
                 }
             },
             other => {
-                send_err(stream, ErrorCode::Invalid, "expected a request")?;
+                let bad = Error::Refused(ErrorCode::Invalid, "expected a request".into());
+                respond(stream, session.as_ref(), Err(bad))?;
                 Err(protocol::Error::Unexpected(other))
             }
         };
         busy.store(false, Ordering::SeqCst);
-        if !result? {
+        if !go_on? {
             return Ok(());
         }
     }
 }
 
-fn hello(stream: &mut Tls, shared: &Shared, buf: &mut Vec<u8>) -> Result<(), protocol::Error> {
+fn hello(
+    stream: &mut ServerTls,
+    shared: &Shared,
+    buf: &mut Vec<u8>,
+) -> Result<(), protocol::Error> {
     let kind = read_frame_within(stream, buf, MAX_PRELOGIN_PAYLOAD)?;
     let fields = decode_fields(buf)?;
     let version = match (kind, &fields[..]) {
@@ -119,134 +159,114 @@ fn hello(stream: &mut Tls, shared: &Shared, buf: &mut Vec<u8>) -> Result<(), pro
         }
         _ => None,
     };
-    match version {
-        Some(protocol::VERSION) => {}
-        Some(v) => {
-            send_err(
-                stream,
+    let (refusal, why) = match version {
+        Some(protocol::VERSION) => {
+            let version = protocol::VERSION.to_string();
+            let name = shared.config.name.as_bytes();
+            let fields = [
+                protocol::MAGIC,
+                version.as_bytes(),
+                name,
+                FEATURES.as_bytes(),
+            ];
+            return send(stream, Kind::Hello, &fields);
+        }
+        Some(v) => (
+            Error::Refused(
                 ErrorCode::Unsupported,
-                &format!(
+                format!(
                     "protocol version {v} is not supported (this server speaks {})",
                     protocol::VERSION
                 ),
-            )?;
-            return Err(protocol::Error::BadHello(format!("version {v}")));
-        }
-        None => {
-            send_err(stream, ErrorCode::Invalid, "expected a fos hello")?;
-            return Err(protocol::Error::BadHello("not a fos hello".into()));
-        }
-    }
-    let version = protocol::VERSION.to_string();
-    send(
-        stream,
-        Kind::Hello,
-        &[
-            protocol::MAGIC,
-            version.as_bytes(),
-            shared.config.name.as_bytes(),
-            FEATURES.as_bytes(),
-        ],
-    )?;
-    Ok(())
-}
-
-fn log(
-    shared: &Shared,
-    peer: SocketAddr,
-    session: &Option<Session>,
-    level: Level,
-    event: std::fmt::Arguments<'_>,
-) {
-    shared.log.log(
-        level,
-        Some(peer),
-        session.as_ref().map(|s| s.user.as_str()),
-        event,
-    );
+            ),
+            format!("version {v}"),
+        ),
+        None => (
+            Error::Refused(ErrorCode::Invalid, "expected a fos hello".into()),
+            "not a fos hello".into(),
+        ),
+    };
+    respond(stream, None, Err(refusal))?;
+    Err(protocol::Error::BadHello(why))
 }
 
 /// Handles one request; `Ok(false)` ends the session.
 fn dispatch(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     peer: SocketAddr,
     shared: &Arc<Shared>,
     slot: &mut Option<Session>,
     req: Request,
 ) -> Result<bool, protocol::Error> {
     let Some(session) = slot.as_mut() else {
-        return before_login(stream, peer, shared, slot, req);
+        let reply = before_login(stream, peer, shared, slot, req);
+        // only a login goes on: anything else before it is answered, then the end
+        return Ok(respond(stream, slot.as_ref(), reply)? && slot.is_some());
     };
     // a password never reaches the log: describe_request shows only the verb for passwd
-    let event = describe_request(&req);
-    shared.log.log(
-        Level::Info,
-        Some(peer),
-        Some(&session.user),
-        format_args!("{event}"),
-    );
+    session.log(Level::Info, format_args!("{}", describe_request(&req)));
     // uploads held for a sync's group durability are committed before anything else
     if !matches!(req, Request::Sync(_)) && super::syncops::holding(session) {
         super::syncops::flush(stream, session)?;
     }
-    let reply: Result<Reply, Failure> = match req {
-        Request::Sync(op) => {
-            return super::syncops::handle(stream, peer, session, op).map(|()| true);
-        }
-        Request::Login { .. } => Err(Failure::Refused(
+    let reply = handle(stream, shared, session, req);
+    respond(stream, Some(session), reply)
+}
+
+/// One logged-in request, to its handler.
+fn handle(
+    stream: &mut ServerTls,
+    shared: &Shared,
+    session: &mut Session,
+    req: Request,
+) -> Result<Reply, Error> {
+    let fields = |f: Vec<Vec<u8>>| Reply::Fields(f);
+    let one = |s: String| Reply::Fields(vec![s.into_bytes()]);
+    match req {
+        Request::Sync(op) => super::syncops::handle(stream, session, op)
+            .map(|()| Reply::Sent)
+            .map_err(Error::Net),
+        Request::Login { .. } => Err(Error::Refused(
             ErrorCode::Invalid,
             "already logged in".into(),
         )),
-        Request::Bye => {
-            send_ok(stream, &[])?;
-            return Ok(false);
-        }
+        Request::Bye => Ok(Reply::Bye),
         Request::Discover => Ok(discover_reply(shared)),
         Request::Df => session.df().map(|d| {
             let limit = |v: Option<u64>| v.map_or_else(Vec::new, |v| v.to_string().into_bytes());
-            Reply::Fields(vec![
+            fields(vec![
                 d.used.to_string().into_bytes(),
                 limit(d.quota),
                 limit(d.max_file_size),
             ])
         }),
-        Request::Pwd => Ok(Reply::Fields(vec![session.pwd().into_bytes()])),
-        Request::Cd(arg) => session
-            .cd(arg.as_deref())
-            .map(|p| Reply::Fields(vec![p.into_bytes()])),
+        Request::Pwd => Ok(one(session.pwd())),
+        Request::Cd(arg) => session.cd(arg.as_deref()).map(one),
         Request::Ls(arg) => session.ls(arg.as_deref()).map(Reply::List),
         Request::LsWithModes(arg) => session.ls(arg.as_deref()).map(Reply::ListWithModes),
         // the mode in a field of its own after the entry: clients from before it ignore it
         Request::Stat(arg) => session
             .stat(&arg)
-            .map(|e| Reply::Fields(vec![e.encode(), mode_field(e.mode)])),
+            .map(|e| fields(vec![e.encode(), mode_field(e.mode)])),
         Request::SetAttr { path, mode, mtime } => session
             .set_attrs(&path, mode, mtime)
-            .map(|e| Reply::Fields(vec![mode_field(e.mode)])),
+            .map(|e| fields(vec![mode_field(e.mode)])),
         Request::Cat(arg) => session
             .cat(&arg)
-            .map(|c| Reply::Fields(vec![c.head, c.size.to_string().into_bytes()])),
-        Request::Mkdir(arg) => session.mkdir(&arg).map(|()| Reply::Fields(vec![])),
-        Request::Rmdir(arg) => session.rmdir(&arg).map(|()| Reply::Fields(vec![])),
-        Request::Rm { path, recursive } => session
-            .rm(&path, recursive)
-            .map(|n| Reply::Fields(vec![n.to_string().into_bytes()])),
-        Request::Mv { from, to } => session
-            .mv(&from, &to)
-            .map(|p| Reply::Fields(vec![p.into_bytes()])),
+            .map(|c| fields(vec![c.head, c.size.to_string().into_bytes()])),
+        Request::Mkdir(arg) => session.mkdir(&arg).map(|()| fields(vec![])),
+        Request::Rmdir(arg) => session.rmdir(&arg).map(|()| fields(vec![])),
+        Request::Rm { path, recursive } => session.rm(&path, recursive).map(|n| one(n.to_string())),
+        Request::Mv { from, to } => session.mv(&from, &to).map(one),
         Request::Glob(pattern) => session
             .glob(&pattern)
-            .map(|paths| Reply::Fields(paths.into_iter().map(String::into_bytes).collect())),
-        Request::Passwd { old, new } => {
-            passwd(session, peer, &old, &new).map(|()| Reply::Fields(vec![]))
-        }
+            .map(|paths| fields(paths.into_iter().map(String::into_bytes).collect())),
+        Request::Passwd { old, new } => passwd(session, &old, &new).map(|()| fields(vec![])),
         Request::Get {
             path,
             offset,
             prefix,
-        } => {
-            return get(stream, peer, session, &path, offset, prefix).map(|()| true);
-        }
+        } => get(stream, session, &path, offset, prefix),
         Request::Put {
             path,
             size,
@@ -254,15 +274,15 @@ fn dispatch(
             no_clobber,
             resume,
         } => {
-            let upload = Upload {
+            let args = PutArgs {
                 path: &path,
                 size: Some(size),
-                mtime,
+                mtime: Some(mtime),
                 no_clobber,
                 resume,
                 mode: None,
             };
-            return put(stream, peer, session, &upload).map(|()| true);
+            put(stream, session, &args)
         }
         Request::PutWithMode {
             path,
@@ -273,50 +293,44 @@ fn dispatch(
             mode,
             exact,
         } => {
-            let upload = Upload {
+            let args = PutArgs {
                 path: &path,
                 size,
-                mtime,
+                mtime: Some(mtime),
                 no_clobber,
                 resume: resume && size.is_some(),
                 mode: Some((mode, exact)),
             };
-            return put(stream, peer, session, &upload).map(|()| true);
+            put(stream, session, &args)
         }
         Request::PutStream {
             path,
             mtime,
             no_clobber,
         } => {
-            let upload = Upload {
+            let args = PutArgs {
                 path: &path,
                 size: None,
-                mtime,
+                mtime: Some(mtime),
                 no_clobber,
                 resume: false,
                 mode: None,
             };
-            return put(stream, peer, session, &upload).map(|()| true);
+            put(stream, session, &args)
         }
-    };
-    match reply {
-        Ok(Reply::Fields(fields)) => {
-            let fields: Vec<&[u8]> = fields.iter().map(Vec::as_slice).collect();
-            send_ok(stream, &fields)?;
-        }
-        Ok(Reply::List(entries)) => send_list(stream, &entries, false)?,
-        Ok(Reply::ListWithModes(entries)) => send_list(stream, &entries, true)?,
-        Err(f) => reply_failure(stream, peer, Some(session), &f)?,
     }
-    Ok(true)
 }
 
-/// A successful reply: fields of an `Ok` frame, or a listing (with the entries'
-/// permission bits, for clients that asked for them).
+/// A reply: fields of an `Ok` frame, a listing (with the entries' permission bits, for
+/// clients that asked for them), or none more (the handler has sent its own).
 enum Reply {
     Fields(Vec<Vec<u8>>),
     List(Vec<crate::protocol::Entry>),
     ListWithModes(Vec<crate::protocol::Entry>),
+    /// The handler has answered itself (a transfer, a sync request).
+    Sent,
+    /// `K []`, then the session ends.
+    Bye,
 }
 
 /// Permission bits as the octal text of a field; empty when not known.
@@ -335,7 +349,7 @@ fn discover_reply(shared: &Shared) -> Reply {
     Reply::Fields(vec![
         shared.config.name.clone().into_bytes(),
         protocol::VERSION.to_string().into_bytes(),
-        shared.data_port.to_string().into_bytes(),
+        shared.session_port.to_string().into_bytes(),
         shared
             .config
             .cluster
@@ -346,7 +360,11 @@ fn discover_reply(shared: &Shared) -> Reply {
 }
 
 /// `Ok` then the entries in `List` batches, then an empty `List`.
-fn send_list(stream: &mut Tls, entries: &[crate::protocol::Entry], modes: bool) -> io::Result<()> {
+fn send_list(
+    stream: &mut ServerTls,
+    entries: &[crate::protocol::Entry],
+    modes: bool,
+) -> Result<(), protocol::Error> {
     write_frame(stream, Kind::Ok, &encode_fields::<&[u8]>(&[]))?;
     for batch in entries.chunks(LIST_BATCH) {
         let fields: Vec<Vec<u8>> = batch
@@ -359,30 +377,7 @@ fn send_list(stream: &mut Tls, entries: &[crate::protocol::Entry], modes: bool) 
         write_frame(stream, Kind::List, &encode_fields(&fields))?;
     }
     write_frame(stream, Kind::List, b"")?;
-    stream.flush()
-}
-
-fn reply_failure(
-    stream: &mut Tls,
-    peer: SocketAddr,
-    session: Option<&Session>,
-    f: &Failure,
-) -> Result<(), protocol::Error> {
-    let (code, msg) = describe(f);
-    if let Some(s) = session {
-        let detail = match f {
-            Failure::Sandbox(e) => e.to_string(),
-            Failure::Refused(_, m) => m.clone(),
-        };
-        s.shared.log.log(
-            Level::Info,
-            Some(peer),
-            Some(&s.user),
-            format_args!("refused: {detail}"),
-        );
-    }
-    send_err(stream, code, &msg)?;
-    Ok(())
+    Ok(stream.flush()?)
 }
 
 fn describe_request(req: &Request) -> String {
@@ -422,405 +417,91 @@ fn describe_request(req: &Request) -> String {
     }
 }
 
+/// Before login: only the verbs the table lets in (`login`, `discover`, `bye`).
 fn before_login(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     peer: SocketAddr,
     shared: &Arc<Shared>,
     slot: &mut Option<Session>,
     req: Request,
-) -> Result<bool, protocol::Error> {
+) -> Result<Reply, Error> {
+    let log_in_first = || Error::Refused(ErrorCode::Invalid, "log in first".into());
+    if verbs::find(req.verb()).is_none_or(|v| v.login) {
+        return Err(log_in_first());
+    }
     match req {
-        Request::Login { user, password } => match login(shared, &stream.sock, &user, &password) {
-            Ok(session) => {
-                stream.sock.logged_in(shared.config.idle_timeout)?;
-                *slot = Some(session);
-                send_ok(stream, &[])?;
-                Ok(true)
-            }
-            Err(refusal) => {
-                let (code, msg) = match refusal {
-                    Refusal::Invalid => (ErrorCode::Auth, "invalid credentials".to_string()),
-                    Refusal::Throttled(left) => (
-                        ErrorCode::Throttled,
-                        format!(
-                            "too many failed logins; try again in {} s",
-                            left.as_secs() + 1
-                        ),
-                    ),
-                    Refusal::Busy => (ErrorCode::Busy, "server busy; try again later".to_string()),
-                    Refusal::Storage => (
-                        ErrorCode::Io,
-                        "the server cannot open your storage".to_string(),
-                    ),
-                };
-                send_err(stream, code, &msg)?;
-                Ok(false)
-            }
-        },
+        Request::Login { user, password } => {
+            let session = login(shared, &stream.sock, &user, &password)?;
+            let idle = shared.config.idle_timeout;
+            stream.sock.logged_in(idle).map_err(Error::net)?;
+            *slot = Some(session);
+            Ok(Reply::Fields(vec![]))
+        }
         Request::Discover => {
-            shared.log.log(
-                Level::Info,
-                Some(peer),
-                None,
-                format_args!("discovery request"),
-            );
-            if let Reply::Fields(f) = discover_reply(shared) {
-                let fields: Vec<&[u8]> = f.iter().map(Vec::as_slice).collect();
-                send_ok(stream, &fields)?;
-            }
-            Ok(false)
+            let event = format_args!("discovery request");
+            shared.log.log(Level::Info, Some(peer), None, event);
+            Ok(discover_reply(shared))
         }
-        Request::Bye => {
-            send_ok(stream, &[])?;
-            Ok(false)
-        }
-        _ => {
-            send_err(stream, ErrorCode::Invalid, "log in first")?;
-            Ok(false)
-        }
+        Request::Bye => Ok(Reply::Bye),
+        _ => Err(log_in_first()),
     }
 }
 
-fn passwd(session: &Session, peer: SocketAddr, old: &str, new: &str) -> Result<(), Failure> {
+fn passwd(session: &Session, old: &str, new: &str) -> Result<(), Error> {
     if new.is_empty() || new.contains(['\n', '\r']) {
-        return Err(Failure::Refused(
+        return Err(Error::Refused(
             ErrorCode::Invalid,
             "the new password must be non-empty and on one line".into(),
         ));
     }
-    super::conn::change_password(&session.shared, peer, &session.user, old, new)
+    super::conn::change_password(&session.shared, session.peer, &session.user, old, new)
 }
 
+/// `get`: `K [size, mtime, offset, mode]`, then the file from the offset as frames.
 fn get(
-    stream: &mut Tls,
-    peer: SocketAddr,
+    stream: &mut ServerTls,
     session: &Session,
     path: &str,
     offset: u64,
     prefix: Option<[u8; 32]>,
-) -> Result<(), protocol::Error> {
-    let (mut file, st) = match session.open_read(path) {
-        Ok(f) => f,
-        Err(f) => return reply_failure(stream, peer, Some(session), &f),
-    };
-    if offset > st.size {
-        return send_err(
-            stream,
-            ErrorCode::Invalid,
-            "resume offset is past the end of the file",
-        )
-        .map_err(Into::into);
-    }
-    let mut ctx = transfer::sha();
-    if let Some(expected) = prefix {
-        let ok = transfer::hash_prefix(&mut file, offset, &mut ctx).is_ok()
-            && transfer::finish(ctx.clone()) == expected;
-        if !ok {
-            return send_err(
-                stream,
-                ErrorCode::Integrity,
-                "the partial download does not match the file; start over",
-            )
-            .map_err(Into::into);
-        }
-    }
-    let (size, mtime, off) = (
-        st.size.to_string(),
-        st.mtime.to_string(),
-        offset.to_string(),
-    );
+) -> Result<Reply, Error> {
+    let mut download = session.begin_get(path, offset, prefix)?;
+    let (size, mtime) = (download.size().to_string(), download.mtime().to_string());
     // the mode last: clients from before it read the first three fields only
-    let mode = mode_field(Some(st.mode & 0o7777));
+    let mode = mode_field(Some(download.mode()));
+    let off = offset.to_string();
     send_ok(
         stream,
         &[size.as_bytes(), mtime.as_bytes(), off.as_bytes(), &mode],
     )?;
-    let started = Instant::now();
-    let result = transfer::send(
+    download.send(stream)?;
+    Ok(Reply::Sent)
+}
+
+/// `put`: `K [offset, prefix]`, the frames, then `K [sha256]` (a stream: `K [sha256,
+/// size]`) once committed.
+fn put(stream: &mut ServerTls, session: &Session, args: &PutArgs<'_>) -> Result<Reply, Error> {
+    let mut upload = session.begin_put(args)?;
+    let prefix = upload.prefix().map_or_else(String::new, |p| hex(&p));
+    send_ok(
         stream,
-        &mut ReadBehind::new(&mut file, offset, st.size - offset),
-        st.size - offset,
-        ctx,
-        &mut |_| {},
-        &|| false,
-    );
-    let log = &session.shared.log;
-    match result {
-        Ok(sha) => {
-            log.log(
-                Level::Info,
-                Some(peer),
-                Some(&session.user),
-                format_args!(
-                    "sent {:?}: {} bytes in {:.3?} sha256 {}",
-                    escape(path),
-                    st.size - offset,
-                    started.elapsed(),
-                    hex(&sha)
-                ),
-            );
-            Ok(())
-        }
-        Err(transfer::SendError::Net(e)) => Err(e.into()),
-        Err(e) => {
-            log.log(
-                Level::Warn,
-                Some(peer),
-                Some(&session.user),
-                format_args!("get {:?} aborted: {e:?}", escape(path)),
-            );
-            Ok(())
-        }
-    }
-}
-
-/// What a `put` asked for.
-struct Upload<'a> {
-    path: &'a str,
-    /// `None`: a stream of unknown size, its size given at the end.
-    size: Option<u64>,
-    mtime: i64,
-    no_clobber: bool,
-    resume: bool,
-    /// The source's permission bits and whether to keep them exactly (`put -p`);
-    /// `None` (a client from before modes): the partial's 0600 stays.
-    mode: Option<(u32, bool)>,
-}
-
-/// Data a client sends on after its stream was refused mid-way is read and dropped up
-/// to this much (a fos client stops within a chunk or two); beyond it the connection
-/// is dropped.
-const SKIP_LIMIT: u64 = 64 << 20;
-
-fn put(
-    stream: &mut Tls,
-    peer: SocketAddr,
-    session: &Session,
-    up: &Upload<'_>,
-) -> Result<(), protocol::Error> {
-    let log = &session.shared.log;
-    let path = up.path;
-    let refuse = |stream: &mut Tls, f: &Failure| -> Result<(), protocol::Error> {
-        let (code, msg) = describe(f);
-        log.log(
-            Level::Info,
-            Some(peer),
-            Some(&session.user),
-            format_args!("put refused: {msg}"),
-        );
-        send_err(stream, code, &msg).map_err(Into::into)
-    };
-    let announced = up.size.map(|size| (size, up.mtime));
-    let (target, mut partial) = match session.begin_put(path, announced, up.no_clobber, up.resume) {
-        Ok(p) => p,
-        Err(f) => return refuse(stream, &f),
-    };
-    // a stream's limits are checked as it arrives
-    let meter = match up.size {
-        Some(_) => None,
-        None => match session.meter(&target, &partial) {
-            Ok(m) => Some(m),
-            Err(f) => return refuse(stream, &f),
-        },
-    };
-    // a resumed partial: hash what is already there, so the client can compare
-    // prefixes and the final SHA-256 covers the whole file
-    let mut ctx = transfer::sha();
-    let offset = match partial.len() {
-        Ok(n) => n,
-        Err(f) => {
-            return send_err(
-                stream,
-                describe(&Failure::from(f)).0,
-                "cannot read the partial upload",
-            )
-            .map_err(Into::into);
-        }
-    };
-    let prefix = if offset > 0 {
-        use std::io::Seek;
-        let file = partial.file();
-        let hashed = file
-            .rewind()
-            .and_then(|()| transfer::hash_prefix(file, offset, &mut ctx));
-        if hashed.is_err() {
-            return send_err(stream, ErrorCode::Io, "cannot read the partial upload")
-                .map_err(Into::into);
-        }
-        log.log(
-            Level::Info,
-            Some(peer),
-            Some(&session.user),
-            format_args!(
-                "resuming {:?} at {offset} of {} bytes",
-                escape(path),
-                up.size.unwrap_or(0)
-            ),
-        );
-        hex(&transfer::finish(ctx.clone()))
-    } else {
-        String::new()
-    };
-    send_ok(stream, &[offset.to_string().as_bytes(), prefix.as_bytes()])?;
-    // from here a cut connection keeps what arrived, for a resume
-    partial.keep(true);
-    let _running = partial
-        .resumable_id()
-        .map(|id| session.shared.uploads.register(id, stream.get_ref().tcp()));
-    // a resumable upload lets go of its partial when a resume elsewhere asks, or when
-    // its client falls silent: the client may be resuming through another server
-    if let Some(takeover) = partial.takeover_watch() {
-        let idle = session.shared.config.transfer_timeout;
-        stream.sock.watch(Some(Watch { takeover, idle }))?;
-    }
-    let started = Instant::now();
-    let mut refusal = None;
-    let received = {
-        use std::io::Seek;
-        let _ = partial.file().seek(std::io::SeekFrom::End(0));
-        match (up.size, meter) {
-            (Some(size), _) => {
-                let mut w = WriteBehind::buffered(partial.file(), offset, size - offset);
-                transfer::receive(stream, &mut w, size - offset, ctx, &mut |_| {}, &|| false)?
-            }
-            (None, meter) => {
-                let mut w = Metered {
-                    inner: WriteBehind::buffered(partial.file(), 0, u64::MAX),
-                    meter,
-                    refusal: None,
-                };
-                let got = transfer::receive_until_error(
-                    stream,
-                    &mut w,
-                    u64::MAX,
-                    ctx,
-                    &mut |_| {},
-                    &|| false,
-                )?;
-                refusal = w.refusal;
-                got
-            }
-        }
-    };
-    stream.sock.watch(None)?;
-    let fail = |stream: &mut Tls, code: ErrorCode, msg: &str| -> Result<(), protocol::Error> {
-        log.log(
-            Level::Warn,
-            Some(peer),
-            Some(&session.user),
-            format_args!("put {:?} failed: {msg}", escape(path)),
-        );
-        send_err(stream, code, msg).map_err(Into::into)
-    };
-    if let Some(err) = &received.local_error {
-        partial.keep(false);
-        let (code, msg) = match (refusal, err) {
-            (Some(f), _) => describe(&f),
-            (None, transfer::LocalError::Write(e)) => {
-                let (code, msg) = describe(&Failure::from(io_clone(e)));
-                (code, format!("upload failed: {msg}"))
-            }
-            (None, transfer::LocalError::TooLong(n)) => (
-                ErrorCode::Invalid,
-                format!(
-                    "more data ({}) than announced ({})",
-                    offset + n,
-                    up.size.unwrap_or(0)
-                ),
-            ),
-        };
-        fail(stream, code, &msg)?;
+        &[upload.offset().to_string().as_bytes(), prefix.as_bytes()],
+    )?;
+    if let Err(e) = upload.receive(stream, true) {
         // a stream is refused the moment it fails, before its end: a fos client stops
         // sending when it sees the reply; the rest is dropped, with the partial
-        if !received.ended {
-            drop(partial);
+        let unread = upload.unread();
+        drop(upload);
+        respond(stream, Some(session), Err(e))?;
+        if unread {
             transfer::skip(stream, SKIP_LIMIT)?;
         }
-        return Ok(());
+        return Ok(Reply::Sent);
     }
-    let Some(sender_sha) = received.sender_sha else {
-        if received.discard || up.size.is_none() {
-            partial.keep(false);
-            return fail(
-                stream,
-                ErrorCode::Aborted,
-                "upload abandoned; the partial was discarded",
-            );
-        }
-        return fail(
-            stream,
-            ErrorCode::Aborted,
-            "upload cancelled by the client; reput resumes it",
-        );
-    };
-    // anything but a clean end is not worth resuming
-    partial.keep(false);
-    let announced_size = up.size.or(received.sender_size);
-    if announced_size != Some(offset + received.bytes) {
-        return fail(
-            stream,
-            ErrorCode::Invalid,
-            &match announced_size {
-                Some(size) => format!(
-                    "received {} bytes, {size} were announced",
-                    offset + received.bytes
-                ),
-                None => "the end of the stream did not give its size".to_string(),
-            },
-        );
-    }
-    if sender_sha != received.our_sha {
-        return fail(
-            stream,
-            ErrorCode::Integrity,
-            "SHA-256 mismatch: the upload was corrupted; nothing was saved",
-        );
-    }
-    let mtime = UNIX_EPOCH
-        .checked_add(Duration::from_secs(up.mtime.max(0) as u64))
-        .unwrap_or(UNIX_EPOCH);
-    let _ = partial.file().set_modified(mtime);
-    if let Some((sent, exact)) = up.mode
-        && let Err(e) = partial.set_mode(session.upload_mode(&target, sent, exact))
-    {
-        let (code, msg) = describe(&Failure::from(e));
-        return fail(stream, code, &msg);
-    }
-    // the committed file, still open: its hash goes to the sync hash cache
-    let committed = partial.file().try_clone().ok();
-    if let Err(f) = session.commit(partial, &target, up.no_clobber) {
-        let (code, msg) = describe(&f);
-        return fail(stream, code, &msg);
-    }
-    if let Some(file) = &committed {
-        super::syncops::record_upload(session, file, &received.our_sha);
-    }
-    log.log(
-        Level::Info,
-        Some(peer),
-        Some(&session.user),
-        format_args!(
-            "received {:?}: {} bytes in {:.3?} sha256 {}",
-            escape(path),
-            received.bytes,
-            started.elapsed(),
-            hex(&received.our_sha)
-        ),
-    );
-    let sha = hex(&received.our_sha);
-    match up.size {
-        Some(_) => send_ok(stream, &[sha.as_bytes()])?,
-        None => send_ok(
-            stream,
-            &[sha.as_bytes(), received.bytes.to_string().as_bytes()],
-        )?,
-    }
-    Ok(())
-}
-
-fn io_clone(e: &io::Error) -> io::Error {
-    match e.raw_os_error() {
-        Some(code) => io::Error::from_raw_os_error(code),
-        None => io::Error::new(e.kind(), e.to_string()),
-    }
+    let done = upload.finish()?;
+    let sha = done.sha.map_or_else(Vec::new, |s| hex(&s).into_bytes());
+    Ok(Reply::Fields(match args.size {
+        Some(_) => vec![sha],
+        None => vec![sha, done.bytes.to_string().into_bytes()],
+    }))
 }

@@ -3,15 +3,18 @@
 //! through [`UserPath::resolve`] and acts through the [`Sandbox`], so neither protocol
 //! adapter ever touches a host path.
 
+use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::Shared;
-use super::uploads::Uploads;
+use super::running::UploadRegistry;
 use crate::ioerror::{Whose, reason};
-use crate::log::human_bytes;
-use crate::protocol::{Entry, EntryKind, ErrorCode};
+use crate::log::{Level, human_bytes};
+use crate::protocol::{self, Entry, EntryKind, ErrorCode};
 use crate::sandbox::{self, Partial, Resume, Sandbox, UserPath};
 
 /// Smallest upload that is kept for a resume when it is cut.
@@ -20,34 +23,89 @@ pub const RESUME_MIN: u64 = 1 << 20;
 /// Bytes `cat` returns, as the Python tool does.
 pub const CAT_LIMIT: usize = 1024;
 
-/// Why a command failed, before it becomes a reply.
+/// Why a request failed, before it becomes a reply: the one failure type of the
+/// server's handlers, for both protocols. What the client is told comes from
+/// [`describe`] (never a host path); `Display` is the detail for the server's log.
 #[derive(Debug)]
-pub enum Failure {
+pub enum Error {
     /// The sandbox refused or the file system failed.
     Sandbox(sandbox::Error),
     /// A refusal with its own code and text.
     Refused(ErrorCode, String),
+    /// A login with a wrong user name or password.
+    BadCredentials,
+    /// A login locked out for this long after too many failures.
+    Throttled(Duration),
+    /// A login refused because the session limits are reached.
+    Busy,
+    /// A login whose storage could not be opened (the log has why).
+    Storage,
+    /// The connection failed mid-request: there is nobody to reply to.
+    Net(protocol::Error),
 }
 
-impl From<sandbox::Error> for Failure {
+impl Error {
+    /// A failure of the connection itself, not of the file system (which is what an
+    /// `io::Error` converts to).
+    pub fn net(e: io::Error) -> Error {
+        Error::Net(e.into())
+    }
+}
+
+impl From<sandbox::Error> for Error {
     fn from(e: sandbox::Error) -> Self {
-        Failure::Sandbox(e)
+        Error::Sandbox(e)
     }
 }
 
-impl From<io::Error> for Failure {
+/// An I/O error here is the server's file system (a network error is
+/// [`Error::Net`], converted from [`protocol::Error`]).
+impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
-        Failure::Sandbox(sandbox::Error::from(e))
+        Error::Sandbox(sandbox::Error::from(e))
     }
 }
+
+impl From<protocol::Error> for Error {
+    fn from(e: protocol::Error) -> Self {
+        Error::Net(e)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Sandbox(e) => write!(f, "{e}"),
+            Error::Refused(_, msg) => f.write_str(msg),
+            Error::BadCredentials => f.write_str("invalid credentials"),
+            Error::Throttled(left) => write!(f, "locked out for {}s more", left.as_secs() + 1),
+            Error::Busy => f.write_str("session limits reached"),
+            Error::Storage => f.write_str("cannot open the user's storage"),
+            Error::Net(e) => write!(f, "connection: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
 
 /// The one place a failure becomes what the client is told: a code and a message that
 /// never contains a host path. A refused path reads exactly like a missing one.
-pub fn describe(f: &Failure) -> (ErrorCode, String) {
+pub fn describe(f: &Error) -> (ErrorCode, String) {
     use sandbox::Error as E;
     match f {
-        Failure::Refused(code, msg) => (*code, msg.clone()),
-        Failure::Sandbox(e) => match e {
+        Error::Refused(code, msg) => (*code, msg.clone()),
+        Error::BadCredentials => (ErrorCode::Auth, "invalid credentials".into()),
+        Error::Throttled(left) => (
+            ErrorCode::Throttled,
+            format!(
+                "too many failed logins; try again in {} s",
+                left.as_secs() + 1
+            ),
+        ),
+        Error::Busy => (ErrorCode::Busy, "server busy; try again later".into()),
+        Error::Storage => (ErrorCode::Io, "the server cannot open your storage".into()),
+        Error::Net(_) => (ErrorCode::Io, "the connection failed".into()),
+        Error::Sandbox(e) => match e {
             E::NotFound | E::Escapes | E::Reserved => {
                 (ErrorCode::NotFound, "no such file or directory".into())
             }
@@ -112,6 +170,8 @@ pub struct Usage {
 pub struct Session {
     /// The user name.
     pub user: String,
+    /// The client's address, for the log.
+    pub(super) peer: SocketAddr,
     sandbox: Sandbox,
     cwd: UserPath,
     pub(super) shared: Arc<Shared>,
@@ -121,15 +181,27 @@ pub struct Session {
 
 impl Session {
     /// Opens (creating on first login) the user's root.
-    pub(super) fn open(shared: Arc<Shared>, user: &str) -> Result<Session, Failure> {
+    pub(super) fn open(
+        shared: Arc<Shared>,
+        user: &str,
+        peer: SocketAddr,
+    ) -> Result<Session, Error> {
         let sandbox = Sandbox::open_user(&shared.config.root, user)?.with_holder(&shared.holder);
         Ok(Session {
             user: user.to_string(),
+            peer,
             sandbox,
             cwd: UserPath::root(),
             shared,
             sync: Default::default(),
         })
+    }
+
+    /// Logs an event of this session (its address and user).
+    pub(super) fn log(&self, level: Level, event: fmt::Arguments<'_>) {
+        self.shared
+            .log
+            .log(level, Some(self.peer), Some(&self.user), event);
     }
 
     /// The user's sandbox.
@@ -143,7 +215,7 @@ impl Session {
     }
 
     /// Resolves a path argument against the current directory.
-    pub fn path(&self, arg: &str) -> Result<UserPath, Failure> {
+    pub fn path(&self, arg: &str) -> Result<UserPath, Error> {
         Ok(UserPath::resolve(&self.cwd, arg, false)?)
     }
 
@@ -153,7 +225,7 @@ impl Session {
     }
 
     /// Changes directory; `..` at the root stays at the root.
-    pub fn cd(&mut self, arg: Option<&str>) -> Result<String, Failure> {
+    pub fn cd(&mut self, arg: Option<&str>) -> Result<String, Error> {
         let target = match arg {
             None => UserPath::root(),
             Some(a) => UserPath::resolve(&self.cwd, a, true)?,
@@ -164,7 +236,7 @@ impl Session {
     }
 
     /// Lists a directory (or describes a file).
-    pub fn ls(&self, arg: Option<&str>) -> Result<Vec<Entry>, Failure> {
+    pub fn ls(&self, arg: Option<&str>) -> Result<Vec<Entry>, Error> {
         let path = match arg {
             None => self.cwd.clone(),
             Some(a) => self.path(a)?,
@@ -173,12 +245,12 @@ impl Session {
     }
 
     /// Describes one path.
-    pub fn stat(&self, arg: &str) -> Result<Entry, Failure> {
+    pub fn stat(&self, arg: &str) -> Result<Entry, Error> {
         Ok(self.sandbox.stat(&self.path(arg)?)?)
     }
 
     /// The first [`CAT_LIMIT`] bytes of a file.
-    pub fn cat(&self, arg: &str) -> Result<Cat, Failure> {
+    pub fn cat(&self, arg: &str) -> Result<Cat, Error> {
         let (file, st) = self.sandbox.open_file(&self.path(arg)?)?;
         let mut head = Vec::with_capacity(CAT_LIMIT);
         file.take(CAT_LIMIT as u64).read_to_end(&mut head)?;
@@ -190,7 +262,7 @@ impl Session {
 
     /// The user's usage as the quota counts it (uploads in progress at their
     /// reservation), with the limits that apply.
-    pub fn df(&self) -> Result<Usage, Failure> {
+    pub fn df(&self) -> Result<Usage, Error> {
         Ok(Usage {
             used: self.sandbox.usage()?,
             quota: self.shared.config.quota,
@@ -223,7 +295,7 @@ impl Session {
         arg: &str,
         mode: Option<u32>,
         mtime: Option<i64>,
-    ) -> Result<Entry, Failure> {
+    ) -> Result<Entry, Error> {
         let path = self.path(arg)?;
         let policy =
             |m: u32| move |_old: u32, dir: bool| if dir { dir_mode(m) } else { file_mode(m) };
@@ -233,15 +305,15 @@ impl Session {
     }
 
     /// Makes a directory.
-    pub fn mkdir(&self, arg: &str) -> Result<(), Failure> {
+    pub fn mkdir(&self, arg: &str) -> Result<(), Error> {
         Ok(self.sandbox.mkdir(&self.path(arg)?)?)
     }
 
     /// Removes an empty directory.
-    pub fn rmdir(&self, arg: &str) -> Result<(), Failure> {
+    pub fn rmdir(&self, arg: &str) -> Result<(), Error> {
         let path = self.path(arg)?;
         if path.is_root() || self.cwd.components().starts_with(path.components()) {
-            return Err(Failure::Refused(
+            return Err(Error::Refused(
                 ErrorCode::Invalid,
                 "cannot remove the current directory or one above it".into(),
             ));
@@ -250,11 +322,11 @@ impl Session {
     }
 
     /// Removes a file, or with `recursive` a whole tree; returns entries removed.
-    pub fn rm(&self, arg: &str, recursive: bool) -> Result<u64, Failure> {
+    pub fn rm(&self, arg: &str, recursive: bool) -> Result<u64, Error> {
         let path = self.path(arg)?;
         if recursive {
             if path.is_root() || self.cwd.components().starts_with(path.components()) {
-                return Err(Failure::Refused(
+                return Err(Error::Refused(
                     ErrorCode::Invalid,
                     "cannot remove the current directory or one above it".into(),
                 ));
@@ -266,10 +338,10 @@ impl Session {
     }
 
     /// Renames within the user's root; returns the final path.
-    pub fn mv(&self, from: &str, to: &str) -> Result<String, Failure> {
+    pub fn mv(&self, from: &str, to: &str) -> Result<String, Error> {
         let (from, to) = (self.path(from)?, self.path(to)?);
         if self.cwd.components().starts_with(from.components()) {
-            return Err(Failure::Refused(
+            return Err(Error::Refused(
                 ErrorCode::Invalid,
                 "cannot move the current directory or one above it".into(),
             ));
@@ -281,17 +353,17 @@ impl Session {
     /// component, `..` may not climb past the root, and every directory is listed
     /// through the sandbox, so a symlink that leads out expands to nothing. Returns
     /// sorted paths as the user sees them (`/dir/name`).
-    pub fn glob(&self, pattern: &str) -> Result<Vec<String>, Failure> {
+    pub fn glob(&self, pattern: &str) -> Result<Vec<String>, Error> {
         use crate::glob::{LIST_STEPS, MAX_MATCHES, MAX_STEPS, Pattern, has_wildcards};
         if pattern.len() > sandbox::MAX_PATH || pattern.contains('\0') {
-            return Err(Failure::Sandbox(sandbox::Error::InvalidName("bad pattern")));
+            return Err(Error::Sandbox(sandbox::Error::InvalidName("bad pattern")));
         }
         crate::glob::check(pattern)
-            .map_err(|why| Failure::Refused(ErrorCode::Invalid, why.into()))?;
+            .map_err(|why| Error::Refused(ErrorCode::Invalid, why.into()))?;
         // one budget of matching steps for the whole expansion, however many names
         let mut budget = MAX_STEPS;
         let too_costly = |_| {
-            Failure::Refused(
+            Error::Refused(
                 ErrorCode::Invalid,
                 "pattern too costly to expand; narrow it".into(),
             )
@@ -310,7 +382,7 @@ impl Session {
                 ".." => {
                     for b in &bases {
                         if b.is_root() {
-                            return Err(Failure::Sandbox(sandbox::Error::Escapes));
+                            return Err(Error::Sandbox(sandbox::Error::Escapes));
                         }
                         next.push(b.parent());
                     }
@@ -336,7 +408,7 @@ impl Session {
                             }
                         }
                         if next.len() > MAX_MATCHES {
-                            return Err(Failure::Refused(
+                            return Err(Error::Refused(
                                 ErrorCode::Invalid,
                                 format!("more than {MAX_MATCHES} matches"),
                             ));
@@ -357,7 +429,7 @@ impl Session {
             bases.retain(|p| self.sandbox.stat(p).is_ok());
         }
         if bases.is_empty() {
-            return Err(Failure::Refused(
+            return Err(Error::Refused(
                 ErrorCode::NotFound,
                 format!("no match for {pattern}"),
             ));
@@ -369,33 +441,34 @@ impl Session {
     }
 
     /// Opens a file for download.
-    pub fn open_read(&self, arg: &str) -> Result<(File, crate::sys::Stat), Failure> {
+    pub fn open_read(&self, arg: &str) -> Result<(File, crate::sys::Stat), Error> {
         Ok(self.sandbox.open_file(&self.path(arg)?)?)
     }
 
-    /// Checks an upload against the limits and starts it: returns the target and a
-    /// partial file beside it. With an announced `(size, mtime)` the partial records
+    /// Checks an upload against the limits and creates its partial (the first step of
+    /// [`Session::begin_put`]; a `cpatch` builds its file itself): returns the target
+    /// and a partial file beside it. With an announced `(size, mtime)` the partial records
     /// them for a later resume, and with `resume` an interrupted upload of the same
     /// source is continued if there is one (its length is the offset). Without one
     /// (a stream, or a legacy put) the size is metered as data arrives: see
     /// [`Session::meter`]. Under a quota, the announced size is reserved before this
     /// returns (see [`Session::reserve_partial`]).
-    pub fn begin_put(
+    pub(super) fn start_partial(
         &self,
         arg: &str,
         announced: Option<(u64, i64)>,
         no_clobber: bool,
         resume: bool,
-    ) -> Result<(UserPath, Partial), Failure> {
+    ) -> Result<(UserPath, Partial), Error> {
         let target = self.path(arg)?;
         if target.is_root() {
-            return Err(Failure::Sandbox(sandbox::Error::IsADirectory));
+            return Err(Error::Sandbox(sandbox::Error::IsADirectory));
         }
         if let Some((size, _)) = announced {
             self.check_max(size)?;
         }
         if no_clobber && self.sandbox.stat(&target).is_ok() {
-            return Err(Failure::Sandbox(sandbox::Error::Exists));
+            return Err(Error::Sandbox(sandbox::Error::Exists));
         }
         if let (true, Some((size, mtime))) = (resume, announced) {
             // a resumable partial has reserved its whole size since it was made
@@ -423,7 +496,7 @@ impl Session {
         size: u64,
         mtime: i64,
         held: sandbox::Held,
-    ) -> Result<(UserPath, Partial), Failure> {
+    ) -> Result<(UserPath, Partial), Error> {
         let holder = held.holder().unwrap_or("an earlier fos server").to_string();
         let here = self.shared.uploads.cut(held.id());
         if !here {
@@ -441,7 +514,7 @@ impl Session {
         );
         // until the holder lets go (or gives up the partial)
         let settled =
-            Uploads::wait_for(|| match self.sandbox.resume_partial(&target, size, mtime) {
+            UploadRegistry::wait_for(|| match self.sandbox.resume_partial(&target, size, mtime) {
                 Ok(Resume::InUse(_)) => None,
                 other => Some(other),
             });
@@ -456,7 +529,7 @@ impl Session {
             Some(Ok(Resume::InUse(_))) | None => {
                 // the holder's server and address, not its process
                 let server = holder.split(", pid").next().unwrap_or_default();
-                Err(Failure::Refused(
+                Err(Error::Refused(
                     ErrorCode::InUse,
                     format!(
                         "an upload of this file is still running (through {server}); try again shortly"
@@ -475,7 +548,7 @@ impl Session {
         &self,
         target: &UserPath,
         announced: Option<(u64, i64)>,
-    ) -> Result<Partial, Failure> {
+    ) -> Result<Partial, Error> {
         let Some(quota) = self.shared.config.quota else {
             // a small file is cheaper to send again than to track for a resume: its
             // partial gets no sidecar (one file fewer to create and remove per upload)
@@ -490,7 +563,7 @@ impl Session {
             _ => Some(self.room(target, quota)?),
         };
         if let Some(room) = room.filter(|r| size > r.free) {
-            return Err(Failure::Refused(
+            return Err(Error::Refused(
                 ErrorCode::Quota,
                 format!(
                     "quota exceeded: {} of {} used, this file needs {}",
@@ -509,11 +582,11 @@ impl Session {
     }
 
     /// Refuses a size over `--max-file-size`.
-    fn check_max(&self, size: u64) -> Result<(), Failure> {
+    fn check_max(&self, size: u64) -> Result<(), Error> {
         if let Some(max) = self.shared.config.max_file_size
             && size > max
         {
-            return Err(Failure::Refused(
+            return Err(Error::Refused(
                 ErrorCode::TooLarge,
                 format!("file of {size} bytes is over the server's limit of {max} bytes"),
             ));
@@ -524,7 +597,7 @@ impl Session {
     /// The one quota formula, for every kind of upload: what the user may still add
     /// with an upload to `target`, counting the file it replaces as freed. Call it
     /// under [`Sandbox::lock_usage`].
-    fn room(&self, target: &UserPath, quota: u64) -> Result<Room, Failure> {
+    fn room(&self, target: &UserPath, quota: u64) -> Result<Room, Error> {
         let replaced = match self.sandbox.stat(target) {
             Ok(e) if e.kind == EntryKind::File => e.size,
             _ => 0,
@@ -539,7 +612,7 @@ impl Session {
     /// The limits of an upload whose size is not known beforehand (a stream, a legacy
     /// put), enforced as its bytes arrive: pass each piece to [`Meter::admit`] before
     /// writing it.
-    pub fn meter<'a>(&'a self, target: &UserPath, partial: &Partial) -> Result<Meter<'a>, Failure> {
+    pub fn meter<'a>(&'a self, target: &UserPath, partial: &Partial) -> Result<Meter<'a>, Error> {
         Ok(Meter {
             session: self,
             target: target.clone(),
@@ -554,7 +627,7 @@ impl Session {
         partial: Partial,
         target: &UserPath,
         no_clobber: bool,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), Error> {
         Ok(partial.commit(target, no_clobber, self.shared.config.fsync)?)
     }
 }
@@ -587,13 +660,13 @@ pub struct Meter<'a> {
 impl Meter<'_> {
     /// Admits `n` more bytes, or refuses them with `too-large` or `quota`: the upload
     /// must then stop and its partial be dropped.
-    pub fn admit(&mut self, n: u64) -> Result<(), Failure> {
+    pub fn admit(&mut self, n: u64) -> Result<(), Error> {
         let cfg = &self.session.shared.config;
         let total = self.written.saturating_add(n);
         if let Some(max) = cfg.max_file_size
             && total > max
         {
-            return Err(Failure::Refused(
+            return Err(Error::Refused(
                 ErrorCode::TooLarge,
                 format!("the upload is over the server's limit of {max} bytes"),
             ));
@@ -606,7 +679,7 @@ impl Meter<'_> {
             let room = self.session.room(&self.target, quota)?;
             let free = room.free.saturating_add(self.reserved);
             if total > free {
-                return Err(Failure::Refused(
+                return Err(Error::Refused(
                     ErrorCode::Quota,
                     format!(
                         "quota exceeded: this upload reached {}, and {} of {} are used by other files",
@@ -634,7 +707,7 @@ pub struct Metered<'a, W> {
     /// The limits; `None` admits everything.
     pub meter: Option<Meter<'a>>,
     /// Why a write was refused.
-    pub refusal: Option<Failure>,
+    pub refusal: Option<Error>,
 }
 
 impl<W: io::Write> io::Write for Metered<'_, W> {
@@ -723,10 +796,10 @@ mod tests {
             "the rest was read and discarded"
         );
         assert_eq!(r, b"Q\0\0\0\0");
-        let (code, msg) = describe(&Failure::from(e));
+        let (code, msg) = describe(&Error::from(e));
         assert_eq!(code, ErrorCode::Io);
         assert_eq!(msg, "no space left on the server");
-        let (_, msg) = describe(&Failure::from(io::Error::from_raw_os_error(
+        let (_, msg) = describe(&Error::from(io::Error::from_raw_os_error(
             crate::sys::errno::EACCES,
         )));
         assert_eq!(msg, "permission denied on the server");

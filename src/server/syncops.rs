@@ -23,17 +23,17 @@
 use std::collections::VecDeque;
 use std::ffi::CStr;
 use std::fs::File;
-use std::io::{self, Seek, Write};
-use std::net::SocketAddr;
+use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use super::blockcache;
-use super::conn::Tls;
+use super::conn::ServerTls;
 use super::hashcache::{self, HashCache, Record};
 use super::manifest;
-use super::session::{Failure, Session, describe};
+use super::session::{Error, Session, describe};
+use super::upload::{PutArgs, Verified, io_clone};
 use crate::log::{Level, escape};
 use crate::protocol::command::hex;
 use crate::protocol::frame::{Kind, encode_fields, write_frame};
@@ -42,7 +42,6 @@ use crate::protocol::{self, ErrorCode};
 use crate::sandbox::{self, Partial, UserPath};
 use crate::sys;
 use crate::transfer;
-use crate::writeback::WriteBehind;
 
 /// The lock conditional writes take, in the user's root (reserved).
 const LOCK_NAME: &CStr = c".fos-sync-lock";
@@ -51,8 +50,8 @@ const MAX_HELD: usize = 64;
 /// Bytes of held uploads before the server flushes on its own.
 const MAX_HELD_BYTES: u64 = 64 << 20;
 
-/// A reply: the fields of an `Ok`, or an error code and message.
-pub(super) type Outcome = Result<Vec<Vec<u8>>, (ErrorCode, String)>;
+/// A reply: the fields of an `Ok`, or why not.
+pub(super) type Outcome = Result<Vec<Vec<u8>>, Error>;
 
 /// An upload received and verified, waiting for the batch's durability.
 #[derive(Debug)]
@@ -78,31 +77,27 @@ pub struct SyncState {
     held_bytes: u64,
 }
 
-fn changed() -> Failure {
-    Failure::Refused(
+fn changed() -> Error {
+    Error::Refused(
         ErrorCode::Changed,
         "changed on the server since the sync looked at it".into(),
     )
 }
 
-pub(super) fn outcome(r: Result<Vec<Vec<u8>>, Failure>) -> Outcome {
-    r.map_err(|f| describe(&f))
-}
-
-fn send_outcome(stream: &mut Tls, o: &Outcome) -> io::Result<()> {
+fn send_outcome(
+    stream: &mut ServerTls,
+    session: &Session,
+    o: Outcome,
+) -> Result<(), protocol::Error> {
     match o {
-        Ok(fields) => write_frame(stream, Kind::Ok, &encode_fields(fields)),
-        Err((code, msg)) => {
-            let f: [&[u8]; 2] = [code.as_str().as_bytes(), msg.as_bytes()];
-            write_frame(stream, Kind::Error, &encode_fields(&f))
-        }
+        Ok(fields) => Ok(write_frame(stream, Kind::Ok, &encode_fields(&fields))?),
+        Err(e) => super::native::write_error(stream, Some(session), e),
     }
 }
 
 /// Serves one request of the sync family.
 pub(super) fn handle(
-    stream: &mut Tls,
-    peer: SocketAddr,
+    stream: &mut ServerTls,
     session: &mut Session,
     req: SyncRequest,
 ) -> Result<(), protocol::Error> {
@@ -126,7 +121,7 @@ pub(super) fn handle(
             no_fsync,
         } => {
             let durable = session.shared.config.fsync && !no_fsync;
-            let up = Upload {
+            let up = SyncPut {
                 path: &path,
                 size,
                 mtime_ns,
@@ -136,25 +131,25 @@ pub(super) fn handle(
             };
             if resume {
                 flush(stream, session)?;
-                put_resumable(stream, peer, session, &up)
+                put_resumable(stream, session, &up)
             } else {
-                put_pipelined(stream, peer, session, &up)
+                put_pipelined(stream, session, &up)
             }
         }
         SyncRequest::Rm { path, expect } => {
-            let o = outcome(rm(session, &path, expect));
+            let o = rm(session, &path, expect);
             reply(stream, session, o)
         }
         SyncRequest::Mv { from, to, expect } => {
-            let o = outcome(mv(session, &from, &to, expect));
+            let o = mv(session, &from, &to, expect);
             reply(stream, session, o)
         }
         SyncRequest::Mkdir(path) => {
-            let o = outcome(mkdir(session, &path));
+            let o = mkdir(session, &path);
             reply(stream, session, o)
         }
         SyncRequest::Rmdir(path) => {
-            let o = outcome(rmdir(session, &path));
+            let o = rmdir(session, &path);
             reply(stream, session, o)
         }
         SyncRequest::Fetch {
@@ -181,7 +176,7 @@ pub(super) fn handle(
         } => {
             flush(stream, session)?;
             let durable = session.shared.config.fsync && !no_fsync;
-            let up = Upload {
+            let up = SyncPut {
                 path: &path,
                 size,
                 mtime_ns,
@@ -189,30 +184,33 @@ pub(super) fn handle(
                 expect,
                 durable,
             };
-            super::delta::patch(stream, peer, session, &up, block)
+            super::delta::patch(stream, session, &up, block)
         }
     }
 }
 
 /// Answers now if nothing is held, else queues the answer behind what is.
 pub(super) fn reply(
-    stream: &mut Tls,
+    stream: &mut ServerTls,
     session: &mut Session,
     o: Outcome,
 ) -> Result<(), protocol::Error> {
-    let (_, state) = session.sync_parts();
-    if state.queue.is_empty() {
-        send_outcome(stream, &o)?;
+    // a failed connection has nobody to answer, now or later
+    if let Err(Error::Net(e)) = o {
+        return Err(e);
+    }
+    if session.sync_parts().1.queue.is_empty() {
+        send_outcome(stream, session, o)?;
         stream.flush()?;
     } else {
-        state.queue.push_back(Queued::Reply(o));
+        session.sync_parts().1.queue.push_back(Queued::Reply(o));
     }
     Ok(())
 }
 
 /// Makes every held upload durable and visible (see the module docs) and sends every
 /// held reply, in order. A no-op when nothing is held.
-pub(super) fn flush(stream: &mut Tls, session: &mut Session) -> Result<(), protocol::Error> {
+pub(super) fn flush(stream: &mut ServerTls, session: &mut Session) -> Result<(), protocol::Error> {
     let (sb, state) = session.sync_parts();
     if state.queue.is_empty() {
         return Ok(());
@@ -230,13 +228,13 @@ pub(super) fn flush(stream: &mut Tls, session: &mut Session) -> Result<(), proto
             Queued::Reply(o) => o,
             Queued::Commit(h) => {
                 let r = match (&synced, &lock) {
-                    (Err(e), _) | (_, Err(e)) => Err(Failure::from(io_copy(e))),
+                    (Err(e), _) | (_, Err(e)) => Err(Error::from(io_clone(e))),
                     (Ok(()), Ok(_)) => {
                         commit_checked(sb, &mut state.cache, *h, false, &mut records)
                     }
                 };
                 committed |= r.is_ok();
-                outcome(r)
+                r
             }
         };
         replies.push(o);
@@ -249,25 +247,18 @@ pub(super) fn flush(stream: &mut Tls, session: &mut Session) -> Result<(), proto
         && let Err(e) = sys::syncfs(root)
     {
         // the renames may not survive a crash: no upload of the batch is acknowledged
-        let (code, msg) = describe(&Failure::from(e));
+        let (code, msg) = describe(&Error::from(e));
         for r in replies.iter_mut().filter(|r| r.is_ok()) {
-            *r = Err((code, msg.clone()));
+            *r = Err(Error::Refused(code, msg.clone()));
         }
     }
     let _ = hashcache::append(root, &records);
     state.cache.note(&records);
-    for o in &replies {
-        send_outcome(stream, o)?;
+    for o in replies {
+        send_outcome(stream, session, o)?;
     }
     stream.flush()?;
     Ok(())
-}
-
-fn io_copy(e: &io::Error) -> io::Error {
-    match e.raw_os_error() {
-        Some(c) => io::Error::from_raw_os_error(c),
-        None => io::Error::new(e.kind(), e.to_string()),
-    }
 }
 
 /// Takes the user's sync lock (held while the returned file is open).
@@ -290,7 +281,7 @@ fn check(
     dir: BorrowedFd<'_>,
     name: &CStr,
     expect: Expect,
-) -> Result<(), Failure> {
+) -> Result<(), Error> {
     let st = match sys::lstatat(dir, name) {
         Ok(st) => Some(st),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -316,7 +307,7 @@ fn commit_checked(
     mut h: Held,
     fsync: bool,
     records: &mut Vec<Record>,
-) -> Result<Vec<Vec<u8>>, Failure> {
+) -> Result<Vec<Vec<u8>>, Error> {
     let (dir, name) = sb.open_parent(&h.target)?;
     check(sb, cache, dir.as_fd(), &name, h.expect)?;
     let file = h.partial.file().try_clone()?;
@@ -336,7 +327,7 @@ fn commit_checked(
 }
 
 /// What a `cput` or `cpatch` announced.
-pub(super) struct Upload<'a> {
+pub(super) struct SyncPut<'a> {
     pub(super) path: &'a str,
     pub(super) size: u64,
     pub(super) mtime_ns: i64,
@@ -351,15 +342,15 @@ pub(super) fn precheck(
     session: &mut Session,
     target: &UserPath,
     expect: Expect,
-) -> Result<(), Failure> {
+) -> Result<(), Error> {
     if expect == Expect::Dir {
-        return Err(Failure::Refused(
+        return Err(Error::Refused(
             ErrorCode::Invalid,
             "an upload cannot expect a directory".into(),
         ));
     }
     if target.is_root() {
-        return Err(Failure::Sandbox(sandbox::Error::IsADirectory));
+        return Err(Error::Sandbox(sandbox::Error::IsADirectory));
     }
     let (sb, state) = session.sync_parts();
     let (dir, name) = sb.open_parent(target)?;
@@ -382,7 +373,7 @@ pub(super) fn finish_partial(partial: &mut Partial, mtime_ns: i64, mode: u32) {
 }
 
 /// Reads and discards the content that follows a refused pipelined upload.
-pub(super) fn drain(stream: &mut Tls, size: u64) -> Result<(), protocol::Error> {
+pub(super) fn drain(stream: &mut ServerTls, size: u64) -> Result<(), protocol::Error> {
     transfer::receive(
         stream,
         &mut io::sink(),
@@ -394,45 +385,9 @@ pub(super) fn drain(stream: &mut Tls, size: u64) -> Result<(), protocol::Error> 
     Ok(())
 }
 
-/// Checks what arrived against what was announced.
-pub(super) fn verify(got: &transfer::Received, expected_len: u64) -> Result<[u8; 32], Failure> {
-    if let Some(e) = &got.local_error {
-        return Err(match e {
-            transfer::LocalError::Write(e) => Failure::from(io_copy(e)),
-            transfer::LocalError::TooLong(_) => {
-                Failure::Refused(ErrorCode::Invalid, "more data than announced".into())
-            }
-        });
-    }
-    let Some(sender) = got.sender_sha else {
-        return Err(Failure::Refused(
-            ErrorCode::Aborted,
-            "upload cancelled by the client".into(),
-        ));
-    };
-    if got.bytes != expected_len {
-        return Err(Failure::Refused(
-            ErrorCode::Invalid,
-            format!(
-                "received {} bytes, {expected_len} were announced",
-                got.bytes
-            ),
-        ));
-    }
-    if sender != got.our_sha {
-        return Err(Failure::Refused(
-            ErrorCode::Integrity,
-            "SHA-256 mismatch: the upload was corrupted; nothing was saved".into(),
-        ));
-    }
-    Ok(got.our_sha)
-}
-
-fn log_received(session: &Session, peer: SocketAddr, path: &str, bytes: u64, started: Instant) {
-    session.shared.log.log(
+fn log_received(session: &Session, path: &str, bytes: u64, started: Instant) {
+    session.log(
         Level::Info,
-        Some(peer),
-        Some(&session.user),
         format_args!(
             "sync received {:?}: {bytes} bytes in {:.3?}",
             escape(path),
@@ -441,57 +396,74 @@ fn log_received(session: &Session, peer: SocketAddr, path: &str, bytes: u64, sta
     );
 }
 
-/// The start both kinds of `cput` share: the condition checked against the target as
-/// it is now, then the upload begun (`resume`: a partial of the same upload continues).
-fn begin_cput(
-    session: &mut Session,
-    up: &Upload<'_>,
-    resume: bool,
-) -> Result<(UserPath, Partial), Failure> {
+/// The condition of a `cput`, checked against the target as it is now.
+fn condition(session: &mut Session, up: &SyncPut<'_>) -> Result<(), Error> {
     let target = session.path(up.path)?;
-    precheck(session, &target, up.expect)?;
-    let secs = up.mtime_ns.div_euclid(1_000_000_000);
-    session.begin_put(up.path, Some((up.size, secs)), false, resume)
+    precheck(session, &target, up.expect)
+}
+
+/// What both kinds of `cput` share once their condition holds: the upload begun as any
+/// other, then (`resume`: after `Ok [offset, prefix]`, like `put`) received and
+/// verified. A pipelined one refused at its start has its content read and dropped.
+fn receive_cput(
+    stream: &mut ServerTls,
+    session: &Session,
+    up: &SyncPut<'_>,
+    resume: bool,
+) -> Result<Verified, Error> {
+    let args = PutArgs {
+        path: up.path,
+        size: Some(up.size),
+        mtime: Some(up.mtime_ns.div_euclid(1_000_000_000)),
+        no_clobber: false,
+        resume,
+        mode: None,
+    };
+    let mut upload = match session.begin_put(&args) {
+        Ok(u) => u,
+        Err(e) => {
+            if !resume {
+                drain(stream, up.size)?;
+            }
+            return Err(e);
+        }
+    };
+    if resume {
+        let offset = upload.offset();
+        let prefix = upload.prefix().map_or_else(String::new, |p| hex(&p));
+        let fields = [offset.to_string().into_bytes(), prefix.into_bytes()];
+        write_frame(stream, Kind::Ok, &encode_fields(&fields)).map_err(Error::net)?;
+        stream.flush().map_err(Error::net)?;
+        // a large file sent whole from its start: its block list, for the next delta,
+        // is hashed on the way
+        upload.hash_blocks((offset == 0 && up.size >= DELTA_MIN).then(|| block_size_for(up.size)));
+    }
+    upload.receive(stream, resume)?;
+    upload.verified()
 }
 
 /// A `cput` whose content follows at once.
 fn put_pipelined(
-    stream: &mut Tls,
-    peer: SocketAddr,
+    stream: &mut ServerTls,
     session: &mut Session,
-    up: &Upload<'_>,
+    up: &SyncPut<'_>,
 ) -> Result<(), protocol::Error> {
     let started = Instant::now();
-    let begun = begin_cput(session, up, false);
-    let (target, mut partial) = match begun {
-        Ok(p) => p,
-        Err(f) => {
-            drain(stream, up.size)?;
-            return reply(stream, session, outcome(Err(f)));
-        }
+    if let Err(e) = condition(session, up) {
+        drain(stream, up.size)?;
+        return reply(stream, session, Err(e));
+    }
+    let mut v = match receive_cput(stream, session, up, false) {
+        Ok(v) => v,
+        Err(e) => return reply(stream, session, Err(e)),
     };
-    let got = {
-        let mut w = WriteBehind::buffered(partial.file(), 0, up.size);
-        transfer::receive(
-            stream,
-            &mut w,
-            up.size,
-            transfer::sha(),
-            &mut |_| {},
-            &|| false,
-        )?
-    };
-    let sha = match verify(&got, up.size) {
-        Ok(sha) => sha,
-        Err(f) => return reply(stream, session, outcome(Err(f))),
-    };
-    finish_partial(&mut partial, up.mtime_ns, up.mode);
-    log_received(session, peer, up.path, got.bytes, started);
+    finish_partial(&mut v.partial, up.mtime_ns, up.mode);
+    log_received(session, up.path, v.bytes, started);
     let held = Held {
-        partial,
-        target,
+        partial: v.partial,
+        target: v.target,
         expect: up.expect,
-        sha,
+        sha: v.sha,
     };
     if up.durable {
         let (_, state) = session.sync_parts();
@@ -503,7 +475,7 @@ fn put_pipelined(
         }
         return Ok(());
     }
-    let o = outcome(commit_now(session, held, false));
+    let o = commit_now(session, held, false);
     reply(stream, session, o)
 }
 
@@ -512,7 +484,7 @@ pub(super) fn commit_now(
     session: &mut Session,
     held: Held,
     fsync: bool,
-) -> Result<Vec<Vec<u8>>, Failure> {
+) -> Result<Vec<Vec<u8>>, Error> {
     let (sb, state) = session.sync_parts();
     let root = sb.root_fd();
     let mut records = Vec::new();
@@ -527,82 +499,27 @@ pub(super) fn commit_now(
 
 /// A resumable `cput`: answered `Ok [offset, prefix]` first, like `put`.
 fn put_resumable(
-    stream: &mut Tls,
-    peer: SocketAddr,
+    stream: &mut ServerTls,
     session: &mut Session,
-    up: &Upload<'_>,
+    up: &SyncPut<'_>,
 ) -> Result<(), protocol::Error> {
     let started = Instant::now();
-    let begun = begin_cput(session, up, true);
-    let (target, mut partial) = match begun {
-        Ok(p) => p,
-        Err(f) => return reply(stream, session, outcome(Err(f))),
+    let received = condition(session, up).and_then(|()| receive_cput(stream, session, up, true));
+    let mut v = match received {
+        Ok(v) => v,
+        Err(e) => return reply(stream, session, Err(e)),
     };
-    let mut ctx = transfer::sha();
-    let offset = match partial.len() {
-        Ok(n) if n <= up.size => n,
-        _ => 0,
-    };
-    let prefix = if offset > 0 {
-        let file = partial.file();
-        let hashed = file
-            .rewind()
-            .and_then(|()| transfer::hash_prefix(file, offset, &mut ctx));
-        if hashed.is_err() {
-            let o = Err((ErrorCode::Io, "cannot read the partial upload".to_string()));
-            return reply(stream, session, o);
-        }
-        hex(&transfer::finish(ctx.clone()))
-    } else {
-        String::new()
-    };
-    write_frame(
-        stream,
-        Kind::Ok,
-        &encode_fields(&[offset.to_string().as_bytes(), prefix.as_bytes()]),
-    )?;
-    stream.flush()?;
-    partial.keep(true);
-    let shared = std::sync::Arc::clone(&session.shared);
-    let _running = partial
-        .resumable_id()
-        .map(|id| shared.uploads.register(id, stream.get_ref().tcp()));
-    // a large file sent whole from its start: its block list, for the next delta,
-    // is hashed on the way
-    let block = (offset == 0 && up.size >= DELTA_MIN).then(|| block_size_for(up.size));
-    let (got, blocks) = {
-        let _ = partial.file().seek(io::SeekFrom::End(0));
-        let w = WriteBehind::buffered(partial.file(), offset, up.size - offset);
-        let mut w = blockcache::Hashing::new(w, block);
-        let got = transfer::receive(stream, &mut w, up.size - offset, ctx, &mut |_| {}, &|| {
-            false
-        })?;
-        (got, block.map(|_| w.finish()))
-    };
-    if got.sender_sha.is_none() && got.local_error.is_none() && !got.discard {
-        // cancelled: the partial stays for a resume
-        let o = Err((
-            ErrorCode::Aborted,
-            "upload cancelled by the client".to_string(),
-        ));
-        return reply(stream, session, o);
-    }
-    partial.keep(false);
-    let sha = match verify(&got, up.size - offset) {
-        Ok(sha) => sha,
-        Err(f) => return reply(stream, session, outcome(Err(f))),
-    };
-    finish_partial(&mut partial, up.mtime_ns, up.mode);
-    log_received(session, peer, up.path, got.bytes, started);
-    let committed = partial.file().try_clone().ok();
+    finish_partial(&mut v.partial, up.mtime_ns, up.mode);
+    log_received(session, up.path, v.bytes, started);
+    let committed = v.partial.file().try_clone().ok();
     let held = Held {
-        partial,
-        target,
+        partial: v.partial,
+        target: v.target,
         expect: up.expect,
-        sha,
+        sha: v.sha,
     };
-    let o = outcome(commit_now(session, held, up.durable));
-    if let (Ok(_), Some(block), Some(list), Some(f)) = (&o, block, blocks, committed)
+    let o = commit_now(session, held, up.durable);
+    if let (Ok(_), Some((block, list)), Some(f)) = (&o, v.block_list, committed)
         && let Ok(st) = sys::lstatat(f.as_fd(), c"")
     {
         blockcache::store(session.sandbox().root_fd(), &st, block, &list);
@@ -611,10 +528,10 @@ fn put_resumable(
 }
 
 /// Refuses to touch the session's current directory or one above it.
-fn guard_cwd(session: &Session, path: &UserPath) -> Result<(), Failure> {
+fn guard_cwd(session: &Session, path: &UserPath) -> Result<(), Error> {
     let cwd = session.path(".")?;
     if path.is_root() || cwd.components().starts_with(path.components()) {
-        return Err(Failure::Refused(
+        return Err(Error::Refused(
             ErrorCode::Invalid,
             "cannot change the current directory or one above it".into(),
         ));
@@ -622,11 +539,11 @@ fn guard_cwd(session: &Session, path: &UserPath) -> Result<(), Failure> {
     Ok(())
 }
 
-fn rm(session: &mut Session, path: &str, expect: Expect) -> Result<Vec<Vec<u8>>, Failure> {
+fn rm(session: &mut Session, path: &str, expect: Expect) -> Result<Vec<Vec<u8>>, Error> {
     let target = session.path(path)?;
     guard_cwd(session, &target)?;
     if matches!(expect, Expect::Dir | Expect::Absent) {
-        return Err(Failure::Refused(
+        return Err(Error::Refused(
             ErrorCode::Invalid,
             "crm removes files; crmdir removes directories".into(),
         ));
@@ -637,28 +554,23 @@ fn rm(session: &mut Session, path: &str, expect: Expect) -> Result<Vec<Vec<u8>>,
     check(sb, &mut state.cache, dir.as_fd(), &name, expect)?;
     let st = sys::lstatat(dir.as_fd(), &name)?;
     if st.is_dir() {
-        return Err(Failure::Sandbox(sandbox::Error::IsADirectory));
+        return Err(Error::Sandbox(sandbox::Error::IsADirectory));
     }
     sys::unlinkat(dir.as_fd(), &name, false)?;
     Ok(vec![])
 }
 
-fn mv(
-    session: &mut Session,
-    from: &str,
-    to: &str,
-    expect: Expect,
-) -> Result<Vec<Vec<u8>>, Failure> {
+fn mv(session: &mut Session, from: &str, to: &str, expect: Expect) -> Result<Vec<Vec<u8>>, Error> {
     let (src, dst) = (session.path(from)?, session.path(to)?);
     guard_cwd(session, &src)?;
     if dst.is_root() || dst.components().starts_with(src.components()) {
-        return Err(Failure::Refused(
+        return Err(Error::Refused(
             ErrorCode::Invalid,
             "cannot move a directory into itself".into(),
         ));
     }
     if expect == Expect::Absent {
-        return Err(Failure::Refused(
+        return Err(Error::Refused(
             ErrorCode::Invalid,
             "a rename needs something to rename".into(),
         ));
@@ -691,7 +603,7 @@ fn mv(
     Ok(vec![dst.to_string().into_bytes()])
 }
 
-fn mkdir(session: &mut Session, path: &str) -> Result<Vec<Vec<u8>>, Failure> {
+fn mkdir(session: &mut Session, path: &str) -> Result<Vec<Vec<u8>>, Error> {
     let target = session.path(path)?;
     let (sb, _) = session.sync_parts();
     match sb.mkdir(&target) {
@@ -701,7 +613,7 @@ fn mkdir(session: &mut Session, path: &str) -> Result<Vec<Vec<u8>>, Failure> {
     }
 }
 
-fn rmdir(session: &mut Session, path: &str) -> Result<Vec<Vec<u8>>, Failure> {
+fn rmdir(session: &mut Session, path: &str) -> Result<Vec<Vec<u8>>, Error> {
     let target = session.path(path)?;
     guard_cwd(session, &target)?;
     let (sb, _) = session.sync_parts();

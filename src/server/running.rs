@@ -1,4 +1,5 @@
-//! Resumable uploads in progress, each with a handle on the connection writing it.
+//! The registry of running resumable uploads, each with a handle on the connection
+//! writing it (the upload itself is `upload.rs`).
 //!
 //! A client whose connection died without the server noticing (a cable pulled, a
 //! laptop gone to sleep, a router restarted) retries on a new connection and asks to
@@ -22,7 +23,7 @@ pub(crate) const TAKEOVER_WAIT: Duration = Duration::from_secs(5);
 
 /// The registry of running resumable uploads.
 #[derive(Debug, Default)]
-pub(crate) struct Uploads {
+pub(crate) struct UploadRegistry {
     /// Partial → (registration number, the writing connection).
     running: Mutex<HashMap<FileId, (u64, TcpStream)>>,
     next: AtomicU64,
@@ -31,13 +32,13 @@ pub(crate) struct Uploads {
 /// Keeps an upload registered until dropped.
 #[derive(Debug)]
 pub(crate) struct Registration<'a> {
-    uploads: &'a Uploads,
+    uploads: &'a UploadRegistry,
     id: FileId,
     /// So that a cut upload's late drop never removes the upload that took over.
     number: u64,
 }
 
-impl Uploads {
+impl UploadRegistry {
     /// Registers the upload into partial `id`, written by the connection `tcp`.
     pub(crate) fn register(&self, id: FileId, tcp: &TcpStream) -> Registration<'_> {
         let number = self.next.fetch_add(1, Ordering::Relaxed);
