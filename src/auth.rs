@@ -293,6 +293,7 @@ impl Users {
     }
 
     /// How many users there are.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.users.len()
     }

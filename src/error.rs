@@ -8,7 +8,7 @@ use std::io;
 use crate::protocol::ErrorCode;
 
 /// Exit codes of `fos-client` and `fos-server` (documented in their `--help` and the
-/// README). Both use [`OK`] and [`USAGE`]; [`STARTUP`] is the server's only failure,
+/// README). Both use `OK` and `USAGE`; `STARTUP` is the server's only failure,
 /// the rest are the client's.
 pub mod exit {
     /// Success (the server: after a clean shutdown).

@@ -28,9 +28,9 @@ pub fn has_wildcards(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
-/// Checks a pattern from a client against the bounds: at most [`MAX_PATTERN`] bytes,
-/// no NUL, at most [`MAX_WILD_COMPONENTS`] components with wildcards, each at most
-/// [`MAX_COMPONENT`] bytes. The error says which bound, for the reply.
+/// Checks a pattern from a client against the bounds: at most `MAX_PATTERN` bytes,
+/// no NUL, at most `MAX_WILD_COMPONENTS` components with wildcards, each at most
+/// `MAX_COMPONENT` bytes. The error says which bound, for the reply.
 pub fn check(pattern: &str) -> Result<(), &'static str> {
     if pattern.len() > MAX_PATTERN {
         return Err("pattern longer than 4096 bytes");
@@ -51,7 +51,7 @@ pub fn check(pattern: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Whether `name` matches `pattern` (compiles it each time; see [`Pattern`] to match
+/// Whether `name` matches `pattern` (compiles it each time; see `Pattern` to match
 /// many names).
 pub fn matches(pattern: &str, name: &str) -> bool {
     Pattern::new(pattern).matches(name)

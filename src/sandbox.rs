@@ -287,6 +287,7 @@ impl Sandbox {
         self
     }
 
+    #[cfg(test)]
     /// Makes every lookup use the portable component walker instead of openat2.
     pub fn force_portable_walk(mut self, on: bool) -> Sandbox {
         self.force_walk = on;

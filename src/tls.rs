@@ -4,7 +4,7 @@
 //!
 //! - **pinned** (default, like the Python client): the server must present exactly the
 //!   certificate in the client's `cert.pem`, compared as DER; handshake signatures are
-//!   verified with that certificate's own key, taken out by [`crate::x509`] because
+//!   verified with that certificate's own key, taken out by `x509` because
 //!   webpki refuses v1 certificates. No host name check, since the pin is exact.
 //! - **known** (trust on first use, when no pin file is found): the server's
 //!   certificate must have one of the SHA-256 fingerprints recorded for it in the

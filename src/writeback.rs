@@ -166,6 +166,7 @@ impl<R: Read + AsFd> ReadBehind<R> {
         }
     }
 
+    #[cfg(test)]
     /// Whether this transfer drops what it has read from the cache.
     pub fn is_dropping(&self) -> bool {
         self.on

@@ -174,7 +174,10 @@ fn wrong_certificate_is_refused_with_its_fingerprint() {
     // the fingerprint of what the server presented (tests/data/cert.pem)
     let pem = fs::read(cert()).unwrap();
     let der = rustls_der(&pem);
-    assert!(err.contains(&fos::x509::fingerprint(&der)), "{err}");
+    assert!(
+        err.contains(&fos::internals::x509::fingerprint(&der)),
+        "{err}"
+    );
 }
 
 fn rustls_der(pem: &[u8]) -> Vec<u8> {

@@ -264,8 +264,7 @@ fn startup_warnings() {
         ..fx.config()
     };
     let logfile = fx.dir.path().join("w.log");
-    let logger =
-        fos::log::Logger::new(fos::log::Level::Warn).with_file(fs::File::create(&logfile).unwrap());
+    let logger = fos::Logger::new(fos::Level::Warn).with_file(fs::File::create(&logfile).unwrap());
     fos::server::startup_warnings(&cfg, &logger);
     let text = fs::read_to_string(&logfile).unwrap();
     assert!(text.contains("demo certificate"), "{text}");
@@ -274,7 +273,7 @@ fn startup_warnings() {
     fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
     fs::set_permissions(fx.users(), fs::Permissions::from_mode(0o600)).unwrap();
     let logfile2 = fx.dir.path().join("w2.log");
-    let logger = fos::log::Logger::silent().with_file(fs::File::create(&logfile2).unwrap());
+    let logger = fos::Logger::silent().with_file(fs::File::create(&logfile2).unwrap());
     fos::server::startup_warnings(
         &fos::server::ServerConfig {
             bind: "127.0.0.1".parse().unwrap(),

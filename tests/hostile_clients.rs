@@ -25,8 +25,8 @@ fn flooder() -> IpAddr {
 
 /// A TLS session to `addr` from the local address `from`, with or without ALPN `fos/1`.
 fn tls_from(from: IpAddr, addr: SocketAddr, alpn: bool) -> Result<Tls, String> {
-    let tcp =
-        fos::sys::connect_from(from, addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+    let tcp = fos::internals::sys::connect_from(from, addr, Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
     tls_over(tcp, alpn)
 }
 
@@ -150,7 +150,9 @@ fn a_flood_from_one_address_leaves_logins_from_another_working() {
             started.elapsed() < Duration::from_secs(90),
             "the flood itself took too long ({i} connections)"
         );
-        let Ok(tcp) = fos::sys::connect_from(flooder(), server.addr, Duration::from_secs(2)) else {
+        let Ok(tcp) =
+            fos::internals::sys::connect_from(flooder(), server.addr, Duration::from_secs(2))
+        else {
             continue;
         };
         // a handshake the server does not answer soon is held as it is: that client
@@ -311,7 +313,9 @@ fn an_address_guessing_many_users_is_locked_out() {
 fn parallel_wrong_logins_are_counted_before_they_are_checked() {
     let fx = Fixture::new("throttle-race");
     // a slow hash, so that every guess is in flight before the first one is judged
-    let hashed = fos::auth::Secret::hash("right", 200_000).to_phc().unwrap();
+    let hashed = fos::internals::auth::Secret::hash("right", 200_000)
+        .to_phc()
+        .unwrap();
     std::fs::write(fx.users(), format!("h:{hashed}\n")).unwrap();
     // room for all 30 to wait at the login prompt at once
     let server = LibServer::start(fos::server::ServerConfig {

@@ -190,7 +190,7 @@ fn the_partial_download_does_not_follow_a_planted_link() {
         // the server's bits as the local umask lets them (never the victim's)
         assert_eq!(
             md.permissions().mode() & 0o777,
-            0o640 & !fos::sys::umask(),
+            0o640 & !fos::internals::sys::umask(),
             "{verb}"
         );
         assert!(fs::symlink_metadata(&planted).is_err(), "{verb}");

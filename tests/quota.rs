@@ -274,13 +274,18 @@ fn directories_deeper_than_the_limit_cannot_be_made() {
         (kind, fields)
     };
     let mut path = String::from("a");
-    for depth in 1..=fos::sandbox::MAX_DEPTH {
+    for depth in 1..=fos::internals::sandbox::MAX_DEPTH {
         let (kind, fields) = mkdir(&mut s, &path);
         assert_eq!(kind, Kind::Ok, "depth {depth}: {fields:?}");
         path.push_str("/a");
     }
     let (kind, fields) = mkdir(&mut s, &path);
-    assert_eq!(kind, Kind::Error, "depth {}", fos::sandbox::MAX_DEPTH + 1);
+    assert_eq!(
+        kind,
+        Kind::Error,
+        "depth {}",
+        fos::internals::sandbox::MAX_DEPTH + 1
+    );
     assert!(
         String::from_utf8_lossy(&fields[1]).contains("deeper than 128"),
         "{fields:?}"

@@ -446,7 +446,7 @@ fn no_clobber_trees_skip_existing_files_and_count_them() {
 /// The SHA-256 fingerprint of a test certificate, as the client prints it.
 fn fingerprint(pem: &str) -> String {
     let certs = fos::tls::load_certs(&data_dir().join(pem)).unwrap();
-    fos::x509::fingerprint(&certs[0])
+    fos::internals::x509::fingerprint(&certs[0])
 }
 
 /// The client without `--cert`, in `cwd`, with its configuration under `conf`

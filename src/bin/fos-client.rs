@@ -168,7 +168,7 @@ fn main() -> ExitCode {
     // before any thread exists: Ctrl-C is then taken by the client's signal thread,
     // which cancels a transfer instead of killing the process (and SIGWINCH, so it can
     // tell the progress bars that the terminal changed size)
-    if let Err(e) = fos::sys::block_signals(&[fos::sys::SIGINT, fos::sys::SIGWINCH]) {
+    if let Err(e) = app::block_signals() {
         eprintln!("fos-client: cannot set up Ctrl-C handling: {e}");
     }
     exit::status("fos-client", try_main())

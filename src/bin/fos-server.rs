@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use fos::Level;
 use fos::error::exit::{self, Usage};
-use fos::log::Level;
 use fos::server::app::{self, Invocation};
 use fos::server::{self, ServerConfig};
 
@@ -185,7 +185,7 @@ fn options() -> getopts::Options {
         "iterations",
         &format!(
             "with passwd: PBKDF2 iterations (default {})",
-            fos::auth::DEFAULT_ITERATIONS
+            app::DEFAULT_ITERATIONS
         ),
         "N",
     );
@@ -209,7 +209,7 @@ fn usage(o: &getopts::Options) -> String {
 fn main() -> ExitCode {
     // before any thread exists, so every thread inherits the mask and only the
     // signal thread receives SIGINT/SIGTERM
-    if let Err(e) = fos::sys::block_signals(&app::SIGNALS) {
+    if let Err(e) = app::block_signals() {
         eprintln!("fos-server: cannot set up signal handling: {e}");
         return ExitCode::from(exit::STARTUP as u8);
     }
@@ -249,7 +249,7 @@ fn try_main() -> Result<i32, Usage> {
         let [_, user] = &m.free[..] else {
             return Err(Usage("usage: fos-server passwd USER [--users FILE]".into()));
         };
-        let iterations = parse(&m, "iterations")?.unwrap_or(fos::auth::DEFAULT_ITERATIONS);
+        let iterations = parse(&m, "iterations")?.unwrap_or(app::DEFAULT_ITERATIONS);
         return Ok(app::passwd(&cfg.users, user, iterations));
     }
     if let Some(extra) = m.free.first() {
@@ -288,7 +288,7 @@ fn try_main() -> Result<i32, Usage> {
         if !ok {
             return Err(Usage(format!(
                 "--cluster: {:?}: give a name of 1 to 64 bytes without control characters",
-                fos::log::escape(&v)
+                fos::escape(&v)
             )));
         }
         cfg.cluster = Some(v);

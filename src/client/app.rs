@@ -119,6 +119,15 @@ fn try_run(mut inv: Invocation) -> Result<i32, Error> {
     Ok(code)
 }
 
+/// The signals the client's signal thread handles (see [`block_signals`]).
+const SIGNALS: [i32; 2] = [crate::sys::SIGINT, crate::sys::SIGWINCH];
+
+/// Blocks SIGINT and SIGWINCH in the calling thread: the binary calls it before any
+/// thread exists, so that only the client's signal thread receives them.
+pub fn block_signals() -> io::Result<()> {
+    crate::sys::block_signals(&SIGNALS)
+}
+
 /// Ctrl-C (SIGINT, blocked in every thread by the binary and received here): the
 /// first cancels the transfer in progress, or clears the prompt; a second within a
 /// second leaves the client, with the terminal's settings put back. A window-size
@@ -137,8 +146,7 @@ fn watch_ctrl_c(shell: &Shell) {
         .name("ctrl-c".into())
         .spawn(move || {
             let mut last: Option<std::time::Instant> = None;
-            let signals = [crate::sys::SIGINT, crate::sys::SIGWINCH];
-            while let Ok(sig) = crate::sys::wait_signal(&signals) {
+            while let Ok(sig) = crate::sys::wait_signal(&SIGNALS) {
                 if sig == crate::sys::SIGWINCH {
                     screen.resized.store(true, Ordering::SeqCst);
                     continue;

@@ -1,5 +1,5 @@
 //! The native protocol, client side: one method per request. File content is streamed
-//! by [`crate::transfer`]; this module only frames requests and reads replies.
+//! by `transfer`; this module only frames requests and reads replies.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -537,7 +537,7 @@ impl Native {
         &self.buf
     }
 
-    /// The TLS stream, for file content ([`crate::transfer`]).
+    /// The TLS stream, for file content (`transfer`).
     pub fn stream(&mut self) -> &mut ClientTls {
         &mut self.stream
     }

@@ -18,6 +18,15 @@ use crate::sys;
 /// signal thread receives them.
 pub const SIGNALS: [i32; 3] = [sys::SIGINT, sys::SIGTERM, sys::SIGHUP];
 
+/// Blocks [`SIGNALS`] in the calling thread: the binary calls it first thing, before
+/// any thread exists, so that every thread inherits the mask.
+pub fn block_signals() -> std::io::Result<()> {
+    sys::block_signals(&SIGNALS)
+}
+
+/// The PBKDF2 iteration count `passwd` uses unless told otherwise.
+pub use crate::auth::DEFAULT_ITERATIONS;
+
 /// Everything the command line decided.
 #[derive(Debug, Clone)]
 pub struct Invocation {

@@ -267,7 +267,7 @@ pub struct Lockout {
 }
 
 impl Throttle {
-    /// Lock-outs start at `base` and double up to [`MAX_LOCKOUT`]; the counts are
+    /// Lock-outs start at `base` and double up to `MAX_LOCKOUT`; the counts are
     /// kept in this process.
     pub fn new(base: Duration) -> Throttle {
         Throttle {

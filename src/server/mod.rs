@@ -3,13 +3,13 @@
 //! N+1th logged-in client never waits for a slot).
 //!
 //! Connections that have not logged in yet are capped per address and in total, apart
-//! from sessions ([`registry`]): a flood from one address gets its few places and a
+//! from sessions (`registry`): a flood from one address gets its few places and a
 //! small waiting room, the rest of it is closed at accept, and other addresses and
 //! logged-in sessions keep their room.
 //!
 //! Each connection gets a TLS handshake and login under one deadline, then speaks
-//! the native protocol if it negotiated ALPN `fos/1` ([`native`]) or the Python tool's
-//! protocol otherwise ([`legacy`]). Both ports accept both, as the Python server does.
+//! the native protocol if it negotiated ALPN `fos/1` (`native`) or the Python tool's
+//! protocol otherwise (`legacy`). Both ports accept both, as the Python server does.
 //!
 //! Shutdown ([`ShutdownHandle`]): stop accepting at once, close idle sessions, let
 //! commands in flight finish within the grace period, then cut the rest.

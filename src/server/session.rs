@@ -1,6 +1,6 @@
 //! A logged-in user's state and the file operations both protocols share: the
 //! sandbox, the current directory, limits. Each method resolves its path argument
-//! through [`UserPath::resolve`] and acts through the [`Sandbox`], so neither protocol
+//! through [`UserPath::resolve`] and acts through the `Sandbox`, so neither protocol
 //! adapter ever touches a host path.
 
 use std::fmt;

@@ -1,6 +1,6 @@
 //! The client's side of block deltas: hash the local file's blocks (and the whole
 //! file, on a second thread) to compare with the server's block list, and tell which
-//! blocks differ; [`crate::delta`] sends or applies them.
+//! blocks differ; `delta` sends or applies them.
 
 use std::fs::File;
 use std::io::{self, Read};

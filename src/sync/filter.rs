@@ -5,7 +5,7 @@
 //! of the path (so `*.o` anywhere, `build` at any depth); one with a `/` inside is
 //! matched against the whole relative path, name by name (a leading `/` is allowed
 //! and means the same); a trailing `/` matches directories only. Wildcards are the
-//! shell's (`*`, `?`, `[...]`, see [`crate::glob`]). An excluded directory is not
+//! shell's (`*`, `?`, `[...]`, see `glob`). An excluded directory is not
 //! descended. Excluded paths are never copied and never deleted on either side.
 
 use super::options::Rule;

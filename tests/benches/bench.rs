@@ -60,9 +60,9 @@ fn bare_rustls(total: u64, ends: Ends, files: (&Path, &Path)) -> f64 {
         tcp.set_nodelay(true).unwrap();
         let conn = rustls::ServerConnection::new(server_cfg).unwrap();
         let mut s = rustls::StreamOwned::new(conn, tcp);
-        let mut block = vec![0x5au8; fos::transfer::CHUNK];
+        let mut block = vec![0x5au8; fos::internals::transfer::CHUNK];
         let mut file = (ends == Ends::Files).then(|| std::fs::File::open(&src).unwrap());
-        let mut ctx = fos::transfer::sha();
+        let mut ctx = fos::internals::transfer::sha();
         let mut sent = 0u64;
         while sent < total {
             if let Some(f) = &mut file {
@@ -75,7 +75,7 @@ fn bare_rustls(total: u64, ends: Ends, files: (&Path, &Path)) -> f64 {
             sent += block.len() as u64;
         }
         s.flush().unwrap();
-        let _ = fos::transfer::finish(ctx);
+        let _ = fos::internals::transfer::finish(ctx);
     });
     let tcp = TcpStream::connect(addr).unwrap();
     let started = Instant::now();
@@ -86,11 +86,11 @@ fn bare_rustls(total: u64, ends: Ends, files: (&Path, &Path)) -> f64 {
         Duration::from_secs(10),
     )
     .unwrap();
-    let mut buf = vec![0u8; fos::transfer::CHUNK];
-    let mut ctx = fos::transfer::sha();
+    let mut buf = vec![0u8; fos::internals::transfer::CHUNK];
+    let mut ctx = fos::internals::transfer::sha();
     let mut out = (ends == Ends::Files).then(|| {
         let f = std::fs::File::create(&dst).unwrap();
-        fos::writeback::WriteBehind::buffered(f, 0, total)
+        fos::internals::writeback::WriteBehind::buffered(f, 0, total)
     });
     let mut got = 0u64;
     while got < total {

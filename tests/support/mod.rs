@@ -103,7 +103,7 @@ pub struct LibServer {
 
 impl LibServer {
     pub fn start(cfg: ServerConfig) -> LibServer {
-        let server = Server::bind(cfg, Arc::new(fos::log::Logger::silent())).expect("server binds");
+        let server = Server::bind(cfg, Arc::new(fos::Logger::silent())).expect("server binds");
         let addr = server.local_addr().unwrap();
         let greet = server.greet_addr();
         let handle = server.shutdown_handle();
