@@ -69,7 +69,9 @@ pub fn get_file(
     } else {
         n.get_start(remote, 0, None)?
     };
-    if hdr.offset != offset {
+    // a size below the offset cannot be the file the partial started: refused before
+    // anything is read (`size - offset` would wrap and the download be cut nowhere)
+    if hdr.offset != offset || hdr.size < offset {
         return Err(bad_fields());
     }
     // from here on, a cut keeps what arrived
@@ -137,7 +139,7 @@ pub fn get_stream(
         }
         other => other?,
     };
-    if hdr.offset != offset {
+    if hdr.offset != offset || hdr.size < offset {
         return Err(bad_fields());
     }
     let ctx = sink.hash();
@@ -210,17 +212,21 @@ pub fn put_file(
     let (mut offset, server_prefix) = n.put_start(&req(opts.resume))?;
     let mut ctx = transfer::sha();
     if offset > 0 {
-        let ours = if offset <= size {
+        // more than the file holds (an empty prefix compares equal to none) cannot be
+        // its start
+        let matches = offset <= size && {
             transfer::hash_prefix(file, offset, &mut ctx)?;
-            protocol::command::hex(&transfer::finish(ctx.clone()))
-        } else {
-            String::new()
+            protocol::command::hex(&transfer::finish(ctx.clone())) == server_prefix
         };
-        if ours != server_prefix {
+        if !matches {
             // what the server has is not the start of this file: discard it
             n.abort_discard()?;
             (offset, _) = n.put_start(&req(false))?;
             ctx = transfer::sha();
+            // a fresh upload starts at 0: anything else is not a reply to it
+            if offset != 0 {
+                return Err(bad_fields());
+            }
         }
         file.seek(SeekFrom::Start(offset))?;
     }

@@ -112,7 +112,17 @@ impl Download<'_> {
     pub(super) fn copy_raw(&mut self, dst: &mut impl Write) -> io::Result<u64> {
         let size = self.st.size;
         let mut src = ReadBehind::new(&mut self.file, 0, size);
-        let sent = copy(&mut (&mut src).take(size), dst)?;
+        let sent = match copy(&mut (&mut src).take(size), dst) {
+            Ok(n) => n,
+            Err(e) => {
+                // a warning, as a native download's abort is
+                self.session.log(
+                    Level::Warn,
+                    format_args!("get {:?} failed: {e}", escape(&self.path)),
+                );
+                return Err(e);
+            }
+        };
         self.log_sent(sent, None);
         Ok(sent)
     }

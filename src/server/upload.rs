@@ -92,6 +92,10 @@ pub(super) struct Upload<'s> {
     arrived: Arrived,
     /// The sender was refused mid-stream and is still sending.
     unread: bool,
+    /// A cut or cancelled upload keeps its partial for a resume: the client was told
+    /// the offset and the partial is a resumable one (not a small file, not a
+    /// pipelined `cput`).
+    kept: bool,
     started: Instant,
     _running: Option<Registration<'s>>,
 }
@@ -166,6 +170,7 @@ impl Session {
             block_list: None,
             arrived: Arrived::Nothing,
             unread: false,
+            kept: false,
             started: Instant::now(),
             _running: None,
         })
@@ -227,8 +232,14 @@ impl Upload<'_> {
     /// failure or a limit reached is an error here (and drops the partial); the
     /// sender's verdict is judged by [`Upload::finish`].
     pub(super) fn receive(&mut self, stream: &mut ServerTls, offered: bool) -> Result<(), Error> {
+        let received = self.receive_frames(stream, offered);
+        self.warn_if_failed(received)
+    }
+
+    fn receive_frames(&mut self, stream: &mut ServerTls, offered: bool) -> Result<(), Error> {
         if offered {
             self.partial.keep(true);
+            self.kept = self.partial.resumable_id().is_some();
             let uploads = &self.session.shared.uploads;
             self._running = self
                 .partial
@@ -304,6 +315,11 @@ impl Upload<'_> {
     /// Copies a legacy data connection to its end into the partial, through
     /// write-behind, within the limits (the legacy protocol announces no size).
     pub(super) fn write_raw(&mut self, src: &mut impl Read) -> Result<(), Error> {
+        let written = self.copy_raw(src);
+        self.warn_if_failed(written)
+    }
+
+    fn copy_raw(&mut self, src: &mut impl Read) -> Result<(), Error> {
         let mut w = Metered {
             inner: WriteBehind::buffered(self.partial.file(), 0, u64::MAX),
             meter: self.meter.take(),
@@ -346,6 +362,12 @@ impl Upload<'_> {
                 self.partial.keep(false);
                 return aborted("upload abandoned; the partial was discarded");
             }
+            // only a partial that is kept says so (a small file's, a pipelined cput's
+            // is not)
+            if !self.kept {
+                self.partial.keep(false);
+                return aborted("upload cancelled by the client");
+            }
             return aborted("upload cancelled by the client; the partial is kept for a resume");
         };
         // anything but a clean end is not worth resuming
@@ -373,7 +395,16 @@ impl Upload<'_> {
     /// Ends a `put`: the verdict, then the announced modification time and mode, the
     /// commit (fsync and rename over the target), and the new file's hash for the sync
     /// hash cache.
-    pub(super) fn finish(mut self) -> Result<Committed, Error> {
+    pub(super) fn finish(self) -> Result<Committed, Error> {
+        let (session, path) = (self.session, self.path.clone());
+        let finished = self.commit();
+        if let Err(e) = &finished {
+            warn_failed(session, &path, e);
+        }
+        finished
+    }
+
+    fn commit(mut self) -> Result<Committed, Error> {
         let (bytes, sha) = self.verdict()?;
         if let Some(mtime) = self.mtime {
             let t = UNIX_EPOCH
@@ -406,7 +437,8 @@ impl Upload<'_> {
 
     /// Ends a `cput`'s receiving: the verdict, without the commit.
     pub(super) fn verified(mut self) -> Result<Verified, Error> {
-        let (bytes, sha) = self.verdict()?;
+        let verdict = self.verdict();
+        let (bytes, sha) = self.warn_if_failed(verdict)?;
         let sha = sha.ok_or_else(|| Error::Refused(ErrorCode::Invalid, "no SHA-256".into()))?;
         Ok(Verified {
             partial: self.partial,
@@ -416,6 +448,32 @@ impl Upload<'_> {
             block_list: self.block_list,
         })
     }
+}
+
+impl Upload<'_> {
+    /// Logs a failure of this upload as a warning (see [`warn_failed`]).
+    fn warn_if_failed<T>(&self, r: Result<T, Error>) -> Result<T, Error> {
+        if let Err(e) = &r {
+            warn_failed(self.session, &self.path, e);
+        }
+        r
+    }
+}
+
+/// An upload that failed once begun (its data refused, cut short, corrupted, not
+/// written, not committed) is a warning in the log, naming the file, as before the
+/// upload had a module of its own: `--quiet` keeps warnings, and a disk that fills or
+/// a network that corrupts must show there. A failed connection is the session's end,
+/// logged as such.
+fn warn_failed(session: &Session, path: &str, e: &Error) {
+    if matches!(e, Error::Net(_)) {
+        return;
+    }
+    let (_, msg) = super::session::describe(e);
+    session.log(
+        Level::Warn,
+        format_args!("put {:?} failed: {msg}", escape(path)),
+    );
 }
 
 /// A copy of an I/O error for a reply (the original stays with the transfer's result).
