@@ -13,6 +13,7 @@ pub mod auth;
 pub mod client;
 pub mod delta;
 pub mod discovery;
+mod entry;
 pub mod error;
 pub mod glob;
 mod ioerror;

@@ -22,7 +22,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::protocol::{Entry, EntryKind};
+use crate::entry::{Entry, EntryKind};
 use crate::sys::{self, errno, oflag};
 
 /// Names starting with this are the server's own (partial uploads): users can neither
@@ -34,7 +34,7 @@ pub const SYNC_PREFIX: &str = ".fos-sync-";
 /// Longest single name, in bytes.
 pub const MAX_NAME: usize = 255;
 /// Longest path argument, in bytes.
-pub const MAX_PATH: usize = crate::protocol::command::MAX_PATH;
+pub const MAX_PATH: usize = crate::entry::MAX_PATH;
 /// Deepest directory a user may create or move a tree to, counted in directories below
 /// the user's root (`mkdir` and `mv` refuse deeper ones; `rm -r` and the usage count
 /// still handle deeper trees that arrived some other way).
