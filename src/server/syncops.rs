@@ -374,14 +374,7 @@ pub(super) fn finish_partial(partial: &mut Partial, mtime_ns: i64, mode: u32) {
 
 /// Reads and discards the content that follows a refused pipelined upload.
 pub(super) fn drain(stream: &mut ServerTls, size: u64) -> Result<(), protocol::Error> {
-    transfer::receive(
-        stream,
-        &mut io::sink(),
-        size,
-        transfer::sha(),
-        &mut |_| {},
-        &|| false,
-    )?;
+    transfer::discard(stream, size)?;
     Ok(())
 }
 
