@@ -3,7 +3,9 @@
 //!
 //! Only the data: how an entry travels is the protocol's business
 //! (`protocol::command` encodes and decodes it), how one is read from the disk the
-//! sandbox's.
+//! sandbox's; a kind is named from a `st_mode` ([`EntryKind::of_mode`]).
+
+use crate::sys::ftype;
 
 /// Longest path argument either side accepts, in bytes (Linux `PATH_MAX`).
 pub const MAX_PATH: usize = 4096;
@@ -22,6 +24,16 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
+    /// The kind of a file whose `st_mode` is `mode`.
+    pub fn of_mode(mode: u32) -> EntryKind {
+        match mode & ftype::MASK {
+            ftype::DIR => EntryKind::Dir,
+            ftype::FILE => EntryKind::File,
+            ftype::LINK => EntryKind::Link,
+            _ => EntryKind::Other,
+        }
+    }
+
     /// One letter, as `ls -l` shows it.
     pub fn letter(self) -> char {
         match self {

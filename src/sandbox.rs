@@ -1150,18 +1150,9 @@ pub fn remove_stale_partials(storage: &Path, max_age: std::time::Duration) -> u6
 }
 
 fn entry(name: String, st: &sys::Stat) -> Entry {
-    let kind = if st.is_dir() {
-        EntryKind::Dir
-    } else if st.is_file() {
-        EntryKind::File
-    } else if st.is_symlink() {
-        EntryKind::Link
-    } else {
-        EntryKind::Other
-    };
     Entry {
         name,
-        kind,
+        kind: EntryKind::of_mode(st.mode),
         size: st.size,
         mtime: st.mtime,
         mode: Some(st.mode & 0o7777),
