@@ -120,15 +120,7 @@ pub(super) fn handle(
             resume,
             no_fsync,
         } => {
-            let durable = session.shared.config.fsync && !no_fsync;
-            let up = SyncPut {
-                path: &path,
-                size,
-                mtime_ns,
-                mode,
-                expect,
-                durable,
-            };
+            let up = SyncPut::new(session, &path, size, mtime_ns, mode, expect, no_fsync);
             if resume {
                 flush(stream, session)?;
                 put_resumable(stream, session, &up)
@@ -175,15 +167,7 @@ pub(super) fn handle(
             no_fsync,
         } => {
             flush(stream, session)?;
-            let durable = session.shared.config.fsync && !no_fsync;
-            let up = SyncPut {
-                path: &path,
-                size,
-                mtime_ns,
-                mode,
-                expect,
-                durable,
-            };
+            let up = SyncPut::new(session, &path, size, mtime_ns, mode, expect, no_fsync);
             super::delta::patch(stream, session, &up, block)
         }
     }
@@ -334,6 +318,29 @@ pub(super) struct SyncPut<'a> {
     pub(super) mode: u32,
     pub(super) expect: Expect,
     pub(super) durable: bool,
+}
+
+impl<'a> SyncPut<'a> {
+    /// The upload as its request announced it: durable unless the server runs
+    /// `--no-fsync` or the client asked for none.
+    fn new(
+        session: &Session,
+        path: &'a str,
+        size: u64,
+        mtime_ns: i64,
+        mode: u32,
+        expect: Expect,
+        no_fsync: bool,
+    ) -> SyncPut<'a> {
+        SyncPut {
+            path,
+            size,
+            mtime_ns,
+            mode,
+            expect,
+            durable: session.shared.config.fsync && !no_fsync,
+        }
+    }
 }
 
 /// Refuses early what is bound to be refused at commit (a file that changed, a
