@@ -266,13 +266,8 @@ impl Sandbox {
 
     /// Opens an existing directory as a sandbox root.
     pub fn open(dir: &Path) -> Result<Sandbox> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(oflag::DIRECTORY)
-            .open(dir)?;
         Ok(Sandbox {
-            root: OwnedFd::from(file),
+            root: sys::open_dir(dir)?,
             storage: None,
             force_walk: false,
             holder: "-".into(),

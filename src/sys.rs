@@ -1114,6 +1114,17 @@ pub fn umask() -> u32 {
     old
 }
 
+/// Opens the directory at `path` (following a symlink in the path itself, as any
+/// command does with the path it is given) as a descriptor to resolve names from.
+pub fn open_dir(path: &std::path::Path) -> io::Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(path)?;
+    Ok(OwnedFd::from(dir))
+}
+
 /// Opens (creating it, mode 0600) a file that is only ever `flock`ed or rewritten in
 /// place, read and write, never through a final symlink: the lock files of the users
 /// file, the login records and the sweeper's election.

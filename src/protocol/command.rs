@@ -545,13 +545,24 @@ impl ErrorCode {
 }
 
 /// The wire byte of each entry kind.
-fn kind_byte(kind: EntryKind) -> u8 {
+pub(super) fn kind_byte(kind: EntryKind) -> u8 {
     match kind {
         EntryKind::Dir => b'd',
         EntryKind::File => b'f',
         EntryKind::Link => b'l',
         EntryKind::Other => b'o',
     }
+}
+
+/// The entry kind of a wire byte made by [`kind_byte`].
+pub(super) fn byte_kind(b: u8) -> Result<EntryKind, Error> {
+    Ok(match b {
+        b'd' => EntryKind::Dir,
+        b'f' => EntryKind::File,
+        b'l' => EntryKind::Link,
+        b'o' => EntryKind::Other,
+        _ => return Err(Error::BadFields),
+    })
 }
 
 impl Entry {
@@ -592,13 +603,7 @@ impl Entry {
         if field.len() < 17 {
             return Err(Error::BadFields);
         }
-        let kind = match field[0] {
-            b'd' => EntryKind::Dir,
-            b'f' => EntryKind::File,
-            b'l' => EntryKind::Link,
-            b'o' => EntryKind::Other,
-            _ => return Err(Error::BadFields),
-        };
+        let kind = byte_kind(field[0])?;
         let size = u64::from_be_bytes(field[1..9].try_into().map_err(|_| Error::BadFields)?);
         let mtime = i64::from_be_bytes(field[9..17].try_into().map_err(|_| Error::BadFields)?);
         let name = String::from_utf8_lossy(&field[17..]).into_owned();

@@ -459,12 +459,7 @@ fn put_pipelined(
     };
     finish_partial(&mut v.partial, up.mtime_ns, up.mode);
     log_received(session, up.path, v.bytes, started);
-    let held = Held {
-        partial: v.partial,
-        target: v.target,
-        expect: up.expect,
-        sha: v.sha,
-    };
+    let held = held(v.partial, v.target, up.expect, v.sha);
     if up.durable {
         let (_, state) = session.sync_parts();
         state.queue.push_back(Queued::Commit(Box::new(held)));
@@ -512,12 +507,7 @@ fn put_resumable(
     finish_partial(&mut v.partial, up.mtime_ns, up.mode);
     log_received(session, up.path, v.bytes, started);
     let committed = v.partial.file().try_clone().ok();
-    let held = Held {
-        partial: v.partial,
-        target: v.target,
-        expect: up.expect,
-        sha: v.sha,
-    };
+    let held = held(v.partial, v.target, up.expect, v.sha);
     let o = commit_now(session, held, up.durable);
     if let (Ok(_), Some((block, list)), Some(f)) = (&o, v.block_list, committed)
         && let Ok(st) = sys::lstatat(f.as_fd(), c"")
