@@ -429,7 +429,19 @@ const USERS_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// replaced by a rename on every change, so it cannot carry the lock. Waits at most
 /// [`USERS_LOCK_WAIT`] for a holder to finish.
 pub fn lock_users(path: &Path) -> io::Result<fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
+    let (dir, name) = dir_and_name(path)?;
+    let file = crate::sys::open_lock_file(&dir.join(format!(".{}.lock", name.to_string_lossy())))?;
+    crate::sys::lock_within(
+        &file,
+        USERS_LOCK_WAIT,
+        std::time::Duration::from_millis(20),
+        "another change of the users file has held its lock for 30 s",
+    )?;
+    Ok(file)
+}
+
+/// The directory `path` is in (`.` for a bare name) and its file name.
+fn dir_and_name(path: &Path) -> io::Result<(&Path, &std::ffi::OsStr)> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -437,31 +449,7 @@ pub fn lock_users(path: &Path) -> io::Result<fs::File> {
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::other("not a file name"))?;
-    let lock_path = dir.join(format!(".{}.lock", name.to_string_lossy()));
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(crate::sys::oflag::NOFOLLOW)
-        .open(lock_path)?;
-    let deadline = std::time::Instant::now() + USERS_LOCK_WAIT;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "another change of the users file has held its lock for 30 s",
-                ));
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(e),
-        }
-    }
+    Ok((dir, name))
 }
 
 /// Adds or replaces `user`'s line in the users file at `path` with a fresh hash of
@@ -537,13 +525,7 @@ fn rewrite_line(
 /// rename, with permission bits `mode`.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::other("not a file name"))?;
+    let (dir, name) = dir_and_name(path)?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         name.to_string_lossy(),

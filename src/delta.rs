@@ -12,6 +12,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
+use std::sync::mpsc::SyncSender;
 
 use crate::protocol::frame::{self, Kind, write_frame};
 use crate::sys;
@@ -98,46 +99,16 @@ pub fn copy_range(src: &File, dst: &File, off: u64, len: u64) -> io::Result<()> 
 /// A range the old file does not have is an [`io::ErrorKind::UnexpectedEof`] error.
 pub fn build(old: &File, new: &File, received: &[(u64, u64)], size: u64) -> io::Result<[u8; 32]> {
     std::thread::scope(|s| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-        let hasher = s.spawn(move || {
-            let mut ctx = transfer::sha();
-            for b in rx {
-                ctx.update(&b);
-            }
-            transfer::finish(ctx)
-        });
-        let feed = |from: &File, off: u64, len: u64| -> io::Result<()> {
-            let mut at = off;
-            while at < off + len {
-                let n = (off + len - at).min(CHUNK as u64) as usize;
-                let mut buf = vec![0u8; n];
-                from.read_exact_at(&mut buf, at)?;
-                tx.send(buf)
-                    .map_err(|_| io::Error::other("the hashing thread failed"))?;
-                at += n as u64;
-            }
-            Ok(())
-        };
+        let (tx, hasher) = spawn_hasher(s, 4);
         let mut at = 0u64;
         let mut result: io::Result<()> = Ok(());
-        'ranges: for &(a, b) in received.iter().chain(&[(size, size)]) {
-            // a piece at a time, so that hashing one overlaps copying the next
-            let mut c = at;
-            while c < a {
-                let n = (a - c).min(STEP);
-                let step = copy_range(old, new, c, n).and_then(|()| feed(old, c, n));
-                // the old version is on its way out: its pages, read once, are
-                // recycled for the new one's (a fresh page costs more than a copy on
-                // some hosts)
-                let _ = sys::drop_cached(old.as_fd(), c, n);
-                if let Err(e) = step {
-                    result = Err(e);
-                    break 'ranges;
-                }
-                c += n;
+        for &(a, b) in received.iter().chain(&[(size, size)]) {
+            if let Err(e) = fill_from_old(old, new, at, a, &tx) {
+                result = Err(e);
+                break;
             }
             if b > a
-                && let Err(e) = feed(new, a, b - a)
+                && let Err(e) = feed(&tx, new, a, b - a)
             {
                 result = Err(e);
                 break;
@@ -150,6 +121,68 @@ pub fn build(old: &File, new: &File, received: &[(u64, u64)], size: u64) -> io::
             .map_err(|_| io::Error::other("the hashing thread failed"))?;
         result.map(|()| sha)
     })
+}
+
+/// A thread of `s` that hashes, in order, the pieces sent to it (at most `depth` of
+/// them waiting); drop the sender, then join it for the SHA-256.
+fn spawn_hasher<'scope>(
+    s: &'scope std::thread::Scope<'scope, '_>,
+    depth: usize,
+) -> (
+    SyncSender<Vec<u8>>,
+    std::thread::ScopedJoinHandle<'scope, [u8; 32]>,
+) {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(depth);
+    let hasher = s.spawn(move || {
+        let mut ctx = transfer::sha();
+        for b in rx {
+            ctx.update(&b);
+        }
+        transfer::finish(ctx)
+    });
+    (tx, hasher)
+}
+
+/// Hands one piece to the hashing thread of [`spawn_hasher`].
+fn hash_piece(tx: &SyncSender<Vec<u8>>, b: Vec<u8>) -> io::Result<()> {
+    tx.send(b)
+        .map_err(|_| io::Error::other("the hashing thread failed"))
+}
+
+/// Hands `len` bytes of `from` at `off` to the hashing thread, [`CHUNK`] at a time.
+fn feed(tx: &SyncSender<Vec<u8>>, from: &File, off: u64, len: u64) -> io::Result<()> {
+    let mut at = off;
+    while at < off + len {
+        let n = (off + len - at).min(CHUNK as u64) as usize;
+        let mut buf = vec![0u8; n];
+        from.read_exact_at(&mut buf, at)?;
+        hash_piece(tx, buf)?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// Fills `[from, to)` of `new` from `old` at the same offsets and hands those bytes to
+/// the hashing thread, a piece ([`STEP`]) at a time, so that hashing one overlaps
+/// copying the next.
+fn fill_from_old(
+    old: &File,
+    new: &File,
+    from: u64,
+    to: u64,
+    tx: &SyncSender<Vec<u8>>,
+) -> io::Result<()> {
+    let mut c = from;
+    while c < to {
+        let n = (to - c).min(STEP);
+        let step = copy_range(old, new, c, n).and_then(|()| feed(tx, old, c, n));
+        // the old version is on its way out: its pages, read once, are recycled for
+        // the new one's (a fresh page costs more than a copy on some hosts)
+        let _ = sys::drop_cached(old.as_fd(), c, n);
+        step?;
+        c += n;
+    }
+    Ok(())
 }
 
 /// What a delta's stream brought: the ranges written, the sender's SHA-256 (`None`:
@@ -251,40 +284,8 @@ pub fn apply_stream(
     size: u64,
 ) -> Result<Applied, frame::Error> {
     std::thread::scope(|s| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
-        let hasher = s.spawn(move || {
-            let mut ctx = transfer::sha();
-            for b in rx {
-                ctx.update(&b);
-            }
-            transfer::finish(ctx)
-        });
-        let send = |b: Vec<u8>| {
-            tx.send(b)
-                .map_err(|_| io::Error::other("the hashing thread failed"))
-        };
-        // fills [from, to) from the old file, a piece at a time
-        let fill = |from: u64, to: u64| -> io::Result<()> {
-            let mut c = from;
-            while c < to {
-                let n = (to - c).min(STEP);
-                copy_range(old, new, c, n)?;
-                let mut at = c;
-                while at < c + n {
-                    let k = (c + n - at).min(CHUNK as u64) as usize;
-                    let mut buf = vec![0u8; k];
-                    old.read_exact_at(&mut buf, at)?;
-                    send(buf)?;
-                    at += k as u64;
-                }
-                // the old version is on its way out: its pages, read once, are
-                // recycled for the new one's (a fresh page costs more than a copy on
-                // some hosts)
-                let _ = sys::drop_cached(old.as_fd(), c, n);
-                c += n;
-            }
-            Ok(())
-        };
+        let (tx, hasher) = spawn_hasher(s, 8);
+        let fill = |from: u64, to: u64| fill_from_old(old, new, from, to, &tx);
         let mut buf = Vec::new();
         let mut at = 0u64;
         let mut changed = Vec::new();
@@ -318,7 +319,7 @@ pub fn apply_stream(
                     };
                     let step = fill(at, off)
                         .and_then(|()| new.write_all_at(data, off))
-                        .and_then(|()| send(data.to_vec()));
+                        .and_then(|()| hash_piece(&tx, data.to_vec()));
                     match step {
                         Ok(()) => {
                             changed.push((off, end));
@@ -379,14 +380,7 @@ pub fn stream_blocks(
 ) -> io::Result<Streamed> {
     use crate::protocol::sync::{BLOCK_HASH, block_hash};
     std::thread::scope(|s| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-        let hasher = s.spawn(move || {
-            let mut ctx = transfer::sha();
-            for b in rx {
-                ctx.update(&b);
-            }
-            transfer::finish(ctx)
-        });
+        let (tx, hasher) = spawn_hasher(s, 4);
         let mut frame = vec![0u8; 8 + FRAME];
         let mut changed = 0u64;
         let mut off = 0u64;
@@ -413,8 +407,7 @@ pub fn stream_blocks(
                     write_frame(w, Kind::Data, &frame[..8 + piece.len()])?;
                 }
             }
-            tx.send(buf)
-                .map_err(|_| io::Error::other("the hashing thread failed"))?;
+            hash_piece(&tx, buf)?;
             off += n as u64;
             i += 1;
         }

@@ -109,7 +109,7 @@ impl Error {
         match self {
             Error::Remote(code, msg) => Error::Remote(code, format!("{what}: {msg}")),
             Error::Local(msg) => Error::Local(format!("{what}: {msg}")),
-            Error::Io(e) => Error::Local(format!("{what}: {}", io_text(&e))),
+            Error::Io(e) => Error::Local(format!("{what}: {}", crate::ioerror::text(&e))),
             other => other,
         }
     }
@@ -144,7 +144,7 @@ impl fmt::Display for Error {
             Error::Auth(e) => write!(f, "{e}"),
             Error::Cancelled => f.write_str("cancelled"),
             Error::Interrupted => f.write_str("interrupted"),
-            Error::Io(e) => f.write_str(&io_text(e)),
+            Error::Io(e) => f.write_str(&crate::ioerror::text(e)),
         }
     }
 }
@@ -153,13 +153,9 @@ impl std::error::Error for Error {}
 
 /// An I/O error in words: a read or write that ran into its timeout (which the socket
 /// reports as `WouldBlock`) says "timed out", everything else as the OS puts it.
+// The words live in `ioerror::text`; this stays while `client/connect.rs` calls it.
 pub fn io_text(e: &io::Error) -> String {
-    match e.kind() {
-        // a timeout that says more than that (why, what was kept) keeps its words
-        io::ErrorKind::TimedOut if e.get_ref().is_some() => e.to_string(),
-        _ if crate::ioerror::is_timeout(e) => "timed out".into(),
-        _ => e.to_string(),
-    }
+    crate::ioerror::text(e)
 }
 
 impl From<crate::protocol::Error> for Error {

@@ -22,6 +22,17 @@ pub(crate) fn timed_out(e: io::Error) -> io::Error {
     }
 }
 
+/// An I/O error in words: a read or write that ran into its timeout (which the socket
+/// reports as `WouldBlock`) says "timed out", everything else as the OS puts it.
+pub(crate) fn text(e: &io::Error) -> String {
+    match e.kind() {
+        // a timeout that says more than that (why, what was kept) keeps its words
+        io::ErrorKind::TimedOut if e.get_ref().is_some() => e.to_string(),
+        _ if is_timeout(e) => "timed out".into(),
+        _ => e.to_string(),
+    }
+}
+
 /// Whose failure is being told, which decides the words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Whose {

@@ -12,6 +12,7 @@
 // The API: what a program embedding fos (and the two binaries) builds on.
 pub mod client;
 pub mod discovery;
+mod entry;
 pub mod error;
 pub mod protocol;
 pub mod server;

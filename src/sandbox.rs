@@ -22,7 +22,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::protocol::{Entry, EntryKind};
+use crate::entry::{Entry, EntryKind};
 use crate::sys::{self, errno, oflag};
 
 /// Names starting with this are the server's own (partial uploads): users can neither
@@ -34,7 +34,7 @@ pub const SYNC_PREFIX: &str = ".fos-sync-";
 /// Longest single name, in bytes.
 pub const MAX_NAME: usize = 255;
 /// Longest path argument, in bytes.
-pub const MAX_PATH: usize = crate::protocol::command::MAX_PATH;
+pub const MAX_PATH: usize = crate::entry::MAX_PATH;
 /// Deepest directory a user may create or move a tree to, counted in directories below
 /// the user's root (`mkdir` and `mv` refuse deeper ones; `rm -r` and the usage count
 /// still handle deeper trees that arrived some other way).
@@ -266,13 +266,8 @@ impl Sandbox {
 
     /// Opens an existing directory as a sandbox root.
     pub fn open(dir: &Path) -> Result<Sandbox> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(oflag::DIRECTORY)
-            .open(dir)?;
         Ok(Sandbox {
-            root: OwnedFd::from(file),
+            root: sys::open_dir(dir)?,
             storage: None,
             force_walk: false,
             holder: "-".into(),
@@ -1151,18 +1146,9 @@ pub fn remove_stale_partials(storage: &Path, max_age: std::time::Duration) -> u6
 }
 
 fn entry(name: String, st: &sys::Stat) -> Entry {
-    let kind = if st.is_dir() {
-        EntryKind::Dir
-    } else if st.is_file() {
-        EntryKind::File
-    } else if st.is_symlink() {
-        EntryKind::Link
-    } else {
-        EntryKind::Other
-    };
     Entry {
         name,
-        kind,
+        kind: EntryKind::of_mode(st.mode),
         size: st.size,
         mtime: st.mtime,
         mode: Some(st.mode & 0o7777),

@@ -423,43 +423,68 @@ pub struct Stat {
     pub mtime: i64,
 }
 
-// mode_t and time_t differ between platforms (u16 on macOS): the casts are no-ops on
-// Linux only
+/// The file type bits of a `st_mode` (`S_IFMT`), re-exported so no other module
+/// needs libc.
+// mode_t differs between platforms (u16 on macOS): the casts are no-ops on Linux only
 #[allow(clippy::unnecessary_cast)]
-impl Stat {
+pub mod ftype {
+    /// The mask of the type bits.
+    pub const MASK: u32 = libc::S_IFMT as u32;
     /// A regular file.
-    pub fn is_file(&self) -> bool {
-        self.mode & libc::S_IFMT as u32 == libc::S_IFREG as u32
-    }
+    pub const FILE: u32 = libc::S_IFREG as u32;
     /// A directory.
-    pub fn is_dir(&self) -> bool {
-        self.mode & libc::S_IFMT as u32 == libc::S_IFDIR as u32
-    }
-    /// A symbolic link (only seen when not following links).
-    pub fn is_symlink(&self) -> bool {
-        self.mode & libc::S_IFMT as u32 == libc::S_IFLNK as u32
-    }
+    pub const DIR: u32 = libc::S_IFDIR as u32;
+    /// A symbolic link.
+    pub const LINK: u32 = libc::S_IFLNK as u32;
+}
+
+/// The `is_*` tests of a stat result, from its `mode` field: one definition for
+/// [`Stat`] and [`FileStat`].
+macro_rules! type_tests {
+    () => {
+        /// A regular file.
+        pub fn is_file(&self) -> bool {
+            self.mode & ftype::MASK == ftype::FILE
+        }
+        /// A directory.
+        pub fn is_dir(&self) -> bool {
+            self.mode & ftype::MASK == ftype::DIR
+        }
+        /// A symbolic link (only seen when not following links).
+        pub fn is_symlink(&self) -> bool {
+            self.mode & ftype::MASK == ftype::LINK
+        }
+    };
+}
+
+impl Stat {
+    type_tests!();
 }
 
 /// `fstatat(dir, name)`, following a final symlink only when `follow` is set. An empty
 /// `name` stats `dir` itself.
 pub fn fstatat(dir: BorrowedFd<'_>, name: &CStr, follow: bool) -> io::Result<Stat> {
+    let st = raw_fstatat(dir, name, follow)?;
+    // mode_t and time_t differ between platforms: the casts are no-ops on Linux only
+    #[allow(clippy::unnecessary_cast)]
+    Ok(Stat {
+        mode: st.st_mode as u32,
+        size: st.st_size as u64,
+        mtime: st.st_mtime as i64,
+    })
+}
+
+/// The `fstatat` both [`fstatat`] and [`lstatat`] make: an empty `name` stats `dir`.
+fn raw_fstatat(dir: BorrowedFd<'_>, name: &CStr, follow: bool) -> io::Result<libc::stat> {
     let mut flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
     if name.is_empty() {
         flags |= libc::AT_EMPTY_PATH;
     }
-    #[allow(clippy::unnecessary_cast)] // see `impl Stat`
-    let convert = |st: &libc::stat| Stat {
-        mode: st.st_mode as u32,
-        size: st.st_size as u64,
-        mtime: st.st_mtime as i64,
-    };
     let mut st = MaybeUninit::<libc::stat>::uninit();
     // SAFETY: `name` is NUL-terminated and `st` is written on success only, when we read it.
     cvt(unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), st.as_mut_ptr(), flags) })?;
     // SAFETY: initialised by the successful fstatat.
-    let st = unsafe { st.assume_init() };
-    Ok(convert(&st))
+    Ok(unsafe { st.assume_init() })
 }
 
 /// `readlinkat(dir, name)`: the target of a symlink, as bytes.
@@ -772,39 +797,18 @@ pub struct FileStat {
     pub ctime_ns: i64,
 }
 
-// see `impl Stat`: the casts are no-ops on Linux only
-#[allow(clippy::unnecessary_cast)]
 impl FileStat {
-    /// A regular file.
-    pub fn is_file(&self) -> bool {
-        self.mode & libc::S_IFMT as u32 == libc::S_IFREG as u32
-    }
-    /// A directory.
-    pub fn is_dir(&self) -> bool {
-        self.mode & libc::S_IFMT as u32 == libc::S_IFDIR as u32
-    }
-    /// A symbolic link.
-    pub fn is_symlink(&self) -> bool {
-        self.mode & libc::S_IFMT as u32 == libc::S_IFLNK as u32
-    }
+    type_tests!();
 }
 
 /// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)` with nanosecond times: a final symlink
 /// is described, never followed. An empty `name` describes `dir` itself.
 pub fn lstatat(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<FileStat> {
-    let mut flags = libc::AT_SYMLINK_NOFOLLOW;
-    if name.is_empty() {
-        flags |= libc::AT_EMPTY_PATH;
-    }
-    let mut st = MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `name` is NUL-terminated and `st` is written on success only, when we read it.
-    cvt(unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), st.as_mut_ptr(), flags) })?;
-    // SAFETY: initialised by the successful fstatat.
-    let st = unsafe { st.assume_init() };
-    // time_t and c_long are i64 on 64-bit Linux only: see `impl Stat`
+    let st = raw_fstatat(dir, name, false)?;
+    // time_t and c_long are i64 on 64-bit Linux only: see `fstatat`
     #[allow(clippy::unnecessary_cast)]
     let ns = |s: libc::time_t, n: libc::c_long| (s as i64).saturating_mul(1_000_000_000) + n as i64;
-    #[allow(clippy::unnecessary_cast)] // see `impl Stat`
+    #[allow(clippy::unnecessary_cast)] // see `fstatat`
     Ok(FileStat {
         dev: st.st_dev as u64,
         ino: st.st_ino as u64,
@@ -1108,6 +1112,55 @@ pub fn umask() -> u32 {
     #[allow(clippy::unnecessary_cast)] // mode_t is u16 on macOS
     let old = old as u32;
     old
+}
+
+/// Opens the directory at `path` (following a symlink in the path itself, as any
+/// command does with the path it is given) as a descriptor to resolve names from.
+pub fn open_dir(path: &std::path::Path) -> io::Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(path)?;
+    Ok(OwnedFd::from(dir))
+}
+
+/// Opens (creating it, mode 0600) a file that is only ever `flock`ed or rewritten in
+/// place, read and write, never through a final symlink: the lock files of the users
+/// file, the login records and the sweeper's election.
+pub fn open_lock_file(path: &std::path::Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Takes `file`'s exclusive lock, trying again every `poll` for at most `wait`; a
+/// holder that keeps it longer is a `TimedOut` error that says `why`.
+pub fn lock_within(
+    file: &std::fs::File,
+    wait: std::time::Duration,
+    poll: std::time::Duration,
+    why: &'static str,
+) -> io::Result<()> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(poll);
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, why));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -354,6 +354,13 @@ pub fn receive_until_error(
     receive_frames(r, dst, max, ctx, progress, cancel, true)
 }
 
+/// Reads a whole stream (up to its `End` or `Abort`) and drops its content: the
+/// content of a transfer refused after its header, read so that the connection stays
+/// in step. As [`receive`] into nothing.
+pub fn discard(r: &mut impl Read, max: u64) -> Result<Received, frame::Error> {
+    receive(r, &mut io::sink(), max, sha(), &mut |_| {}, &|| false)
+}
+
 /// Reads and drops the rest of a stream, up to its `End` or `Abort`: at most `limit`
 /// more payload bytes, after which the sender is taken to be ignoring the refusal and
 /// an error is returned (drop the connection).

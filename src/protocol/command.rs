@@ -4,8 +4,9 @@
 
 use super::frame::{Error, decode_fields, encode_fields};
 
-/// Longest path argument the protocol accepts, in bytes (Linux `PATH_MAX`).
-pub const MAX_PATH: usize = 4096;
+// The entry and the path limit are shared with the sandbox, which knows no protocol;
+// their wire form is here.
+pub use crate::entry::{Entry, EntryKind, MAX_PATH};
 /// Longest non-path argument (user names, passwords, flags), in bytes.
 pub const MAX_ARG: usize = 1024;
 /// The size field of a `put` whose size is not known beforehand.
@@ -543,59 +544,32 @@ impl ErrorCode {
     }
 }
 
-/// What kind of thing a directory entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum EntryKind {
-    /// A directory (sorted first).
-    Dir,
-    /// A regular file.
-    File,
-    /// A symbolic link.
-    Link,
-    /// Anything else (FIFO, socket, device).
-    Other,
-}
-
-impl EntryKind {
-    fn to_byte(self) -> u8 {
-        match self {
-            EntryKind::Dir => b'd',
-            EntryKind::File => b'f',
-            EntryKind::Link => b'l',
-            EntryKind::Other => b'o',
-        }
-    }
-    /// One letter, as `ls -l` shows it.
-    pub fn letter(self) -> char {
-        match self {
-            EntryKind::Dir => 'd',
-            EntryKind::File => '-',
-            EntryKind::Link => 'l',
-            EntryKind::Other => '?',
-        }
+/// The wire byte of each entry kind.
+pub(super) fn kind_byte(kind: EntryKind) -> u8 {
+    match kind {
+        EntryKind::Dir => b'd',
+        EntryKind::File => b'f',
+        EntryKind::Link => b'l',
+        EntryKind::Other => b'o',
     }
 }
 
-/// One directory entry or `stat` result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// Name (or path, for glob and stat results).
-    pub name: String,
-    /// Type.
-    pub kind: EntryKind,
-    /// Size in bytes.
-    pub size: u64,
-    /// Modification time, seconds since the epoch.
-    pub mtime: i64,
-    /// Permission bits (`0o7777` at most), when the other side said them.
-    pub mode: Option<u32>,
+/// The entry kind of a wire byte made by [`kind_byte`].
+pub(super) fn byte_kind(b: u8) -> Result<EntryKind, Error> {
+    Ok(match b {
+        b'd' => EntryKind::Dir,
+        b'f' => EntryKind::File,
+        b'l' => EntryKind::Link,
+        b'o' => EntryKind::Other,
+        _ => return Err(Error::BadFields),
+    })
 }
 
 impl Entry {
     /// Encodes as one field: kind byte, size (u64 BE), mtime (i64 BE), name.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(17 + self.name.len());
-        out.push(self.kind.to_byte());
+        out.push(kind_byte(self.kind));
         out.extend_from_slice(&self.size.to_be_bytes());
         out.extend_from_slice(&self.mtime.to_be_bytes());
         out.extend_from_slice(self.name.as_bytes());
@@ -629,13 +603,7 @@ impl Entry {
         if field.len() < 17 {
             return Err(Error::BadFields);
         }
-        let kind = match field[0] {
-            b'd' => EntryKind::Dir,
-            b'f' => EntryKind::File,
-            b'l' => EntryKind::Link,
-            b'o' => EntryKind::Other,
-            _ => return Err(Error::BadFields),
-        };
+        let kind = byte_kind(field[0])?;
         let size = u64::from_be_bytes(field[1..9].try_into().map_err(|_| Error::BadFields)?);
         let mtime = i64::from_be_bytes(field[9..17].try_into().map_err(|_| Error::BadFields)?);
         let name = String::from_utf8_lossy(&field[17..]).into_owned();

@@ -99,7 +99,7 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Io(e) => f.write_str(&crate::error::io_text(e)),
+            Error::Io(e) => f.write_str(&crate::ioerror::text(e)),
             Error::Closed => write!(f, "connection closed by peer"),
             Error::FrameTooLong { len, limit } => {
                 write!(f, "frame of {len} bytes exceeds the limit of {limit}")

@@ -8,7 +8,7 @@
 //! `server::manifest`, the client side in `crate::sync`.
 
 use super::EntryKind;
-use super::command::{MAX_PATH, hex, number, text, unhex32};
+use super::command::{MAX_PATH, byte_kind, hex, kind_byte, number, text, unhex32};
 use super::frame::{Error, encode_fields};
 
 /// What a conditional write expects to find at its path.
@@ -427,15 +427,6 @@ pub struct ManifestEntry {
     pub sha: Option<[u8; 32]>,
 }
 
-fn kind_byte(k: EntryKind) -> u8 {
-    match k {
-        EntryKind::Dir => b'd',
-        EntryKind::File => b'f',
-        EntryKind::Link => b'l',
-        EntryKind::Other => b'o',
-    }
-}
-
 impl ManifestEntry {
     /// One field: kind byte, size (u64 BE), mtime ns (i64 BE), mode (u32 BE), hash
     /// length (0 or 32) and the hash, then the path.
@@ -462,13 +453,7 @@ impl ManifestEntry {
         if f.len() < 22 {
             return Err(Error::BadFields);
         }
-        let kind = match f[0] {
-            b'd' => EntryKind::Dir,
-            b'f' => EntryKind::File,
-            b'l' => EntryKind::Link,
-            b'o' => EntryKind::Other,
-            _ => return Err(Error::BadFields),
-        };
+        let kind = byte_kind(f[0])?;
         let be8 = |r: std::ops::Range<usize>| -> [u8; 8] {
             let mut b = [0u8; 8];
             b.copy_from_slice(&f[r]);

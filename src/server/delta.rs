@@ -12,7 +12,6 @@
 //! most blocks differ.
 
 use std::fs::File;
-use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::time::Instant;
@@ -22,6 +21,7 @@ use super::conn::ServerTls;
 use super::hashcache;
 use super::session::{Error, Session};
 use super::syncops::{self, SyncPut};
+use super::upload::{PutArgs, Verified};
 use crate::log::{Level, escape};
 use crate::protocol::command::hex;
 use crate::protocol::frame::{Kind, encode_fields, write_frame};
@@ -157,6 +157,8 @@ pub(super) fn fetch(
 }
 
 /// `cpatch path size mtime-ns mode block-size expect flags`: the ranges follow at once.
+/// An upload like every other ([`Session::begin_put`], `Upload::receive_delta`,
+/// `Upload::verified`), committed under its condition like a `cput`.
 pub(super) fn patch(
     stream: &mut ServerTls,
     session: &mut Session,
@@ -173,67 +175,25 @@ pub(super) fn patch(
         };
         let target = session.path(up.path)?;
         syncops::precheck(session, &target, up.expect)?;
-        let (old, _) = {
-            let (sb, _) = session.sync_parts();
-            let (dir, name) = sb.open_parent(&target)?;
-            open_regular(dir.as_fd(), &name)?
-        };
-        let secs = up.mtime_ns.div_euclid(1_000_000_000);
-        let (target, partial) =
-            session.start_partial(up.path, Some((up.size, secs)), false, false)?;
-        Ok((target, partial, old))
+        let (sb, _) = session.sync_parts();
+        let (dir, name) = sb.open_parent(&target)?;
+        Ok(open_regular(dir.as_fd(), &name)?.0)
     })();
-    let (target, mut partial, old) = match prepared {
-        Ok(p) => p,
+    let old = match prepared {
+        Ok(old) => old,
         Err(f) => {
             transfer::skip(stream, u64::MAX)?;
             return syncops::reply(stream, session, Err(f));
         }
     };
-    // built as it arrives: the client streams the changed blocks in file order
-    let applied = match partial
-        .file()
-        .try_clone()
-        .and_then(|f| f.set_len(up.size).map(|()| f))
-    {
-        Ok(file) => crate::delta::apply_stream(stream, &old, &file, up.size)?,
-        Err(e) => {
-            transfer::skip(stream, u64::MAX)?;
-            return syncops::reply(stream, session, Err(Error::from(e)));
-        }
-    };
-    let changed = applied.changed;
-    let old_stat = sys::lstatat(old.as_fd(), c"").ok();
-    let built = match (applied.failure, applied.sender, applied.ours) {
-        (Some(crate::delta::RangeError::Write(e)), _, _)
-            if e.kind() == io::ErrorKind::UnexpectedEof =>
-        {
-            Err(refused(
-                ErrorCode::Invalid,
-                "the patch leaves a range the old file does not have",
-            ))
-        }
-        (Some(crate::delta::RangeError::Write(e)), _, _) => Err(Error::from(e)),
-        (Some(crate::delta::RangeError::Invalid(why)), _, _) => {
-            Err(refused(ErrorCode::Invalid, why))
-        }
-        (None, None, _) => Err(refused(
-            ErrorCode::Aborted,
-            "upload cancelled by the client",
-        )),
-        (None, Some(sender), Some(ours)) if ours == sender => Ok(ours),
-        (None, Some(_), _) => Err(refused(
-            ErrorCode::Integrity,
-            "SHA-256 mismatch: the patched file is not the client's; nothing was saved",
-        )),
-    };
-    let sha = match built {
-        Ok(sha) => sha,
+    let (mut v, changed) = match receive(stream, session, up, &old) {
+        Ok(r) => r,
         Err(f) => return syncops::reply(stream, session, Err(f)),
     };
-    let blocks = new_block_list(session, &old, &mut partial, &changed, up.size, block);
+    let old_stat = sys::lstatat(old.as_fd(), c"").ok();
+    let blocks = new_block_list(session, &old, &mut v.partial, &changed, up.size, block);
     drop(old);
-    syncops::finish_partial(&mut partial, up.mtime_ns, up.mode);
+    syncops::finish_partial(&mut v.partial, up.mtime_ns, up.mode);
     session.log(
         Level::Info,
         format_args!(
@@ -243,8 +203,8 @@ pub(super) fn patch(
             started.elapsed()
         ),
     );
-    let committed = partial.file().try_clone().ok();
-    let held = syncops::held(partial, target, up.expect, sha);
+    let committed = v.partial.file().try_clone().ok();
+    let held = syncops::held(v.partial, v.target, up.expect, v.sha);
     let o = syncops::commit_now(session, held, up.durable);
     if o.is_ok() {
         let root = session.sandbox().root_fd();
@@ -258,6 +218,43 @@ pub(super) fn patch(
         }
     }
     syncops::reply(stream, session, o)
+}
+
+/// Reserves the new version's partial, builds it from the ranges as they arrive and
+/// `old`, and judges it: the ranges received and the verified upload. A refusal
+/// before the ranges are read reads them to their end first (the client sends them
+/// at once), so the session stays in step.
+fn receive(
+    stream: &mut ServerTls,
+    session: &Session,
+    up: &SyncPut<'_>,
+    old: &File,
+) -> Result<(Verified, Vec<(u64, u64)>), Error> {
+    let args = PutArgs {
+        path: up.path,
+        size: Some(up.size),
+        mtime: Some(up.mtime_ns.div_euclid(1_000_000_000)),
+        no_clobber: false,
+        resume: false,
+        mode: None,
+    };
+    let mut upload = match session.begin_put(&args) {
+        Ok(u) => u,
+        Err(e) => {
+            transfer::skip(stream, u64::MAX)?;
+            return Err(e);
+        }
+    };
+    let changed = match upload.receive_delta(stream, old) {
+        Ok(c) => c,
+        Err(e) => {
+            if upload.unread() {
+                transfer::skip(stream, u64::MAX)?;
+            }
+            return Err(e);
+        }
+    };
+    Ok((upload.verified()?, changed))
 }
 
 /// The block list of a patched file: the old file's hashes for the blocks copied

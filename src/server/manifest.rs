@@ -120,18 +120,6 @@ fn refuse(stream: &mut ServerTls, session: &Session, e: Error) -> Result<(), pro
     Ok(stream.flush()?)
 }
 
-fn kind_of(st: &FileStat) -> EntryKind {
-    if st.is_dir() {
-        EntryKind::Dir
-    } else if st.is_file() {
-        EntryKind::File
-    } else if st.is_symlink() {
-        EntryKind::Link
-    } else {
-        EntryKind::Other
-    }
-}
-
 fn fs_failure(e: io::Error) -> Stop {
     let (code, msg) = describe(&Error::from(e));
     Stop::Refused(code, format!("cannot read the tree: {msg}"))
@@ -168,7 +156,7 @@ impl Walk<'_> {
             } else {
                 format!("{prefix}/{name}")
             };
-            let kind = kind_of(&st);
+            let kind = EntryKind::of_mode(st.mode);
             let sha = match kind {
                 EntryKind::File => self.sha(fd, &cname, &st)?,
                 _ => None,

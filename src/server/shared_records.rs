@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::limits::{MAX_TRACKED, Record, Records, now_ms};
 use crate::log::Logger;
@@ -97,35 +97,17 @@ impl SharedRecords {
 
     /// Opens, locks and reads one file; the lock lasts as long as the file is open.
     fn load(&self, path: &Path) -> io::Result<(File, Records)> {
-        use std::os::unix::fs::OpenOptionsExt;
         match std::fs::create_dir(&self.dir) {
             Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
             _ => {}
         }
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(crate::sys::oflag::NOFOLLOW)
-            .open(path)?;
-        let deadline = Instant::now() + LOCK_WAIT;
-        loop {
-            match file.try_lock() {
-                Ok(()) => break,
-                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "locked by another server for too long",
-                    ));
-                }
-                Err(std::fs::TryLockError::Error(e)) => return Err(e),
-            }
-        }
+        let mut file = crate::sys::open_lock_file(path)?;
+        crate::sys::lock_within(
+            &file,
+            LOCK_WAIT,
+            Duration::from_millis(2),
+            "locked by another server for too long",
+        )?;
         let mut text = String::new();
         (&mut file).take(MAX_FILE).read_to_string(&mut text)?;
         Ok((file, parse(&text)))

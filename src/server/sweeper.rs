@@ -91,21 +91,14 @@ impl Sweeper {
 
     /// Takes the lock if nobody holds it; returns it with the last sweep's time.
     fn try_elect(&self) -> io::Result<Option<(File, Option<SystemTime>)>> {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        use std::os::unix::fs::DirBuilderExt;
         if let Some(dir) = self.path.parent() {
             match std::fs::DirBuilder::new().mode(0o700).create(dir) {
                 Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
                 _ => {}
             }
         }
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(crate::sys::oflag::NOFOLLOW)
-            .open(&self.path)?;
+        let mut file = crate::sys::open_lock_file(&self.path)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => return Ok(None),

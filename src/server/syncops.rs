@@ -120,15 +120,7 @@ pub(super) fn handle(
             resume,
             no_fsync,
         } => {
-            let durable = session.shared.config.fsync && !no_fsync;
-            let up = SyncPut {
-                path: &path,
-                size,
-                mtime_ns,
-                mode,
-                expect,
-                durable,
-            };
+            let up = SyncPut::new(session, &path, size, mtime_ns, mode, expect, no_fsync);
             if resume {
                 flush(stream, session)?;
                 put_resumable(stream, session, &up)
@@ -175,15 +167,7 @@ pub(super) fn handle(
             no_fsync,
         } => {
             flush(stream, session)?;
-            let durable = session.shared.config.fsync && !no_fsync;
-            let up = SyncPut {
-                path: &path,
-                size,
-                mtime_ns,
-                mode,
-                expect,
-                durable,
-            };
+            let up = SyncPut::new(session, &path, size, mtime_ns, mode, expect, no_fsync);
             super::delta::patch(stream, session, &up, block)
         }
     }
@@ -336,6 +320,29 @@ pub(super) struct SyncPut<'a> {
     pub(super) durable: bool,
 }
 
+impl<'a> SyncPut<'a> {
+    /// The upload as its request announced it: durable unless the server runs
+    /// `--no-fsync` or the client asked for none.
+    fn new(
+        session: &Session,
+        path: &'a str,
+        size: u64,
+        mtime_ns: i64,
+        mode: u32,
+        expect: Expect,
+        no_fsync: bool,
+    ) -> SyncPut<'a> {
+        SyncPut {
+            path,
+            size,
+            mtime_ns,
+            mode,
+            expect,
+            durable: session.shared.config.fsync && !no_fsync,
+        }
+    }
+}
+
 /// Refuses early what is bound to be refused at commit (a file that changed, a
 /// target that exists): no need to store the content first.
 pub(super) fn precheck(
@@ -374,14 +381,7 @@ pub(super) fn finish_partial(partial: &mut Partial, mtime_ns: i64, mode: u32) {
 
 /// Reads and discards the content that follows a refused pipelined upload.
 pub(super) fn drain(stream: &mut ServerTls, size: u64) -> Result<(), protocol::Error> {
-    transfer::receive(
-        stream,
-        &mut io::sink(),
-        size,
-        transfer::sha(),
-        &mut |_| {},
-        &|| false,
-    )?;
+    transfer::discard(stream, size)?;
     Ok(())
 }
 
@@ -459,12 +459,7 @@ fn put_pipelined(
     };
     finish_partial(&mut v.partial, up.mtime_ns, up.mode);
     log_received(session, up.path, v.bytes, started);
-    let held = Held {
-        partial: v.partial,
-        target: v.target,
-        expect: up.expect,
-        sha: v.sha,
-    };
+    let held = held(v.partial, v.target, up.expect, v.sha);
     if up.durable {
         let (_, state) = session.sync_parts();
         state.queue.push_back(Queued::Commit(Box::new(held)));
@@ -512,12 +507,7 @@ fn put_resumable(
     finish_partial(&mut v.partial, up.mtime_ns, up.mode);
     log_received(session, up.path, v.bytes, started);
     let committed = v.partial.file().try_clone().ok();
-    let held = Held {
-        partial: v.partial,
-        target: v.target,
-        expect: up.expect,
-        sha: v.sha,
-    };
+    let held = held(v.partial, v.target, up.expect, v.sha);
     let o = commit_now(session, held, up.durable);
     if let (Ok(_), Some((block, list)), Some(f)) = (&o, v.block_list, committed)
         && let Ok(st) = sys::lstatat(f.as_fd(), c"")

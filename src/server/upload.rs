@@ -1,12 +1,13 @@
 //! One upload, from its start to its commit, for every protocol: a native `put` (sized,
-//! resumable or a stream), a legacy `put` and a sync `cput` all begin with
-//! [`Session::begin_put`] and end with [`Upload::finish`] (or, for `cput`, whose commit
-//! waits for its condition and its batch, [`Upload::verified`]).
+//! resumable or a stream), a legacy `put`, a sync `cput` and a sync `cpatch` all begin
+//! with [`Session::begin_put`] and end with [`Upload::finish`] (or, for `cput` and
+//! `cpatch`, whose commit waits for its condition, [`Upload::verified`]).
 //!
 //! The steps, each a method: reserve (the size checks and the quota, in
 //! `Session::start_partial`), resume (the offset and the prefix's SHA-256), receive
 //! ([`Upload::receive`] for native frames, [`Upload::write_raw`] for the legacy data
-//! connection, both through write-behind), verify, then set the time and mode and
+//! connection, both through write-behind, [`Upload::receive_delta`] for a block delta
+//! built against the old file), verify, then set the time and mode and
 //! commit (with the hash cache's record). The protocol adapters only frame these: they
 //! know nothing of partials, limits or the upload registry. The registry of running
 //! uploads, for takeovers, is `running.rs`.
@@ -68,6 +69,9 @@ enum Arrived {
     Frames(Received),
     /// Raw bytes to the end of a legacy data connection (no hash to compare).
     Raw(u64),
+    /// A block delta built against the old version of the file (a `cpatch`), with its
+    /// own verdict ([`delta_verdict`]).
+    Delta(crate::delta::Applied),
 }
 
 /// A running upload: a reserved partial beside its target, and what came into it.
@@ -119,7 +123,7 @@ pub(super) struct Verified {
     pub(super) target: UserPath,
     /// The whole file's SHA-256.
     pub(super) sha: [u8; 32],
-    /// Bytes received in this upload.
+    /// Bytes received in this upload (a delta: the size of the file built).
     pub(super) bytes: u64,
     /// The block size and the block list hashed on the way, if asked for
     /// ([`Upload::hash_blocks`]).
@@ -346,6 +350,35 @@ impl Upload<'_> {
         Ok(())
     }
 
+    /// Builds a sized upload from a block delta (a `cpatch`) as it arrives: the ranges
+    /// sent, and every other range copied from `old` at the same offset
+    /// (`delta::apply_stream`). Returns the ranges received, sorted and merged; a
+    /// failure to size the partial is an error before the ranges are read
+    /// ([`Upload::unread`]). The whole built file's SHA-256 is judged by the verdict.
+    pub(super) fn receive_delta(
+        &mut self,
+        stream: &mut ServerTls,
+        old: &File,
+    ) -> Result<Vec<(u64, u64)>, Error> {
+        let size = self.size.unwrap_or(0);
+        let sized = self
+            .partial
+            .file()
+            .try_clone()
+            .and_then(|f| f.set_len(size).map(|()| f));
+        let file = match sized {
+            Ok(file) => file,
+            Err(e) => {
+                self.unread = true;
+                return Err(Error::from(e));
+            }
+        };
+        let mut applied = crate::delta::apply_stream(stream, old, &file, size)?;
+        let changed = std::mem::take(&mut applied.changed);
+        self.arrived = Arrived::Delta(applied);
+        Ok(changed)
+    }
+
     /// Judges what arrived: the sender's end, the size, the SHA-256. Only a clean end
     /// lets go of a partial kept for a resume: a cancelled sized upload keeps it.
     fn verdict(&mut self) -> Result<(u64, Option<[u8; 32]>), Error> {
@@ -354,6 +387,9 @@ impl Upload<'_> {
                 return Err(Error::Refused(ErrorCode::Aborted, "nothing arrived".into()));
             }
             Arrived::Raw(n) => return Ok((n, None)),
+            Arrived::Delta(applied) => {
+                return delta_verdict(applied).map(|sha| (self.size.unwrap_or(0), Some(sha)));
+            }
             Arrived::Frames(got) => got,
         };
         let aborted = |msg: &str| Err(Error::Refused(ErrorCode::Aborted, msg.into()));
@@ -474,6 +510,27 @@ fn warn_failed(session: &Session, path: &str, e: &Error) {
         Level::Warn,
         format_args!("put {:?} failed: {msg}", escape(path)),
     );
+}
+
+/// Judges a delta's build: the first failure, else the sender's end and its SHA-256
+/// against the file built. Nothing of a delta is kept for a resume.
+fn delta_verdict(applied: crate::delta::Applied) -> Result<[u8; 32], Error> {
+    use crate::delta::RangeError;
+    let refused = |code, msg: &str| Err(Error::Refused(code, msg.to_string()));
+    match (applied.failure, applied.sender, applied.ours) {
+        (Some(RangeError::Write(e)), _, _) if e.kind() == io::ErrorKind::UnexpectedEof => refused(
+            ErrorCode::Invalid,
+            "the patch leaves a range the old file does not have",
+        ),
+        (Some(RangeError::Write(e)), _, _) => Err(Error::from(e)),
+        (Some(RangeError::Invalid(why)), _, _) => refused(ErrorCode::Invalid, why),
+        (None, None, _) => refused(ErrorCode::Aborted, "upload cancelled by the client"),
+        (None, Some(sender), Some(ours)) if ours == sender => Ok(ours),
+        (None, Some(_), _) => refused(
+            ErrorCode::Integrity,
+            "SHA-256 mismatch: the patched file is not the client's; nothing was saved",
+        ),
+    }
 }
 
 /// A copy of an I/O error for a reply (the original stays with the transfer's result).

@@ -261,44 +261,10 @@ impl<'a> Apply<'a> {
         let ops = self.ops;
         let op = &ops[k];
         self.outcomes[k] = Some(Outcome::Done { sha, stat });
-        let change = match op {
-            Op::Mkdir { path, .. } => Change::NewDir(path),
-            Op::Copy {
-                to,
-                path,
-                src,
-                expect,
-                ..
-            } => {
-                self.progress.files_done += 1;
-                match to {
-                    Side::Remote => {
-                        self.stats.sent_files += 1;
-                        self.stats.sent_bytes += src.size;
-                    }
-                    Side::Local => {
-                        self.stats.received_files += 1;
-                        self.stats.received_bytes += src.size;
-                    }
-                }
-                if *expect == Cond::Absent {
-                    Change::New(path)
-                } else {
-                    Change::Updated(path)
-                }
-            }
-            Op::Remove {
-                path, dir: true, ..
-            } => Change::DeletedDir(path),
-            Op::Remove { path, .. } => {
-                self.stats.deleted += 1;
-                Change::Deleted(path)
-            }
-            Op::Rename { from, to, .. } => {
-                self.stats.renamed += 1;
-                Change::Renamed(from, to)
-            }
-        };
+        if matches!(op, Op::Copy { .. }) {
+            self.progress.files_done += 1;
+        }
+        let change = super::record(op, &mut self.stats);
         (self.sink)(Event::Change(change));
         if matches!(op, Op::Copy { .. }) {
             self.emit_progress(false);
@@ -521,6 +487,20 @@ impl<'a> Apply<'a> {
         }
     }
 
+    /// What a delta step makes of a failed request: the server's version changed
+    /// (noted; the op is done with) or the server cannot (or will not) do this delta
+    /// (`Ok(false)`: send or fetch the whole file). A failed connection is an error.
+    fn delta_refused(&mut self, k: usize, e: Error) -> Result<bool, Error> {
+        match e {
+            Error::Remote(ErrorCode::Changed | ErrorCode::NotFound, _) => {
+                self.changed(k, Side::Remote);
+                Ok(true)
+            }
+            Error::Remote(..) => Ok(false),
+            e => Err(e),
+        }
+    }
+
     /// Sends a large file as a delta against the server's version (whose content the
     /// plan saw as `old`). `Ok(false)`: not worth it or not possible, send it whole.
     fn put_delta(&mut self, k: usize, old: [u8; 32]) -> Result<bool, Error> {
@@ -537,13 +517,7 @@ impl<'a> Apply<'a> {
             block,
         })) {
             Ok(f) => f,
-            Err(Error::Remote(ErrorCode::Changed | ErrorCode::NotFound, _)) => {
-                self.changed(k, Side::Remote);
-                return Ok(true);
-            }
-            // a server that cannot (or will not) make a block list: the whole file
-            Err(Error::Remote(..)) => return Ok(false),
-            Err(e) => return Err(e),
+            Err(e) => return self.delta_refused(k, e),
         };
         let field = |i: usize| fields.get(i).map(Vec::as_slice).unwrap_or_default();
         let their_block = std::str::from_utf8(field(1))
@@ -744,6 +718,23 @@ impl<'a> Apply<'a> {
         self.push_flight(Flight::Get(k), src.size)
     }
 
+    /// What a download makes of a refused `get`: the file is gone (it changed on the
+    /// server since the plan), or another refusal (this op failed). A failed
+    /// connection is an error.
+    fn get_refused(&mut self, k: usize, e: Error) -> Result<(), Error> {
+        match e {
+            Error::Remote(ErrorCode::NotFound, _) => {
+                self.changed(k, Side::Remote);
+                Ok(())
+            }
+            Error::Remote(_, m) => {
+                self.fail(k, &m);
+                Ok(())
+            }
+            e => Err(e),
+        }
+    }
+
     /// Reads a pipelined download's reply and content.
     fn get_reply(&mut self, k: usize) -> Result<(), Error> {
         let Op::Copy { path, .. } = &self.ops[k] else {
@@ -754,28 +745,13 @@ impl<'a> Apply<'a> {
                 .first()
                 .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
                 .ok_or(Error::Protocol(crate::protocol::Error::BadFields))?,
-            Err(Error::Remote(ErrorCode::NotFound, _)) => {
-                self.changed(k, Side::Remote);
-                return Ok(());
-            }
-            Err(Error::Remote(_, m)) => {
-                self.fail(k, &m);
-                return Ok(());
-            }
-            Err(e) => return Err(e),
+            Err(e) => return self.get_refused(k, e),
         };
         match self.local.partial(path, false) {
             Ok(p) => self.receive_into(k, p, size, 0, transfer::sha()),
             Err(e) => {
                 // the content must still be read to stay in step
-                transfer::receive(
-                    self.n.stream(),
-                    &mut io::sink(),
-                    size,
-                    transfer::sha(),
-                    &mut |_| {},
-                    &|| false,
-                )?;
+                transfer::discard(self.n.stream(), size)?;
                 self.fail(k, &format!("cannot write here: {e}"));
                 Ok(())
             }
@@ -817,12 +793,7 @@ impl<'a> Apply<'a> {
         let ours = super::delta::hash_blocks(&mut old, st.size, block, false);
         let fields = match self.n.read_reply() {
             Ok(f) => f,
-            Err(Error::Remote(ErrorCode::Changed | ErrorCode::NotFound, _)) => {
-                self.changed(k, Side::Remote);
-                return Ok(true);
-            }
-            Err(Error::Remote(..)) => return Ok(false),
-            Err(e) => return Err(e),
+            Err(e) => return self.delta_refused(k, e),
         };
         let field = |i: usize| fields.get(i).map(Vec::as_slice).unwrap_or_default();
         let num = |i: usize| std::str::from_utf8(field(i)).ok()?.parse::<u64>().ok();
@@ -861,14 +832,8 @@ impl<'a> Apply<'a> {
             blocks: wanted,
         }))?;
         self.n.flush()?;
-        match self.n.read_reply() {
-            Ok(_) => {}
-            Err(Error::Remote(ErrorCode::Changed | ErrorCode::NotFound, _)) => {
-                self.changed(k, Side::Remote);
-                return Ok(true);
-            }
-            Err(Error::Remote(..)) => return Ok(false),
-            Err(e) => return Err(e),
+        if let Err(e) = self.n.read_reply() {
+            return self.delta_refused(k, e);
         }
         let file = partial.file().try_clone()?;
         let (ranges, sender, failure) = crate::delta::receive_ranges(self.n.stream(), &file, size)?;
@@ -932,15 +897,7 @@ impl<'a> Apply<'a> {
         };
         let hdr = match hdr {
             Ok(h) => h,
-            Err(Error::Remote(ErrorCode::NotFound, _)) => {
-                self.changed(k, Side::Remote);
-                return Ok(());
-            }
-            Err(Error::Remote(_, m)) => {
-                self.fail(k, &m);
-                return Ok(());
-            }
-            Err(e) => return Err(e),
+            Err(e) => return self.get_refused(k, e),
         };
         if offset == 0 {
             partial.file().set_len(0)?;

@@ -72,13 +72,8 @@ impl LocalRoot {
     /// Opens an existing directory (following a symlink in the argument itself, as
     /// any command does with the path it is given).
     pub fn open(path: &Path) -> io::Result<LocalRoot> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(oflag::DIRECTORY)
-            .open(path)?;
         Ok(LocalRoot {
-            fd: OwnedFd::from(f),
+            fd: sys::open_dir(path)?,
             path: path.to_path_buf(),
         })
     }

@@ -433,44 +433,49 @@ fn check_deletions(
 
 fn dry_run(plan: &Plan, stats: &mut Stats, sink: &mut dyn FnMut(Event<'_>)) {
     for op in &plan.ops {
-        let change = match op {
-            Op::Mkdir { path, .. } => Change::NewDir(path),
-            Op::Copy {
-                to,
-                path,
-                src,
-                expect,
-                ..
-            } => {
-                match to {
-                    Side::Remote => {
-                        stats.sent_files += 1;
-                        stats.sent_bytes += src.size;
-                    }
-                    Side::Local => {
-                        stats.received_files += 1;
-                        stats.received_bytes += src.size;
-                    }
+        sink(Event::Change(record(op, stats)));
+    }
+}
+
+/// The change `op` makes, as the user sees it, counted in `stats` (a dry run counts
+/// what it would do, an applied op what it did).
+fn record<'a>(op: &'a Op, stats: &mut Stats) -> Change<'a> {
+    match op {
+        Op::Mkdir { path, .. } => Change::NewDir(path),
+        Op::Copy {
+            to,
+            path,
+            src,
+            expect,
+            ..
+        } => {
+            match to {
+                Side::Remote => {
+                    stats.sent_files += 1;
+                    stats.sent_bytes += src.size;
                 }
-                if *expect == Cond::Absent {
-                    Change::New(path)
-                } else {
-                    Change::Updated(path)
+                Side::Local => {
+                    stats.received_files += 1;
+                    stats.received_bytes += src.size;
                 }
             }
-            Op::Remove {
-                path, dir: true, ..
-            } => Change::DeletedDir(path),
-            Op::Remove { path, .. } => {
-                stats.deleted += 1;
-                Change::Deleted(path)
+            if *expect == Cond::Absent {
+                Change::New(path)
+            } else {
+                Change::Updated(path)
             }
-            Op::Rename { from, to, .. } => {
-                stats.renamed += 1;
-                Change::Renamed(from, to)
-            }
-        };
-        sink(Event::Change(change));
+        }
+        Op::Remove {
+            path, dir: true, ..
+        } => Change::DeletedDir(path),
+        Op::Remove { path, .. } => {
+            stats.deleted += 1;
+            Change::Deleted(path)
+        }
+        Op::Rename { from, to, .. } => {
+            stats.renamed += 1;
+            Change::Renamed(from, to)
+        }
     }
 }
 

@@ -10,10 +10,10 @@ use super::filter::Filter;
 use super::localfs::{self, LocalRoot};
 use crate::protocol::EntryKind;
 use crate::protocol::sync::ManifestEntry;
+// the deepest tree a sync walks: as deep as the server keeps one (and its manifest walks)
+use crate::sandbox::MAX_DEPTH;
 use crate::sys::{self, FileStat, errno, oflag};
 
-/// Deepest tree a sync walks (as the server's manifest).
-pub const MAX_DEPTH: usize = 128;
 /// Most entries one side may have (as the server's manifest).
 pub const MAX_ENTRIES: usize = 1_000_000;
 
