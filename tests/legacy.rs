@@ -619,3 +619,43 @@ fn a_legacy_get_is_answered_before_the_client_closes_its_data_connection() {
     // two gets and a put: waiting out the 5 s data-port timeout even once would show
     assert!(took < Duration::from_secs(4), "took {took:?}");
 }
+
+#[test]
+fn a_data_connection_that_never_comes_fails_the_transfer_with_a_warning() {
+    let fx = Fixture::new("legacy-nodata");
+    fs::create_dir_all(fx.storage().join("u")).unwrap();
+    fs::write(fx.storage().join("u/there.txt"), b"content").unwrap();
+    let log = fx.dir.path().join("server.log");
+    // --quiet: warnings and errors only, as an operator runs it
+    let server = BinServer::start(&fx, &["-q", "--log", log.to_str().unwrap()]);
+    fs::write(fx.local().join("new.txt"), b"never sent").unwrap();
+    let lines = python_client(
+        &fx.local(),
+        server.addr.port(),
+        &cert(),
+        &["--no-data-connection"],
+        &["put new.txt", "get there.txt"],
+    );
+    for line in &lines[1..] {
+        let status = line.status.as_deref().unwrap_or_default();
+        assert!(status.starts_with(R), "a failure, in red: {line:?}");
+    }
+    assert!(
+        !fx.storage().join("u/new.txt").exists(),
+        "nothing was stored"
+    );
+    assert_eq!(
+        partial_bytes(&fx.storage().join("u")),
+        0,
+        "no partial stays"
+    );
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    for (verb, name) in [("put", "new.txt"), ("get", "there.txt")] {
+        assert!(
+            text.lines()
+                .any(|l| l.contains(" WARN ")
+                    && l.contains(&format!("legacy {verb} \"{name}\" failed"))),
+            "the {verb} that never got its data connection is not a warning:\n{text}"
+        );
+    }
+}

@@ -5,7 +5,7 @@
 //! The conditional writes carry what the client's plan was made from ([`Expect`]):
 //! the server refuses with `changed` when the path no longer matches. This module only
 //! parses and formats; the server side lives in `server::syncops` and
-//! `server::manifest`, the client side in `crate::sync`.
+//! `server::manifest`, the client side in the `sync` module.
 
 use super::EntryKind;
 use super::command::{MAX_PATH, byte_kind, hex, kind_byte, number, text, unhex32};

@@ -298,8 +298,25 @@ fn offer_data_port(stream: &mut ServerTls) -> io::Result<TcpListener> {
 }
 
 /// Accepts the one data connection from `peer` and closes the listener: the port serves
-/// exactly one connection, so nothing else can connect to it once the client has.
+/// exactly one connection, so nothing else can connect to it once the client has. A
+/// data connection that never came (or failed its handshake) is a warning naming the
+/// command: the transfer did not happen.
 fn accept_data(
+    listener: TcpListener,
+    peer: IpAddr,
+    session: &Session,
+    what: &str,
+    path: &str,
+) -> io::Result<StreamOwned<ServerConnection, TcpStream>> {
+    accept_one(listener, peer, session).inspect_err(|e| {
+        session.log(
+            Level::Warn,
+            format_args!("legacy {what} {:?} failed: {e}", escape(path)),
+        );
+    })
+}
+
+fn accept_one(
     listener: TcpListener,
     peer: IpAddr,
     session: &Session,
@@ -346,7 +363,7 @@ fn get(stream: &mut ServerTls, session: &Session, path: &str) -> Result<Reply, E
     let mut download = session.begin_get(path, 0, None)?;
     let listener = offer_data_port(stream).map_err(Error::net)?;
     let sent = (|| -> io::Result<()> {
-        let mut data = accept_data(listener, session.peer.ip(), session)?;
+        let mut data = accept_data(listener, session.peer.ip(), session, "get", path)?;
         download.copy_raw(&mut data)?;
         data.conn.send_close_notify();
         data.flush()?;
@@ -368,7 +385,7 @@ fn get(stream: &mut ServerTls, session: &Session, path: &str) -> Result<Reply, E
 fn put(stream: &mut ServerTls, session: &Session, path: &str) -> Result<Reply, Error> {
     let mut upload = session.begin_put(&PutArgs::legacy(path))?;
     let listener = offer_data_port(stream).map_err(Error::net)?;
-    let mut data = accept_data(listener, session.peer.ip(), session)?;
+    let mut data = accept_data(listener, session.peer.ip(), session, "put", path)?;
     data.sock
         .set_read_timeout(Some(session.shared.config.idle_timeout))?;
     upload.write_raw(&mut data)?;

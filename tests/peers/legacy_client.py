@@ -83,6 +83,11 @@ def transfer(args, ctx, conn, cmd, name, reply, started):
     except ValueError:
         emit(cmd=f"{cmd} {name}", reply=reply, note="no port: nothing transferred")
         return
+    if args.no_data_connection:
+        # a client that vanished before it connected: the server gives up after 5 s
+        status = conn.recv()
+        emit(cmd=f"{cmd} {name}", reply=reply, status=status)
+        return
     time.sleep(args.sleep)
     raw = socket.create_connection((args.host, port), timeout=20)
     data = ctx.wrap_socket(raw)
@@ -127,6 +132,7 @@ def main():
     ap.add_argument("--coalesce-login", action="store_true")
     ap.add_argument("--sleep", type=float, default=1.0)
     ap.add_argument("--probe-data-port", action="store_true", help="try a second connection to each data port")
+    ap.add_argument("--no-data-connection", action="store_true", help="never connect to the data port; read the status")
     ap.add_argument("--local-file", help="read put data from / write get data to this file instead of NAME")
     ap.add_argument("commands", nargs="*")
     args = ap.parse_args()
