@@ -821,33 +821,27 @@ fn columns(names: &[String], width: usize) -> String {
     if n == 0 {
         return String::new();
     }
+    // the width of each column when the names fill `rows` rows
+    let col_widths = |rows: usize| -> Vec<usize> {
+        (0..n.div_ceil(rows))
+            .map(|c| {
+                widths[c * rows..((c + 1) * rows).min(n)]
+                    .iter()
+                    .max()
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .collect()
+    };
     // the fewest rows whose columns fit; one name per row if none do
     let rows = (1..=n)
         .find(|&rows| {
-            let cols = n.div_ceil(rows);
-            let total: usize = (0..cols)
-                .map(|c| {
-                    widths[c * rows..((c + 1) * rows).min(n)]
-                        .iter()
-                        .max()
-                        .copied()
-                        .unwrap_or(0)
-                })
-                .sum::<usize>()
-                + GAP * cols.saturating_sub(1);
-            total <= width
+            let cols = col_widths(rows);
+            cols.iter().sum::<usize>() + GAP * cols.len().saturating_sub(1) <= width
         })
         .unwrap_or(n);
     let cols = n.div_ceil(rows);
-    let col_width: Vec<usize> = (0..cols)
-        .map(|c| {
-            widths[c * rows..((c + 1) * rows).min(n)]
-                .iter()
-                .max()
-                .copied()
-                .unwrap_or(0)
-        })
-        .collect();
+    let col_width = col_widths(rows);
     let mut out = String::new();
     for r in 0..rows {
         let mut line = String::new();
