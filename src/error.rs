@@ -52,6 +52,27 @@ pub mod exit {
         };
         std::process::ExitCode::from(code as u8)
     }
+
+    /// What both binaries do first: the command line's flags by `o`, or `None` once
+    /// `--help` (the text of `help`) or `--version` (`program VERSION`) is answered.
+    pub fn flags(
+        program: &str,
+        o: &getopts::Options,
+        help: impl FnOnce() -> String,
+    ) -> Result<Option<getopts::Matches>, Usage> {
+        let m = o
+            .parse(std::env::args().skip(1))
+            .map_err(|e| Usage(e.to_string()))?;
+        if m.opt_present("help") {
+            print!("{}", help());
+            return Ok(None);
+        }
+        if m.opt_present("version") {
+            println!("{program} {}", crate::VERSION);
+            return Ok(None);
+        }
+        Ok(Some(m))
+    }
 }
 
 /// Any fos failure, as the client and the binaries see it.

@@ -227,16 +227,6 @@ fn moved_mib(out: &std::process::Output) -> f64 {
         .unwrap_or_else(|| panic!("no transfer summary in: {text}"))
 }
 
-fn mtime_of(path: &Path) -> i64 {
-    fs::metadata(path)
-        .unwrap()
-        .modified()
-        .unwrap()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 #[test]
 fn a_put_through_a_is_current_through_b_at_once() {
     let c = Cluster::new("current");
@@ -347,7 +337,7 @@ fn frozen_upload(
         &Request::Put {
             path: name.into(),
             size: data.len() as u64,
-            mtime: mtime_of(src),
+            mtime: mtime_secs(src),
             no_clobber: false,
             resume: true,
         },

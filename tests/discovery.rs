@@ -5,7 +5,7 @@
 mod support;
 
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -39,38 +39,20 @@ fn sweep_finds_fos_python_and_untrusted_servers() {
     let b = discoverable(&fx, "127.0.0.3", greet, "", "beta\tbad\nname");
     let c = discoverable(&fx, "127.0.0.4", greet, "", "gamma");
     let other = discoverable(&fx, "127.0.0.5", greet, "other-", "impostor");
-    let mut py = Command::new("python3")
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/legacy_server.py"))
-        .args([
-            "--bind",
-            "127.0.0.6",
-            "--greet-port",
-            &greet.to_string(),
-            "--name",
-            "legacyhost",
-            "--cert",
-        ])
-        .arg(cert())
-        .arg("--key")
-        .arg(data_dir().join("key.pem"))
-        .arg("--users")
-        .arg(fx.users())
-        .arg("--root")
-        .arg(fx.storage())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let py = PythonServer::launch(
+        &fx,
+        "127.0.0.6",
+        &["--greet-port", &greet.to_string(), "--name", "legacyhost"],
+        &cert(),
+        &data_dir().join("key.pem"),
+    );
     {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(py.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let line = &py.line;
         assert!(line.starts_with("listening"), "{line}");
     }
     let out = list(greet, "127.0.0.0/24");
-    let _ = py.kill();
-    let _ = py.wait();
+    // stopped before the sweeps below, which must not find it
+    drop(py);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let want = format!(
         "127.0.0.2\t{}\talpha\tfos\t-\n127.0.0.3\t{}\tbeta\\tbad\\nname\tfos\t-\n127.0.0.4\t{}\tgamma\tfos\t-\n127.0.0.5\t{}\timpostor\tuntrusted\t-\n127.0.0.6\t5001\tlegacyhost\tpython\t-\n",

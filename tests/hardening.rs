@@ -108,15 +108,7 @@ fn five_failures_lock_the_address_out() {
         err.contains("too many failed logins; try again in"),
         "{err}"
     );
-    let secs: u64 = err
-        .split("try again in ")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let secs: u64 = number_after(&err, "try again in ");
     assert!((1..=61).contains(&secs), "{secs}");
 }
 

@@ -315,43 +315,28 @@ fn python_client_big_files_long_listing_coalesced_login_and_refusals() {
     }
 }
 
-/// A Python-style server on 127.0.0.1, killed on drop.
+/// A Python-style server on 127.0.0.1 with the v1 certificate, killed on drop.
 struct PyServer {
-    child: std::process::Child,
+    _server: PythonServer,
     port: u16,
     greet: u16,
 }
 
 impl PyServer {
     fn start(fx: &Fixture, name: &str) -> PyServer {
-        use std::io::BufRead;
-        let mut child = Command::new("python3")
-            .arg(peer("legacy_server.py"))
-            .args(["--bind", "127.0.0.1", "--name", name, "--cert"])
-            .arg(data_dir().join("v1-cert.pem"))
-            .arg("--key")
-            .arg(data_dir().join("v1-key.pem"))
-            .arg("--users")
-            .arg(fx.users())
-            .arg("--root")
-            .arg(fx.storage())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let mut it = line.split_whitespace().skip(1).map(|p| p.parse().unwrap());
-        let (port, greet) = (it.next().unwrap(), it.next().unwrap());
-        PyServer { child, port, greet }
-    }
-}
-
-impl Drop for PyServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let server = PythonServer::launch(
+            fx,
+            "127.0.0.1",
+            &["--name", name],
+            &data_dir().join("v1-cert.pem"),
+            &data_dir().join("v1-key.pem"),
+        );
+        let (port, greet) = server.ports();
+        PyServer {
+            _server: server,
+            port,
+            greet,
+        }
     }
 }
 

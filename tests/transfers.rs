@@ -23,16 +23,35 @@ fn fos_client(cwd: &std::path::Path, server: &str, script: &str) -> Command {
     )
 }
 
+/// Runs `script` against `server` (an address) and waits for the client (bounded).
+fn run_client(fx: &Fixture, server: &str, script: &str) -> std::process::Output {
+    let child = fos_client(&fx.local(), server, script).spawn().unwrap();
+    wait_with_deadline(child, Duration::from_secs(60))
+}
+
 /// Runs `script` against a fresh server of `fx` through a proxy that injects `faults`,
 /// and waits for the client (bounded).
 fn through_faults(fx: &Fixture, faults: Faults, script: &str) -> std::process::Output {
     let server = LibServer::start(fx.config());
     let proxy = Proxy::start(server.addr, faults);
-    let child = fos_client(&fx.local(), &proxy.addr.to_string(), script)
+    // the server and proxy stop when the client is done
+    run_client(fx, &proxy.addr.to_string(), script)
+}
+
+/// `put up.bin` started through a proxy to `upstream` slowed to 16 MiB/s (slow enough
+/// to be killed half-way): the proxy and the running client.
+fn slow_put(fx: &Fixture, upstream: std::net::SocketAddr) -> (Proxy, std::process::Child) {
+    let proxy = Proxy::start(
+        upstream,
+        Faults {
+            rate: Some(16 << 20),
+            ..Faults::default()
+        },
+    );
+    let child = fos_client(&fx.local(), &proxy.addr.to_string(), "put up.bin")
         .spawn()
         .unwrap();
-    // the server and proxy stop when the client is done
-    wait_with_deadline(child, Duration::from_secs(60))
+    (proxy, child)
 }
 
 #[test]
@@ -69,17 +88,7 @@ fn a_killed_client_upload_is_completed_by_reput() {
     let src = fx.local().join("up.bin");
     fs::write(&src, &data).unwrap();
     let server = LibServer::start(fx.config());
-    // slow enough to be killed half-way
-    let proxy = Proxy::start(
-        server.addr,
-        Faults {
-            rate: Some(16 << 20),
-            ..Faults::default()
-        },
-    );
-    let mut child = fos_client(&fx.local(), &proxy.addr.to_string(), "put up.bin")
-        .spawn()
-        .unwrap();
+    let (_proxy, mut child) = slow_put(&fx, server.addr);
     let root = fx.storage().join("u");
     // wait until a good part of the upload is on the server
     wait_until("the upload to start", Duration::from_secs(20), || {
@@ -93,12 +102,7 @@ fn a_killed_client_upload_is_completed_by_reput() {
         !root.join("up.bin").exists(),
         "nothing under the target name"
     );
-    let out = wait_with_deadline(
-        fos_client(&fx.local(), &server.addr.to_string(), "reput up.bin")
-            .spawn()
-            .unwrap(),
-        Duration::from_secs(60),
-    );
+    let out = run_client(&fx, &server.addr.to_string(), "reput up.bin");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(sha_file(&root.join("up.bin")), sha_file(&src));
     assert!(
@@ -106,10 +110,7 @@ fn a_killed_client_upload_is_completed_by_reput() {
         "resumed, not restarted: {}",
         stderr(&out)
     );
-    let names: Vec<_> = fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let names = names_in(&root);
     assert_eq!(
         names,
         vec!["up.bin"],
@@ -142,10 +143,7 @@ fn an_upload_whose_connection_went_silent_is_resumed_not_restarted() {
         "the retry took the partial over and resumed: {}",
         stderr(&out)
     );
-    let names: Vec<_> = fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let names = names_in(&root);
     assert_eq!(names, vec!["up.bin"], "no partial left behind");
 }
 
@@ -164,16 +162,7 @@ fn a_server_killed_mid_upload_is_retried_after_restart() {
         let spawn = |fx: &Fixture| BinServer::launch(fx, "127.0.0.1", port, None, "", &["-q"]);
         let mut server = spawn(&fx);
         let upstream = server.addr;
-        let proxy = Proxy::start(
-            upstream,
-            Faults {
-                rate: Some(16 << 20),
-                ..Faults::default()
-            },
-        );
-        let mut child = fos_client(&fx.local(), &proxy.addr.to_string(), "put up.bin")
-            .spawn()
-            .unwrap();
+        let (_proxy, mut child) = slow_put(&fx, upstream);
         // killed once the upload is under way: a client slow to start (a loaded
         // machine) would otherwise find the server gone before it had even logged in,
         // and a failed first connection is not retried
@@ -244,13 +233,7 @@ fn a_corrupted_resume_prefix_is_caught_and_nothing_bad_is_committed() {
     // an upload cut after about 2 MiB leaves a partial on the server
     let mut s = raw_tls(server.addr);
     login(&mut s);
-    let mtime = fs::metadata(&src)
-        .unwrap()
-        .modified()
-        .unwrap()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let mtime = mtime_secs(&src);
     let (kind, _) = request(
         &mut s,
         &fos::protocol::Request::Put {
@@ -302,12 +285,7 @@ fn a_corrupted_resume_prefix_is_caught_and_nothing_bad_is_committed() {
     assert!(bytes.len() > 1 << 20);
     bytes[12345] ^= 0xff;
     fs::write(&part, &bytes).unwrap();
-    let out = wait_with_deadline(
-        fos_client(&fx.local(), &server.addr.to_string(), "reput p.bin")
-            .spawn()
-            .unwrap(),
-        Duration::from_secs(60),
-    );
+    let out = run_client(&fx, &server.addr.to_string(), "reput p.bin");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("6.0 MiB in"),
@@ -365,9 +343,6 @@ fn concurrent_puts_and_reads_of_one_file_never_mix() {
             "round {round}: the stored file is a mix"
         );
     }
-    let left: Vec<_> = fs::read_dir(fx.storage().join("u"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let left = names_in(&fx.storage().join("u"));
     assert_eq!(left, vec!["same.bin"], "no partials left behind");
 }

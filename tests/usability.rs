@@ -13,6 +13,8 @@ use std::fs;
 use std::net::TcpListener;
 
 use support::*;
+// a modification time in seconds, under the name the tests use
+use support::mtime_secs as time_of;
 
 /// Runs `-c CMDS` as user u against `server` from `cwd` (no terminal).
 fn c(cwd: &std::path::Path, server: &str, cmds: &str) -> std::process::Output {
@@ -747,16 +749,6 @@ fn set_time(path: &std::path::Path, secs: u64) {
         .unwrap()
         .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
         .unwrap();
-}
-
-fn time_of(path: &std::path::Path) -> u64 {
-    fs::metadata(path)
-        .unwrap()
-        .modified()
-        .unwrap()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 /// The real server with umask 022, whatever the test runner's is.

@@ -178,17 +178,9 @@ fn main() -> ExitCode {
 /// that stops it before anything runs.
 fn try_main() -> Result<i32, Usage> {
     let o = options();
-    let m = o
-        .parse(std::env::args().skip(1))
-        .map_err(|e| Usage(e.to_string()))?;
-    if m.opt_present("help") {
-        print!("{}", o.usage(&about()));
+    let Some(m) = exit::flags("fos-client", &o, || o.usage(&about()))? else {
         return Ok(exit::OK);
-    }
-    if m.opt_present("version") {
-        println!("fos-client {}", fos::VERSION);
-        return Ok(exit::OK);
-    }
+    };
     if let Some(extra) = m.free.first() {
         return Err(Usage(format!("unexpected argument {extra:?}")));
     }

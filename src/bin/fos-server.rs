@@ -229,17 +229,9 @@ fn parse<T: std::str::FromStr>(m: &getopts::Matches, name: &str) -> Result<Optio
 /// error that stops it before anything runs.
 fn try_main() -> Result<i32, Usage> {
     let o = options();
-    let m = o
-        .parse(std::env::args().skip(1))
-        .map_err(|e| Usage(e.to_string()))?;
-    if m.opt_present("help") {
-        print!("{}", usage(&o));
+    let Some(m) = exit::flags("fos-server", &o, || usage(&o))? else {
         return Ok(exit::OK);
-    }
-    if m.opt_present("version") {
-        println!("fos-server {}", fos::VERSION);
-        return Ok(exit::OK);
-    }
+    };
     let mut inv = Invocation::default();
     let cfg = &mut inv.config;
     if let Some(users) = m.opt_str("users") {

@@ -140,27 +140,22 @@ fn offerable(name: &str) -> bool {
         && !name.chars().any(|c| c.is_control() || invisible(c))
 }
 
-/// What the words of a command take.
+/// What an operand of a command names (a column of the shell's table of commands).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CompletionKind {
+pub(super) enum CompletionKind {
+    /// A command name.
     Command,
+    /// A remote path (`dirs_only`: a directory).
     Remote { dirs_only: bool },
+    /// A local path (`dirs_only`: a directory).
     Local { dirs_only: bool },
+    /// Nothing that can be completed.
+    Nothing,
 }
 
 /// What argument `n` (flags not counted) of `cmd` names.
 fn kind(cmd: &str, n: usize) -> Option<CompletionKind> {
-    let remote = CompletionKind::Remote { dirs_only: false };
-    let local = CompletionKind::Local { dirs_only: false };
-    Some(match (cmd, n) {
-        ("ls" | "cat" | "rm" | "stat" | "mv", _) => remote,
-        ("cd" | "mkdir" | "rmdir", 0) => CompletionKind::Remote { dirs_only: true },
-        ("get" | "reget", 0) | ("put" | "reput", 1) | ("chmod", 1) => remote,
-        ("get" | "reget", 1) | ("put" | "reput" | "lls", 0) => local,
-        ("lcd", 0) => CompletionKind::Local { dirs_only: true },
-        ("help" | "?", 0) => CompletionKind::Command,
-        _ => return None,
-    })
+    super::shell::operand_kind(cmd, n)
 }
 
 /// The completion of the word ending at byte `cursor` of `line`.
@@ -194,6 +189,7 @@ pub fn complete(
     };
     // (completed text, name shown in a listing, whether more can follow)
     let mut found: Vec<(String, String, bool)> = match kind {
+        CompletionKind::Nothing => return None,
         CompletionKind::Command => commands
             .iter()
             .filter(|c| c.starts_with(word.value.as_str()))

@@ -84,10 +84,7 @@ impl Legacy {
             return Err(Error::Usage("command too long for a Python server".into()));
         }
         send_record(&mut self.stream, text.as_bytes())?;
-        match read_record(&mut self.stream)? {
-            Some(r) => Ok(String::from_utf8_lossy(&r).into_owned()),
-            None => Err(Error::Protocol(crate::protocol::Error::Closed)),
-        }
+        self.command_reply()
     }
 
     /// A command whose reply is green on success, red on failure.
@@ -206,6 +203,21 @@ impl Legacy {
         Ok(StreamOwned::new(conn, tcp))
     }
 
+    /// Sends `get PATH` or `put PATH` and connects to the data port the server names
+    /// in its reply (a red reply is the refusal, as `refused`).
+    fn data_command(
+        &mut self,
+        verb: &str,
+        path: &str,
+        refused: ErrorCode,
+    ) -> Result<StreamOwned<ClientConnection, TcpStream>, Error> {
+        let reply = self.command(&format!("{verb} {}", Self::one_word(path)?))?;
+        if is_error(&reply) {
+            return Err(Error::Remote(refused, plain(&reply)));
+        }
+        self.data_connection(&reply)
+    }
+
     /// Downloads `path` into `dst`; returns the byte count once the server confirmed.
     pub fn get(
         &mut self,
@@ -213,11 +225,7 @@ impl Legacy {
         dst: &mut impl Write,
         progress: &mut dyn FnMut(u64),
     ) -> Result<u64, Error> {
-        let reply = self.command(&format!("get {}", Self::one_word(path)?))?;
-        if is_error(&reply) {
-            return Err(Error::Remote(ErrorCode::NotFound, plain(&reply)));
-        }
-        let mut data = self.data_connection(&reply)?;
+        let mut data = self.data_command("get", path, ErrorCode::NotFound)?;
         let mut buf = vec![0u8; 64 * 1024];
         let mut total = 0u64;
         let result = loop {
@@ -245,6 +253,7 @@ impl Legacy {
         Ok(total)
     }
 
+    /// The next reply (a command's, or the status after a data connection).
     fn command_reply(&mut self) -> Result<String, Error> {
         match read_record(&mut self.stream)? {
             Some(r) => Ok(String::from_utf8_lossy(&r).into_owned()),
@@ -259,11 +268,7 @@ impl Legacy {
         src: &mut impl Read,
         progress: &mut dyn FnMut(u64),
     ) -> Result<u64, Error> {
-        let reply = self.command(&format!("put {}", Self::one_word(path)?))?;
-        if is_error(&reply) {
-            return Err(Error::Remote(ErrorCode::Invalid, plain(&reply)));
-        }
-        let mut data = self.data_connection(&reply)?;
+        let mut data = self.data_command("put", path, ErrorCode::Invalid)?;
         let mut buf = vec![0u8; 64 * 1024];
         let mut total = 0u64;
         let result = (|| -> Result<(), Error> {

@@ -414,18 +414,30 @@ impl Native {
                 self.reply()?;
                 Ok(sha)
             }
-            Err(SendError::Net(e)) => Err(Error::Protocol(e.into())),
-            Err(SendError::Cancelled) => {
-                // the server answers the Abort; read it to stay in step
-                let _ = self.reply();
-                Err(Error::Cancelled)
-            }
-            Err(SendError::Source(e)) => {
-                let _ = self.reply();
-                Err(Error::Local(format!("reading the local file failed: {e}")))
-            }
             // only streams are answered early
             Err(SendError::Answered) => self.reply().map(|_| [0; 32]),
+            Err(e) => Err(self.send_stopped(e, "the local file")),
+        }
+    }
+
+    /// The error of a sending that stopped before its end (not [`SendError::Answered`]):
+    /// after an `Abort` the server's answer is read, to stay in step. `input` is what
+    /// was being read (`the local file`).
+    fn send_stopped(&mut self, err: SendError, input: &str) -> Error {
+        match err {
+            SendError::Net(e) => Error::Protocol(e.into()),
+            SendError::Cancelled => {
+                let _ = self.reply();
+                Error::Cancelled
+            }
+            SendError::Source(e) => {
+                let _ = self.reply();
+                Error::Local(format!("reading {input} failed: {e}"))
+            }
+            SendError::Answered => match self.reply() {
+                Err(e) => e,
+                Ok(_) => Error::Protocol(protocol::Error::Unexpected(Kind::Ok)),
+            },
         }
     }
 
@@ -481,19 +493,8 @@ impl Native {
                 }
                 Ok(size)
             }
-            Err(SendError::Net(e)) => Err(Error::Protocol(e.into())),
-            Err(SendError::Cancelled) => {
-                let _ = self.reply();
-                Err(Error::Cancelled)
-            }
-            Err(SendError::Source(e)) => {
-                let _ = self.reply();
-                Err(Error::Local(format!("reading the input failed: {e}")))
-            }
-            // the refusal; success is never sent early
-            Err(SendError::Answered) => self
-                .reply()
-                .and_then(|_| Err(Error::Protocol(protocol::Error::Unexpected(Kind::Ok)))),
+            // an early answer is the refusal: success is never sent early
+            Err(e) => Err(self.send_stopped(e, "the input")),
         }
     }
 

@@ -17,11 +17,6 @@ use crate::error::exit;
 /// Exit code after two Ctrl-C at the prompt (128 + SIGINT, as the signal thread uses).
 const INTERRUPTED: i32 = 130;
 
-/// Commands after which the remote listings cached for completion still hold.
-const READ_ONLY: &[&str] = &[
-    "ls", "cat", "cd", "pwd", "stat", "get", "reget", "lcd", "lls", "lpwd", "help", "?", "df", "!",
-];
-
 /// The prompt on a capable terminal, as a source of the shell's command loop
 /// ([`super::command_loop`]).
 pub(super) struct EditedPrompt {
@@ -102,7 +97,7 @@ fn may_change_remote(line: &str) -> bool {
     match super::line::parse(line) {
         Ok(commands) => commands
             .iter()
-            .any(|words| !READ_ONLY.contains(&words[0].as_str())),
+            .any(|words| super::shell::changes_remote(&words[0])),
         Err(_) => false,
     }
 }

@@ -23,7 +23,7 @@ use super::partial::already_here;
 use super::stream;
 use crate::Error;
 use crate::log::human_bytes;
-use crate::protocol::{Entry, Request};
+use crate::protocol::{Entry, Request, verbs};
 
 /// A logged-in session with a fos server or a Python server.
 #[derive(Debug)]
@@ -100,6 +100,17 @@ impl Remote {
     /// Whether this is a Python server.
     pub fn is_legacy(&self) -> bool {
         matches!(self, Remote::Legacy(_))
+    }
+
+    /// Whether the server answers the request `verb` (a row of
+    /// [`verbs::VERBS`]): a fos server every one, a Python server those the Python
+    /// tool's protocol has.
+    pub fn has_verb(&self, verb: &str) -> bool {
+        let row = verbs::find(verb);
+        match self {
+            Remote::Native(_) => row.is_some(),
+            Remote::Legacy(_) => row.is_some_and(|v| v.legacy.is_some()),
+        }
     }
 
     /// `pwd`.
@@ -402,6 +413,20 @@ fn open_upload(local: &Path) -> Result<(File, Option<UploadSource>), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_a_python_server_is_refused_is_what_its_protocol_lacks() {
+        // the requests the methods above refuse on a Python server, and the ones they
+        // hand to it
+        for verb in ["stat", "df", "mv", "glob", "passwd", "setattr"] {
+            assert_eq!(verbs::find(verb).unwrap().legacy, None, "{verb}");
+        }
+        for verb in [
+            "pwd", "cd", "ls", "cat", "get", "put", "mkdir", "rmdir", "rm",
+        ] {
+            assert!(verbs::find(verb).unwrap().legacy.is_some(), "{verb}");
+        }
+    }
 
     #[test]
     fn human() {

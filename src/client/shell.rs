@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::complete::CompletionKind;
 pub(super) use super::progress::Progress;
 use super::progress::Screen;
 use super::{ClientConfig, Remote};
@@ -18,136 +19,135 @@ use crate::Error;
 use crate::log::{escape, escape_text};
 use crate::protocol::{Entry, EntryKind, ErrorCode};
 
-/// One command's syntax and explanation, for `help`.
-struct Help {
+/// One command of the shell: everything `dispatch` checks before it runs the command
+/// (its options, how many operands), what `help` says of it, what completion offers
+/// for its operands and the wire verbs it needs ([`crate::protocol::verbs::VERBS`]).
+/// A new command is a row here, an arm of `dispatch` and a [`Remote`] method.
+struct Row {
+    name: &'static str,
+    /// Other names of the same command (`quit` for `exit`).
+    aliases: &'static [&'static str],
+    /// How `help` writes it; its `[-x]` words are [`Row::flags`].
+    syntax: &'static str,
+    /// The one-letter options it takes.
+    flags: &'static str,
+    /// How many operands it takes after its options, at least and at most; `None`:
+    /// it reads its words itself (`sync`'s long options, `!`'s command line).
+    arity: Option<(usize, usize)>,
+    /// The requests of the native protocol it sends.
+    // the tests tie the table to the protocol's with it; nothing else needs it yet
+    #[cfg_attr(not(test), allow(dead_code))]
+    wire: &'static [&'static str],
+    /// What each operand names, for completion; the last goes on for any further one.
+    operands: &'static [CompletionKind],
+    /// Whether it may change what the server lists (the listings cached for
+    /// completion are then forgotten).
+    changes: bool,
+    /// What it does: the first sentence for the list, all of it for `help CMD`.
+    about: &'static str,
+}
+
+/// As many operands as are given.
+const ANY: usize = usize::MAX;
+
+const REMOTE: CompletionKind = CompletionKind::Remote { dirs_only: false };
+const REMOTE_DIR: CompletionKind = CompletionKind::Remote { dirs_only: true };
+const LOCAL: CompletionKind = CompletionKind::Local { dirs_only: false };
+const LOCAL_DIR: CompletionKind = CompletionKind::Local { dirs_only: true };
+const COMMAND: CompletionKind = CompletionKind::Command;
+const NOTHING: CompletionKind = CompletionKind::Nothing;
+
+/// A command that leaves what the server lists as it was.
+const fn row(
     name: &'static str,
     syntax: &'static str,
+    flags: &'static str,
+    arity: Option<(usize, usize)>,
+    wire: &'static [&'static str],
+    operands: &'static [CompletionKind],
     about: &'static str,
+) -> Row {
+    Row {
+        name,
+        aliases: &[],
+        syntax,
+        flags,
+        arity,
+        wire,
+        operands,
+        changes: false,
+        about,
+    }
+}
+
+/// `row`, of a command that may change what the server lists.
+const fn changing(row: Row) -> Row {
+    Row {
+        changes: true,
+        ..row
+    }
 }
 
 /// The commands in the order `help` lists them: looking around, transfers, changes on
 /// the server, the local side, the session.
-const HELP: &[Help] = &[
-    Help {
-        name: "ls",
-        syntax: "ls [-l] [-h] [path]",
-        about: "List a remote directory (or name a file). -l: type, size, modification time (UTC), name; directories first. -h: sizes in KiB, MiB, ... (and implies -l). On a terminal the names are shown in columns, else one per line; a name with control characters is shown as $'...', which reads back as the same name when pasted into a command.",
-    },
-    Help {
-        name: "cd",
-        syntax: "cd [path]",
-        about: "Change the remote directory. Without a path, to your root. `/` is your root; `..` never leaves it.",
-    },
-    Help {
-        name: "pwd",
-        syntax: "pwd",
-        about: "Show the remote directory. It is relative to your root.",
-    },
-    Help {
-        name: "stat",
-        syntax: "stat path",
-        about: "Show a remote path's type, size and time. The time is the modification time, in UTC.",
-    },
-    Help {
-        name: "cat",
-        syntax: "cat path",
-        about: "Show the first 1024 bytes of a remote file. Binary files are only described.",
-    },
-    Help {
-        name: "get",
-        syntax: "get [-n] [-p] [-r] remote [local]",
-        about: "Download a file. By default it goes into the local current directory under its remote name. Wildcards (* ? [...]) expand on the server. -n: never replace a local file. -p: keep the permission bits exactly (else, as cp does, without what your umask clears and never wider than a file replaced). -r: a whole directory (symlinks are not followed), directory times kept. `get remote -` writes to standard output; a FIFO or device (/dev/null, a terminal) is written in place, its SHA-256 checked at the end. A local symlink is never replaced.",
-    },
-    Help {
-        name: "put",
-        syntax: "put [-n] [-p] [-r] local [remote]",
-        about: "Upload a file. By default it goes into the remote current directory under its local name. Wildcards (* ? [...]) expand locally. -n: never replace a remote file. -p: keep the permission bits exactly (else without what the server's umask clears, never wider than a file replaced; the server never gives group or others write). -r: a whole directory, directory times kept. `put - NAME` uploads standard input (with -c); a pipe or FIFO is read to its end (such uploads cannot be resumed).",
-    },
-    Help {
-        name: "reget",
-        syntax: "reget [-p] remote [local]",
-        about: "Resume an interrupted download. The server checks the part already here; with nothing to resume, the whole file is downloaded.",
-    },
-    Help {
-        name: "reput",
-        syntax: "reput [-p] local [remote]",
-        about: "Resume an interrupted upload. Only of the same file (same size and time); with nothing to resume, the whole file is uploaded.",
-    },
-    Help {
-        name: "mkdir",
-        syntax: "mkdir [-p] path",
-        about: "Make a remote directory. -p: its missing parents too, and no error if it exists.",
-    },
-    Help {
-        name: "mv",
-        syntax: "mv old new",
-        about: "Rename or move within your root. Atomic; into `new` if it is a directory; never replaces a directory.",
-    },
-    Help {
-        name: "chmod",
-        syntax: "chmod mode path",
-        about: "Change the permission bits of a remote file or directory. The mode is octal (644, 0755) or symbolic (u+x, go-w, a=r, +x; clauses joined by commas). The server never gives group or others write, nor setuid, setgid or sticky, and the owner keeps read (and rwx on directories). Wildcards expand on the server.",
-    },
-    Help {
-        name: "rm",
-        syntax: "rm [-r] [-f] path",
-        about: "Remove a remote file. Wildcards expand on the server. -r: a directory and everything in it (asks first on a terminal; -f does not). -f: a path that does not exist is no error. Symlinks are removed, never followed.",
-    },
-    Help {
-        name: "rmdir",
-        syntax: "rmdir path",
-        about: "Remove an empty remote directory.",
-    },
-    Help {
-        name: "df",
-        syntax: "df [-h]",
-        about: "Show your usage and quota on the server. In KiB, MiB, ...; uploads in progress count at their full size, as the quota counts them. -h changes nothing (sftp has it).",
-    },
-    Help {
-        name: "passwd",
-        syntax: "passwd",
-        about: "Change your password. It asks for the old one and the new one twice.",
-    },
-    Help {
-        name: "lcd",
-        syntax: "lcd [dir]",
-        about: "Change the local directory (default: your home).",
-    },
-    Help {
-        name: "lls",
-        syntax: "lls [-l] [-h] [dir]",
-        about: "List a local directory. The options are those of ls.",
-    },
-    Help {
-        name: "lpwd",
-        syntax: "lpwd",
-        about: "Show the local directory.",
-    },
-    Help {
-        name: "!",
-        syntax: "!command",
-        about: "Run a command in the local shell. The rest of the line is the command (`;` included); `!` alone starts an interactive shell, and leaving it comes back here.",
-    },
-    Help {
-        name: "sync",
-        syntax: "sync push|pull|LOCAL REMOTE",
-        about: "Synchronise directories, moving only what changed. `sync push LOCAL_DIR [REMOTE_DIR]` makes the remote directory a copy of the local one, `sync pull REMOTE_DIR [LOCAL_DIR]` the reverse, `sync LOCAL_DIR REMOTE_DIR` carries changes made on either side since the last sync to the other. Flags: -n/--dry-run, --delete (push/pull: also delete what the source lacks), --max-delete N|P% (default 50%), --checksum, --conflict skip|keep-both|newer|local|remote, --exclude PAT, --include PAT (repeatable), -q, --no-fsync. Lines: + new, > updated, - deleted, R renamed, ! conflict; then a summary.",
-    },
-    Help {
-        name: "help",
-        syntax: "help [command]",
-        about: "List the commands, or explain one.",
-    },
-    Help {
-        name: "exit",
-        syntax: "exit",
-        about: "Leave (also: quit, bye, Ctrl-D).",
-    },
+// one row a line, so that the table reads as one
+#[rustfmt::skip]
+const COMMANDS: &[Row] = &[
+    row("ls", "ls [-l] [-h] [path]", "lh", Some((0, 1)), &["ls"], &[REMOTE], "List a remote directory (or name a file). -l: type, size, modification time (UTC), name; directories first. -h: sizes in KiB, MiB, ... (and implies -l). On a terminal the names are shown in columns, else one per line; a name with control characters is shown as $'...', which reads back as the same name when pasted into a command."),
+    row("cd", "cd [path]", "", Some((0, 1)), &["cd"], &[REMOTE_DIR, NOTHING], "Change the remote directory. Without a path, to your root. `/` is your root; `..` never leaves it."),
+    row("pwd", "pwd", "", Some((0, 0)), &["pwd"], &[], "Show the remote directory. It is relative to your root."),
+    row("stat", "stat path", "", Some((1, 1)), &["stat"], &[REMOTE], "Show a remote path's type, size and time. The time is the modification time, in UTC."),
+    row("cat", "cat path", "", Some((1, 1)), &["cat"], &[REMOTE], "Show the first 1024 bytes of a remote file. Binary files are only described."),
+    row("get", "get [-n] [-p] [-r] remote [local]", "npr", Some((1, 2)), &["get", "glob", "stat", "ls"], &[REMOTE, LOCAL, NOTHING], "Download a file. By default it goes into the local current directory under its remote name. Wildcards (* ? [...]) expand on the server. -n: never replace a local file. -p: keep the permission bits exactly (else, as cp does, without what your umask clears and never wider than a file replaced). -r: a whole directory (symlinks are not followed), directory times kept. `get remote -` writes to standard output; a FIFO or device (/dev/null, a terminal) is written in place, its SHA-256 checked at the end. A local symlink is never replaced."),
+    changing(row("put", "put [-n] [-p] [-r] local [remote]", "npr", Some((1, 2)), &["put", "stat", "mkdir", "setattr"], &[LOCAL, REMOTE, NOTHING], "Upload a file. By default it goes into the remote current directory under its local name. Wildcards (* ? [...]) expand locally. -n: never replace a remote file. -p: keep the permission bits exactly (else without what the server's umask clears, never wider than a file replaced; the server never gives group or others write). -r: a whole directory, directory times kept. `put - NAME` uploads standard input (with -c); a pipe or FIFO is read to its end (such uploads cannot be resumed).")),
+    row("reget", "reget [-p] remote [local]", "p", Some((1, 2)), &["get", "glob", "stat"], &[REMOTE, LOCAL, NOTHING], "Resume an interrupted download. The server checks the part already here; with nothing to resume, the whole file is downloaded."),
+    changing(row("reput", "reput [-p] local [remote]", "p", Some((1, 2)), &["put", "stat"], &[LOCAL, REMOTE, NOTHING], "Resume an interrupted upload. Only of the same file (same size and time); with nothing to resume, the whole file is uploaded.")),
+    changing(row("mkdir", "mkdir [-p] path", "p", Some((1, 1)), &["mkdir", "stat"], &[REMOTE_DIR, NOTHING], "Make a remote directory. -p: its missing parents too, and no error if it exists.")),
+    changing(row("mv", "mv old new", "", Some((2, 2)), &["mv"], &[REMOTE], "Rename or move within your root. Atomic; into `new` if it is a directory; never replaces a directory.")),
+    changing(row("chmod", "chmod mode path", "", Some((2, 2)), &["glob", "stat", "setattr"], &[NOTHING, REMOTE, NOTHING], "Change the permission bits of a remote file or directory. The mode is octal (644, 0755) or symbolic (u+x, go-w, a=r, +x; clauses joined by commas). The server never gives group or others write, nor setuid, setgid or sticky, and the owner keeps read (and rwx on directories). Wildcards expand on the server.")),
+    changing(row("rm", "rm [-r] [-f] path", "rf", Some((1, 1)), &["rm", "glob", "stat"], &[REMOTE], "Remove a remote file. Wildcards expand on the server. -r: a directory and everything in it (asks first on a terminal; -f does not). -f: a path that does not exist is no error. Symlinks are removed, never followed.")),
+    changing(row("rmdir", "rmdir path", "", Some((1, 1)), &["rmdir"], &[REMOTE_DIR, NOTHING], "Remove an empty remote directory.")),
+    row("df", "df [-h]", "h", Some((0, 0)), &["df"], &[], "Show your usage and quota on the server. In KiB, MiB, ...; uploads in progress count at their full size, as the quota counts them. -h changes nothing (sftp has it)."),
+    changing(row("passwd", "passwd", "", Some((0, 0)), &["passwd"], &[], "Change your password. It asks for the old one and the new one twice.")),
+    row("lcd", "lcd [dir]", "", Some((0, 1)), &[], &[LOCAL_DIR, NOTHING], "Change the local directory (default: your home)."),
+    row("lls", "lls [-l] [-h] [dir]", "lh", Some((0, 1)), &[], &[LOCAL, NOTHING], "List a local directory. The options are those of ls."),
+    row("lpwd", "lpwd", "", Some((0, 0)), &[], &[], "Show the local directory."),
+    row("!", "!command", "", None, &[], &[], "Run a command in the local shell. The rest of the line is the command (`;` included); `!` alone starts an interactive shell, and leaving it comes back here."),
+    changing(row("sync", "sync push|pull|LOCAL REMOTE", "", None, &["manifest"], &[], "Synchronise directories, moving only what changed. `sync push LOCAL_DIR [REMOTE_DIR]` makes the remote directory a copy of the local one, `sync pull REMOTE_DIR [LOCAL_DIR]` the reverse, `sync LOCAL_DIR REMOTE_DIR` carries changes made on either side since the last sync to the other. Flags: -n/--dry-run, --delete (push/pull: also delete what the source lacks), --max-delete N|P% (default 50%), --checksum, --conflict skip|keep-both|newer|local|remote, --exclude PAT, --include PAT (repeatable), -q, --no-fsync. Lines: + new, > updated, - deleted, R renamed, ! conflict; then a summary.")),
+    Row { aliases: &["?"], ..row("help", "help [command]", "", Some((0, 1)), &[], &[COMMAND, NOTHING], "List the commands, or explain one.") },
+    Row { aliases: &["quit", "bye"], ..row("exit", "exit", "", Some((0, ANY)), &[], &[], "Leave (also: quit, bye, Ctrl-D).") },
 ];
 
-/// The command names (with the aliases of `exit`), for completion.
+/// The requests a user reaches through no row of [`COMMANDS`]: the session's own,
+/// and the conditional requests `sync` applies its plan with.
+#[cfg(test)]
+const INTERNAL: &[&str] = &[
+    "login", "discover", "bye", "cput", "crm", "cmv", "cmkdir", "crmdir", "cflush", "blocks",
+    "cpatch", "fetch",
+];
+
+/// The command names (with the aliases that are words: `quit`, `bye`), for completion.
 pub(super) fn command_names() -> impl Iterator<Item = &'static str> {
-    HELP.iter().map(|h| h.name).chain(["quit", "bye"])
+    let names = COMMANDS.iter().map(|c| c.name);
+    let words = COMMANDS
+        .iter()
+        .flat_map(|c| c.aliases.iter().copied())
+        .filter(|a| a.chars().all(|c| c.is_ascii_alphabetic()));
+    names.chain(words)
+}
+
+/// What operand `n` (options not counted) of the command `name` names, for completion.
+pub(super) fn operand_kind(name: &str, n: usize) -> Option<CompletionKind> {
+    let operands = command(name)?.operands;
+    match operands.get(n).or(operands.last())? {
+        CompletionKind::Nothing => None,
+        kind => Some(*kind),
+    }
+}
+
+/// Whether the command `name` may change what the server lists (an unknown one may).
+pub(super) fn changes_remote(name: &str) -> bool {
+    command(name).is_none_or(|c| c.changes)
 }
 
 /// What the interpreter does after a command.
@@ -322,57 +322,41 @@ impl Shell {
     }
 
     fn dispatch(&mut self, cmd: &str, args: &[String]) -> Result<Flow, Error> {
-        if cmd == "sync" {
-            // long options of its own: parsed by the sync module
-            return self.sync(args).map(|()| Flow::Continue);
-        }
-        let Some(entry) = help_entry(cmd) else {
+        let Some(row) = command(cmd) else {
             return Err(Error::Usage(format!(
                 "unknown command {cmd:?} (type `help` for the list)"
             )));
         };
-        if cmd == "!" {
-            self.local_shell(args.first().map_or("", String::as_str))?;
-            return Ok(Flow::Continue);
-        }
-        let (flags, args) = split_flags(args);
-        // every command refuses what its syntax does not list, as shells' commands do
-        if let Some(f) = flags.iter().find(|f| !flags_of(entry.syntax).contains(**f)) {
-            return Err(Error::Usage(format!(
-                "{cmd}: unknown option -{f} (usage: {})",
-                entry.syntax
-            )));
-        }
-        let has = |f: char| flags.contains(&f);
-        let arity = |min: usize, max: usize| -> Result<(), Error> {
-            if args.len() < min || args.len() > max {
-                return Err(Error::Usage(format!("usage: {}", entry.syntax)));
+        match row.name {
+            // long options of its own: parsed by the sync module
+            "sync" => return self.sync(args).map(|()| Flow::Continue),
+            "!" => {
+                self.local_shell(args.first().map_or("", String::as_str))?;
+                return Ok(Flow::Continue);
             }
-            Ok(())
-        };
+            _ => {}
+        }
+        let (flags, args) = options(row, cmd, args)?;
+        let has = |f: char| flags.contains(&f);
         let arg = |i: usize| args.get(i).map(String::as_str);
         // what an error of this command is about: the command and its operands
         let about = |path: &str| format!("{cmd} {path}");
-        match cmd {
-            "exit" | "quit" | "bye" => return Ok(Flow::Exit),
-            "help" | "?" => {
-                arity(0, 1)?;
+        match row.name {
+            "exit" => return Ok(Flow::Exit),
+            "help" => {
                 self.help(arg(0))?;
             }
             "pwd" => {
-                arity(0, 0)?;
                 let p = self.remote()?.pwd().map_err(|e| e.about(cmd))?;
                 println!("{}", escape(&p));
             }
             "cd" => {
-                arity(0, 1)?;
                 self.cwd = self
                     .remote()?
                     .cd(arg(0))
                     .map_err(|e| e.about(&about(arg(0).unwrap_or("/"))))?;
             }
             "ls" => {
-                arity(0, 1)?;
                 let entries = self
                     .remote()?
                     .ls(arg(0))
@@ -380,7 +364,6 @@ impl Shell {
                 print_entries(entries, Listing::of(has('l'), has('h')));
             }
             "stat" => {
-                arity(1, 1)?;
                 let e = self
                     .remote()?
                     .stat(&args[0])
@@ -397,7 +380,6 @@ impl Shell {
                 );
             }
             "cat" => {
-                arity(1, 1)?;
                 let (head, size) = self
                     .remote()?
                     .cat_sized(&args[0])
@@ -405,7 +387,6 @@ impl Shell {
                 print_cat(&head, size, &args[0]);
             }
             "mkdir" => {
-                arity(1, 1)?;
                 let made = match has('p') {
                     true => self.mkdir_parents(&args[0]),
                     false => self.remote()?.mkdir(&args[0]),
@@ -413,46 +394,38 @@ impl Shell {
                 made.map_err(|e| e.about(&about(&args[0])))?;
             }
             "rmdir" => {
-                arity(1, 1)?;
                 self.remote()?
                     .rmdir(&args[0])
                     .map_err(|e| e.about(&about(&args[0])))?;
             }
             "rm" => {
-                arity(1, 1)?;
                 self.rm(&args[0], has('r'), has('f'))?;
             }
             "mv" => {
-                arity(2, 2)?;
                 self.remote()?
                     .mv(&args[0], &args[1])
                     .map_err(|e| e.about(&format!("mv {} {}", args[0], args[1])))?;
             }
             "get" | "reget" => {
-                arity(1, 2)?;
                 self.preserve = has('p');
                 let done = self.get(&args[0], arg(1), has('n'), has('r'), cmd == "reget");
                 self.preserve = false;
                 done?;
             }
             "put" | "reput" => {
-                arity(1, 2)?;
                 self.preserve = has('p');
                 let done = self.put(&args[0], arg(1), has('n'), has('r'), cmd == "reput");
                 self.preserve = false;
                 done?;
             }
             "chmod" => {
-                arity(2, 2)?;
                 self.chmod(&args[0], &args[1])?;
             }
             "lpwd" => {
-                arity(0, 0)?;
                 let dir = std::env::current_dir().map_err(|e| Error::Io(e).about("lpwd"))?;
                 println!("{}", dir.display());
             }
             "lcd" => {
-                arity(0, 1)?;
                 let dir = match arg(0) {
                     Some(d) => PathBuf::from(d),
                     None => std::env::var_os("HOME")
@@ -468,18 +441,15 @@ impl Shell {
                 })?;
             }
             "lls" => {
-                arity(0, 1)?;
                 let dir = arg(0).unwrap_or(".");
                 let entries = local_list(Path::new(dir)).map_err(|e| e.about(&about(dir)))?;
                 print_entries(entries, Listing::of(has('l'), has('h')));
             }
             "df" => {
-                arity(0, 0)?;
                 let usage = self.remote()?.df().map_err(|e| e.about(cmd))?;
                 print!("{}", df_table(&usage));
             }
             "passwd" => {
-                arity(0, 0)?;
                 let old = crate::term::read_secret("current password: ")?;
                 let new = crate::term::read_secret("new password: ")?;
                 if crate::term::read_secret("new password again: ")? != new {
@@ -492,11 +462,7 @@ impl Shell {
                     .map_err(|e| e.about(cmd))?;
                 println!("password changed");
             }
-            other => {
-                return Err(Error::Usage(format!(
-                    "unknown command {other:?} (type `help` for the list)"
-                )));
-            }
+            other => unreachable!("the row {other:?} has no arm"),
         }
         Ok(Flow::Continue)
     }
@@ -587,8 +553,8 @@ impl Shell {
                         .remote()?
                         .stat(&prefix)
                         .is_ok_and(|e| e.kind == EntryKind::Dir);
-                    // a Python server has no stat: its mkdir said enough
-                    if !is_dir && !self.remote()?.is_legacy() {
+                    // a server without stat (a Python one): its mkdir said enough
+                    if !is_dir && self.remote()?.has_verb("stat") {
                         return Err(Error::Remote(
                             ErrorCode::NotADirectory,
                             format!("{prefix} exists and is not a directory"),
@@ -613,7 +579,7 @@ impl Shell {
         let mut existing = Vec::new();
         for t in targets {
             // a Python server cannot stat; its rm -r is refused anyway
-            if !recursive || self.remote()?.is_legacy() {
+            if !recursive || !self.remote()?.has_verb("stat") {
                 existing.push(t);
                 continue;
             }
@@ -680,14 +646,34 @@ impl Shell {
 /// Width `help` keeps within.
 const HELP_COLUMNS: usize = 80;
 
-/// The command a name or alias stands for in `HELP`.
-fn help_entry(name: &str) -> Option<&'static Help> {
-    let name = match name {
-        "quit" | "bye" => "exit",
-        "?" => "help",
-        other => other,
-    };
-    HELP.iter().find(|h| h.name == name)
+/// The row of a command's name or alias.
+fn command(name: &str) -> Option<&'static Row> {
+    COMMANDS
+        .iter()
+        .find(|c| c.name == name || c.aliases.contains(&name))
+}
+
+/// The options and the operands of `args` (`cmd` as typed), once they fit the row:
+/// every command refuses an option its syntax does not list, as shells' commands do,
+/// and a count of operands outside its arity.
+fn options<'a>(
+    row: &Row,
+    cmd: &str,
+    args: &'a [String],
+) -> Result<(Vec<char>, &'a [String]), Error> {
+    let (flags, operands) = split_flags(args);
+    if let Some(f) = flags.iter().find(|f| !row.flags.contains(**f)) {
+        return Err(Error::Usage(format!(
+            "{cmd}: unknown option -{f} (usage: {})",
+            row.syntax
+        )));
+    }
+    if let Some((min, max)) = row.arity
+        && !(min..=max).contains(&operands.len())
+    {
+        return Err(Error::Usage(format!("usage: {}", row.syntax)));
+    }
+    Ok((flags, operands))
 }
 
 /// `text` broken into lines of at most `width` columns (a longer word stays whole).
@@ -713,9 +699,9 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
 /// `help`: every command's syntax in one column and the first sentence of its
 /// explanation beside it, wrapped to stay within [`HELP_COLUMNS`].
 fn help_list() -> String {
-    let col = HELP.iter().map(|h| h.syntax.len()).max().unwrap_or(0);
+    let col = COMMANDS.iter().map(|h| h.syntax.len()).max().unwrap_or(0);
     let mut out = String::from("commands (help CMD explains one):\n");
-    for h in HELP {
+    for h in COMMANDS {
         let first = h.about.split(". ").next().unwrap_or("");
         let first = first.strip_suffix('.').unwrap_or(first);
         let lines = wrap(first, HELP_COLUMNS - 3 - col);
@@ -732,7 +718,7 @@ fn help_list() -> String {
 
 /// `help CMD`: its syntax and its whole explanation, wrapped.
 fn help_one(name: &str) -> Result<String, Error> {
-    let h = help_entry(name).ok_or_else(|| {
+    let h = command(name).ok_or_else(|| {
         Error::Usage(format!(
             "help: no command {name:?} (type `help` for the list)"
         ))
@@ -745,6 +731,7 @@ fn help_one(name: &str) -> Result<String, Error> {
 }
 
 /// The one-letter options a syntax line lists (`rm [-r] [-f] path`: `rf`).
+#[cfg(test)]
 fn flags_of(syntax: &str) -> String {
     syntax
         .split_whitespace()
@@ -834,33 +821,27 @@ fn columns(names: &[String], width: usize) -> String {
     if n == 0 {
         return String::new();
     }
+    // the width of each column when the names fill `rows` rows
+    let col_widths = |rows: usize| -> Vec<usize> {
+        (0..n.div_ceil(rows))
+            .map(|c| {
+                widths[c * rows..((c + 1) * rows).min(n)]
+                    .iter()
+                    .max()
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .collect()
+    };
     // the fewest rows whose columns fit; one name per row if none do
     let rows = (1..=n)
         .find(|&rows| {
-            let cols = n.div_ceil(rows);
-            let total: usize = (0..cols)
-                .map(|c| {
-                    widths[c * rows..((c + 1) * rows).min(n)]
-                        .iter()
-                        .max()
-                        .copied()
-                        .unwrap_or(0)
-                })
-                .sum::<usize>()
-                + GAP * cols.saturating_sub(1);
-            total <= width
+            let cols = col_widths(rows);
+            cols.iter().sum::<usize>() + GAP * cols.len().saturating_sub(1) <= width
         })
         .unwrap_or(n);
     let cols = n.div_ceil(rows);
-    let col_width: Vec<usize> = (0..cols)
-        .map(|c| {
-            widths[c * rows..((c + 1) * rows).min(n)]
-                .iter()
-                .max()
-                .copied()
-                .unwrap_or(0)
-        })
-        .collect();
+    let col_width = col_widths(rows);
     let mut out = String::new();
     for r in 0..rows {
         let mut line = String::new();
@@ -1110,8 +1091,115 @@ mod tests {
             "ls", "cat", "get", "put", "rm", "mkdir", "rmdir", "cd", "pwd", "help", "exit", "mv",
             "stat", "lcd", "lls", "lpwd", "passwd", "sync",
         ] {
-            assert!(HELP.iter().any(|h| h.name == name), "{name}");
+            assert!(COMMANDS.iter().any(|h| h.name == name), "{name}");
         }
+    }
+
+    #[test]
+    fn every_row_sends_requests_of_the_protocol() {
+        for c in COMMANDS {
+            for verb in c.wire {
+                assert!(
+                    crate::protocol::verbs::find(verb).is_some(),
+                    "{}: no request {verb}",
+                    c.name
+                );
+            }
+        }
+        for verb in INTERNAL {
+            assert!(crate::protocol::verbs::find(verb).is_some(), "{verb}");
+        }
+    }
+
+    #[test]
+    fn every_request_is_reached_through_a_row_or_internal() {
+        for v in crate::protocol::VERBS {
+            let rows: Vec<&str> = COMMANDS
+                .iter()
+                .filter(|c| c.wire.contains(&v.name))
+                .map(|c| c.name)
+                .collect();
+            let internal = INTERNAL.contains(&v.name);
+            assert!(!rows.is_empty() || internal, "{}: no row", v.name);
+            assert!(
+                rows.is_empty() || !internal,
+                "{}: internal, but {rows:?}",
+                v.name
+            );
+        }
+    }
+
+    #[test]
+    fn a_rows_flags_are_those_of_its_syntax_and_names_are_unique() {
+        let mut names = Vec::new();
+        for c in COMMANDS {
+            assert_eq!(c.flags, flags_of(c.syntax), "{}", c.name);
+            assert!(c.syntax.starts_with(c.name), "{}", c.syntax);
+            if let Some((min, max)) = c.arity {
+                assert!(min <= max, "{}", c.name);
+            }
+            names.push(c.name);
+            names.extend(c.aliases);
+        }
+        let all = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all, "a name stands for two commands");
+    }
+
+    #[test]
+    fn the_arity_comes_from_the_row() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let refused = |cmd: &str, args: &[&str]| {
+            let row = command(cmd).unwrap();
+            match options(row, cmd, &words(args)) {
+                Err(Error::Usage(msg)) => msg,
+                other => panic!("{cmd} {args:?}: {other:?}"),
+            }
+        };
+        for (cmd, few, many, syntax) in [
+            ("mv", &["a"][..], &["a", "b", "c"][..], "mv old new"),
+            ("stat", &[], &["a", "b"], "stat path"),
+            (
+                "get",
+                &["-r"],
+                &["a", "b", "c"],
+                "get [-n] [-p] [-r] remote [local]",
+            ),
+            ("chmod", &["644"], &["644", "a", "b"], "chmod mode path"),
+            ("rm", &["-rf"], &["a", "b"], "rm [-r] [-f] path"),
+        ] {
+            assert_eq!(refused(cmd, few), format!("usage: {syntax}"));
+            assert_eq!(refused(cmd, many), format!("usage: {syntax}"));
+        }
+        assert_eq!(refused("pwd", &["x"]), "usage: pwd");
+        assert_eq!(refused("?", &["a", "b"]), "usage: help [command]");
+        assert_eq!(
+            refused("quit", &["-x"]),
+            "quit: unknown option -x (usage: exit)"
+        );
+        let row = command("get").unwrap();
+        let args = words(&["-np", "--", "-a", "b"]);
+        let (flags, operands) = options(row, "get", &args).unwrap();
+        assert_eq!((flags, operands), (vec!['n', 'p'], &args[2..]));
+        assert!(options(command("exit").unwrap(), "exit", &words(&["a", "b"])).is_ok());
+    }
+
+    #[test]
+    fn completion_and_the_listings_cache_read_the_rows() {
+        assert_eq!(operand_kind("ls", 3), Some(REMOTE));
+        assert_eq!(operand_kind("cd", 0), Some(REMOTE_DIR));
+        assert_eq!(operand_kind("cd", 1), None);
+        assert_eq!(operand_kind("put", 0), Some(LOCAL));
+        assert_eq!(operand_kind("put", 1), Some(REMOTE));
+        assert_eq!(operand_kind("chmod", 0), None);
+        assert_eq!(operand_kind("?", 0), Some(COMMAND));
+        assert_eq!(operand_kind("pwd", 0), None);
+        assert_eq!(operand_kind("frob", 0), None);
+        assert!(!changes_remote("?") && !changes_remote("reget"));
+        assert!(changes_remote("reput") && changes_remote("frob"));
+        let names: Vec<&str> = command_names().collect();
+        assert!(names.contains(&"quit") && names.contains(&"!") && !names.contains(&"?"));
     }
 
     #[test]
@@ -1217,15 +1305,15 @@ mod tests {
             );
         }
         // the summaries start in one column
-        let col = HELP.iter().map(|h| h.syntax.len()).max().unwrap();
-        for h in HELP {
+        let col = COMMANDS.iter().map(|h| h.syntax.len()).max().unwrap();
+        for h in COMMANDS {
             let line = list
                 .lines()
                 .find(|l| l.starts_with(&format!("  {} ", h.syntax)))
                 .unwrap_or_else(|| panic!("{} listed", h.name));
             assert_ne!(line.as_bytes()[2 + col + 1], b' ', "{line:?}");
         }
-        let names: Vec<_> = HELP.iter().map(|h| h.name).collect();
+        let names: Vec<_> = COMMANDS.iter().map(|h| h.name).collect();
         let at = |n: &str| names.iter().position(|&x| x == n).unwrap();
         assert!(at("ls") < at("get") && at("get") < at("reget") && at("put") < at("reput"));
         assert!(at("mkdir") < at("lcd") && at("lcd") < at("help") && at("help") < at("exit"));
@@ -1233,7 +1321,7 @@ mod tests {
         assert_eq!(help_one("bye").unwrap(), help_one("exit").unwrap());
         assert_eq!(help_one("?").unwrap(), help_one("help").unwrap());
         assert!(help_one("frob").is_err());
-        for h in HELP {
+        for h in COMMANDS {
             for line in help_one(h.name).unwrap().lines() {
                 assert!(
                     line.len() <= HELP_COLUMNS || !line.contains(' '),

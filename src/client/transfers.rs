@@ -376,9 +376,9 @@ impl Shell {
         let label = format!("get -r {remote} -> {}", shown.display());
         // the top's own time and mode, for after its contents are written (a server
         // that cannot say leaves the local time as the writing left it)
-        let attrs = match self.remote()?.is_legacy() {
-            true => None,
-            false => self.remote()?.stat(remote).ok(),
+        let attrs = match self.remote()?.has_verb("stat") {
+            false => None,
+            true => self.remote()?.stat(remote).ok(),
         };
         self.tree(&label, |shell, totals| {
             shell.get_tree_inner(remote, top, attrs.as_ref(), no_clobber, 0, 0, totals)

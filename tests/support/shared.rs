@@ -72,3 +72,92 @@ pub fn quiet_server(tag: &str) -> (Fixture, BinServer) {
     let server = BinServer::start(&fx, &["-q"]);
     (fx, server)
 }
+
+/// The Python tool's server (`tests/peers/legacy_server.py`) on `bind` with `args`
+/// and the certificate pair `cert`/`key`, over `fx`'s users and storage, once it has
+/// said where it listens; killed on drop.
+pub struct PythonServer {
+    /// The server's process.
+    pub child: std::process::Child,
+    /// The first line it printed: `listening PORT GREET-PORT`.
+    pub line: String,
+}
+
+impl PythonServer {
+    /// Starts it and reads its first line.
+    pub fn launch(fx: &Fixture, bind: &str, args: &[&str], cert: &Path, key: &Path) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/legacy_server.py"))
+            .args(["--bind", bind])
+            .args(args)
+            .arg("--cert")
+            .arg(cert)
+            .arg("--key")
+            .arg(key)
+            .arg("--users")
+            .arg(fx.users())
+            .arg("--root")
+            .arg(fx.storage())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        PythonServer { child, line }
+    }
+
+    /// The session port and the discovery port of its first line.
+    pub fn ports(&self) -> (u16, u16) {
+        let mut it = self
+            .line
+            .split_whitespace()
+            .skip(1)
+            .map(|p| p.parse().unwrap());
+        (it.next().unwrap(), it.next().unwrap())
+    }
+}
+
+impl Drop for PythonServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The names in directory `dir`, in the order the file system gives them.
+pub fn names_in(dir: &Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect()
+}
+
+/// A file's modification time in whole seconds since the epoch.
+pub fn mtime_secs(path: &Path) -> i64 {
+    std::fs::metadata(path)
+        .unwrap()
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// What `text` says right after `marker`, up to the next space, parsed (`try again in
+/// 30 s`: 30).
+pub fn number_after<T: std::str::FromStr>(text: &str, marker: &str) -> T
+where
+    T::Err: std::fmt::Debug,
+{
+    text.split(marker)
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
