@@ -172,13 +172,6 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// An I/O error in words: a read or write that ran into its timeout (which the socket
-/// reports as `WouldBlock`) says "timed out", everything else as the OS puts it.
-// The words live in `ioerror::text`; this stays while `client/connect.rs` calls it.
-pub fn io_text(e: &io::Error) -> String {
-    crate::ioerror::text(e)
-}
-
 impl From<crate::protocol::Error> for Error {
     fn from(e: crate::protocol::Error) -> Self {
         Error::Protocol(e)

@@ -173,7 +173,7 @@ pub fn tls_connect(
     let tcp = TcpStream::connect_timeout(&addr, timeout).map_err(|e| {
         Error::Connect(format!(
             "cannot connect to {addr}: {}",
-            crate::error::io_text(&e)
+            crate::ioerror::text(&e)
         ))
     })?;
     handshake(tcp, tls, name, timeout)

@@ -83,6 +83,16 @@ fn field_str(f: &[u8]) -> String {
     String::from_utf8_lossy(f).into_owned()
 }
 
+/// The size an upload request announces (`None`: a stream, or not an upload).
+fn announced_size(req: &Request) -> Option<u64> {
+    match req {
+        Request::Put { size, .. } => Some(*size),
+        Request::PutWithMode { size, .. } => *size,
+        Request::Sync(protocol::sync::SyncRequest::Put { size, .. }) => Some(*size),
+        _ => None,
+    }
+}
+
 fn field_num<T: std::str::FromStr>(f: Option<&Vec<u8>>) -> Result<T, Error> {
     f.and_then(|f| std::str::from_utf8(f).ok()?.parse().ok())
         .ok_or(Error::Protocol(protocol::Error::BadFields))
@@ -341,12 +351,18 @@ impl Native {
             offset,
             prefix,
         })?;
-        Ok(GetHeader {
+        let hdr = GetHeader {
             size: field_num(f.first())?,
             mtime: field_num(f.get(1))?,
             offset: field_num(f.get(2))?,
             mode: field_mode(f.get(3))?,
-        })
+        };
+        // data from elsewhere than asked, or a size below it, answers some other
+        // request: refused here, for every caller, before `size - offset` is taken
+        if hdr.offset != offset || hdr.size < offset {
+            return Err(Error::Protocol(protocol::Error::BadFields));
+        }
+        Ok(hdr)
     }
 
     /// Receives the content of a download into `dst`: at most `max` bytes, the size
@@ -385,10 +401,16 @@ impl Native {
     /// is not zero, the hex SHA-256 of the bytes the server already has.
     pub fn put_start(&mut self, req: &Request) -> Result<(u64, String), Error> {
         let f = self.call(req)?;
-        Ok((
-            field_num(f.first())?,
-            f.get(1).map(|h| field_str(h)).unwrap_or_default(),
-        ))
+        let offset: u64 = field_num(f.first())?;
+        let prefix = f.get(1).map(|h| field_str(h)).unwrap_or_default();
+        // a resume point past the announced end, or without the SHA-256 of what is
+        // there, is no answer to this upload (an empty prefix would compare equal to
+        // the empty hash of nothing)
+        let past_end = announced_size(req).is_some_and(|size| offset > size);
+        if past_end || (offset > 0 && prefix.len() != 64) || (offset == 0 && !prefix.is_empty()) {
+            return Err(Error::Protocol(protocol::Error::BadFields));
+        }
+        Ok((offset, prefix))
     }
 
     /// Gives up an upload before sending data, asking the server to discard its partial.
