@@ -11,12 +11,10 @@
 
 // The API: what a program embedding fos (and the two binaries) builds on.
 pub mod client;
-pub mod discovery;
 mod entry;
 pub mod error;
 pub mod protocol;
 pub mod server;
-pub mod sync;
 pub mod tls;
 
 // The machinery beneath it, private: reached through the modules above, or by the
@@ -38,6 +36,7 @@ mod x509;
 #[cfg(test)]
 pub(crate) mod testutil;
 
+pub use client::{discovery, sync};
 pub use error::Error;
 pub use log::{Level, Logger, escape};
 
@@ -68,6 +67,11 @@ pub mod internals {
     /// Wildcard patterns, fuzzed.
     pub mod glob {
         pub use crate::glob::{check, matches};
+    }
+    /// The client's command-line parser (fuzzed) and the name of a download's partial.
+    pub mod client {
+        pub use crate::client::line::parse;
+        pub use crate::client::local::partial_name;
     }
     /// Certificate fingerprints, as the client prints them.
     pub mod x509 {

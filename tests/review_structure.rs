@@ -166,7 +166,7 @@ fn a_resumed_download_whose_size_is_below_the_offset_is_refused() {
     // 8 bytes of an earlier try, kept for reget
     let partial = tmp
         .path()
-        .join(String::from_utf8(fos::client::local::partial_name(b"x")).unwrap());
+        .join(String::from_utf8(fos::internals::client::partial_name(b"x")).unwrap());
     fs::write(&partial, b"01234567").unwrap();
     let server = Hostile::native(|req, w| match req {
         // a resume from 8, of a file "of 4 bytes", then far more than 4

@@ -22,7 +22,7 @@ pub struct Invocation {
     /// Connection settings.
     pub config: ClientConfig,
     /// `--cert FILE`: pin exactly this certificate. `None`: the first pin file found
-    /// (see [`super::trust::pin_candidates`]), else trust on first use.
+    /// (see `trust::pin_candidates`), else trust on first use.
     pub pin: Option<PathBuf>,
     /// `--server HOST[:PORT]` (or several, comma-separated); `None` means discover.
     pub server: Option<String>,
@@ -39,7 +39,7 @@ pub struct Invocation {
     /// Interpreter settings (`-q`, `-k`).
     pub shell: ShellOptions,
     /// Discovery settings (`--scan`, `--list`, ...).
-    pub discovery: crate::discovery::Options,
+    pub discovery: crate::client::discovery::Options,
     /// `--list`: print the servers found and exit.
     pub list: bool,
 }
@@ -61,12 +61,14 @@ pub fn run(inv: Invocation) -> i32 {
 fn try_run(mut inv: Invocation) -> Result<i32, Error> {
     let looked = choose_trust(&mut inv);
     if inv.list {
-        return crate::discovery::list_command(&inv.config, &inv.discovery);
+        return crate::client::discovery::list_command(&inv.config, &inv.discovery);
     }
     let server = match (inv.server.take(), &inv.cluster) {
         (Some(s), _) => s,
-        (None, Some(c)) => crate::discovery::cluster_servers(&inv.config, &inv.discovery, c)?,
-        (None, None) => crate::discovery::choose_server(&inv.config, &inv.discovery)?,
+        (None, Some(c)) => {
+            crate::client::discovery::cluster_servers(&inv.config, &inv.discovery, c)?
+        }
+        (None, None) => crate::client::discovery::choose_server(&inv.config, &inv.discovery)?,
     };
     // before any credentials are asked for, as ssh checks the host key first
     let dialogue = inv.commands.is_none() && io::stdin().is_terminal();

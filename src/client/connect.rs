@@ -47,7 +47,7 @@ pub struct ClientConfig {
     /// fsync downloads before renaming them into place. Defaults to true.
     pub fsync: bool,
     /// Trust on first use: when set (and not `ca`), a server is trusted if its
-    /// certificate has the fingerprint this file records for it (see [`trust`]),
+    /// certificate has the fingerprint this file records for it (see `trust`),
     /// instead of the `cert` pin. Defaults to `None`.
     pub known_servers: Option<PathBuf>,
 }

@@ -128,11 +128,6 @@ impl LocalDir {
         })
     }
 
-    /// The path to show for this directory.
-    pub fn shown(&self) -> &Path {
-        &self.shown
-    }
-
     /// Makes (if missing) and opens the directory `name` inside this one, without
     /// following a symlink at `name`: a link there is an `ELOOP` error (see
     /// [`refusal`]). `name` must have passed [`check_name`].

@@ -4,11 +4,11 @@
 //!
 //! The parts, one job each: `connect` (addresses, TCP, TLS, login; discovery uses it
 //! alone), `remote` (the façade: one delegation per command to [`native`] or
-//! [`legacy`]), the transfer steps of each protocol (`native_transfer`,
-//! `legacy_transfer`), the local side of a download ([`local`]: the directory held
+//! `legacy`), the transfer steps of each protocol (`native_transfer`,
+//! `legacy_transfer`), the local side of a download (`local`: the directory held
 //! open; `partial`: the partial file and putting it in place), and the application
-//! around them: [`shell`] (the commands, run by one loop, `command_loop`, for `-c`,
-//! scripts and the prompt), [`line`](mod@line) (command-line parsing), `transfers`
+//! around them: `shell` (the commands, run by one loop, `command_loop`, for `-c`,
+//! scripts and the prompt), `line` (command-line parsing), `transfers`
 //! (retries, progress, trees) and [`app`]. File transfers land atomically on both
 //! sides: downloads go to a partial file beside the target and are renamed into place
 //! only when complete and verified.
@@ -17,23 +17,25 @@ pub mod app;
 mod command_loop;
 mod complete;
 pub(crate) mod connect;
+pub mod discovery;
 mod editor;
 mod history;
-pub mod legacy;
+mod legacy;
 mod legacy_transfer;
-pub mod line;
-pub mod local;
+pub(crate) mod line;
+pub(crate) mod local;
 pub mod native;
 mod native_transfer;
 mod partial;
 mod progress;
 mod prompt;
 mod remote;
-pub mod shell;
-pub mod stream;
+mod shell;
+mod stream;
+pub mod sync;
 mod sync_cmd;
 mod transfers;
-pub mod trust;
+mod trust;
 mod width;
 
 pub use crate::log::human_bytes;

@@ -249,12 +249,6 @@ impl Shell {
         self
     }
 
-    /// Shares a Ctrl-C flag set elsewhere (the client's signal thread).
-    pub fn with_interrupt(mut self, flag: Arc<AtomicBool>) -> Shell {
-        self.interrupt = flag;
-        self
-    }
-
     /// The session, reconnecting (and returning to the remote directory) if the last
     /// connection failed.
     pub(super) fn remote(&mut self) -> Result<&mut Remote, Error> {

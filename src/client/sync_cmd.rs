@@ -1,5 +1,5 @@
-//! The shell's `sync` command: parses it ([`crate::sync::options`]), runs it over the
-//! session ([`crate::sync::run`]) and prints what it reports: one line per change on
+//! The shell's `sync` command: parses it ([`crate::client::sync::options`]), runs it over the
+//! session ([`crate::client::sync::run`]) and prints what it reports: one line per change on
 //! stdout, notes and failures on stderr, one progress bar for the whole run on a
 //! terminal, then the summary line. Exit status 1 when anything failed or a
 //! conflict was skipped.
@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use super::shell::Shell;
 use super::{Remote, human_bytes};
 use crate::Error;
+use crate::client::sync::{Event, options};
 use crate::protocol::ErrorCode;
-use crate::sync::{Event, options};
 
 /// One progress bar for a whole sync, on stderr.
 struct Bar {
@@ -126,7 +126,7 @@ impl Shell {
             ));
         };
         let mut out = io::stdout().lock();
-        let stats = crate::sync::run(
+        let stats = crate::client::sync::run(
             n,
             &user,
             opts,
@@ -134,7 +134,7 @@ impl Shell {
             &mut |ev| match ev {
                 Event::Change(c) => {
                     // conflicts are always shown; the rest unless quiet
-                    if !quiet || matches!(c, crate::sync::Change::Conflict(..)) {
+                    if !quiet || matches!(c, crate::client::sync::Change::Conflict(..)) {
                         bar.clear();
                         let _ = writeln!(out, "{c}");
                     }

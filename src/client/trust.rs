@@ -127,11 +127,6 @@ impl KnownServers {
         })
     }
 
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// What is recorded for the server `key` (the first line, if there are several).
     pub fn get(&self, key: &str) -> Option<&Known> {
         self.entries.iter().find(|e| e.key == key)

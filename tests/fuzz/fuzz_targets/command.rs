@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let _ = fos::client::line::parse(text);
+    let _ = fos::internals::client::parse(text);
     let cwd = fos::internals::sandbox::UserPath::resolve(&fos::internals::sandbox::UserPath::root(), "a/b", false).unwrap();
     for clamp in [false, true] {
         if let Ok(p) = fos::internals::sandbox::UserPath::resolve(&cwd, text, clamp) {

@@ -11,7 +11,7 @@ use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::sys::{self, FileStat, errno, oflag};
@@ -56,8 +56,6 @@ fn cstr(s: &str) -> io::Result<CString> {
 #[derive(Debug)]
 pub struct LocalRoot {
     fd: OwnedFd,
-    /// The directory as named (for messages).
-    pub path: PathBuf,
 }
 
 fn timestamp(ns: i64) -> Option<std::time::SystemTime> {
@@ -74,7 +72,6 @@ impl LocalRoot {
     pub fn open(path: &Path) -> io::Result<LocalRoot> {
         Ok(LocalRoot {
             fd: sys::open_dir(path)?,
-            path: path.to_path_buf(),
         })
     }
 
@@ -238,11 +235,6 @@ impl LocalPartial {
     /// Bytes already in it.
     pub fn len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
-    }
-
-    /// Whether nothing is in it yet.
-    pub fn is_empty(&self) -> io::Result<bool> {
-        Ok(self.len()? == 0)
     }
 
     /// Sets the modification time (ns) and permission bits the file will have.

@@ -57,28 +57,3 @@ pub fn hash_blocks(file: &mut File, size: u64, block: u64, whole: bool) -> io::R
         result.map(|()| (hashes, sha))
     })
 }
-
-/// The blocks of `ours` that `theirs` (the server's list, [`BLOCK_HASH`] bytes per
-/// block) does not have at the same index.
-pub fn changed_blocks(ours: &[[u8; BLOCK_HASH]], theirs: &[u8]) -> Vec<u64> {
-    ours.iter()
-        .enumerate()
-        .filter(|(i, h)| theirs.get(i * BLOCK_HASH..(i + 1) * BLOCK_HASH) != Some(&h[..]))
-        .map(|(i, _)| i as u64)
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_differing_blocks_are_listed() {
-        let a = [[1u8; BLOCK_HASH], [2; BLOCK_HASH], [3; BLOCK_HASH]];
-        let mut theirs = Vec::new();
-        for h in [[1u8; BLOCK_HASH], [9; BLOCK_HASH]] {
-            theirs.extend_from_slice(&h);
-        }
-        assert_eq!(changed_blocks(&a, &theirs), vec![1, 2]);
-    }
-}

@@ -147,6 +147,7 @@ impl Index {
     }
 
     /// Where the index is kept (`None`: nowhere).
+    #[cfg(test)]
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
     }

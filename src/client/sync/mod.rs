@@ -1,23 +1,23 @@
 //! `sync`: move only what changed between a local directory and a remote one.
 //!
 //! One run: one `manifest` request for the whole remote tree, a walk of the local
-//! tree (hashes come from the index while a file's stat is unchanged), a [`plan`]
+//! tree (hashes come from the index while a file's stat is unchanged), a `plan`
 //! (copies, renames, deletions, each conditional on what it saw), the safety checks
-//! (`--max-delete`, an emptied source), then [`apply`] (pipelined, with group
+//! (`--max-delete`, an emptied source), then `apply` (pipelined, with group
 //! durability) and a new index. With `-n` the plan is only reported.
 //!
 //! This module never prints: it reports [`Event`]s to its caller (the shell) and
 //! returns the totals ([`Stats`]).
 
-pub mod apply;
-pub mod delta;
-pub mod filter;
-pub mod index;
-pub mod localfs;
+mod apply;
+mod delta;
+mod filter;
+mod index;
+mod localfs;
 pub mod options;
-pub mod plan;
-pub mod report;
-pub mod tree;
+mod plan;
+mod report;
+mod tree;
 
 use std::collections::BTreeMap;
 use std::path::Path;

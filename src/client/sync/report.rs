@@ -6,8 +6,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::client::human_bytes;
 use crate::log::escape;
+use crate::log::human_bytes;
 
 /// One change, as the user sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -62,7 +62,7 @@ impl std::fmt::Display for MaxDelete {
 pub struct Rule {
     /// `true` for `--include`.
     pub include: bool,
-    /// The pattern (see [`super::filter`]).
+    /// The pattern (see `filter`).
     pub pattern: String,
 }
 
@@ -92,7 +92,7 @@ pub struct Options {
     /// `--no-fsync`: nothing is flushed to disk before it is acknowledged.
     pub no_fsync: bool,
     /// Where the index lives (not a flag: for library callers). Defaults to the XDG
-    /// state directory ([`super::index::state_dir`]).
+    /// state directory (`index::state_dir`).
     pub state: Option<std::path::PathBuf>,
 }
 
