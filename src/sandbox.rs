@@ -1238,11 +1238,6 @@ impl Partial {
             .set_permissions(std::fs::Permissions::from_mode(mode))?)
     }
 
-    /// Whether nothing has been written yet.
-    pub fn is_empty(&self) -> Result<bool> {
-        self.len().map(|n| n == 0)
-    }
-
     /// Whether to keep the file for a resume if it is dropped uncommitted (only partials
     /// with a resume sidecar can be resumed; others are always removed).
     pub fn keep(&mut self, keep: bool) {

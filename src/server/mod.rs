@@ -26,7 +26,7 @@ mod manifest;
 mod native;
 mod registry;
 mod running;
-pub mod session;
+mod session;
 mod shared_records;
 mod sweeper;
 mod syncops;
