@@ -198,7 +198,7 @@ impl Native {
         .map(drop)
     }
 
-    /// Asks for name, version, data port and cluster, if any (discovery).
+    /// Asks for name, version, session port and cluster, if any (discovery).
     pub fn discover(&mut self) -> Result<(String, u32, u16, Option<String>), Error> {
         let f = self.call(&Request::Discover)?;
         Ok((

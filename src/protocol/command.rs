@@ -130,7 +130,7 @@ pub enum Request {
     },
     /// The user's storage: bytes used, and the quota and file size limit if any.
     Df,
-    /// Discovery: name, protocol version and data port.
+    /// Discovery: name, protocol version and session port.
     Discover,
     /// End the session.
     Bye,
