@@ -116,8 +116,10 @@ fn run(
 /// A legacy reply before it is coloured and sent.
 #[derive(Debug)]
 enum Reply {
-    /// Text as it is: a listing, a file's head, the current directory, help.
+    /// Text as it is: a file's head, the current directory, help.
     Text(String),
+    /// A directory's names (its notes, for none or too many, in blue).
+    Listing(Vec<String>),
     /// A success, in green.
     Done(&'static str),
     /// One of the Python tool's own refusals, in red, in its words.
@@ -164,7 +166,7 @@ fn handle(
         ("help", _) => Ok(Reply::Text("commands: ls [dir], cat file, get file, put file, rm file, mkdir dir, rmdir dir, cd [dir], pwd, exit\n".into())),
         ("ls", _) => session
             .ls(arg)
-            .map(|entries| Reply::Text(ls_reply(entries.iter().map(|e| e.name.as_str())))),
+            .map(|entries| Reply::Listing(entries.into_iter().map(|e| e.name).collect())),
         ("cat", [path]) => session.cat(path).and_then(|c| cat_text(&c.head, c.size)),
         ("cd", _) => Ok(match session.cd(arg) {
             Ok(_) => Reply::Done("Directory changed successfully"),
@@ -211,10 +213,12 @@ fn reply(
 
 /// The one place a legacy reply is worded and coloured, as the Python client shows
 /// it: successes in green, refusals in red, a failure as `cmd: what went wrong` in
-/// red (in [`describe`]'s words, never a host path). `None`: no reply (`exit`).
+/// red (in [`describe`]'s words, never a host path), a listing's notes in blue.
+/// `None`: no reply (`exit`).
 fn colour(cmd: &str, result: &Result<Reply, Error>) -> Option<String> {
     Some(match result {
         Ok(Reply::Text(text)) => text.clone(),
+        Ok(Reply::Listing(names)) => ls_reply(names.iter().map(String::as_str)),
         Ok(Reply::Done(msg)) => green(msg),
         Ok(Reply::Refusal(msg)) => red(msg),
         Ok(Reply::Exit) => return None,
