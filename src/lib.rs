@@ -44,9 +44,10 @@ pub use log::{Level, Logger, escape};
 /// API: not part of it, and free to change in any release.
 #[doc(hidden)]
 pub mod internals {
-    /// System calls the tests need: binding a chosen loopback source, the umask.
+    /// System calls the tests need: binding a chosen loopback source, a close that
+    /// resets, the umask.
     pub mod sys {
-        pub use crate::sys::{connect_from, umask};
+        pub use crate::sys::{connect_from, reset_on_close, umask};
     }
     /// Password hashing, to write a users file.
     pub mod auth {

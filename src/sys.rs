@@ -753,6 +753,29 @@ pub fn quick_ack(socket: BorrowedFd<'_>) -> io::Result<()> {
     .map(drop)
 }
 
+/// Makes the close of `socket` a reset (`SO_LINGER` with a zero timeout): the peer hears
+/// of the end at once, even with data of its own still on the way, as it does when a
+/// process holding the socket dies with unread input. The test proxy uses it to pass a
+/// killed server's reset on to the client.
+pub fn reset_on_close(socket: BorrowedFd<'_>) -> io::Result<()> {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `socket` is a live descriptor for the call; the option value is a valid
+    // `linger` whose size is passed alongside it.
+    cvt(unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
 /// Waits until `fd` is readable (for a listener: a connection is waiting) or `timeout`
 /// passes; `Ok(false)` on the timeout. Interrupted waits are resumed with the time left.
 pub fn wait_readable(fd: BorrowedFd<'_>, timeout: std::time::Duration) -> io::Result<bool> {

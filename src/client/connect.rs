@@ -216,7 +216,7 @@ pub fn handshake(
             )));
         }
     }
-    Ok(StreamOwned::new(conn, tcp))
+    Ok(StreamOwned::new(conn, tcp.into()))
 }
 
 /// The servers of a `--server` list, `HOST[:PORT]` separated by commas (several

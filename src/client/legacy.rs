@@ -176,10 +176,7 @@ impl Legacy {
             .map(drop)
     }
 
-    fn data_connection(
-        &self,
-        reply: &str,
-    ) -> Result<StreamOwned<ClientConnection, TcpStream>, Error> {
+    fn data_connection(&self, reply: &str) -> Result<ClientTls, Error> {
         let port: u16 = reply
             .trim()
             .parse()
@@ -200,7 +197,7 @@ impl Legacy {
         tcp.set_write_timeout(Some(Duration::from_secs(60)))?;
         let conn = ClientConnection::new(Arc::clone(&self.tls), self.server_name.clone())
             .map_err(|e| Error::Connect(e.to_string()))?;
-        Ok(StreamOwned::new(conn, tcp))
+        Ok(StreamOwned::new(conn, tcp.into()))
     }
 
     /// Sends `get PATH` or `put PATH` and connects to the data port the server names
@@ -210,7 +207,7 @@ impl Legacy {
         verb: &str,
         path: &str,
         refused: ErrorCode,
-    ) -> Result<StreamOwned<ClientConnection, TcpStream>, Error> {
+    ) -> Result<ClientTls, Error> {
         let reply = self.command(&format!("{verb} {}", Self::one_word(path)?))?;
         if is_error(&reply) {
             return Err(Error::Remote(refused, plain(&reply)));

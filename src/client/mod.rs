@@ -31,6 +31,7 @@ mod progress;
 mod prompt;
 mod remote;
 mod shell;
+mod socket;
 mod stream;
 pub mod sync;
 mod sync_cmd;

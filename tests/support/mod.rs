@@ -555,9 +555,18 @@ fn pump(
     let mut buf = [0u8; 16 * 1024];
     let mut total = 0u64;
     let started = Instant::now();
+    // a side that was reset (a killed process's socket with unread input, a failed
+    // write) is passed on as a reset: a FIN instead would leave the client writing into
+    // a closed window until its timeouts, which a dead server does not do to it
+    let mut reset = false;
     loop {
         let n = match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break,
+            Err(e) => {
+                reset = e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut;
+                break;
+            }
             Ok(n) => n,
         };
         let chunk = &mut buf[..n];
@@ -588,6 +597,7 @@ fn pump(
             return;
         }
         if to.write_all(chunk).is_err() {
+            reset = true;
             break;
         }
         total += n as u64;
@@ -599,6 +609,10 @@ fn pump(
         }
     }
     let (client, server) = if down { (&to, &from) } else { (&from, &to) };
+    if reset {
+        use std::os::fd::AsFd;
+        let _ = fos::internals::sys::reset_on_close(client.as_fd());
+    }
     let _ = client.shutdown(std::net::Shutdown::Both);
     if !silenced.load(Ordering::SeqCst) {
         let _ = server.shutdown(std::net::Shutdown::Both);
