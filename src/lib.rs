@@ -27,6 +27,7 @@ mod linger;
 mod log;
 mod random;
 mod sandbox;
+mod socket;
 mod sys;
 mod term;
 mod transfer;

@@ -31,7 +31,6 @@ mod progress;
 mod prompt;
 mod remote;
 mod shell;
-mod socket;
 mod stream;
 pub mod sync;
 mod sync_cmd;

@@ -11,7 +11,7 @@ use crate::protocol::{self, Entry, ErrorCode, Request};
 use crate::transfer::{self, Received, SendError, Sha};
 
 /// A TLS stream to a server, of either protocol (the server side has its own type).
-pub type ClientTls = StreamOwned<ClientConnection, super::socket::Socket>;
+pub type ClientTls = StreamOwned<ClientConnection, crate::socket::Socket>;
 
 /// Whether the server has already sent something (during an upload: a refusal), without
 /// waiting: one non-blocking read of whatever has arrived.

@@ -42,7 +42,9 @@ pub(super) struct Watch {
 /// gets only the time left, so a byte-a-second sender cannot stretch the handshake.
 #[derive(Debug)]
 pub(super) struct Transport {
-    tcp: TcpStream,
+    // a failed write sticks (see `crate::socket`): a client that stops reading holds
+    // this thread for one write timeout, not two
+    tcp: crate::socket::Socket,
     deadline: Option<Instant>,
     timeout: Option<Duration>,
     /// A logged-in session's read timeout.
@@ -60,7 +62,7 @@ impl Transport {
         tcp.set_write_timeout(Some(WRITE_TIMEOUT))?;
         tcp.set_nodelay(true)?;
         Ok(Transport {
-            tcp,
+            tcp: tcp.into(),
             deadline: Some(deadline),
             timeout: None,
             idle: None,

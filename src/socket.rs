@@ -1,11 +1,11 @@
-//! The client's TCP socket under TLS: a `TcpStream` that remembers a failed write.
+//! A TCP socket under TLS, on either side: a `TcpStream` that remembers a failed write.
 //!
 //! rustls's `Stream::write` takes the plaintext into its buffer, tries to send, and
 //! drops the socket's error so that the bytes it took are not reported lost; the error
 //! comes back on the next write, which first waits out the socket's write timeout a
-//! second time. A server that stops reading (a frozen peer, a connection half-closed
-//! by a dead middlebox) would then hold the client for twice `io_timeout` before it
-//! says anything. Here the first failure sticks: every later write fails at once with
+//! second time. A peer that stops reading (a frozen server, a hostile client, a
+//! connection half-closed by a dead middlebox) would then hold the writer for twice
+//! its write timeout before it says anything. Here the first failure sticks: every later write fails at once with
 //! the same kind of error, so one timeout is one timeout.
 
 use std::io::{self, Read, Write};
@@ -60,8 +60,8 @@ impl Write for Socket {
                 "an earlier write on this connection failed",
             ));
         }
-        // a non-blocking probe's WouldBlock (see `native::answered_early`) never
-        // reaches here: only writes block, and they do on a blocking socket
+        // a non-blocking probe (the client's `answered_early`) only reads: writes are
+        // made on a blocking socket, where WouldBlock is the write timeout
         self.tcp.write(buf).inspect_err(|e| {
             if e.kind() != io::ErrorKind::Interrupted {
                 self.failed = Some(e.kind());
