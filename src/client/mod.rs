@@ -39,6 +39,8 @@ mod trust;
 mod width;
 
 pub use crate::log::human_bytes;
+/// The socket under a [`ClientTls`] (it derefs to its `TcpStream`).
+pub use crate::socket::Socket;
 pub use connect::{
     ClientConfig, ClientTls, DEFAULT_PORT, handshake, pick_first, resolve, server_list,
     split_host_port, tls_connect,
