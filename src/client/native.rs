@@ -82,13 +82,22 @@ fn field_str(f: &[u8]) -> String {
     String::from_utf8_lossy(f).into_owned()
 }
 
-/// The size an upload request announces (`None`: a stream, or not an upload).
-fn announced_size(req: &Request) -> Option<u64> {
+/// Where an upload request may be answered to continue: up to its announced size if it
+/// asked to resume, else only from 0 (a stream, a fresh upload).
+fn resume_limit(req: &Request) -> u64 {
     match req {
-        Request::Put { size, .. } => Some(*size),
-        Request::PutWithMode { size, .. } => *size,
-        Request::Sync(protocol::sync::SyncRequest::Put { size, .. }) => Some(*size),
-        _ => None,
+        Request::Put {
+            size, resume: true, ..
+        }
+        | Request::Sync(protocol::sync::SyncRequest::Put {
+            size, resume: true, ..
+        })
+        | Request::PutWithMode {
+            size: Some(size),
+            resume: true,
+            ..
+        } => *size,
+        _ => 0,
     }
 }
 
@@ -402,11 +411,11 @@ impl Native {
         let f = self.call(req)?;
         let offset: u64 = field_num(f.first())?;
         let prefix = f.get(1).map(|h| field_str(h)).unwrap_or_default();
-        // a resume point past the announced end, or without the SHA-256 of what is
-        // there, is no answer to this upload (an empty prefix would compare equal to
-        // the empty hash of nothing)
-        let past_end = announced_size(req).is_some_and(|size| offset > size);
-        if past_end || (offset > 0 && prefix.len() != 64) || (offset == 0 && !prefix.is_empty()) {
+        // a resume point the request did not ask for, past the announced end, or
+        // without the SHA-256 of what is there, is no answer to this upload (an empty
+        // prefix would compare equal to the empty hash of nothing)
+        let beyond = offset > resume_limit(req);
+        if beyond || (offset > 0 && prefix.len() != 64) || (offset == 0 && !prefix.is_empty()) {
             return Err(Error::Protocol(protocol::Error::BadFields));
         }
         Ok((offset, prefix))

@@ -205,21 +205,14 @@ pub fn put_file(
     let (mut offset, server_prefix) = n.put_start(&req(opts.resume))?;
     let mut ctx = transfer::sha();
     if offset > 0 {
-        // more than the file holds (an empty prefix compares equal to none) cannot be
-        // its start
-        let matches = offset <= size && {
-            transfer::hash_prefix(file, offset, &mut ctx)?;
-            protocol::command::hex(&transfer::finish(ctx.clone())) == server_prefix
-        };
-        if !matches {
+        // (`Native::put_start` refused an offset past the file or without a prefix,
+        // and any but 0 for a fresh upload)
+        transfer::hash_prefix(file, offset, &mut ctx)?;
+        if protocol::command::hex(&transfer::finish(ctx.clone())) != server_prefix {
             // what the server has is not the start of this file: discard it
             n.abort_discard()?;
             (offset, _) = n.put_start(&req(false))?;
             ctx = transfer::sha();
-            // a fresh upload starts at 0: anything else is not a reply to it
-            if offset != 0 {
-                return Err(bad_fields());
-            }
         }
         file.seek(SeekFrom::Start(offset))?;
     }

@@ -592,7 +592,8 @@ impl<'a> Apply<'a> {
             let mut ctx = transfer::sha();
             if offset > 0 {
                 use std::io::{Seek, SeekFrom};
-                let ours = if offset <= st.size && file.rewind().is_ok() {
+                // (`Native::put_start` refused an offset past the file)
+                let ours = if file.rewind().is_ok() {
                     transfer::hash_prefix(&mut file, offset, &mut ctx)
                         .map(|()| crate::protocol::command::hex(&transfer::finish(ctx.clone())))
                         .unwrap_or_default()
